@@ -1,0 +1,197 @@
+//! The output of the pure core: a [`Plan`] of per-key changes, each with
+//! its fields (from → to), kind, rule and a human-readable reason.
+
+use crate::openrouter::model::{Field, FieldValue, KeyPatch};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Why a change row exists (SPEC §5 `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A rule asserts a setting the key does not have.
+    Assert,
+    /// A rule asserts again a setting a person changed back.
+    Reassert,
+    /// No rule asserts the field any more: the original value is restored.
+    Release,
+    /// No rule asserts the field any more, but someone changed it: left alone.
+    Drift,
+    /// `keywarden revert` put a change back.
+    Revert,
+    /// The key was deleted: its claims are dropped.
+    Deleted,
+}
+
+/// What became of a change (SPEC §5 `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The PATCH succeeded (or nothing needed sending: drift, deleted).
+    Applied,
+    /// The PATCH failed for good.
+    Failed,
+    /// Recorded only: dry run.
+    DryRun,
+    /// Held back by the blast-radius guard.
+    Held,
+    /// Held back by an exemption.
+    Skipped,
+    /// Recorded before sending; not yet known.
+    Pending,
+    /// The request may or may not have been applied (timeout, dropped connection).
+    Unknown,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
+        impl $t {
+            /// Every variant.
+            pub const ALL: &'static [$t] = &[$(<$t>::$v),*];
+            /// The stored / printed name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),* }
+            }
+            /// Parses the stored / printed name.
+            pub fn parse(s: &str) -> Option<$t> {
+                match s { $($s => Some(<$t>::$v),)* _ => None }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names!(ChangeKind {
+    Assert = "assert",
+    Reassert = "reassert",
+    Release = "release",
+    Drift = "drift",
+    Revert = "revert",
+    Deleted = "deleted",
+});
+
+names!(Outcome {
+    Applied = "applied",
+    Failed = "failed",
+    DryRun = "dry_run",
+    Held = "held",
+    Skipped = "skipped",
+    Pending = "pending",
+    Unknown = "unknown",
+});
+
+/// One field's move: `{"from": …, "to": …}` as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// The key's value before.
+    pub from: FieldValue,
+    /// The value wanted.
+    pub to: FieldValue,
+}
+
+/// One change: one key × one rule (SPEC §5). Several changes of one key in
+/// one run share one PATCH.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The key's hash.
+    pub key_hash: String,
+    /// The key's name at the time.
+    pub key_name: String,
+    /// The rule responsible (for `drift`/`release`: the rule that held the claim).
+    pub rule: String,
+    /// Why.
+    pub kind: ChangeKind,
+    /// The fields it moves.
+    pub fields: BTreeMap<Field, FieldChange>,
+    /// A person's explanation, with the figures that triggered it.
+    pub reason: String,
+    /// `Some` when the change is held back before sending (`skipped`, `held`);
+    /// `None` = to be sent.
+    pub held: Option<Outcome>,
+}
+
+impl Change {
+    /// Whether applying this change sends a PATCH (`drift` and `deleted` do not).
+    pub fn sends_patch(&self) -> bool {
+        !matches!(self.kind, ChangeKind::Drift | ChangeKind::Deleted)
+    }
+
+    /// Whether it disables the key.
+    pub fn disables(&self) -> bool {
+        self.fields
+            .get(&Field::Disabled)
+            .is_some_and(|c| c.to == FieldValue::Bool(true))
+    }
+}
+
+/// A condition that could not be evaluated in this run, and why (recorded on the run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skip {
+    /// The rule.
+    pub rule: String,
+    /// The key, when it is per key.
+    pub key_hash: Option<String>,
+    /// Why it was not evaluated.
+    pub reason: String,
+}
+
+/// Two rules of equal priority setting one field of one key differently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conflict {
+    /// The key.
+    pub key_hash: String,
+    /// The field.
+    pub field: Field,
+    /// The rule whose name sorts first, which won.
+    pub winner: String,
+    /// The other rule.
+    pub loser: String,
+}
+
+/// A budget figure observed in this run, for warnings, metrics and reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetReading {
+    /// The rule.
+    pub rule: String,
+    /// The key (scope `each`) or `None` (scope `group`).
+    pub key_hash: Option<String>,
+    /// The window's name.
+    pub window: String,
+    /// Spend in the window, USD.
+    pub spend_usd: f64,
+    /// The budget, USD.
+    pub budget_usd: f64,
+}
+
+/// Everything a run would do.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Changes, grouped by key in key order, then by rule name.
+    pub changes: Vec<Change>,
+    /// Conditions not evaluated, and why.
+    pub skips: Vec<Skip>,
+    /// Equal-priority conflicts.
+    pub conflicts: Vec<Conflict>,
+    /// Budget readings.
+    pub budgets: Vec<BudgetReading>,
+}
+
+impl Plan {
+    /// The PATCH body for each key that needs one, in key order: the union
+    /// of the fields of its changes that are to be sent.
+    pub fn patches(&self) -> Vec<(String, KeyPatch)> {
+        let mut by_key: BTreeMap<&str, KeyPatch> = BTreeMap::new();
+        for c in self.changes.iter().filter(|c| c.held.is_none() && c.sends_patch()) {
+            let patch = by_key.entry(&c.key_hash).or_default();
+            for (field, fc) in &c.fields {
+                patch.set(fc.to, *field);
+            }
+        }
+        by_key.into_iter().map(|(k, p)| (k.to_string(), p)).collect()
+    }
+}

@@ -1,0 +1,17 @@
+//! keywarden: a budget watchdog for OpenRouter API keys.
+//!
+//! The functional core is [`engine`] (rules + observed keys + claims + now
+//! → a plan); everything else is the shell that gathers its inputs and
+//! carries the plan out.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod exit;
+pub mod logging;
+pub mod openrouter;
+pub mod rules;
+pub mod sandbox;
+pub mod store;

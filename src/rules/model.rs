@@ -1,0 +1,261 @@
+//! Rules as keywarden keeps them: parsed and valid by construction
+//! (the only way to make one is [`crate::rules::file`]'s parser).
+//!
+//! A rule is also stored in the database as its canonical TOML/JSON form
+//! (see [`Rule`]'s serde impls), so these types round-trip through serde.
+
+pub use crate::openrouter::model::Settings;
+use chrono::{NaiveDateTime, NaiveTime, Weekday};
+use serde::{Deserialize, Serialize};
+
+/// One rule: which keys, when, what to set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    /// Unique name: letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// Free text for people.
+    pub description: Option<String>,
+    /// Disabled rules are kept but never evaluated.
+    pub enabled: bool,
+    /// Higher wins when two rules set the same field of one key.
+    pub priority: i64,
+    /// Which keys the rule applies to.
+    pub keys: Selector,
+    /// Cron expression (5 or 6 fields); `None` = `[daemon].schedule`.
+    pub schedule: Option<String>,
+    /// IANA timezone name; `None` = `[daemon].timezone`.
+    pub timezone: Option<String>,
+    /// Conditions that must all hold; empty = always.
+    pub when: Conditions,
+    /// The settings asserted while `when` holds.
+    pub set: Settings,
+    /// Fractions of a budget at which a `budget_warning` is sent.
+    pub warn_at: Vec<f64>,
+}
+
+/// Which keys a rule applies to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Selector {
+    /// Every key.
+    All,
+    /// Keys matching any listed item and no `exclude`.
+    Match(Match),
+}
+
+/// The table form of a [`Selector`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Match {
+    /// Exact key hashes.
+    pub hashes: Vec<String>,
+    /// Globs (`*`, `?`) over key names.
+    pub names: Vec<String>,
+    /// Globs over key labels.
+    pub labels: Vec<String>,
+    /// Workspace ids.
+    pub workspaces: Vec<String>,
+    /// Keys to leave out even when matched.
+    pub exclude: Exclude,
+}
+
+/// The `exclude` part of a selector.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Exclude {
+    /// Exact key hashes.
+    pub hashes: Vec<String>,
+    /// Globs over key names.
+    pub names: Vec<String>,
+    /// Globs over key labels.
+    pub labels: Vec<String>,
+}
+
+/// The `when` table: every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Conditions {
+    /// Spend in a window against a budget.
+    pub budget: Option<Budget>,
+    /// The account's remaining credits below an amount.
+    pub credits_below: Option<Amount>,
+    /// A yearly date range in the rule's timezone.
+    pub season: Option<Season>,
+    /// A one-off local date-time window `[start, end)`.
+    pub between: Option<Between>,
+    /// Local weekdays.
+    pub weekdays: Option<Vec<Weekday>>,
+    /// Local time-of-day range, may wrap midnight.
+    pub hours: Option<Hours>,
+}
+
+impl Conditions {
+    /// True when the rule has a condition that depends only on the calendar.
+    pub fn has_calendar(&self) -> bool {
+        self.season.is_some()
+            || self.between.is_some()
+            || self.weekdays.is_some()
+            || self.hours.is_some()
+    }
+}
+
+/// The spend window a budget is measured over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    /// `usage_daily` (UTC day).
+    Daily,
+    /// `usage_weekly` (UTC Monday–Sunday).
+    Weekly,
+    /// `usage_monthly` (UTC month).
+    Monthly,
+    /// Lifetime `usage`.
+    Total,
+}
+
+impl Window {
+    /// The name used in rules and reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Daily => "daily",
+            Window::Weekly => "weekly",
+            Window::Monthly => "monthly",
+            Window::Total => "total",
+        }
+    }
+}
+
+/// Whether a budget is per key or shared by all selected keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Each key against the budget on its own.
+    #[default]
+    Each,
+    /// The sum over all selected keys; holds for all of them.
+    Group,
+}
+
+/// `budget = { usd, window, scope, include_byok, at }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// The budget.
+    pub usd: Amount,
+    /// The spend window.
+    pub window: Window,
+    /// Per key or per group.
+    pub scope: Scope,
+    /// Add the matching `byok_usage_*` to spend.
+    pub include_byok: bool,
+    /// Holds when spend ≥ `at` × `usd` (default 1.0).
+    pub at: f64,
+}
+
+/// An amount of USD: a number, or a source read at evaluation time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Amount {
+    /// A fixed amount.
+    Fixed(f64),
+    /// Read from an external source.
+    Source(Source),
+}
+
+/// An external budget source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// Where the number comes from.
+    pub kind: SourceKind,
+    /// The stored last good value is used while younger than this (seconds; default 24h).
+    pub max_age_secs: u64,
+}
+
+/// The three kinds of budget source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SourceKind {
+    /// `{ env = "NAME" }`
+    Env {
+        /// The environment variable.
+        name: String,
+    },
+    /// `{ file = PATH, pointer = "/a/b" }`: JSON with an RFC 6901 pointer, or a bare number.
+    File {
+        /// The file's path.
+        path: String,
+        /// JSON pointer into the file; `None` = the whole file is a number.
+        pointer: Option<String>,
+    },
+    /// `{ url = URL, pointer, headers = { H = "env:VAR" | "literal" } }`.
+    Url {
+        /// `https://` (or `http://` on loopback).
+        url: String,
+        /// JSON pointer into the body; `None` = the body is a number.
+        pointer: Option<String>,
+        /// Request headers; values `env:NAME` are read from the environment.
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl Source {
+    /// A stable identity for the stored last-good value of this source.
+    pub fn id(&self) -> String {
+        match &self.kind {
+            SourceKind::Env { name } => format!("env:{name}"),
+            SourceKind::File { path, pointer } => {
+                format!("file:{path}#{}", pointer.as_deref().unwrap_or(""))
+            }
+            SourceKind::Url { url, pointer, .. } => {
+                format!("url:{url}#{}", pointer.as_deref().unwrap_or(""))
+            }
+        }
+    }
+}
+
+/// `season = { from = "MM-DD", to = "MM-DD" }`, both ends inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Season {
+    /// First day (month, day).
+    pub from: (u32, u32),
+    /// Last day (month, day); may be before `from` (wraps the year end).
+    pub to: (u32, u32),
+}
+
+/// `between = { start, end }`: local date-time in `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Between {
+    /// Inclusive start, local time.
+    pub start: NaiveDateTime,
+    /// Exclusive end, local time.
+    pub end: NaiveDateTime,
+}
+
+/// `hours = "18:00-08:00"`: local time of day in `[start, end)`, may wrap midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hours {
+    /// Inclusive start.
+    pub start: NaiveTime,
+    /// Exclusive end.
+    pub end: NaiveTime,
+}
+
+/// Where a rule came from: the CLI, or a rules file (which then owns it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// Created or last changed through `keywarden rules …`.
+    Cli,
+    /// Synced from a rules file at this path.
+    File(String),
+}
+
+impl Origin {
+    /// The stored form: `cli` or `file:PATH`.
+    pub fn as_string(&self) -> String {
+        match self {
+            Origin::Cli => "cli".into(),
+            Origin::File(p) => format!("file:{p}"),
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Origin {
+        match s.strip_prefix("file:") {
+            Some(p) => Origin::File(p.to_string()),
+            None => Origin::Cli,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! A local fake of OpenRouter's management API (SPEC §8).

@@ -1,0 +1,1 @@
+//! SQLite storage (sqlx): one module per table family.
