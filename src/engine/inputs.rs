@@ -1,0 +1,53 @@
+//! What the pure core is given besides rules and keys: claims, exemptions,
+//! budget values and the standing results of rules not due in this run.
+
+use crate::openrouter::model::{Field, FieldValue};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A setting keywarden changed because of a rule (SPEC §4.2): what it set,
+/// and what the key had before, so the field can be given back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Claim {
+    /// The key.
+    pub key_hash: String,
+    /// The field.
+    pub field: Field,
+    /// The rule that holds the claim.
+    pub rule: String,
+    /// The key's value before keywarden first changed it.
+    pub original: FieldValue,
+    /// The value keywarden set.
+    pub value: FieldValue,
+    /// When the claim was made.
+    pub since: DateTime<Utc>,
+}
+
+/// A person's override (SPEC §4.3): until `until`, keywarden neither asserts
+/// nor releases anything on the key (for `rule`, or every rule).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exemption {
+    /// Its id.
+    pub id: i64,
+    /// The key.
+    pub key_hash: String,
+    /// The rule it is limited to; `None` = every rule.
+    pub rule: Option<String>,
+    /// When it ends.
+    pub until: DateTime<Utc>,
+    /// Why (recorded).
+    pub reason: String,
+    /// When it first held a change back (`skipped` is recorded once).
+    pub held_at: Option<DateTime<Utc>>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Exemption {
+    /// Whether it covers `rule` on `key_hash` at `now`.
+    pub fn covers(&self, key_hash: &str, rule: &str, now: DateTime<Utc>) -> bool {
+        self.key_hash == key_hash
+            && now < self.until
+            && self.rule.as_deref().is_none_or(|r| r == rule)
+    }
+}
