@@ -15,3 +15,4 @@ pub mod openrouter;
 pub mod rules;
 pub mod sandbox;
 pub mod store;
+pub mod timearg;
