@@ -1,0 +1,168 @@
+//! The `/_sandbox` control API: no auth, loopback peers only.
+//!
+//! | route | body | answer |
+//! | --- | --- | --- |
+//! | `POST /spend` | `{"hash", "usd", "byok": false}` | `{"data": key}`; 403 disabled, 402 over limit, 404 |
+//! | `GET`/`POST /clock` | `{"now": RFC 3339}` or `{"advance": "36h"}` | `{"now"}` |
+//! | `GET`/`POST /faults` | see [`Faults`]; `{}` clears | the faults in force |
+//! | `GET`/`DELETE /requests` | | the journal / `{"cleared": n}` |
+//! | `POST /credits` | `{"total_credits"}` | `{"data": credits}` |
+//! | `POST /reset` | | `{"reset": true}` |
+
+use super::account::{Account, AccountError};
+use super::faults::Faults;
+use super::journal::JournalEntry;
+use super::server::{error_response, parse_json};
+use crate::openrouter::model::{Credits, Data, Key};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+/// The `/_sandbox` router.
+pub(crate) fn router(account: Account) -> Router {
+    Router::new()
+        .route("/spend", post(spend))
+        .route("/clock", get(clock).post(set_clock))
+        .route("/faults", get(faults).post(set_faults))
+        .route("/requests", get(requests).delete(clear_requests))
+        .route("/credits", post(set_credits))
+        .route("/reset", post(reset))
+        .fallback(|| async { error_response(404, "Not Found") })
+        .layer(middleware::from_fn(loopback_only))
+        .with_state(account)
+}
+
+/// Refuses (403) peers that are not on this host.
+async fn loopback_only(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if peer.ip().to_canonical().is_loopback() {
+        next.run(req).await
+    } else {
+        error_response(403, "The sandbox control API answers loopback peers only")
+    }
+}
+
+/// `POST /spend` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spend {
+    hash: String,
+    usd: f64,
+    #[serde(default)]
+    byok: bool,
+}
+
+async fn spend(
+    State(account): State<Account>,
+    body: Bytes,
+) -> Result<Json<Data<Key>>, AccountError> {
+    let Spend { hash, usd, byok } = parse_json(&body)?;
+    Ok(Json(Data {
+        data: account.spend(&hash, usd, byok)?,
+    }))
+}
+
+/// `POST /clock` body: exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClock {
+    #[serde(default)]
+    now: Option<DateTime<Utc>>,
+    #[serde(default)]
+    advance: Option<String>,
+}
+
+/// `/clock` answer.
+#[derive(Debug, Serialize)]
+struct Now {
+    now: String,
+}
+
+fn now_of(t: DateTime<Utc>) -> Json<Now> {
+    Json(Now {
+        now: t.to_rfc3339_opts(SecondsFormat::Secs, true),
+    })
+}
+
+async fn clock(State(account): State<Account>) -> Json<Now> {
+    now_of(account.now())
+}
+
+async fn set_clock(State(account): State<Account>, body: Bytes) -> Result<Json<Now>, AccountError> {
+    match parse_json(&body)? {
+        SetClock {
+            now: Some(t),
+            advance: None,
+        } => Ok(now_of(account.set_now(t))),
+        SetClock {
+            now: None,
+            advance: Some(text),
+        } => {
+            let d = humantime::parse_duration(&text)
+                .ok()
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .ok_or_else(|| {
+                    AccountError::Invalid(format!(
+                        "`advance`: {text:?} is not a duration like \"36h\""
+                    ))
+                })?;
+            Ok(now_of(account.advance(d)))
+        }
+        _ => Err(AccountError::Invalid(
+            "give exactly one of `now` (RFC 3339) and `advance` (e.g. \"36h\")".into(),
+        )),
+    }
+}
+
+async fn faults(State(account): State<Account>) -> Json<Faults> {
+    Json(account.faults().faults().clone())
+}
+
+async fn set_faults(
+    State(account): State<Account>,
+    body: Bytes,
+) -> Result<Json<Faults>, AccountError> {
+    let faults: Faults = parse_json(&body)?;
+    account.set_faults(faults.clone())?;
+    Ok(Json(faults))
+}
+
+async fn requests(State(account): State<Account>) -> Json<Vec<JournalEntry>> {
+    Json(account.requests())
+}
+
+async fn clear_requests(State(account): State<Account>) -> Json<Value> {
+    Json(json!({ "cleared": account.clear_requests() }))
+}
+
+/// `POST /credits` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetCredits {
+    total_credits: f64,
+}
+
+async fn set_credits(
+    State(account): State<Account>,
+    body: Bytes,
+) -> Result<Json<Data<Credits>>, AccountError> {
+    let SetCredits { total_credits } = parse_json(&body)?;
+    Ok(Json(Data {
+        data: account.set_credits(total_credits)?,
+    }))
+}
+
+async fn reset(State(account): State<Account>) -> Json<Value> {
+    account.reset();
+    Json(json!({ "reset": true }))
+}
