@@ -1,0 +1,147 @@
+//! Checks that compare rules (SPEC §3.4): duplicate names across files, and
+//! rules of equal priority that can set one field of one key to different
+//! values (a warning).
+
+use super::diagnostic::{Diagnostic, Severity};
+use super::file::{Located, RulesFile};
+use super::model::{Match, Selector};
+
+/// Warnings for every pair of rules (accepted by `pair`) of equal priority
+/// that can set the same field of the same key to different values.
+pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, a) in rules.iter().enumerate() {
+        for b in &rules[i + 1..] {
+            if a.rule.priority != b.rule.priority
+                || !pair(a, b)
+                || !can_overlap(&a.rule.keys, &b.rule.keys)
+            {
+                continue;
+            }
+            let theirs = a.rule.set.fields();
+            for (field, mine) in b.rule.set.fields() {
+                let Some((_, other)) = theirs.iter().find(|(f, v)| *f == field && *v != mine)
+                else {
+                    continue;
+                };
+                let winner = a.rule.name.as_str().min(b.rule.name.as_str());
+                out.push(Diagnostic {
+                    severity: Severity::Warning,
+                    file: b.file.to_string(),
+                    line: b.pos.line,
+                    col: b.pos.col,
+                    rule: Some(b.rule.name.clone()),
+                    field: Some(format!("set.{field}")),
+                    message: format!(
+                        "sets {field} = {mine} where rule {:?} ({}:{}) sets {field} = {other}, with the same priority {} on keys both may select; \
+                         {winner:?} would win (names sort first) — give one rule a higher priority",
+                        a.rule.name, a.file, a.pos.line, a.rule.priority
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Checks across several valid rules files: a name defined in two files is
+/// an error; rules of different files that conflict get a warning.
+pub fn across_files(files: &[RulesFile]) -> Vec<Diagnostic> {
+    let located: Vec<Located> = files
+        .iter()
+        .flat_map(|f| {
+            f.rules.iter().zip(&f.positions).map(|(rule, pos)| Located {
+                file: &f.path,
+                pos: *pos,
+                rule,
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, b) in located.iter().enumerate() {
+        if let Some(a) = located[..i]
+            .iter()
+            .find(|a| a.rule.name == b.rule.name && a.file != b.file)
+        {
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                file: b.file.to_string(),
+                line: b.pos.line,
+                col: b.pos.col,
+                rule: Some(b.rule.name.clone()),
+                field: Some("name".into()),
+                message: format!(
+                    "duplicate name: rule {:?} is already defined in {}:{}",
+                    a.rule.name, a.file, a.pos.line
+                ),
+            });
+        }
+    }
+    out.extend(conflicts(&located, |a, b| a.file != b.file));
+    out
+}
+
+/// Whether two selectors may select a common key. Conservative: `all`
+/// overlaps everything, and two tables overlap unless every pair of their
+/// items is of one kind (hashes, names, labels, workspaces), literal (no
+/// glob characters) and different. `exclude` is not considered.
+pub fn can_overlap(a: &Selector, b: &Selector) -> bool {
+    match (a, b) {
+        (Selector::Match(a), Selector::Match(b)) => {
+            let (a, b) = (items(a), items(b));
+            a.iter().any(|x| b.iter().any(|y| item_overlaps(x, y)))
+        }
+        _ => true,
+    }
+}
+
+/// One listed item of a selector: its kind and its pattern.
+type Item<'a> = (u8, &'a str);
+
+fn items(m: &Match) -> Vec<Item<'_>> {
+    let lists: [&[String]; 4] = [&m.hashes, &m.names, &m.labels, &m.workspaces];
+    lists
+        .iter()
+        .enumerate()
+        .flat_map(|(kind, list)| list.iter().map(move |s| (kind as u8, s.as_str())))
+        .collect()
+}
+
+fn item_overlaps(a: &Item, b: &Item) -> bool {
+    let literal = |s: &str| !s.contains(['*', '?', '[', '{', '\\']);
+    a.0 != b.0 || a.1 == b.1 || !literal(a.1) || !literal(b.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Selector {
+        Selector::Match(Match {
+            names: n.iter().map(|s| s.to_string()).collect(),
+            ..Match::default()
+        })
+    }
+
+    #[test]
+    fn all_overlaps_everything() {
+        assert!(can_overlap(&Selector::All, &names(&["a"])));
+        assert!(can_overlap(&names(&["a"]), &Selector::All));
+    }
+
+    #[test]
+    fn different_literals_do_not_overlap_but_globs_do() {
+        assert!(!can_overlap(&names(&["a", "b"]), &names(&["c"])));
+        assert!(can_overlap(&names(&["a"]), &names(&["a"])));
+        assert!(can_overlap(&names(&["team-a-*"]), &names(&["team-b-01"])));
+    }
+
+    #[test]
+    fn different_kinds_may_overlap() {
+        let labels = Selector::Match(Match {
+            labels: vec!["x".into()],
+            ..Match::default()
+        });
+        assert!(can_overlap(&names(&["a"]), &labels));
+    }
+}
