@@ -1,0 +1,347 @@
+//! The pure core: from rules, observed keys, claims, exemptions, budget
+//! values and `now`, the [`Plan`] of a run (SPEC §4.1–4.3, 4.6).
+//!
+//! Level-triggered: the plan says what every key's settings should be and
+//! holds only the differences, so planning twice against the result of the
+//! first plan gives an empty plan.
+
+use super::evaluate::{Amounts, CompiledRule, Verdict, evaluate};
+use super::inputs::{Claim, Exemption};
+use super::plan::{Change, ChangeKind, Conflict, FieldChange, Outcome, Plan};
+use crate::openrouter::model::{Credits, Field, FieldValue, Key};
+use crate::rules::model::Rule;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The blast-radius guard's limits (SPEC §4.6).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guard {
+    /// Most keys changed in one run.
+    pub max_changes_per_run: usize,
+    /// Most of the watched keys disabled in one run.
+    pub max_disable_fraction: f64,
+    /// `apply --force`: apply anyway, once.
+    pub force: bool,
+}
+
+/// Everything the core needs, gathered by the shell.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The enabled rules.
+    pub rules: &'a [Rule],
+    /// The rules whose conditions are evaluated now; `None` = all. A rule
+    /// not due keeps its standing result (`standing`) from its last evaluation.
+    pub due: Option<&'a BTreeSet<String>>,
+    /// For each rule, the keys for which its `when` held at its last evaluation.
+    pub standing: &'a HashMap<String, BTreeSet<String>>,
+    /// Every watched key, as listed now.
+    pub keys: &'a [Key],
+    /// keywarden's claims.
+    pub claims: &'a [Claim],
+    /// Exemptions (expired ones are ignored).
+    pub exemptions: &'a [Exemption],
+    /// Budget amounts read from sources this run.
+    pub amounts: &'a Amounts,
+    /// The account's credits, when a rule needs them and they could be read.
+    pub credits: Option<&'a Credits>,
+    /// The instant the run evaluates at.
+    pub now: DateTime<Utc>,
+    /// `[daemon].timezone`, for rules that name none.
+    pub default_tz: Tz,
+    /// The blast-radius guard.
+    pub guard: Guard,
+}
+
+/// The plan, and the holding set of each rule evaluated (to be stored as its standing result).
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    /// The plan.
+    pub plan: Plan,
+    /// For each rule evaluated (due), the keys for which its `when` held.
+    pub holding: BTreeMap<String, BTreeSet<String>>,
+    /// Whether the guard held changes back.
+    pub guard_tripped: bool,
+}
+
+/// One rule's assertion of one field on one key.
+struct Assertion<'a> {
+    rule: &'a Rule,
+    value: FieldValue,
+    reason: &'a str,
+}
+
+/// Computes the plan of a run.
+pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
+    let mut out = Outcomes::default();
+    let compiled: Vec<CompiledRule<'_>> = inputs
+        .rules
+        .iter()
+        .filter(|r| r.enabled)
+        .map(|r| CompiledRule::new(r, inputs.default_tz))
+        .collect::<anyhow::Result<_>>()?;
+
+    // 1–2. Each rule's verdict per selected key; reasons kept per (rule, key).
+    let mut verdicts: Vec<Vec<(usize, bool, String)>> = Vec::with_capacity(compiled.len());
+    for rule in &compiled {
+        let name = &rule.rule.name;
+        let standing = inputs.standing.get(name);
+        let is_due = inputs.due.is_none_or(|d| d.contains(name)) || standing.is_none();
+        let held_before = |hash: &str| standing.is_some_and(|s| s.contains(hash));
+        let mut per_key = Vec::new();
+        if is_due {
+            let eval = evaluate(
+                rule,
+                inputs.keys,
+                inputs.amounts,
+                inputs.credits,
+                inputs.now,
+            );
+            let mut holding = BTreeSet::new();
+            for (i, verdict) in eval.verdicts {
+                let hash = &inputs.keys[i].hash;
+                let (holds, reason) = match verdict {
+                    Verdict::Holds(r) => (true, r),
+                    Verdict::DoesNotHold(r) => (false, r),
+                    Verdict::Unknown(r) => (held_before(hash), format!("{r}; last result kept")),
+                };
+                if holds {
+                    holding.insert(hash.clone());
+                }
+                per_key.push((i, holds, reason));
+            }
+            out.plan.skips.extend(eval.skips);
+            out.plan.budgets.extend(eval.budgets);
+            out.holding.insert(name.clone(), holding);
+        } else {
+            for (i, key) in inputs.keys.iter().enumerate() {
+                if rule.selector.matches(key) {
+                    let holds = held_before(&key.hash);
+                    per_key.push((i, holds, "as at the rule's last evaluation".into()));
+                }
+            }
+        }
+        verdicts.push(per_key);
+    }
+
+    // 3. The wanted value of each field of each key: highest priority, then name.
+    let mut wanted: Vec<BTreeMap<Field, Vec<Assertion<'_>>>> =
+        (0..inputs.keys.len()).map(|_| BTreeMap::new()).collect();
+    let mut not_holding: HashMap<(&str, usize), &str> = HashMap::new();
+    for (rule, per_key) in compiled.iter().zip(&verdicts) {
+        for (i, holds, reason) in per_key {
+            if !holds {
+                not_holding.insert((rule.rule.name.as_str(), *i), reason);
+                continue;
+            }
+            for (field, value) in rule.rule.set.fields() {
+                wanted[*i].entry(field).or_default().push(Assertion {
+                    rule: rule.rule,
+                    value,
+                    reason,
+                });
+            }
+        }
+    }
+
+    let claims: HashMap<(&str, Field), &Claim> = inputs
+        .claims
+        .iter()
+        .map(|c| ((c.key_hash.as_str(), c.field), c))
+        .collect();
+    let exempt = |hash: &str, rule: &str| -> Option<&Exemption> {
+        inputs
+            .exemptions
+            .iter()
+            .find(|e| e.covers(hash, rule, inputs.now))
+    };
+
+    // 4. The differences, one change row per key × rule × kind.
+    let mut rows: BTreeMap<(String, String, ChangeKind), Change> = BTreeMap::new();
+    let mut exemptions_held: BTreeSet<i64> = BTreeSet::new();
+    for (i, key) in inputs.keys.iter().enumerate() {
+        for field in Field::ALL {
+            let current = key.get(field);
+            let claim = claims.get(&(key.hash.as_str(), field)).copied();
+            let step = match wanted[i].get_mut(&field) {
+                Some(assertions) => {
+                    assertions.sort_by(|a, b| {
+                        b.rule
+                            .priority
+                            .cmp(&a.rule.priority)
+                            .then(a.rule.name.cmp(&b.rule.name))
+                    });
+                    let winner = &assertions[0];
+                    for other in &assertions[1..] {
+                        if other.rule.priority == winner.rule.priority
+                            && other.value != winner.value
+                        {
+                            out.plan.conflicts.push(Conflict {
+                                key_hash: key.hash.clone(),
+                                field,
+                                winner: winner.rule.name.clone(),
+                                loser: other.rule.name.clone(),
+                            });
+                        }
+                    }
+                    if current == winner.value {
+                        continue;
+                    }
+                    let reasserting = claim.is_some_and(|c| c.value == winner.value);
+                    let (kind, reason) = if reasserting {
+                        (
+                            ChangeKind::Reassert,
+                            format!(
+                                "{}; {field} was changed to {current} outside keywarden, asserted again",
+                                winner.reason
+                            ),
+                        )
+                    } else {
+                        (ChangeKind::Assert, winner.reason.to_string())
+                    };
+                    (winner.rule.name.clone(), kind, winner.value, reason)
+                }
+                None => {
+                    let Some(claim) = claim else { continue };
+                    let why = not_holding
+                        .get(&(claim.rule.as_str(), i))
+                        .map(|why| format!("rule {} no longer applies: {why}", claim.rule))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "rule {} no longer asserts {field} (disabled, removed or changed)",
+                                claim.rule
+                            )
+                        });
+                    if current == claim.value {
+                        (
+                            claim.rule.clone(),
+                            ChangeKind::Release,
+                            claim.original,
+                            format!("{why}; {field} restored"),
+                        )
+                    } else {
+                        let reason = format!(
+                            "{why}; {field} is {current}, not the {} keywarden set: left alone",
+                            claim.value
+                        );
+                        (claim.rule.clone(), ChangeKind::Drift, current, reason)
+                    }
+                }
+            };
+            let (rule, kind, to, reason) = step;
+            let from = if kind == ChangeKind::Drift {
+                claim.map_or(current, |c| c.value)
+            } else {
+                current
+            };
+            let held = match exempt(&key.hash, &rule) {
+                Some(e) if e.held_at.is_some() || exemptions_held.contains(&e.id) => {
+                    // Recorded once already: hold it back silently.
+                    continue;
+                }
+                Some(e) => {
+                    exemptions_held.insert(e.id);
+                    Some(Outcome::Skipped)
+                }
+                None => None,
+            };
+            let row = rows
+                .entry((key.hash.clone(), rule.clone(), kind))
+                .or_insert_with(|| Change {
+                    key_hash: key.hash.clone(),
+                    key_name: key.name.clone(),
+                    rule,
+                    kind,
+                    fields: BTreeMap::new(),
+                    reason: String::new(),
+                    held,
+                });
+            row.fields.insert(field, FieldChange { from, to });
+            if row.reason.is_empty() {
+                row.reason = reason;
+            } else if !row.reason.contains(&reason) {
+                row.reason = format!("{}; {reason}", row.reason);
+            }
+        }
+    }
+
+    // Claims on keys that no longer exist.
+    let present: BTreeSet<&str> = inputs.keys.iter().map(|k| k.hash.as_str()).collect();
+    for claim in inputs
+        .claims
+        .iter()
+        .filter(|c| !present.contains(c.key_hash.as_str()))
+    {
+        let row = rows
+            .entry((
+                claim.key_hash.clone(),
+                claim.rule.clone(),
+                ChangeKind::Deleted,
+            ))
+            .or_insert_with(|| Change {
+                key_hash: claim.key_hash.clone(),
+                key_name: String::new(),
+                rule: claim.rule.clone(),
+                kind: ChangeKind::Deleted,
+                fields: BTreeMap::new(),
+                reason: "the key no longer exists: its claims are dropped".into(),
+                held: None,
+            });
+        row.fields.insert(
+            claim.field,
+            FieldChange {
+                from: claim.value,
+                to: claim.original,
+            },
+        );
+    }
+
+    out.plan.changes = rows.into_values().collect();
+    out.guard_tripped = apply_guard(&mut out.plan, inputs.keys.len(), inputs.guard);
+    Ok(out)
+}
+
+/// Holds back every change to be sent when the run would change too many
+/// keys or disable too large a share of them. Returns whether it tripped.
+fn apply_guard(plan: &mut Plan, watched: usize, guard: Guard) -> bool {
+    if guard.force {
+        return false;
+    }
+    let sending = |c: &&mut Change| c.held.is_none() && c.sends_patch();
+    let keys: BTreeSet<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.held.is_none() && c.sends_patch())
+        .map(|c| c.key_hash.as_str())
+        .collect();
+    let disabling: BTreeSet<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.held.is_none() && c.disables())
+        .map(|c| c.key_hash.as_str())
+        .collect();
+    let too_many = keys.len() > guard.max_changes_per_run;
+    let too_disabling =
+        watched > 0 && disabling.len() as f64 / watched as f64 > guard.max_disable_fraction;
+    if !(too_many || too_disabling) {
+        return false;
+    }
+    let why = if too_many {
+        format!(
+            "held by the blast-radius guard: {} keys would change, more than max_changes_per_run = {}",
+            keys.len(),
+            guard.max_changes_per_run
+        )
+    } else {
+        format!(
+            "held by the blast-radius guard: {} of {watched} keys would be disabled, more than max_disable_fraction = {}",
+            disabling.len(),
+            guard.max_disable_fraction
+        )
+    };
+    for change in plan.changes.iter_mut().filter(|c| sending(c)) {
+        change.held = Some(Outcome::Held);
+        change.reason = format!("{}; {why}", change.reason);
+    }
+    true
+}
