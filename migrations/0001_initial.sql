@@ -68,6 +68,7 @@ CREATE TABLE changes (
 CREATE INDEX changes_at ON changes (at);
 CREATE INDEX changes_key ON changes (key_hash, at);
 CREATE INDEX changes_rule ON changes (rule, at);
+CREATE INDEX changes_key_name ON changes (key_name);
 CREATE INDEX changes_open ON changes (outcome) WHERE outcome IN ('pending', 'unknown');
 
 -- What keywarden set on a key, and what it was before (SPEC 4.2).

@@ -2,10 +2,23 @@
 //! in `migrations/` only.
 
 use anyhow::Context as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+pub mod claims;
+pub mod rules;
+pub mod runs;
+pub mod snapshots;
+pub mod sources;
+pub mod state;
+
+pub use rules::{Revision, StoredRule, SyncSummary};
+pub use runs::{ChangeRow, EventRow, HistoryFilter, RunSummary};
 
 /// The database: a pool of connections to one SQLite file.
 #[derive(Debug, Clone)]
@@ -44,6 +57,51 @@ impl Store {
         &self.path
     }
 
+    /// The version of the newest migration applied.
+    pub async fn schema_version(&self) -> anyhow::Result<i64> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Writes a consistent copy of the database to `target` (`VACUUM INTO`),
+    /// mode 0600 from the start: the copy is made in a private directory
+    /// beside `target` and linked into place, so an existing file is never
+    /// overwritten (that is an [`std::io::ErrorKind::AlreadyExists`] error).
+    pub async fn backup_to(&self, target: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if target.exists() {
+            return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+                .with_context(|| format!("{} already exists", target.display()));
+        }
+        let dir = target
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let private = dir.join(format!(".keywarden-backup-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .with_context(|| format!("cannot create {}", private.display()))?;
+        let copy = private.join("backup.db");
+        let result = async {
+            sqlx::query("VACUUM INTO ?")
+                .bind(copy.to_string_lossy().into_owned())
+                .execute(&self.pool)
+                .await
+                .with_context(|| format!("cannot copy the database to {}", copy.display()))?;
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::hard_link(&copy, target)
+                .with_context(|| format!("cannot write {}", target.display()))
+        }
+        .await;
+        let _ = std::fs::remove_file(&copy);
+        let _ = std::fs::remove_dir(&private);
+        result
+    }
+
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(self) {
         self.pool.close().await;
@@ -67,4 +125,17 @@ pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The stored form of an instant: RFC 3339 UTC with seconds and `Z`, so
+/// that text order is time order.
+pub(crate) fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Reads an instant written by [`ts`].
+pub(crate) fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("bad time {s:?} in the database"))?
+        .with_timezone(&Utc))
 }

@@ -1,0 +1,91 @@
+//! The `snapshots` table: key usage over time, for reports (SPEC §5): at
+//! most one per key per `snapshot_interval`, and only when usage moved.
+
+use super::{Store, parse_ts, ts};
+use crate::openrouter::model::Key;
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The usage counters of a key, in column order.
+type Usage = [Option<f64>; 8];
+
+fn usage(key: &Key) -> Usage {
+    [
+        key.usage,
+        key.usage_daily,
+        key.usage_weekly,
+        key.usage_monthly,
+        key.byok_usage,
+        key.byok_usage_daily,
+        key.byok_usage_weekly,
+        key.byok_usage_monthly,
+    ]
+}
+
+impl Store {
+    /// Records a usage snapshot of each key whose usage moved since its last
+    /// snapshot, if that is at least `interval` old; one transaction.
+    /// Returns how many were written.
+    pub async fn record_snapshots(
+        &self,
+        at: DateTime<Utc>,
+        keys: &[Key],
+        interval: Duration,
+    ) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT s.key_hash, s.at, s.usage, s.usage_daily, s.usage_weekly, s.usage_monthly,
+                    s.byok_usage, s.byok_usage_daily, s.byok_usage_weekly, s.byok_usage_monthly
+             FROM snapshots s
+             JOIN (SELECT key_hash, MAX(at) AS at FROM snapshots GROUP BY key_hash) last
+               ON s.key_hash = last.key_hash AND s.at = last.at",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut last: HashMap<String, (DateTime<Utc>, Usage)> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let counters: Usage = std::array::from_fn(|i| row.get(i + 2));
+            last.insert(row.get("key_hash"), (parse_ts(row.get("at"))?, counters));
+        }
+        let interval = chrono::Duration::from_std(interval)?;
+        let stamp = ts(at);
+        let mut written = 0;
+        for key in keys {
+            let now = usage(key);
+            if let Some((then, before)) = last.get(&key.hash)
+                && (at < *then + interval || *before == now)
+            {
+                continue;
+            }
+            let mut insert = sqlx::query(
+                "INSERT INTO snapshots (at, key_hash, disabled, limit_usd, limit_remaining, usage,
+                     usage_daily, usage_weekly, usage_monthly, byok_usage, byok_usage_daily,
+                     byok_usage_weekly, byok_usage_monthly)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&stamp)
+            .bind(&key.hash)
+            .bind(key.disabled)
+            .bind(key.limit)
+            .bind(key.limit_remaining);
+            for counter in now {
+                insert = insert.bind(counter);
+            }
+            insert.execute(&mut *tx).await?;
+            written += 1;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// Deletes the snapshots taken before `older_than`; returns how many.
+    pub async fn prune_snapshots(&self, older_than: DateTime<Utc>) -> anyhow::Result<u64> {
+        let done = sqlx::query("DELETE FROM snapshots WHERE at < ?")
+            .bind(ts(older_than))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
