@@ -185,26 +185,291 @@ impl Config {
     }
 }
 
+/// Where the configuration is looked for when neither `--config` nor
+/// `KEYWARDEN_CONFIG` names a file, first found wins.
+pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["/etc/keywarden/keywarden.toml", "keywarden.toml"];
+
+/// Environment variables that override the configuration file.
+/// (`KEYWARDEN_CONFIG` and `KEYWARDEN_DATABASE` are read by the command line.)
+pub const ENV_BASE_URL: &str = "KEYWARDEN_BASE_URL";
+
+/// The environment variables and systemd credential the management key is
+/// read from, in lookup order (then `[openrouter].management_key_file`).
+pub const MANAGEMENT_KEY_ENV: [&str; 2] =
+    ["OPENROUTER_MANAGEMENT_KEY", "OPENROUTER_PROVISIONING_KEY"];
+
+/// The name of the systemd credential (`LoadCredential=openrouter-management-key:…`).
+pub const MANAGEMENT_KEY_CREDENTIAL: &str = "openrouter-management-key";
+
+/// Reads one environment variable; tests pass their own lookup instead.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, as an [`Env`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 impl Config {
-    /// Reads the configuration: `path`, else `/etc/keywarden/keywarden.toml`,
-    /// else `./keywarden.toml`, else all defaults.
+    /// Reads the configuration: `path`, else the first of
+    /// [`DEFAULT_CONFIG_PATHS`] that exists, else all defaults; then applies
+    /// the `KEYWARDEN_*` overrides of the process environment and validates.
+    /// Every error is a [`UsageError`](crate::exit::UsageError) (exit 2).
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        Config::load_with(path, &process_env)
+    }
+
+    /// [`Config::load`] with the environment given.
+    pub fn load_with(path: Option<&Path>, env: Env<'_>) -> anyhow::Result<Config> {
         let path = match path {
             Some(p) => Some(p.to_path_buf()),
-            None => ["/etc/keywarden/keywarden.toml", "keywarden.toml"]
+            None => DEFAULT_CONFIG_PATHS
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| p.exists()),
         };
-        let Some(path) = path else {
-            return Ok(Config::default());
+        let mut config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    crate::exit::UsageError::new(format!("cannot read {}: {e}", path.display()))
+                })?;
+                Config::parse(&text, &path)?
+            }
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            crate::exit::UsageError::new(format!("cannot read {}: {e}", path.display()))
-        })?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| crate::exit::UsageError::new(format!("{}: {e}", path.display())))?;
-        config.source = Some(path);
+        config.apply_env(env);
+        config.validate()?;
         Ok(config)
     }
+
+    /// Parses the text of a configuration file read from `path` (used in
+    /// messages only). Refuses unknown keys and an inline management key,
+    /// naming `PATH:LINE:COL`. Does not apply the environment or validate.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+        refuse_inline_key(text, path)?;
+        let mut config: Config = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Applies the `KEYWARDEN_*` overrides: `KEYWARDEN_BASE_URL`.
+    pub fn apply_env(&mut self, env: Env<'_>) {
+        if let Some(url) = env(ENV_BASE_URL).filter(|u| !u.trim().is_empty()) {
+            self.openrouter.base_url = url.trim().to_string();
+        }
+    }
+
+    /// Checks what the types cannot: URLs, positive limits, fractions.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let or = &self.openrouter;
+        let mut problems = Vec::new();
+        if let Err(e) = check_url("[openrouter].base_url", &or.base_url) {
+            problems.push(e);
+        }
+        for (i, n) in self.notify.iter().enumerate() {
+            if let Err(e) = check_url(&format!("[[notify]] #{} url", i + 1), &n.url) {
+                problems.push(e);
+            }
+        }
+        let positive = [
+            ("[openrouter].max_concurrency", or.max_concurrency as u64),
+            (
+                "[openrouter].requests_per_second",
+                u64::from(or.requests_per_second),
+            ),
+            ("[openrouter].timeout", or.timeout.as_millis() as u64),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                problems.push(format!("{field} must be greater than zero"));
+            }
+        }
+        let fraction = self.daemon.max_disable_fraction;
+        if !(0.0..=1.0).contains(&fraction) {
+            problems.push(format!(
+                "[daemon].max_disable_fraction must be between 0 and 1, got {fraction}"
+            ));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let origin = match &self.source {
+            Some(p) => format!("{}: ", p.display()),
+            None => String::new(),
+        };
+        Err(crate::exit::UsageError::new(format!(
+            "{origin}{}",
+            problems.join("; ")
+        )))
+    }
+
+    /// The management key, first found wins: `OPENROUTER_MANAGEMENT_KEY`,
+    /// `OPENROUTER_PROVISIONING_KEY`, `$CREDENTIALS_DIRECTORY/openrouter-management-key`,
+    /// `[openrouter].management_key_file`. None found is a
+    /// [`UsageError`](crate::exit::UsageError) that says where to put it.
+    pub fn management_key(&self) -> anyhow::Result<ManagementKey> {
+        self.management_key_with(&process_env)
+    }
+
+    /// [`Config::management_key`] with the environment given.
+    pub fn management_key_with(&self, env: Env<'_>) -> anyhow::Result<ManagementKey> {
+        for name in MANAGEMENT_KEY_ENV {
+            if let Some(value) = env(name) {
+                return ManagementKey::from_text(value).ok_or_else(|| {
+                    crate::exit::UsageError::new(format!("{name} is set but empty"))
+                });
+            }
+        }
+        if let Some(dir) = env("CREDENTIALS_DIRECTORY") {
+            let file = Path::new(&dir).join(MANAGEMENT_KEY_CREDENTIAL);
+            if file.exists() {
+                return read_key_file(&file);
+            }
+        }
+        if let Some(file) = &self.openrouter.management_key_file {
+            return read_key_file(file);
+        }
+        Err(crate::exit::UsageError::new(format!(
+            "no management key found: set OPENROUTER_MANAGEMENT_KEY, or put it in a file named by \
+             [openrouter].management_key_file, or use systemd \
+             LoadCredential={MANAGEMENT_KEY_CREDENTIAL}:/path/to/key (see the README)"
+        )))
+    }
+}
+
+/// Reads a key file, trimmed. An unreadable or empty file is a usage error.
+fn read_key_file(file: &Path) -> anyhow::Result<ManagementKey> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        crate::exit::UsageError::new(format!(
+            "cannot read the management key file {}: {e}",
+            file.display()
+        ))
+    })?;
+    ManagementKey::from_text(text).ok_or_else(|| {
+        crate::exit::UsageError::new(format!(
+            "the management key file {} is empty",
+            file.display()
+        ))
+    })
+}
+
+/// The OpenRouter management key. Its `Debug` prints `ManagementKey([redacted])`;
+/// it has no `Display`, and [`ManagementKey::expose`] is called only where the
+/// `Authorization` header is built.
+#[derive(Clone)]
+pub struct ManagementKey(secrecy::SecretString);
+
+impl ManagementKey {
+    /// Wraps a key (trimmed); `None` when it is empty.
+    pub fn from_text(text: String) -> Option<ManagementKey> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        Some(ManagementKey(secrecy::SecretString::from(
+            trimmed.to_string(),
+        )))
+    }
+
+    /// The key itself. Only for the `Authorization` header.
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for ManagementKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ManagementKey([redacted])")
+    }
+}
+
+/// Checks that `url` is `https://`, or `http://` on a loopback host
+/// (127.0.0.0/8, ::1, `localhost`). The error names `field` and never echoes
+/// the URL's path, query or credentials (a webhook URL is often a secret).
+pub fn check_url(field: &str, url: &str) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{field} is not a valid URL: {e}"))?;
+    let host = parsed.host();
+    let loopback = match &host {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let shown = match &host {
+        Some(h) => format!("{}://{h}", parsed.scheme()),
+        None => format!("{}:", parsed.scheme()),
+    };
+    match parsed.scheme() {
+        "https" if host.is_some() => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        "http" => Err(format!(
+            "{field} must use https:// ({shown} is not a loopback address; plain http:// is \
+             accepted only for 127.0.0.0/8, ::1 and localhost)"
+        )),
+        _ => Err(format!("{field} must be an https:// URL, got {shown}")),
+    }
+}
+
+/// A `toml` error as `PATH:LINE:COL: message`, without the source excerpt
+/// that `toml` would print (it could hold a secret).
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> anyhow::Error {
+    let message = e.message().trim();
+    let location = match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("{}:{line}:{col}", path.display())
+        }
+        None => path.display().to_string(),
+    };
+    crate::exit::UsageError::new(format!("{location}: {message}"))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Refuses a management key written in the file, naming where it is and
+/// where it belongs, never echoing it. A file that does not parse is left
+/// to the full parse to report.
+fn refuse_inline_key(text: &str, path: &Path) -> anyhow::Result<()> {
+    type Slot = Option<toml::Spanned<toml::Value>>;
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        openrouter: Option<InlineKeys>,
+    }
+    #[derive(Deserialize)]
+    struct InlineKeys {
+        management_key: Slot,
+        provisioning_key: Slot,
+        api_key: Slot,
+        key: Slot,
+    }
+    let Ok(Probe {
+        openrouter: Some(keys),
+    }) = toml::from_str::<Probe>(text)
+    else {
+        return Ok(());
+    };
+    let slots = [
+        ("management_key", keys.management_key),
+        ("provisioning_key", keys.provisioning_key),
+        ("api_key", keys.api_key),
+        ("key", keys.key),
+    ];
+    let Some((field, value)) = slots.into_iter().find_map(|(f, v)| v.map(|v| (f, v))) else {
+        return Ok(());
+    };
+    let (line, col) = line_col(text, value.span().start);
+    Err(crate::exit::UsageError::new(format!(
+        "{}:{line}:{col}: [openrouter].{field}: the management key must not be written in the \
+         configuration file; remove it and set OPENROUTER_MANAGEMENT_KEY, or put it in a file \
+         (mode 0600) named by [openrouter].management_key_file, or use systemd \
+         LoadCredential={MANAGEMENT_KEY_CREDENTIAL}:/path/to/key (see the README)",
+        path.display()
+    )))
 }

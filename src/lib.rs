@@ -12,6 +12,7 @@ pub mod engine;
 pub mod exit;
 pub mod logging;
 pub mod openrouter;
+pub mod output;
 pub mod rules;
 pub mod sandbox;
 pub mod store;

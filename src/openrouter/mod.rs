@@ -4,6 +4,6 @@ pub mod client;
 pub mod error;
 pub mod model;
 
-pub use client::Client;
+pub use client::{Attempted, Client, ClientSettings};
 pub use error::ApiError;
-pub use model::{Credits, Field, FieldValue, Key, KeyPatch, LimitReset};
+pub use model::{Credits, CurrentKey, Field, FieldValue, Key, KeyPatch, LimitReset};
