@@ -5,6 +5,7 @@ pub mod diagnostic;
 pub mod file;
 pub mod model;
 pub mod selector;
+pub mod source;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Severity};
