@@ -83,8 +83,10 @@ pub fn across_files(files: &[RulesFile]) -> Vec<Diagnostic> {
 
 /// Whether two selectors may select a common key. Conservative: `all`
 /// overlaps everything, and two tables overlap unless every pair of their
-/// items is of one kind (hashes, names, labels, workspaces), literal (no
-/// glob characters) and different. `exclude` is not considered.
+/// items is of one kind (hashes, names, labels, workspaces) and provably
+/// disjoint: two different literals, a glob that does not match a literal,
+/// or two globs whose literal prefixes or suffixes differ. `exclude` is not
+/// considered.
 pub fn can_overlap(a: &Selector, b: &Selector) -> bool {
     match (a, b) {
         (Selector::Match(a), Selector::Match(b)) => {
@@ -108,8 +110,34 @@ fn items(m: &Match) -> Vec<Item<'_>> {
 }
 
 fn item_overlaps(a: &Item, b: &Item) -> bool {
-    let literal = |s: &str| !s.contains(['*', '?', '[', '{', '\\']);
-    a.0 != b.0 || a.1 == b.1 || !literal(a.1) || !literal(b.1)
+    const META: [char; 5] = ['*', '?', '[', '{', '\\'];
+    // Hashes (kind 0) and workspaces (kind 3) are compared exactly.
+    let glob = |item: &Item| matches!(item.0, 1 | 2) && item.1.contains(META);
+    if a.0 != b.0 {
+        return true;
+    }
+    match (glob(a), glob(b)) {
+        (false, false) => a.1 == b.1,
+        (true, false) => glob_matches(a.1, b.1),
+        (false, true) => glob_matches(b.1, a.1),
+        (true, true) => {
+            // No name matches both when their literal prefixes (or suffixes) differ.
+            let (pa, pb) = (
+                &a.1[..a.1.find(META).unwrap_or(0)],
+                &b.1[..b.1.find(META).unwrap_or(0)],
+            );
+            let (sa, sb) = (
+                &a.1[a.1.rfind(META).map_or(0, |i| i + 1)..],
+                &b.1[b.1.rfind(META).map_or(0, |i| i + 1)..],
+            );
+            (pa.starts_with(pb) || pb.starts_with(pa)) && (sa.ends_with(sb) || sb.ends_with(sa))
+        }
+    }
+}
+
+/// Whether `glob` matches `name` (true when the glob does not compile).
+fn glob_matches(glob: &str, name: &str) -> bool {
+    globset::Glob::new(glob).map_or(true, |g| g.compile_matcher().is_match(name))
 }
 
 #[cfg(test)]
@@ -133,7 +161,12 @@ mod tests {
     fn different_literals_do_not_overlap_but_globs_do() {
         assert!(!can_overlap(&names(&["a", "b"]), &names(&["c"])));
         assert!(can_overlap(&names(&["a"]), &names(&["a"])));
-        assert!(can_overlap(&names(&["team-a-*"]), &names(&["team-b-01"])));
+        assert!(!can_overlap(&names(&["team-a-*"]), &names(&["team-b-01"])));
+        assert!(can_overlap(&names(&["team-a-*"]), &names(&["team-a-01"])));
+        assert!(!can_overlap(&names(&["support-*"]), &names(&["team-b-*"])));
+        assert!(can_overlap(&names(&["team-*"]), &names(&["*-01"])));
+        assert!(!can_overlap(&names(&["*-a"]), &names(&["*-b"])));
+        assert!(can_overlap(&names(&["*"]), &names(&["ci-?2"])));
     }
 
     #[test]
