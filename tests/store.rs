@@ -1,0 +1,1088 @@
+//! The SQLite store: every query, against a fresh database in a temp dir.
+
+use chrono::{DateTime, Duration, Utc};
+use keywarden::engine::plan::{Change, FieldChange};
+use keywarden::engine::{ChangeKind, Outcome};
+use keywarden::openrouter::model::{Field, FieldValue, Key, Settings};
+use keywarden::rules::model::{Conditions, Origin, Rule, Selector};
+use keywarden::store::{HistoryFilter, RunSummary, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const T0: &str = "2026-11-27T10:00:00Z";
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
+    (dir, store)
+}
+
+/// A direct connection, to look at what the store wrote.
+async fn raw(path: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
+fn rule(name: &str, priority: i64) -> Rule {
+    Rule {
+        name: name.into(),
+        description: None,
+        enabled: true,
+        priority,
+        keys: Selector::All,
+        schedule: None,
+        timezone: None,
+        when: Conditions::default(),
+        set: Settings {
+            disabled: Some(true),
+            ..Settings::default()
+        },
+        warn_at: vec![],
+    }
+}
+
+fn file(path: &str) -> Origin {
+    Origin::File(path.into())
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn database_and_its_wal_files_are_private() {
+    let (dir, store) = store().await;
+    store.start_run("manual", at(T0), false).await.unwrap();
+    let db = dir.path().join("kw.db");
+    assert_eq!(mode(&db), 0o600);
+    for extra in ["kw.db-wal", "kw.db-shm"] {
+        let p = dir.path().join(extra);
+        assert!(p.exists(), "{extra} exists after a write");
+        assert_eq!(mode(&p), 0o600, "{extra}");
+    }
+    assert!(store.schema_version().await.unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn backup_is_a_private_consistent_copy_and_never_overwrites() {
+    let (dir, store) = store().await;
+    store
+        .sync_rules(&Origin::Cli, &[rule("a", 0)], false, at(T0))
+        .await
+        .unwrap();
+    let target = dir.path().join("copy.db");
+    store.backup_to(&target).await.unwrap();
+    assert_eq!(mode(&target), 0o600);
+    let copy = Store::open(&target).await.unwrap();
+    assert_eq!(copy.rules().await.unwrap()[0].rule.name, "a");
+    let err = store.backup_to(&target).await.unwrap_err();
+    assert!(format!("{err:#}").contains("already exists"), "{err:#}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".keywarden-backup"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn sync_adds_updates_leaves_and_prunes_a_files_rules() {
+    let (_dir, store) = store().await;
+    let a = file("/etc/a.toml");
+    let s = store
+        .sync_rules(&a, &[rule("r2", 0), rule("r1", 0)], false, at(T0))
+        .await
+        .unwrap();
+    assert_eq!(s.added, ["r1", "r2"]);
+    assert!(s.updated.is_empty() && s.removed.is_empty() && s.unchanged.is_empty());
+
+    let t1 = at(T0) + Duration::hours(1);
+    let s = store
+        .sync_rules(
+            &a,
+            &[rule("r1", 5), rule("r2", 0), rule("r3", 0)],
+            false,
+            t1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.added, s.updated, s.unchanged),
+        (
+            vec!["r3".to_string()],
+            vec!["r1".to_string()],
+            vec!["r2".to_string()]
+        )
+    );
+
+    let stored = store.rule("r1").await.unwrap().unwrap();
+    assert_eq!(stored.rule.priority, 5);
+    assert_eq!(stored.origin, a);
+    assert_eq!((stored.created_at, stored.updated_at), (at(T0), t1));
+
+    // Without prune, a rule missing from the file stays; with prune it goes.
+    let s = store
+        .sync_rules(&a, &[rule("r1", 5)], false, t1)
+        .await
+        .unwrap();
+    assert!(s.removed.is_empty());
+    let s = store
+        .sync_rules(&a, &[rule("r1", 5)], true, t1)
+        .await
+        .unwrap();
+    assert_eq!(s.removed, ["r2", "r3"]);
+    assert_eq!(s.unchanged, ["r1"]);
+    let names: Vec<_> = store
+        .rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.rule.name)
+        .collect();
+    assert_eq!(names, ["r1"]);
+
+    let revisions = store.revisions(Some("r1")).await.unwrap();
+    assert_eq!(revisions.len(), 2);
+    assert_eq!(revisions[0].before, None);
+    assert_eq!(revisions[0].who, "file:/etc/a.toml");
+    assert_eq!(revisions[1].before.as_ref().unwrap().priority, 0);
+    assert_eq!(revisions[1].after.as_ref().unwrap().priority, 5);
+    let removed = store.revisions(Some("r3")).await.unwrap();
+    assert_eq!(removed.last().unwrap().after, None);
+    // r1, r2, r3 added; r1 updated; r2, r3 removed.
+    assert_eq!(store.revisions(None).await.unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn one_file_never_touches_another_files_rules() {
+    let (_dir, store) = store().await;
+    let (a, b) = (file("/etc/a.toml"), file("/etc/b.toml"));
+    store
+        .sync_rules(&a, &[rule("from-a", 0)], false, at(T0))
+        .await
+        .unwrap();
+    store
+        .sync_rules(&b, &[rule("from-b", 0)], true, at(T0))
+        .await
+        .unwrap();
+    assert!(
+        store.rule("from-a").await.unwrap().is_some(),
+        "pruning b leaves a's rules"
+    );
+
+    let err = store
+        .sync_rules(&b, &[rule("new", 0), rule("from-a", 3)], false, at(T0))
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("/etc/a.toml") && msg.contains("/etc/b.toml") && msg.contains("from-a"),
+        "{msg}"
+    );
+    assert!(
+        store.rule("new").await.unwrap().is_none(),
+        "a failed sync changes nothing"
+    );
+    assert_eq!(
+        store.rule("from-a").await.unwrap().unwrap().rule.priority,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_file_takes_over_a_cli_rule_of_the_same_name() {
+    let (_dir, store) = store().await;
+    let a = file("/etc/a.toml");
+    store
+        .sync_rules(&Origin::Cli, &[rule("shared", 0)], false, at(T0))
+        .await
+        .unwrap();
+    let s = store
+        .sync_rules(&a, &[rule("shared", 0)], false, at(T0))
+        .await
+        .unwrap();
+    assert_eq!(s.updated, ["shared"]);
+    assert_eq!(store.rule("shared").await.unwrap().unwrap().origin, a);
+    let revisions = store.revisions(Some("shared")).await.unwrap();
+    assert_eq!(
+        revisions.iter().map(|r| r.who.as_str()).collect::<Vec<_>>(),
+        ["cli", "file:/etc/a.toml"]
+    );
+}
+
+#[tokio::test]
+async fn enabling_disabling_and_removing_rules_record_revisions() {
+    let (_dir, store) = store().await;
+    let a = file("/etc/a.toml");
+    store
+        .sync_rules(&a, &[rule("r", 0)], false, at(T0))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_rule_enabled("r", false, &Origin::Cli, at(T0))
+            .await
+            .unwrap()
+    );
+    let stored = store.rule("r").await.unwrap().unwrap();
+    assert!(!stored.rule.enabled);
+    assert_eq!(stored.origin, a, "the file still owns it");
+    assert!(
+        !store
+            .set_rule_enabled("nope", false, &Origin::Cli, at(T0))
+            .await
+            .unwrap()
+    );
+    assert!(store.remove_rule("r", &Origin::Cli, at(T0)).await.unwrap());
+    assert!(!store.remove_rule("r", &Origin::Cli, at(T0)).await.unwrap());
+    let whos: Vec<_> = store
+        .revisions(Some("r"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.who, r.after.map(|a| a.enabled)))
+        .collect();
+    assert_eq!(
+        whos,
+        [
+            ("file:/etc/a.toml".into(), Some(true)),
+            ("cli".into(), Some(false)),
+            ("cli".into(), None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn rule_state_round_trips_and_is_replaced() {
+    let (_dir, store) = store().await;
+    let holding: BTreeSet<String> = ["k1".to_string(), "k2".to_string()].into();
+    store.save_rule_state("r", at(T0), &holding).await.unwrap();
+    store
+        .save_rule_state("q", at(T0), &BTreeSet::new())
+        .await
+        .unwrap();
+    let later = at(T0) + Duration::minutes(5);
+    store
+        .save_rule_state("r", later, &["k3".to_string()].into())
+        .await
+        .unwrap();
+    let states = store.rule_states().await.unwrap();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states["r"], (later, ["k3".to_string()].into()));
+    assert_eq!(states["q"], (at(T0), BTreeSet::new()));
+}
+
+fn change(
+    key: &str,
+    rule: &str,
+    kind: ChangeKind,
+    field: Field,
+    from: FieldValue,
+    to: FieldValue,
+) -> Change {
+    Change {
+        key_hash: key.into(),
+        key_name: format!("name-{key}"),
+        rule: rule.into(),
+        kind,
+        fields: BTreeMap::from([(field, FieldChange { from, to })]),
+        reason: format!("{rule} says so"),
+        held: None,
+    }
+}
+
+fn disable(key: &str, rule: &str) -> Change {
+    change(
+        key,
+        rule,
+        ChangeKind::Assert,
+        Field::Disabled,
+        FieldValue::Bool(false),
+        FieldValue::Bool(true),
+    )
+}
+
+fn limit(v: Option<f64>) -> FieldValue {
+    FieldValue::Limit(v)
+}
+
+#[tokio::test]
+async fn runs_are_started_and_finished_with_their_counts() {
+    let (dir, store) = store().await;
+    let run = store.start_run("schedule", at(T0), true).await.unwrap();
+    let summary = RunSummary {
+        keys_seen: 10,
+        rules_evaluated: 2,
+        changes: 3,
+        applied: 1,
+        failed: 1,
+        held: 1,
+        status: "failed".into(),
+        error: Some("one change failed".into()),
+        notes: serde_json::json!({"skips": []}),
+    };
+    store
+        .finish_run(run, at(T0) + Duration::seconds(3), &summary)
+        .await
+        .unwrap();
+    let pool = raw(&dir.path().join("kw.db")).await;
+    let times: (String, Option<String>, String, bool, String, Option<String>, String) = sqlx::query_as(
+        "SELECT started_at, finished_at, trigger, dry_run, status, error, notes FROM runs WHERE id = ?",
+    )
+    .bind(run)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        times,
+        (
+            T0.into(),
+            Some("2026-11-27T10:00:03Z".into()),
+            "schedule".into(),
+            true,
+            "failed".into(),
+            Some("one change failed".into()),
+            r#"{"skips":[]}"#.into()
+        )
+    );
+    let counts: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT keys_seen, rules_evaluated, changes, applied, failed, held FROM runs WHERE id = ?",
+    )
+    .bind(run)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (10, 2, 3, 1, 1, 1));
+    assert!(store.finish_run(run + 1, at(T0), &summary).await.is_err());
+}
+
+#[tokio::test]
+async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
+    let (_dir, store) = store().await;
+    let run = store.start_run("manual", at(T0), false).await.unwrap();
+    let mut held = disable("k3", "r");
+    held.held = Some(Outcome::Skipped);
+    let drift = change(
+        "k4",
+        "r",
+        ChangeKind::Drift,
+        Field::Disabled,
+        FieldValue::Bool(true),
+        FieldValue::Bool(false),
+    );
+    let changes = vec![
+        disable("k1", "r"),
+        change(
+            "k1",
+            "s",
+            ChangeKind::Assert,
+            Field::Limit,
+            limit(Some(100.0)),
+            limit(Some(5.0)),
+        ),
+        disable("k2", "r"),
+        held,
+        drift,
+    ];
+    let ids = store
+        .record_changes(Some(run), at(T0), &changes, None)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 5);
+    let rows: Vec<_> = futures::future::join_all(ids.iter().map(|id| store.change(*id)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+        [
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Skipped,
+            Outcome::Pending
+        ]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.attempts == 0 && r.run_id == Some(run) && r.at == at(T0))
+    );
+    assert_eq!(rows[0].request_id, rows[1].request_id, "one PATCH per key");
+    assert!(rows[0].request_id.is_some());
+    assert_ne!(rows[0].request_id, rows[2].request_id);
+    assert_eq!(rows[3].request_id, None, "held rows are not sent");
+    assert_eq!(rows[4].request_id, None, "drift sends nothing");
+    assert_eq!(
+        rows[1].fields[&Field::Limit],
+        FieldChange {
+            from: limit(Some(100.0)),
+            to: limit(Some(5.0))
+        }
+    );
+
+    let claims = store.claims().await.unwrap();
+    let summary: Vec<_> = claims
+        .iter()
+        .map(|c| {
+            (
+                c.key_hash.as_str(),
+                c.field,
+                c.rule.as_str(),
+                c.original,
+                c.value,
+                c.since,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "k1",
+                Field::Disabled,
+                "r",
+                FieldValue::Bool(false),
+                FieldValue::Bool(true),
+                at(T0)
+            ),
+            (
+                "k1",
+                Field::Limit,
+                "s",
+                limit(Some(100.0)),
+                limit(Some(5.0)),
+                at(T0)
+            ),
+            (
+                "k2",
+                Field::Disabled,
+                "r",
+                FieldValue::Bool(false),
+                FieldValue::Bool(true),
+                at(T0)
+            ),
+        ]
+    );
+    let open: Vec<_> = store
+        .open_changes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(open, [ids[0], ids[1], ids[2], ids[4]]);
+}
+
+#[tokio::test]
+async fn a_dry_run_records_rows_without_claims() {
+    let (_dir, store) = store().await;
+    let ids = store
+        .record_changes(None, at(T0), &[disable("k1", "r")], Some(Outcome::DryRun))
+        .await
+        .unwrap();
+    let row = store.change(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (row.outcome, row.run_id, row.request_id),
+        (Outcome::DryRun, None, None)
+    );
+    assert!(store.claims().await.unwrap().is_empty());
+    assert!(store.open_changes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_later_claim_keeps_the_first_original() {
+    let (_dir, store) = store().await;
+    let first = change(
+        "k",
+        "season",
+        ChangeKind::Assert,
+        Field::Limit,
+        limit(Some(100.0)),
+        limit(Some(5.0)),
+    );
+    let ids = store
+        .record_changes(None, at(T0), &[first], None)
+        .await
+        .unwrap();
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+    let second = change(
+        "k",
+        "stricter",
+        ChangeKind::Assert,
+        Field::Limit,
+        limit(Some(5.0)),
+        limit(Some(1.0)),
+    );
+    let later = at(T0) + Duration::hours(1);
+    store
+        .record_changes(None, later, &[second], None)
+        .await
+        .unwrap();
+    let claim = &store.claims().await.unwrap()[0];
+    assert_eq!(
+        (
+            claim.rule.as_str(),
+            claim.original,
+            claim.value,
+            claim.since
+        ),
+        ("stricter", limit(Some(100.0)), limit(Some(1.0)), at(T0))
+    );
+}
+
+#[tokio::test]
+async fn completing_changes_sets_outcome_and_a_failure_gives_back_its_claim() {
+    let (_dir, store) = store().await;
+    // k1: a fresh claim whose PATCH fails → the claim goes (the key never changed).
+    // k2: an existing claim (100 → 5) and a stricter assert (5 → 1) that fails →
+    //     the claim stays, with keywarden's value the key still has (5).
+    let ids = store
+        .record_changes(
+            None,
+            at(T0),
+            &[change(
+                "k2",
+                "season",
+                ChangeKind::Assert,
+                Field::Limit,
+                limit(Some(100.0)),
+                limit(Some(5.0)),
+            )],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+    let ids = store
+        .record_changes(
+            None,
+            at(T0),
+            &[
+                disable("k1", "r"),
+                change(
+                    "k2",
+                    "stricter",
+                    ChangeKind::Assert,
+                    Field::Limit,
+                    limit(Some(5.0)),
+                    limit(Some(1.0)),
+                ),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .complete_changes(&ids, Outcome::Failed, Some(400), 1, Some("limit too low"))
+        .await
+        .unwrap();
+    let row = store.change(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.outcome,
+            row.http_status,
+            row.attempts,
+            row.error.as_deref()
+        ),
+        (Outcome::Failed, Some(400), 1, Some("limit too low"))
+    );
+    let claims = store.claims().await.unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(
+        (
+            claims[0].key_hash.as_str(),
+            claims[0].original,
+            claims[0].value
+        ),
+        ("k2", limit(Some(100.0)), limit(Some(5.0)))
+    );
+    assert!(store.open_changes().await.unwrap().is_empty());
+    assert!(
+        store
+            .complete_changes(&[9999], Outcome::Applied, None, 0, None)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_keeps_the_claim_and_stays_open() {
+    let (_dir, store) = store().await;
+    let ids = store
+        .record_changes(None, at(T0), &[disable("k1", "r")], None)
+        .await
+        .unwrap();
+    store
+        .complete_changes(&ids, Outcome::Unknown, None, 6, Some("connection closed"))
+        .await
+        .unwrap();
+    assert_eq!(store.claims().await.unwrap().len(), 1);
+    let open = store.open_changes().await.unwrap();
+    assert_eq!((open[0].outcome, open[0].attempts), (Outcome::Unknown, 6));
+}
+
+#[tokio::test]
+async fn applied_release_drift_and_deleted_drop_claims() {
+    let (_dir, store) = store().await;
+    let ids = store
+        .record_changes(
+            None,
+            at(T0),
+            &[
+                disable("k1", "r"),
+                disable("k2", "r"),
+                change(
+                    "k2",
+                    "s",
+                    ChangeKind::Assert,
+                    Field::Limit,
+                    limit(None),
+                    limit(Some(5.0)),
+                ),
+                disable("k3", "r"),
+                change(
+                    "k4",
+                    "s",
+                    ChangeKind::Assert,
+                    Field::Limit,
+                    limit(None),
+                    limit(Some(5.0)),
+                ),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+    let release = change(
+        "k1",
+        "r",
+        ChangeKind::Release,
+        Field::Disabled,
+        FieldValue::Bool(true),
+        FieldValue::Bool(false),
+    );
+    let drift = change(
+        "k2",
+        "r",
+        ChangeKind::Drift,
+        Field::Disabled,
+        FieldValue::Bool(true),
+        FieldValue::Bool(false),
+    );
+    let mut deleted = disable("k3", "r");
+    deleted.kind = ChangeKind::Deleted;
+    deleted.fields.clear();
+    let mut failed_release = change(
+        "k4",
+        "s",
+        ChangeKind::Release,
+        Field::Limit,
+        limit(Some(5.0)),
+        limit(None),
+    );
+    failed_release.reason = "window rolled over".into();
+    let ids = store
+        .record_changes(None, at(T0), &[release, drift, deleted], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claims().await.unwrap().len(),
+        5,
+        "nothing dropped before the outcome is known"
+    );
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+    let failed = store
+        .record_changes(None, at(T0), &[failed_release], None)
+        .await
+        .unwrap();
+    store
+        .complete_changes(&failed, Outcome::Failed, Some(500), 6, Some("server error"))
+        .await
+        .unwrap();
+    let left: Vec<_> = store
+        .claims()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.key_hash, c.field))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("k2".to_string(), Field::Limit),
+            ("k4".to_string(), Field::Limit)
+        ]
+    );
+    assert_eq!(store.delete_claims_of_key("k2").await.unwrap(), 1);
+    assert_eq!(store.claims().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn history_filters_and_orders_newest_first() {
+    let (_dir, store) = store().await;
+    let t = |h: i64| at(T0) + Duration::hours(h);
+    store
+        .record_changes(None, t(0), &[disable("k1", "r")], Some(Outcome::DryRun))
+        .await
+        .unwrap();
+    let ids = store
+        .record_changes(None, t(1), &[disable("k2", "r"), disable("k1", "s")], None)
+        .await
+        .unwrap();
+    store
+        .complete_changes(&ids[..1], Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+    store
+        .record_changes(
+            None,
+            t(2),
+            &[change(
+                "k1",
+                "r",
+                ChangeKind::Release,
+                Field::Disabled,
+                FieldValue::Bool(true),
+                FieldValue::Bool(false),
+            )],
+            None,
+        )
+        .await
+        .unwrap();
+    let ids_of =
+        |rows: Vec<keywarden::store::ChangeRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = ids_of(store.changes(&HistoryFilter::default()).await.unwrap());
+    assert_eq!(all, [4, 3, 2, 1]);
+    let f = |f: HistoryFilter| {
+        let store = store.clone();
+        async move { ids_of(store.changes(&f).await.unwrap()) }
+    };
+    assert_eq!(
+        f(HistoryFilter {
+            since: Some(t(1)),
+            ..Default::default()
+        })
+        .await,
+        [4, 3, 2]
+    );
+    assert_eq!(
+        f(HistoryFilter {
+            until: Some(t(1)),
+            ..Default::default()
+        })
+        .await,
+        [1]
+    );
+    assert_eq!(
+        f(HistoryFilter {
+            key_hash: Some("k1".into()),
+            ..Default::default()
+        })
+        .await,
+        [4, 3, 1]
+    );
+    assert_eq!(
+        f(HistoryFilter {
+            rule: Some("s".into()),
+            ..Default::default()
+        })
+        .await,
+        [3]
+    );
+    assert_eq!(
+        f(HistoryFilter {
+            kind: Some(ChangeKind::Release),
+            ..Default::default()
+        })
+        .await,
+        [4]
+    );
+    assert_eq!(
+        f(HistoryFilter {
+            outcome: Some(Outcome::Applied),
+            ..Default::default()
+        })
+        .await,
+        [2]
+    );
+    assert_eq!(
+        f(HistoryFilter {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await,
+        [4, 3]
+    );
+    assert_eq!(store.key_hashes_named("name-k1").await.unwrap(), ["k1"]);
+    assert!(store.key_hashes_named("nobody").await.unwrap().is_empty());
+    assert!(store.key_hash_known("k2").await.unwrap());
+    assert!(!store.key_hash_known("k9").await.unwrap());
+    assert!(store.change(99).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn events_are_recorded_and_read_by_time_range() {
+    let (_dir, store) = store().await;
+    let run = store.start_run("startup", at(T0), false).await.unwrap();
+    let detail = serde_json::json!({"source": "env:BUDGET", "error": "not set"});
+    let id = store
+        .record_event(Some(run), at(T0), "source_error", Some("r"), None, &detail)
+        .await
+        .unwrap();
+    store
+        .record_event(
+            None,
+            at(T0) + Duration::hours(2),
+            "guard_tripped",
+            None,
+            Some("k"),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    let events = store
+        .events(at(T0), at(T0) + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (
+            e.id,
+            e.run_id,
+            e.at,
+            e.kind.as_str(),
+            e.rule.as_deref(),
+            e.key_hash.as_deref(),
+            &e.detail
+        ),
+        (
+            id,
+            Some(run),
+            at(T0),
+            "source_error",
+            Some("r"),
+            None,
+            &detail
+        )
+    );
+    assert_eq!(
+        store
+            .events(at(T0), at(T0) + Duration::days(1))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn exemptions_are_added_listed_marked_once_and_removed() {
+    let (_dir, store) = store().await;
+    let until = at(T0) + Duration::days(7);
+    let id = store
+        .add_exemption("k1", Some("r"), until, "demo day", at(T0))
+        .await
+        .unwrap();
+    let all_rules = store
+        .add_exemption("k2", None, at(T0) - Duration::days(1), "expired", at(T0))
+        .await
+        .unwrap();
+    let first = at(T0) + Duration::hours(1);
+    store.mark_exemption_held(id, first).await.unwrap();
+    store
+        .mark_exemption_held(id, first + Duration::hours(1))
+        .await
+        .unwrap();
+    let list = store.exemptions().await.unwrap();
+    assert_eq!(list.len(), 2, "expired ones are listed too");
+    let e = &list[0];
+    assert_eq!(
+        (
+            e.id,
+            e.key_hash.as_str(),
+            e.rule.as_deref(),
+            e.until,
+            e.reason.as_str(),
+            e.held_at,
+            e.created_at
+        ),
+        (id, "k1", Some("r"), until, "demo day", Some(first), at(T0))
+    );
+    assert_eq!(list[1].rule, None);
+    assert!(store.remove_exemption(all_rules).await.unwrap());
+    assert!(!store.remove_exemption(all_rules).await.unwrap());
+    assert_eq!(store.exemptions().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_source_outage_is_reported_once_and_ends_with_a_good_value() {
+    let (_dir, store) = store().await;
+    assert_eq!(store.source_value("env:B").await.unwrap(), None);
+    assert!(
+        store
+            .save_source_error("env:B", "not set", at(T0))
+            .await
+            .unwrap(),
+        "first failure starts an outage"
+    );
+    assert_eq!(store.source_value("env:B").await.unwrap(), None);
+    store
+        .save_source_value("env:B", 50.0, at(T0) + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.source_value("env:B").await.unwrap(),
+        Some((50.0, at(T0) + Duration::hours(1)))
+    );
+    assert!(
+        store
+            .save_source_error("env:B", "unreachable", at(T0) + Duration::hours(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .save_source_error("env:B", "still unreachable", at(T0) + Duration::hours(3))
+            .await
+            .unwrap(),
+        "same outage"
+    );
+    assert_eq!(
+        store.source_value("env:B").await.unwrap(),
+        Some((50.0, at(T0) + Duration::hours(1))),
+        "the last good value survives errors"
+    );
+    store
+        .save_source_value("env:B", 60.0, at(T0) + Duration::hours(4))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .save_source_error("env:B", "down again", at(T0) + Duration::hours(5))
+            .await
+            .unwrap(),
+        "a new outage"
+    );
+}
+
+fn key(hash: &str, usage: f64) -> Key {
+    serde_json::from_value(serde_json::json!({
+        "hash": hash, "name": hash, "disabled": false, "limit": 10.0, "limit_remaining": 10.0 - usage,
+        "usage": usage, "usage_daily": usage, "usage_weekly": usage, "usage_monthly": usage,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn snapshots_are_throttled_per_interval_and_skipped_when_usage_did_not_move() {
+    let (dir, store) = store().await;
+    let interval = std::time::Duration::from_secs(15 * 60);
+    let t = |m: i64| at(T0) + Duration::minutes(m);
+    assert_eq!(
+        store
+            .record_snapshots(t(0), &[key("a", 1.0), key("b", 2.0)], interval)
+            .await
+            .unwrap(),
+        2
+    );
+    // Within the interval: nothing, even though a's usage moved.
+    assert_eq!(
+        store
+            .record_snapshots(
+                t(10),
+                &[key("a", 1.5), key("b", 2.0), key("c", 0.0)],
+                interval
+            )
+            .await
+            .unwrap(),
+        1,
+        "only the new key c"
+    );
+    // After the interval: only keys whose usage moved.
+    assert_eq!(
+        store
+            .record_snapshots(
+                t(15),
+                &[key("a", 1.5), key("b", 2.0), key("c", 0.0)],
+                interval
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .record_snapshots(
+                t(31),
+                &[key("a", 1.5), key("b", 2.5), key("c", 0.0)],
+                interval
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    let pool = raw(&dir.path().join("kw.db")).await;
+    let rows: Vec<(String, String, Option<f64>, Option<f64>)> =
+        sqlx::query_as("SELECT key_hash, at, usage, limit_remaining FROM snapshots ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "a".into(),
+                "2026-11-27T10:00:00Z".into(),
+                Some(1.0),
+                Some(9.0)
+            ),
+            (
+                "b".into(),
+                "2026-11-27T10:00:00Z".into(),
+                Some(2.0),
+                Some(8.0)
+            ),
+            (
+                "c".into(),
+                "2026-11-27T10:10:00Z".into(),
+                Some(0.0),
+                Some(10.0)
+            ),
+            (
+                "a".into(),
+                "2026-11-27T10:15:00Z".into(),
+                Some(1.5),
+                Some(8.5)
+            ),
+            (
+                "b".into(),
+                "2026-11-27T10:31:00Z".into(),
+                Some(2.5),
+                Some(7.5)
+            ),
+        ]
+    );
+    assert_eq!(store.prune_snapshots(t(15)).await.unwrap(), 3);
+    assert_eq!(store.prune_snapshots(t(15)).await.unwrap(), 0);
+}
