@@ -331,8 +331,10 @@ pub struct Settings {
     /// `disabled`.
     pub disabled: Option<bool>,
     /// `limit`: `Some(None)` is `"none"` (no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
     pub limit: Option<Option<f64>>,
     /// `limit_reset`: `Some(None)` is `"none"` (no reset).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
     pub limit_reset: Option<Option<LimitReset>>,
     /// `include_byok_in_limit`.
     pub include_byok_in_limit: Option<bool>,
