@@ -1,8 +1,92 @@
-//! `keywarden report`.
+//! `keywarden report`: the historical change report (SPEC §5).
+
 use super::Context;
+use crate::cli::{Format, ReportArgs};
+use crate::clock::{Clock, SystemClock};
+use crate::exit::UsageError;
+use crate::report::{self, Report, html, text};
+use crate::store::Store;
+use crate::timearg::{parse_time, parse_until};
+use anyhow::Context as _;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use std::io::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
 
+/// How far back the report looks without `--since`.
+pub const DEFAULT_DAYS: i64 = 30;
+
 /// Runs `report`.
-pub async fn run(_ctx: &Context, _args: crate::cli::ReportArgs) -> anyhow::Result<ExitCode> {
-    Err(super::not_yet("report"))
+pub async fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let config = ctx.config()?;
+    let (since, until) = period(&args, SystemClock.now())?;
+    let store = Store::open(&config.database_path()).await?;
+    let report = report::build(&store, since, until, args.group_by).await?;
+    let text = match args.format {
+        Format::Table if report.totals.changes == 0 => nothing_recorded(&report),
+        Format::Markdown if report.totals.changes == 0 => nothing_recorded(&report),
+        Format::Table => text::table(&report),
+        Format::Markdown => text::markdown(&report),
+        Format::Csv => text::csv(&report)?,
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        Format::Html => html::render(&store, &report).await?,
+        Format::Jsonl => {
+            return Err(UsageError::new(
+                "report --format: use table, markdown, csv, json or html",
+            ));
+        }
+    };
+    match &args.output {
+        Some(path) => write_private(path, &text)?,
+        None => std::io::stdout().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `[since, until)` from `--since`/`--until` (default: the last 30 days up to now).
+pub fn period(
+    args: &ReportArgs,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let until = match &args.until {
+        Some(s) => parse_until(s, now).map_err(|e| UsageError::new(format!("--until: {e}")))?,
+        None => now,
+    };
+    let since = match &args.since {
+        Some(s) => parse_time(s, now).map_err(|e| UsageError::new(format!("--since: {e}")))?,
+        None => until - Duration::days(DEFAULT_DAYS),
+    };
+    if since >= until {
+        return Err(UsageError::new(format!(
+            "--since {} is not before --until {}",
+            since.to_rfc3339_opts(SecondsFormat::Secs, true),
+            until.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )));
+    }
+    Ok((since, until))
+}
+
+/// The friendly line of an empty period.
+fn nothing_recorded(report: &Report) -> String {
+    format!(
+        "no changes recorded between {} and {}\n",
+        report.since.to_rfc3339_opts(SecondsFormat::Secs, true),
+        report.until.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )
+}
+
+/// Writes `text` to `path`, creating the file mode 0600 (a report names
+/// keys and rules); an existing file is replaced in place.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }

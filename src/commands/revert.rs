@@ -1,8 +1,243 @@
-//! `keywarden revert`.
+//! `keywarden revert CHANGE_ID [--dry-run] [--exempt-until TIME]` (SPEC §5):
+//! puts the fields of an applied change back to their `from` values, if the
+//! key still holds the `to` values and no enabled rule still asserts them.
+//!
+//! Refusals (no such change, not applied, nothing to put back, the key
+//! changed since, a rule still asserting) exit 2 and change nothing; a
+//! PATCH that fails exits 1 and is recorded as a failed `revert`.
+
 use super::Context;
+use crate::cli::RevertArgs;
+use crate::clock::{Clock, SystemClock};
+use crate::engine::plan::{Change, FieldChange};
+use crate::engine::{ChangeKind, Outcome};
+use crate::exit::UsageError;
+use crate::openrouter::Client;
+use crate::openrouter::client::ClientSettings;
+use crate::openrouter::model::{Key, KeyPatch};
+use crate::rules::selector::CompiledSelector;
+use crate::store::{ChangeRow, Store};
+use crate::timearg::parse_time;
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// Runs `revert`.
-pub async fn run(_ctx: &Context, _args: crate::cli::RevertArgs) -> anyhow::Result<ExitCode> {
-    Err(super::not_yet("revert"))
+pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
+    let config = ctx.config()?;
+    let now = SystemClock.now();
+    let exempt_until = args
+        .exempt_until
+        .as_deref()
+        .map(|s| parse_time(s, now).map_err(|e| UsageError::new(format!("--exempt-until: {e}"))))
+        .transpose()?;
+    if exempt_until.is_some_and(|t| t <= now) {
+        return Err(UsageError::new("--exempt-until must be in the future"));
+    }
+    let store = Store::open(&config.database_path()).await?;
+    let client = Client::new(ClientSettings::from_config(&config)?)?;
+    let change = revertible(&store, args.change_id).await?;
+    let key = client
+        .get_key(&change.key_hash)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", change.key_name))?;
+    still_holds(&change, &key)?;
+    let asserting = asserting_rules(&store, &change, &key, now).await?;
+    let revert = revert_change(&change);
+    let summary = describe(&revert);
+
+    if args.dry_run {
+        if let Some(until) = exempt_until {
+            for rule in &asserting {
+                println!(
+                    "would exempt {} from rule {rule} until {}",
+                    key.name,
+                    time(until)
+                );
+            }
+        }
+        println!(
+            "would revert change {} on {}: {summary}",
+            change.id, key.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !asserting.is_empty() {
+        let Some(until) = exempt_until else {
+            return Err(UsageError::new(format!(
+                "refused: rule {} still asserts {} on key {}; it would set it again at its next run. \
+                 Pass --exempt-until TIME to exempt the key from it and revert",
+                asserting.join(", rule "),
+                change
+                    .fields
+                    .iter()
+                    .map(|(f, fc)| format!("{f} = {}", fc.to))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                key.name
+            )));
+        };
+        for rule in &asserting {
+            let reason = format!("revert of change {}", change.id);
+            let id = store
+                .add_exemption(&key.hash, Some(rule), until, &reason, now)
+                .await?;
+            println!(
+                "exempted {} from rule {rule} until {} (exemption {id})",
+                key.name,
+                time(until)
+            );
+        }
+    }
+
+    let ids = store
+        .record_changes(None, now, std::slice::from_ref(&revert), None)
+        .await?;
+    let mut patch = KeyPatch::default();
+    for (field, fc) in &revert.fields {
+        patch.set(fc.to, *field);
+    }
+    let attempted = client.update_key(&key.hash, &patch).await;
+    let (outcome, error) = match &attempted.result {
+        Ok(_) => (Outcome::Applied, None),
+        Err(e) if e.is_ambiguous() => (Outcome::Unknown, Some(e.to_string())),
+        Err(e) => (Outcome::Failed, Some(e.to_string())),
+    };
+    store
+        .complete_changes(
+            &ids,
+            outcome,
+            attempted.http_status,
+            attempted.attempts,
+            error.as_deref(),
+        )
+        .await?;
+    match error {
+        None => {
+            println!(
+                "reverted change {} on {}: {summary} (change {})",
+                change.id, key.name, ids[0]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(e) => Err(anyhow::anyhow!(
+            "the revert of change {} on {} ended {outcome}: {e} (recorded as change {})",
+            change.id,
+            key.name,
+            ids[0]
+        )),
+    }
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The change `id`, if it is one that can be put back: applied, and a kind
+/// that moved the key (not `drift` or `deleted`).
+async fn revertible(store: &Store, id: i64) -> anyhow::Result<ChangeRow> {
+    let change = store
+        .change(id)
+        .await?
+        .ok_or_else(|| UsageError::new(format!("no change {id} (see keywarden history)")))?;
+    if change.outcome != Outcome::Applied {
+        return Err(UsageError::new(format!(
+            "refused: change {id} is {}, not applied: it did not change the key",
+            change.outcome
+        )));
+    }
+    if matches!(change.kind, ChangeKind::Drift | ChangeKind::Deleted) {
+        return Err(UsageError::new(format!(
+            "refused: change {id} is a {} row: keywarden changed nothing on the key",
+            change.kind
+        )));
+    }
+    Ok(change)
+}
+
+/// Refuses when the key no longer holds every `to` value of the change.
+fn still_holds(change: &ChangeRow, key: &Key) -> anyhow::Result<()> {
+    for (field, fc) in &change.fields {
+        let current = key.get(*field);
+        if current != fc.to {
+            return Err(UsageError::new(format!(
+                "refused: key {} has {field} = {current} now, not the {} change {} set; nothing to revert",
+                key.name, fc.to, change.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The enabled rules that still assert one of the change's `to` values on
+/// the key: they select it, their `when` held for it at their last
+/// evaluation, and no exemption covers it now.
+async fn asserting_rules(
+    store: &Store,
+    change: &ChangeRow,
+    key: &Key,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let states = store.rule_states().await?;
+    let exemptions = store.exemptions().await?;
+    let mut out = Vec::new();
+    for stored in store.rules().await? {
+        let rule = &stored.rule;
+        let sets_a_to_value = rule
+            .set
+            .fields()
+            .iter()
+            .any(|(f, v)| change.fields.get(f).is_some_and(|fc| fc.to == *v));
+        let holds = states
+            .get(&rule.name)
+            .is_some_and(|(_, holding)| holding.contains(&key.hash));
+        let exempt = exemptions
+            .iter()
+            .any(|e| e.covers(&key.hash, &rule.name, now));
+        if rule.enabled
+            && sets_a_to_value
+            && holds
+            && !exempt
+            && CompiledSelector::new(&rule.keys).matches(key)
+        {
+            out.push(rule.name.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The `revert` change: every field from its `to` back to its `from`.
+fn revert_change(change: &ChangeRow) -> Change {
+    let fields: BTreeMap<_, _> = change
+        .fields
+        .iter()
+        .map(|(f, fc)| {
+            (
+                *f,
+                FieldChange {
+                    from: fc.to,
+                    to: fc.from,
+                },
+            )
+        })
+        .collect();
+    Change {
+        key_hash: change.key_hash.clone(),
+        key_name: change.key_name.clone(),
+        rule: change.rule.clone(),
+        kind: ChangeKind::Revert,
+        reason: format!("keywarden revert of change {} ({})", change.id, change.kind),
+        fields,
+        held: None,
+    }
+}
+
+/// `disabled: true → false, limit: 5.00 → none`.
+fn describe(change: &Change) -> String {
+    change
+        .fields
+        .iter()
+        .map(|(f, fc)| format!("{f}: {} → {}", fc.from, fc.to))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,225 @@
+//! The charts of the HTML report, drawn with plotters into SVG strings:
+//! spend against a budget over time, and a timeline of the periods in
+//! which keywarden held keys disabled or under another setting.
+//!
+//! Text is drawn with plotters' built-in font estimate and the generic
+//! `sans-serif` family, so the SVG names no font file and no URL.
+
+use super::periods::Period;
+use super::reached;
+use crate::openrouter::model::Field;
+use crate::store::report::BudgetPoint;
+use chrono::{DateTime, Utc};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// The colour of a spend line.
+pub const SPEND: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+/// The colour of a budget line and of a crossing mark.
+pub const BUDGET: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+/// The colour of a period in which a key was held disabled.
+pub const DISABLED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+/// The colour of a period in which a key was held under another setting.
+pub const SETTING: RGBColor = RGBColor(0xff, 0x9f, 0x1c);
+
+const WIDTH: u32 = 1100;
+const FONT: &str = "sans-serif";
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("cannot draw a chart: {e}")
+}
+
+fn day_label(x: i64) -> String {
+    DateTime::<Utc>::from_timestamp(x, 0)
+        .map_or_else(String::new, |t| t.format("%b %d").to_string())
+}
+
+/// Spend in `window` of budget rule `rule` over `[since, until)`, one point
+/// per run (`points`, oldest first): the spend as a line, the budget as a
+/// line, and each crossing (a reading at or over the budget after one
+/// below it) marked with a dot and the date.
+pub fn budget_chart(
+    rule: &str,
+    window: &str,
+    points: &[BudgetPoint],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let top = points
+            .iter()
+            .map(|p| p.spend_usd.max(p.budget_usd))
+            .fold(1.0_f64, f64::max)
+            * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{rule}: {window} spend against budget"), (FONT, 20))
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(64)
+            .build_cartesian_2d(since.timestamp()..until.timestamp(), 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(10)
+            .x_label_formatter(&|x| day_label(*x))
+            .y_desc("USD")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        let xy = |p: &BudgetPoint, y: f64| (p.at.timestamp(), y);
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| xy(p, p.budget_usd)),
+                BUDGET.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label("budget")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BUDGET.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| xy(p, p.spend_usd)),
+                SPEND.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label("spend")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], SPEND.stroke_width(2)));
+        let crossings: Vec<&BudgetPoint> = points
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                reached(p.spend_usd, p.budget_usd)
+                    && (*i == 0 || !reached(points[i - 1].spend_usd, points[i - 1].budget_usd))
+            })
+            .map(|(_, p)| p)
+            .collect();
+        chart
+            .draw_series(crossings.iter().map(|p| {
+                EmptyElement::at(xy(p, p.spend_usd))
+                    + Circle::new((0, 0), 5, BUDGET.filled())
+                    + Text::new(
+                        format!("exceeded {}", p.at.format("%b %d %H:%M")),
+                        (8, -16),
+                        (FONT, 13).into_font().color(&BUDGET),
+                    )
+            }))
+            .map_err(err)?
+            .label("budget reached")
+            .legend(|(x, y)| Circle::new((x + 9, y), 4, BUDGET.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK.mix(0.3))
+            .background_style(WHITE.mix(0.9))
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// One row per key over `[since, until)`: a red bar while keywarden held
+/// it disabled, an amber bar while it held another setting (a seasonal
+/// limit or reset).
+pub fn timeline_chart(
+    periods: &[Period],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let mut keys: Vec<(&str, &str)> = periods
+        .iter()
+        .map(|p| (p.key_hash.as_str(), p.key_name.as_str()))
+        .collect();
+    keys.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    keys.dedup_by(|a, b| a.0 == b.0);
+    let rows = keys.len().max(1);
+    let height = 110 + 30 * rows as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (names, plot) = root.split_horizontally(170);
+        draw_timeline(&plot, &names, &keys, periods, since, until)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+fn draw_timeline(
+    plot: &DrawingArea<SVGBackend<'_>, Shift>,
+    names: &DrawingArea<SVGBackend<'_>, Shift>,
+    keys: &[(&str, &str)],
+    periods: &[Period],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let rows = keys.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(plot)
+        .caption("When keywarden held each key", (FONT, 20))
+        .margin(12)
+        .x_label_area_size(32)
+        .build_cartesian_2d(since.timestamp()..until.timestamp(), rows..0.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(10)
+        .x_label_formatter(&|x| day_label(*x))
+        .y_labels(0)
+        .disable_y_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+    let row = |hash: &str| keys.iter().position(|k| k.0 == hash).unwrap_or(0) as f64;
+    let bars = |disabled: bool| {
+        periods
+            .iter()
+            .filter(move |p| (p.field == Field::Disabled) == disabled)
+            .filter_map(move |p| {
+                let (start, end) = p.clip(since, until)?;
+                let y = row(&p.key_hash);
+                let (top, bottom, color) = if disabled {
+                    (y + 0.15, y + 0.5, DISABLED)
+                } else {
+                    (y + 0.5, y + 0.85, SETTING)
+                };
+                Some(Rectangle::new(
+                    [(start.timestamp(), top), (end.timestamp(), bottom)],
+                    color.filled(),
+                ))
+            })
+    };
+    chart
+        .draw_series(bars(true))
+        .map_err(err)?
+        .label("held disabled")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], DISABLED.filled()));
+    chart
+        .draw_series(bars(false))
+        .map_err(err)?
+        .label("held under a rule's setting (limit, reset)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], SETTING.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .border_style(BLACK.mix(0.3))
+        .background_style(WHITE.mix(0.9))
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    let style = (FONT, 14).into_font().color(&BLACK);
+    for (i, (_, name)) in keys.iter().enumerate() {
+        let (_, y) = chart.backend_coord(&(since.timestamp(), i as f64 + 0.5));
+        names
+            .draw(&Text::new(
+                crate::output::shorten(name, 20),
+                (8, y - 7),
+                style.clone(),
+            ))
+            .map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! The historical change report (SPEC §5): per group, changes by kind and
+//! outcome, keys disabled and re-enabled, hours keys were held disabled,
+//! spend against each budget, failures, source errors and guard trips.
+//!
+//! [`build`] gathers the figures with the aggregate queries of
+//! [`crate::store::report`]; [`text`] and [`html`] render them.
+
+pub mod charts;
+pub mod html;
+pub mod periods;
+pub mod text;
+
+use crate::cli::GroupBy;
+use crate::engine::{ChangeKind, Outcome};
+use crate::store::Store;
+use crate::store::report::{Bucket, BudgetPoint};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+use std::collections::{BTreeMap, HashMap};
+
+/// A report: the period, the grouping, the totals and each group's figures.
+/// Serializes as the JSON object of SPEC §5.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Start of the period (inclusive).
+    #[serde(serialize_with = "rfc3339")]
+    pub since: DateTime<Utc>,
+    /// End of the period (exclusive).
+    #[serde(serialize_with = "rfc3339")]
+    pub until: DateTime<Utc>,
+    /// `key`, `rule`, `day`, `week` or `month`.
+    pub group_by: &'static str,
+    /// The figures of the whole period.
+    pub totals: Counters,
+    /// The figures of each group, in group order.
+    pub groups: Vec<Group>,
+}
+
+/// The figures of a group, or of the whole period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
+    /// Change rows recorded.
+    pub changes: i64,
+    /// Change rows per kind (every kind listed).
+    pub by_kind: BTreeMap<ChangeKind, i64>,
+    /// Change rows per outcome (every outcome listed).
+    pub by_outcome: BTreeMap<Outcome, i64>,
+    /// Distinct keys an applied change disabled.
+    pub keys_disabled: i64,
+    /// Distinct keys an applied release or revert re-enabled.
+    pub keys_reenabled: i64,
+    /// Hours keywarden held keys disabled within the period (summed over keys).
+    pub disabled_hours: f64,
+    /// Changes that ended `failed` or `unknown`.
+    pub failures: i64,
+    /// Budget source errors recorded.
+    pub source_errors: i64,
+    /// Runs in which the blast-radius guard held changes back.
+    pub guard_trips: i64,
+    /// `disabled_hours` in whole seconds.
+    #[serde(skip)]
+    pub disabled_seconds: i64,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        Counters {
+            by_kind: ChangeKind::ALL.iter().map(|k| (*k, 0)).collect(),
+            by_outcome: Outcome::ALL.iter().map(|o| (*o, 0)).collect(),
+            ..Counters::default()
+        }
+    }
+
+    fn add_disabled_seconds(&mut self, seconds: i64) {
+        self.disabled_seconds += seconds;
+        // Four decimals keep every minute exact.
+        self.disabled_hours = (self.disabled_seconds as f64 / 36.0).round() / 100.0;
+    }
+}
+
+/// One group's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The group's name: a key name, a rule, `2026-11-27`, `2026-W48` or `2026-11`.
+    pub group: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// Spend against each budget rule read in the group.
+    pub budgets: Vec<BudgetLine>,
+}
+
+/// Spend in a window against a budget rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetLine {
+    /// The rule.
+    pub rule: String,
+    /// `daily`, `weekly`, `monthly` or `total`.
+    pub window: String,
+    /// The budget at the last reading, USD.
+    pub budget_usd: f64,
+    /// The highest spend read in the group's period, USD.
+    pub spend_usd: f64,
+    /// The first reading at or over the budget, if any.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub exceeded_at: Option<DateTime<Utc>>,
+}
+
+fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+fn rfc3339_opt<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// The name of a grouping, as `--group-by` spells it.
+pub fn group_by_name(group_by: GroupBy) -> &'static str {
+    match group_by {
+        GroupBy::Key => "key",
+        GroupBy::Rule => "rule",
+        GroupBy::Day => "day",
+        GroupBy::Week => "week",
+        GroupBy::Month => "month",
+    }
+}
+
+fn bucket(group_by: GroupBy) -> Bucket {
+    match group_by {
+        GroupBy::Key => Bucket::Key,
+        GroupBy::Rule => Bucket::Rule,
+        GroupBy::Day => Bucket::Day,
+        GroupBy::Week => Bucket::Week,
+        GroupBy::Month => Bucket::Month,
+    }
+}
+
+/// Whether a spend reading has reached its budget (a budget of 50.00 is
+/// reached by 50.00).
+pub fn reached(spend_usd: f64, budget_usd: f64) -> bool {
+    spend_usd + 1e-9 >= budget_usd
+}
+
+/// Figures per group id, filled query by query.
+struct Tally {
+    groups: BTreeMap<String, Counters>,
+}
+
+impl Tally {
+    fn group(&mut self, id: &str) -> &mut Counters {
+        self.groups
+            .entry(id.to_string())
+            .or_insert_with(Counters::new)
+    }
+}
+
+/// Gathers the report of `[since, until)` grouped by `group_by`.
+pub async fn build(
+    store: &Store,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    group_by: GroupBy,
+) -> anyhow::Result<Report> {
+    let bucket = bucket(group_by);
+    let mut tally = Tally {
+        groups: BTreeMap::new(),
+    };
+    let mut totals = Counters::new();
+
+    for c in store.report_change_counts(since, until, bucket).await? {
+        for counters in [&mut totals, tally.group(&c.group)] {
+            counters.changes += c.count;
+            *counters.by_kind.entry(c.kind).or_default() += c.count;
+            *counters.by_outcome.entry(c.outcome).or_default() += c.count;
+            if matches!(c.outcome, Outcome::Failed | Outcome::Unknown) {
+                counters.failures += c.count;
+            }
+        }
+    }
+    for k in store.report_key_counts(since, until, bucket).await? {
+        let g = tally.group(&k.group);
+        g.keys_disabled = k.disabled;
+        g.keys_reenabled = k.reenabled;
+    }
+    if let Some(all) = store
+        .report_key_counts(since, until, Bucket::All)
+        .await?
+        .first()
+    {
+        totals.keys_disabled = all.disabled;
+        totals.keys_reenabled = all.reenabled;
+    }
+    for (group, kind, n) in store.report_event_counts(since, until, bucket).await? {
+        let g = tally.group(&group);
+        match kind.as_str() {
+            "source_error" => g.source_errors = n,
+            _ if matches!(bucket, Bucket::Day | Bucket::Week | Bucket::Month) => g.guard_trips = n,
+            _ => {}
+        }
+    }
+    if matches!(bucket, Bucket::Key | Bucket::Rule) {
+        // A guard trip concerns a run, not a key or rule: count the runs in
+        // which it held back a change of the group.
+        for (group, n) in store.report_held_runs(since, until, bucket).await? {
+            tally.group(&group).guard_trips = n;
+        }
+    }
+    for (_, kind, n) in store.report_event_counts(since, until, Bucket::All).await? {
+        match kind.as_str() {
+            "source_error" => totals.source_errors = n,
+            _ => totals.guard_trips = n,
+        }
+    }
+
+    let transitions = store.report_disabled_transitions(until).await?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    for period in periods::disabled_periods(&transitions) {
+        let Some((start, end)) = period.clip(since, until) else {
+            continue;
+        };
+        for (group, seconds) in periods::split_seconds(&period, start, end, bucket) {
+            tally.group(&group).add_disabled_seconds(seconds);
+        }
+        totals.add_disabled_seconds((end - start).num_seconds());
+        names.insert(period.key_hash.clone(), period.key_name.clone());
+    }
+
+    let mut budgets: BTreeMap<String, Vec<BudgetLine>> = BTreeMap::new();
+    for point in store.report_budget_points(since, until, bucket).await? {
+        tally.group(&point.group);
+        add_reading(budgets.entry(point.group.clone()).or_default(), &point);
+    }
+
+    if bucket == Bucket::Key {
+        names.extend(store.report_key_names(since, until).await?);
+    }
+    let mut groups: Vec<Group> = tally
+        .groups
+        .into_iter()
+        .map(|(id, counters)| Group {
+            group: label(&id, bucket, &names),
+            budgets: budgets.remove(&id).unwrap_or_default(),
+            counters,
+        })
+        .collect();
+    if bucket == Bucket::Key {
+        groups.sort_by(|a, b| a.group.cmp(&b.group));
+    }
+    Ok(Report {
+        since,
+        until,
+        group_by: group_by_name(group_by),
+        totals,
+        groups,
+    })
+}
+
+/// Folds one reading into its group's budget lines (readings come oldest first).
+fn add_reading(lines: &mut Vec<BudgetLine>, p: &BudgetPoint) {
+    let line = match lines
+        .iter_mut()
+        .find(|l| l.rule == p.rule && l.window == p.window)
+    {
+        Some(line) => line,
+        None => {
+            lines.push(BudgetLine {
+                rule: p.rule.clone(),
+                window: p.window.clone(),
+                budget_usd: p.budget_usd,
+                spend_usd: p.spend_usd,
+                exceeded_at: None,
+            });
+            lines.last_mut().expect("just pushed")
+        }
+    };
+    line.budget_usd = p.budget_usd;
+    line.spend_usd = line.spend_usd.max(p.spend_usd);
+    if line.exceeded_at.is_none() && reached(p.spend_usd, p.budget_usd) {
+        line.exceeded_at = Some(p.at);
+    }
+}
+
+/// A group's name for people: key names for keys (with the hash's start
+/// when a name is not known), ISO weeks for weeks.
+fn label(id: &str, bucket: Bucket, names: &HashMap<String, String>) -> String {
+    match bucket {
+        Bucket::Key => names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| crate::output::shorten(id, 12)),
+        Bucket::Week => match NaiveDate::parse_from_str(id, "%Y-%m-%d") {
+            Ok(monday) => {
+                let week = monday.iso_week();
+                format!("{}-W{:02}", week.year(), week.week())
+            }
+            Err(_) => id.to_string(),
+        },
+        _ => id.to_string(),
+    }
+}

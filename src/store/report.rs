@@ -1,0 +1,321 @@
+//! The aggregate queries of `keywarden report` (SPEC §5). Everything is
+//! counted in SQL over the indexes of `migrations/0002_report_indexes.sql`;
+//! only the per-group figures come back, never the rows themselves. The
+//! period is `at >= since AND at < until`, exactly as `history` filters.
+
+use super::{Store, parse_ts, ts};
+use crate::engine::{ChangeKind, Outcome};
+use anyhow::anyhow;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt as _;
+use sqlx::Row as _;
+
+/// How report rows are put into groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// By key hash.
+    Key,
+    /// By rule name.
+    Rule,
+    /// By UTC day: `2026-11-27`.
+    Day,
+    /// By ISO week, as the date of its Monday: `2026-11-23`.
+    Week,
+    /// By UTC month: `2026-11`.
+    Month,
+    /// One group, `""`: the totals.
+    All,
+}
+
+impl Bucket {
+    /// The group of a row as an SQL expression over its `at`, `key_hash`
+    /// and `rule` columns (NULL when the row has no key or rule).
+    fn sql(self) -> &'static str {
+        match self {
+            Bucket::Key => "key_hash",
+            Bucket::Rule => "rule",
+            Bucket::Day => "substr(at, 1, 10)",
+            Bucket::Week => {
+                "date(substr(at, 1, 10), '-' || ((CAST(strftime('%w', at) AS INTEGER) + 6) % 7) || ' days')"
+            }
+            Bucket::Month => "substr(at, 1, 7)",
+            Bucket::All => "''",
+        }
+    }
+}
+
+/// The number of changes of one kind with one outcome in one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindOutcomeCount {
+    /// The group.
+    pub group: String,
+    /// The change kind.
+    pub kind: ChangeKind,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// How many.
+    pub count: i64,
+}
+
+/// Distinct keys disabled and re-enabled by applied changes in one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyCounts {
+    /// The group.
+    pub group: String,
+    /// Keys an applied change set `disabled = true` on.
+    pub disabled: i64,
+    /// Keys an applied release or revert moved from disabled to enabled.
+    pub reenabled: i64,
+}
+
+/// An applied change that opens or closes a period in which keywarden held
+/// a key disabled, in key then time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisabledTransition {
+    /// The key.
+    pub key_hash: String,
+    /// Its name at the time.
+    pub key_name: String,
+    /// The rule of the change.
+    pub rule: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `true`: an assert/reassert disabled the key; `false`: a release,
+    /// drift or revert moved it away from disabled, or it was deleted.
+    pub opens: bool,
+}
+
+/// A budget reading of one run, per group, rule and window: the highest
+/// spend of the readings (one per key for `scope = "each"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetPoint {
+    /// The group.
+    pub group: String,
+    /// The rule.
+    pub rule: String,
+    /// The window (`daily`, `weekly`, `monthly`, `total`).
+    pub window: String,
+    /// When the run started.
+    pub at: DateTime<Utc>,
+    /// Spend in the window, USD.
+    pub spend_usd: f64,
+    /// The budget, USD.
+    pub budget_usd: f64,
+}
+
+impl Store {
+    /// Changes in `[since, until)` counted per group, kind and outcome.
+    pub async fn report_change_counts(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        bucket: Bucket,
+    ) -> anyhow::Result<Vec<KindOutcomeCount>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} AS grp, kind, outcome, COUNT(*) AS n FROM changes
+             WHERE at >= ? AND at < ? GROUP BY grp, kind, outcome ORDER BY grp, kind, outcome",
+            bucket.sql()
+        ))
+        .bind(ts(since))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: &str = row.get("kind");
+                let outcome: &str = row.get("outcome");
+                Ok(KindOutcomeCount {
+                    group: row.get("grp"),
+                    kind: ChangeKind::parse(kind)
+                        .ok_or_else(|| anyhow!("unknown change kind {kind:?} in the database"))?,
+                    outcome: Outcome::parse(outcome)
+                        .ok_or_else(|| anyhow!("unknown outcome {outcome:?} in the database"))?,
+                    count: row.get("n"),
+                })
+            })
+            .collect()
+    }
+
+    /// Distinct keys disabled and re-enabled by applied changes in
+    /// `[since, until)`, per group.
+    pub async fn report_key_counts(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        bucket: Bucket,
+    ) -> anyhow::Result<Vec<KeyCounts>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} AS grp,
+                 COUNT(DISTINCT CASE WHEN json_extract(fields, '$.disabled.to') = 1
+                                     THEN key_hash END) AS disabled,
+                 COUNT(DISTINCT CASE WHEN json_extract(fields, '$.disabled.from') = 1
+                                      AND json_extract(fields, '$.disabled.to') = 0
+                                      AND kind IN ('release', 'revert')
+                                     THEN key_hash END) AS reenabled
+             FROM changes
+             WHERE at >= ? AND at < ? AND outcome = 'applied'
+               AND kind IN ('assert', 'reassert', 'release', 'revert')
+               AND instr(fields, '\"disabled\"') > 0
+             GROUP BY grp ORDER BY grp",
+            bucket.sql()
+        ))
+        .bind(ts(since))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| KeyCounts {
+                group: row.get("grp"),
+                disabled: row.get("disabled"),
+                reenabled: row.get("reenabled"),
+            })
+            .collect())
+    }
+
+    /// The latest name recorded for each key changed in `[since, until)`.
+    pub async fn report_key_names(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT key_hash, key_name, MAX(at) FROM changes
+             WHERE at >= ? AND at < ? GROUP BY key_hash",
+        )
+        .bind(ts(since))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(hash, name, _)| (hash, name))
+            .collect())
+    }
+
+    /// `source_error` and `guard_tripped` events in `[since, until)`, counted
+    /// per group and kind; events without the group's key or rule are left out.
+    pub async fn report_event_counts(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        bucket: Bucket,
+    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+        let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(&format!(
+            "SELECT {} AS grp, kind, COUNT(*) FROM events
+             WHERE kind IN ('source_error', 'guard_tripped') AND at >= ? AND at < ?
+             GROUP BY grp, kind ORDER BY grp, kind",
+            bucket.sql()
+        ))
+        .bind(ts(since))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(group, kind, n)| Some((group?, kind, n)))
+            .collect())
+    }
+
+    /// Per group, the number of runs in `[since, until)` in which the
+    /// blast-radius guard held back a change of the group.
+    pub async fn report_held_runs(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        bucket: Bucket,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query_as(&format!(
+            "SELECT {} AS grp, COUNT(DISTINCT run_id) FROM changes
+             WHERE at >= ? AND at < ? AND outcome = 'held' GROUP BY grp ORDER BY grp",
+            bucket.sql()
+        ))
+        .bind(ts(since))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Every applied change before `until` that opens or closes a period in
+    /// which keywarden held a key disabled, by key then time (read through
+    /// the partial index `changes_disabled`).
+    pub async fn report_disabled_transitions(
+        &self,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<DisabledTransition>> {
+        let mut rows = sqlx::query(
+            "SELECT key_hash, key_name, rule, at, opens FROM (
+                 SELECT key_hash, key_name, rule, at, id,
+                     CASE WHEN kind = 'deleted' THEN 0
+                          WHEN kind IN ('assert', 'reassert')
+                               AND json_extract(fields, '$.disabled.to') = 1 THEN 1
+                          WHEN kind IN ('release', 'drift', 'revert')
+                               AND json_extract(fields, '$.disabled.from') = 1
+                               AND json_extract(fields, '$.disabled.to') = 0 THEN 0
+                     END AS opens
+                 FROM changes
+                 WHERE outcome = 'applied'
+                   AND (kind = 'deleted' OR instr(fields, '\"disabled\"') > 0)
+                   AND at < ?)
+             WHERE opens IS NOT NULL ORDER BY key_hash, at, id",
+        )
+        .bind(ts(until))
+        .fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            out.push(DisabledTransition {
+                key_hash: row.get("key_hash"),
+                key_name: row.get("key_name"),
+                rule: row.get("rule"),
+                at: parse_ts(row.get("at"))?,
+                opens: row.get::<i64, _>("opens") == 1,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The budget readings recorded by runs started in `[since, until)`
+    /// (`runs.notes.budgets`), one point per group, rule, window and run,
+    /// oldest first. Readings without the group's key (group-scope budgets
+    /// under [`Bucket::Key`]) are left out.
+    pub async fn report_budget_points(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        bucket: Bucket,
+    ) -> anyhow::Result<Vec<BudgetPoint>> {
+        let rows = sqlx::query(&format!(
+            "WITH readings AS (
+                 SELECT r.started_at AS at,
+                        json_extract(b.value, '$.rule') AS rule,
+                        json_extract(b.value, '$.key_hash') AS key_hash,
+                        json_extract(b.value, '$.window') AS win,
+                        json_extract(b.value, '$.spend_usd') AS spend,
+                        json_extract(b.value, '$.budget_usd') AS budget
+                 FROM runs r, json_each(r.notes, '$.budgets') b
+                 WHERE r.started_at >= ? AND r.started_at < ? AND json_valid(r.notes))
+             SELECT grp, rule, win, at, MAX(spend) AS spend, MAX(budget) AS budget
+             FROM (SELECT {} AS grp, * FROM readings)
+             WHERE grp IS NOT NULL AND spend IS NOT NULL AND budget IS NOT NULL
+             GROUP BY grp, rule, win, at ORDER BY grp, rule, win, at",
+            bucket.sql()
+        ))
+        .bind(ts(since))
+        .bind(ts(until))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BudgetPoint {
+                    group: row.get("grp"),
+                    rule: row.get("rule"),
+                    window: row.get("win"),
+                    at: parse_ts(row.get("at"))?,
+                    spend_usd: row.get("spend"),
+                    budget_usd: row.get("budget"),
+                })
+            })
+            .collect()
+    }
+}
