@@ -13,6 +13,7 @@ pub mod exit;
 pub mod logging;
 pub mod openrouter;
 pub mod output;
+pub mod report;
 pub mod rules;
 pub mod sandbox;
 pub mod store;

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod claims;
+pub mod report;
 pub mod rules;
 pub mod runs;
 pub mod snapshots;
