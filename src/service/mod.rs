@@ -1,0 +1,523 @@
+//! The service (`keywarden run`, SPEC §7): one run loop that owns running.
+//!
+//! Cron jobs and calendar wake-ups only say "rule X is due"; the loop merges
+//! what comes due while a run is in flight into the next run, so runs never
+//! overlap. The loop also pings the systemd watchdog, reloads on `SIGHUP`,
+//! notices rule changes made through the CLI (and reschedules), and stops on
+//! `SIGTERM`/`SIGINT`, giving the in-flight run [`STOP_GRACE`] to finish.
+
+pub mod lock;
+pub mod rules_files;
+pub mod schedule;
+pub mod systemd;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
+use crate::metrics::{Health, Metrics, window_bounds};
+use crate::notify::{Backoff, Notifier, Webhook};
+use crate::openrouter::Client;
+use crate::openrouter::client::ClientSettings;
+use crate::openrouter::model::{Field, FieldValue};
+use crate::rules::Rule;
+use crate::store::Store;
+use crate::store::outbox::BudgetWarning;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use lock::InstanceLock;
+use schedule::Schedules;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use systemd::LastRun;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// How long a run in flight at `SIGTERM` may take to finish; after that the
+/// service exits anyway and the next run resolves the open rows.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What the service is started with.
+#[derive(Clone)]
+pub struct ServiceOptions {
+    /// `--config`.
+    pub config_path: Option<PathBuf>,
+    /// `--database`.
+    pub database: Option<PathBuf>,
+    /// Webhook retry timing.
+    pub notify_backoff: Backoff,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Runs the service until `SIGTERM`/`SIGINT`. Configuration, rules files,
+/// the lock and the metrics address fail before anything runs, as
+/// [`UsageError`](crate::exit::UsageError)s (exit 2).
+pub async fn run(opts: ServiceOptions) -> anyhow::Result<()> {
+    let config = load_config(&opts)?;
+    let db = config.database_path();
+    let _lock = InstanceLock::acquire(&db)?;
+    let store = Store::open(&db).await?;
+    rules_files::sync_rules_files(&store, &config.daemon.rules_files, opts.clock.now()).await?;
+    let default_tz = default_tz(&config)?;
+    let runner = runner(&store, &config, &opts)?;
+    let metrics = Arc::new(Metrics::new(opts.clock.clone()));
+    let health = Arc::new(Health::default());
+    if let Some(listen) = &config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| crate::exit::UsageError::new(format!("[metrics].listen {listen}: {e}")))?;
+        tracing::info!(
+            "serving /metrics and /healthz on {}",
+            listener.local_addr()?
+        );
+        let app = crate::metrics::router(metrics.clone(), health.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("the metrics server stopped: {e}");
+            }
+        });
+    }
+    let (due_tx, due_rx) = mpsc::unbounded_channel();
+    let mut service = Service {
+        notifications: Notifications::start(&store, &config, &opts)?,
+        opts,
+        config: Arc::new(config),
+        default_tz,
+        store,
+        runner,
+        metrics,
+        health,
+        due_tx,
+        schedules: None,
+        rules: Vec::new(),
+        wakeup: None,
+        last_run: LastRun::Ok,
+    };
+    service.metrics.refresh(&service.store).await?;
+    tracing::info!(database = %db.display(), "keywarden started");
+    service.run_now(Trigger::Startup).await;
+    service.reschedule().await?;
+    systemd::ready(&service.status_line().await);
+    service.run_loop(due_rx).await
+}
+
+fn load_config(opts: &ServiceOptions) -> anyhow::Result<Config> {
+    let mut config = Config::load(opts.config_path.as_deref())?;
+    if let Some(db) = &opts.database {
+        config.database.path = Some(db.clone());
+    }
+    Ok(config)
+}
+
+fn default_tz(config: &Config) -> anyhow::Result<Tz> {
+    let name = &config.daemon.timezone;
+    name.parse().map_err(|_| {
+        crate::exit::UsageError::new(format!("[daemon].timezone: unknown timezone {name:?}"))
+    })
+}
+
+fn runner(store: &Store, config: &Config, opts: &ServiceOptions) -> anyhow::Result<Runner> {
+    let client = Client::new(ClientSettings::from_config(config)?)?;
+    Ok(Runner::new(
+        store.clone(),
+        client,
+        Arc::new(config.clone()),
+        opts.clock.clone(),
+    ))
+}
+
+/// The webhook worker and how to reach it.
+struct Notifications {
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Notifications {
+    fn start(
+        store: &Store,
+        config: &Config,
+        opts: &ServiceOptions,
+    ) -> anyhow::Result<Notifications> {
+        let notifier = Notifier::new(
+            store.clone(),
+            Webhook::from_config(&config.notify),
+            opts.notify_backoff,
+            opts.clock.clone(),
+        )?;
+        let wake = notifier.waker();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(notifier.run(stopped));
+        Ok(Notifications { wake, stop, task })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+/// Rules due for the next run, merged while a run is in flight.
+#[derive(Debug, Default)]
+struct Pending {
+    all: Option<Trigger>,
+    rules: BTreeSet<String>,
+}
+
+impl Pending {
+    fn take(&mut self) -> Option<RunRequest> {
+        let req = match self.all.take() {
+            Some(trigger) => RunRequest {
+                trigger,
+                due: None,
+                dry_run: false,
+                force: false,
+            },
+            None if !self.rules.is_empty() => RunRequest {
+                trigger: Trigger::Schedule,
+                due: Some(std::mem::take(&mut self.rules)),
+                dry_run: false,
+                force: false,
+            },
+            None => return None,
+        };
+        self.rules.clear();
+        Some(req)
+    }
+}
+
+/// A run in flight, polled by the loop itself (the runner's future is not
+/// `Send`, so it is not spawned; nothing else is needed for runs never to overlap).
+type RunTask = Pin<Box<dyn Future<Output = (anyhow::Result<RunReport>, Duration)>>>;
+
+struct Service {
+    opts: ServiceOptions,
+    config: Arc<Config>,
+    default_tz: Tz,
+    store: Store,
+    runner: Runner,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    notifications: Notifications,
+    due_tx: mpsc::UnboundedSender<String>,
+    schedules: Option<Schedules>,
+    /// The enabled rules the schedules were built from.
+    rules: Vec<Rule>,
+    /// The next calendar boundary and the rules it makes due.
+    wakeup: Option<(DateTime<Utc>, BTreeSet<String>)>,
+    last_run: LastRun,
+}
+
+impl Service {
+    fn spawn_run(&self, req: RunRequest) -> RunTask {
+        let runner = self.runner.clone();
+        tracing::info!(trigger = req.trigger.as_str(), rules = ?req.due, "run starting");
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = runner.run(&req).await;
+            (result, started.elapsed())
+        })
+    }
+
+    /// Runs every rule now and waits for it (start-up).
+    async fn run_now(&mut self, trigger: Trigger) {
+        let task = self.spawn_run(RunRequest {
+            trigger,
+            due: None,
+            dry_run: false,
+            force: false,
+        });
+        self.finished(task.await).await;
+    }
+
+    async fn run_loop(mut self, mut due_rx: mpsc::UnboundedReceiver<String>) -> anyhow::Result<()> {
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let watchdog = systemd::watchdog_interval();
+        let period = watchdog.map_or(Duration::from_secs(1), |w| w.min(Duration::from_secs(1)));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pending = Pending::default();
+        let mut in_flight: Option<RunTask> = None;
+        loop {
+            tokio::select! {
+                Some(rule) = due_rx.recv() => {
+                    pending.rules.insert(rule);
+                }
+                _ = hangup.recv() => {
+                    if self.reload().await {
+                        pending.all = Some(Trigger::Reload);
+                    }
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    self.finished(done).await;
+                }
+                _ = tick.tick() => {
+                    let now = self.opts.clock.now();
+                    self.health.tick(now);
+                    if watchdog.is_some() {
+                        systemd::watchdog();
+                    }
+                    if let Some((at, rules)) = self.wakeup.take() {
+                        if at <= now {
+                            tracing::info!(rules = ?rules, "calendar boundary");
+                            pending.rules.extend(rules);
+                            self.wakeup = schedule::next_wakeup(&self.rules, self.default_tz, now);
+                        } else {
+                            self.wakeup = Some((at, rules));
+                        }
+                    }
+                    if let Err(e) = self.follow_rule_changes().await {
+                        tracing::error!("cannot read the rules: {e:#}");
+                    }
+                }
+            }
+            if in_flight.is_none()
+                && let Some(req) = pending.take()
+            {
+                in_flight = Some(self.spawn_run(req));
+            }
+        }
+        self.shutdown(in_flight).await;
+        Ok(())
+    }
+
+    /// `STOPPING=1`, stop scheduling, give the run in flight [`STOP_GRACE`].
+    async fn shutdown(mut self, in_flight: Option<RunTask>) {
+        systemd::stopping();
+        tracing::info!("stopping");
+        if let Some(schedules) = self.schedules.take() {
+            schedules.stop().await;
+        }
+        if let Some(task) = in_flight {
+            match tokio::time::timeout(STOP_GRACE, task).await {
+                Ok(done) => self.finished(done).await,
+                Err(_) => tracing::warn!(
+                    "the run in flight did not finish within {} s; its open changes are resolved by the next run",
+                    STOP_GRACE.as_secs()
+                ),
+            }
+        }
+        self.notifications.stop().await;
+        tracing::info!("stopped");
+    }
+
+    /// Reloads the configuration and the rules files; a broken one is
+    /// reported (log, `reload_failed` event and notification) and what was
+    /// in force stays. `true` when the reload took effect.
+    async fn reload(&mut self) -> bool {
+        systemd::reloading();
+        tracing::info!("reloading the configuration and rules files");
+        let result = self.try_reload().await;
+        if let Err(e) = &result {
+            let message = format!("{e:#}");
+            tracing::error!(
+                "reload failed, the previous configuration and rules stay in force:\n{message}"
+            );
+            let detail = serde_json::json!({ "error": message });
+            if let Err(e) = self
+                .store
+                .record_service_event(self.opts.clock.now(), "reload_failed", &detail)
+                .await
+            {
+                tracing::error!("cannot record the failed reload: {e:#}");
+            }
+            self.enqueue().await;
+        }
+        systemd::ready(&self.status_line().await);
+        result.is_ok()
+    }
+
+    async fn try_reload(&mut self) -> anyhow::Result<()> {
+        let config = load_config(&self.opts)?;
+        if config.database_path() != self.config.database_path() {
+            anyhow::bail!("the database cannot change on reload (restart the service to move it)");
+        }
+        let default_tz = default_tz(&config)?;
+        let runner = runner(&self.store, &config, &self.opts)?;
+        rules_files::sync_rules_files(
+            &self.store,
+            &config.daemon.rules_files,
+            self.opts.clock.now(),
+        )
+        .await?;
+        let notifications = Notifications::start(&self.store, &config, &self.opts)?;
+        std::mem::replace(&mut self.notifications, notifications)
+            .stop()
+            .await;
+        self.config = Arc::new(config);
+        self.default_tz = default_tz;
+        self.runner = runner;
+        self.rules.clear(); // reschedule at the next tick
+        Ok(())
+    }
+
+    /// Rebuilds the schedules when the enabled rules changed (an import,
+    /// `rules enable`, a reload).
+    async fn follow_rule_changes(&mut self) -> anyhow::Result<()> {
+        let rules = enabled_rules(&self.store).await?;
+        if rules != self.rules || self.schedules.is_none() {
+            self.reschedule().await?;
+        }
+        Ok(())
+    }
+
+    async fn reschedule(&mut self) -> anyhow::Result<()> {
+        let rules = enabled_rules(&self.store).await?;
+        if let Some(old) = self.schedules.take() {
+            old.stop().await;
+        }
+        let daemon = &self.config.daemon;
+        self.schedules = Some(
+            Schedules::start(
+                &rules,
+                &daemon.schedule,
+                self.default_tz,
+                self.due_tx.clone(),
+            )
+            .await?,
+        );
+        let now = self.opts.clock.now();
+        self.wakeup = schedule::next_wakeup(&rules, self.default_tz, now);
+        if let Some(interval) =
+            schedule::shortest_interval(&rules, &daemon.schedule, self.default_tz, now)
+        {
+            self.health.set_interval(interval);
+        }
+        tracing::debug!(rules = rules.len(), "schedules built");
+        self.rules = rules;
+        Ok(())
+    }
+
+    /// What follows a run: budget warnings, notifications, metrics, status.
+    async fn finished(&mut self, done: (anyhow::Result<RunReport>, Duration)) {
+        let now = self.opts.clock.now();
+        match done {
+            (Ok(report), took) => {
+                self.last_run = if report.error.is_some() {
+                    LastRun::Error
+                } else if report.failed() {
+                    LastRun::Failed
+                } else {
+                    LastRun::Ok
+                };
+                match &report.error {
+                    Some(e) => tracing::error!(run = report.run_id, "run stopped: {e}"),
+                    None => tracing::info!(
+                        run = report.run_id,
+                        keys = report.keys_seen,
+                        changes = report.rows.len(),
+                        guard_tripped = report.guard_tripped,
+                        "run finished in {:.1} s",
+                        took.as_secs_f64()
+                    ),
+                }
+                if let Err(e) = self.warn_budgets(&report, now).await {
+                    tracing::error!("cannot record budget warnings: {e:#}");
+                }
+                self.metrics.observe_run(took, &report.plan.budgets);
+            }
+            (Err(e), _) => {
+                self.last_run = LastRun::Error;
+                tracing::error!("run failed: {e:#}");
+            }
+        }
+        self.health.run_finished(now);
+        self.enqueue().await;
+        if let Err(e) = self.metrics.refresh(&self.store).await {
+            tracing::error!("cannot update the metrics: {e:#}");
+        }
+        systemd::status(&self.status_line().await);
+    }
+
+    /// Enqueues what is new in the history and wakes the webhook worker.
+    async fn enqueue(&self) {
+        match self
+            .store
+            .enqueue_notifications(self.opts.clock.now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::debug!(items = n, "notifications enqueued");
+                self.notifications.wake.notify_one();
+            }
+            Err(e) => tracing::error!("cannot enqueue notifications: {e:#}"),
+        }
+    }
+
+    /// Records a `budget_warning` for every `warn_at` fraction a reading
+    /// crossed, once per window per key or group.
+    async fn warn_budgets(&self, report: &RunReport, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let rules = self.store.rules().await?;
+        for b in &report.plan.budgets {
+            let Some(rule) = rules.iter().find(|r| r.rule.name == b.rule) else {
+                continue;
+            };
+            let window_start =
+                window_bounds(&b.window, now).map_or(DateTime::UNIX_EPOCH, |(s, _)| s);
+            for &fraction in &rule.rule.warn_at {
+                if b.budget_usd <= 0.0 || b.spend_usd < fraction * b.budget_usd {
+                    continue;
+                }
+                let warning = BudgetWarning {
+                    rule: &b.rule,
+                    key_hash: b.key_hash.as_deref(),
+                    window: &b.window,
+                    window_start,
+                    fraction,
+                    spend_usd: b.spend_usd,
+                    budget_usd: b.budget_usd,
+                };
+                if self
+                    .store
+                    .record_budget_warning(Some(report.run_id), now, &warning)
+                    .await?
+                {
+                    tracing::info!(rule = %b.rule, key = ?b.key_hash, window = %b.window, fraction, "budget warning");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `next run 10:05 · 3 keys held disabled · last run ok`.
+    async fn status_line(&self) -> String {
+        let now = self.opts.clock.now();
+        let next = schedule::next_run(
+            &self.rules,
+            &self.config.daemon.schedule,
+            self.default_tz,
+            now,
+        );
+        let held = match self.store.claims().await {
+            Ok(claims) => claims
+                .iter()
+                .filter(|c| c.field == Field::Disabled && c.value == FieldValue::Bool(true))
+                .map(|c| c.key_hash.as_str())
+                .collect::<BTreeSet<_>>()
+                .len(),
+            Err(_) => 0,
+        };
+        systemd::status_line(next, held, &self.last_run, self.default_tz, now)
+    }
+}
+
+async fn enabled_rules(store: &Store) -> anyhow::Result<Vec<Rule>> {
+    Ok(store
+        .rules()
+        .await?
+        .into_iter()
+        .map(|s| s.rule)
+        .filter(|r| r.enabled)
+        .collect())
+}

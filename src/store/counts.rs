@@ -1,0 +1,74 @@
+//! Aggregate counts of the history, for `/metrics` (SPEC §7): they are
+//! read from the database, so the exported counters equal what `history`
+//! and `report` show, whoever made the rows (the service or `apply`).
+
+use super::{Store, parse_ts};
+use chrono::{DateTime, Utc};
+
+/// Counts of the recorded history.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryCounts {
+    /// Finished runs by (trigger, status).
+    pub runs: Vec<(String, String, u64)>,
+    /// Change rows by (kind, outcome), `pending` rows left out (they are not done).
+    pub changes: Vec<(String, String, u64)>,
+    /// PATCH responses by HTTP status (`none` when no response came), one per request.
+    pub patches: Vec<(String, u64)>,
+    /// Recorded `source_error` events.
+    pub source_errors: u64,
+    /// Keys by state (`enabled`/`disabled`) in their latest snapshot.
+    pub keys: Vec<(String, u64)>,
+    /// When the last run with status `ok` finished.
+    pub last_success: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Reads [`HistoryCounts`].
+    pub async fn history_counts(&self) -> anyhow::Result<HistoryCounts> {
+        let runs: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT trigger, status, COUNT(*) FROM runs WHERE finished_at IS NOT NULL
+             GROUP BY trigger, status ORDER BY trigger, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let changes: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT kind, outcome, COUNT(*) FROM changes WHERE outcome <> 'pending'
+             GROUP BY kind, outcome ORDER BY kind, outcome",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let patches: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(CAST(status AS TEXT), 'none'), COUNT(*) FROM (
+                 SELECT MAX(http_status) AS status FROM changes
+                 WHERE attempts > 0 GROUP BY COALESCE(request_id, 'row-' || id)
+             ) GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let source_errors: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = 'source_error'")
+                .fetch_one(&self.pool)
+                .await?;
+        let keys: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT CASE s.disabled WHEN 0 THEN 'enabled' ELSE 'disabled' END AS state, COUNT(*)
+             FROM snapshots s
+             JOIN (SELECT key_hash, MAX(id) AS id FROM snapshots GROUP BY key_hash) last ON s.id = last.id
+             GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let last_success: Option<String> =
+            sqlx::query_scalar("SELECT MAX(finished_at) FROM runs WHERE status = 'ok'")
+                .fetch_one(&self.pool)
+                .await?;
+        let n = |v: i64| v.max(0) as u64;
+        Ok(HistoryCounts {
+            runs: runs.into_iter().map(|(a, b, c)| (a, b, n(c))).collect(),
+            changes: changes.into_iter().map(|(a, b, c)| (a, b, n(c))).collect(),
+            patches: patches.into_iter().map(|(a, c)| (a, n(c))).collect(),
+            source_errors: n(source_errors),
+            keys: keys.into_iter().map(|(a, c)| (a, n(c))).collect(),
+            last_success: last_success.map(|s| parse_ts(&s)).transpose()?,
+        })
+    }
+}
