@@ -11,7 +11,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod claims;
+pub mod counts;
 pub mod report;
+pub mod outbox;
 pub mod rules;
 pub mod runs;
 pub mod snapshots;
