@@ -34,7 +34,7 @@ pub(crate) fn router(account: Account) -> Router {
         .route("/requests", get(requests).delete(clear_requests))
         .route("/credits", post(set_credits))
         .route("/reset", post(reset))
-        .fallback(|| async { error_response(404, "Not Found") })
+        .fallback(super::server::not_found)
         .layer(middleware::from_fn(loopback_only))
         .with_state(account)
 }

@@ -91,7 +91,8 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let app = Router::new()
             .nest(server::API_PREFIX, server::router(account.clone()))
-            .nest("/_sandbox", control::router(account.clone()));
+            .nest("/_sandbox", control::router(account.clone()))
+            .fallback(server::not_found);
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(

@@ -194,7 +194,8 @@ async fn credits(
     }))
 }
 
-async fn not_found() -> Response {
+/// 404 with the API's error body, for any path no route serves.
+pub(crate) async fn not_found() -> Response {
     error_response(404, "Not Found")
 }
 

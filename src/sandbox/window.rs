@@ -182,7 +182,13 @@ mod tests {
             (5.0, 2.0, 5.0)
         );
         let december = Periods::at(t("2026-12-01T00:00:00Z"));
-        assert_eq!((c.monthly(december), c.weekly(december)), (0.0, 5.0));
+        assert_eq!((c.monthly(december), c.weekly(december)), (0.0, 0.0));
+        let mut monday = UsageCounter::new(0.0, 0.0, 0.0, 0.0, t("2026-11-30T09:00:00Z"));
+        monday.add(1.0, Periods::at(t("2026-11-30T09:00:00Z")));
+        assert_eq!(
+            (monday.monthly(december), monday.weekly(december)),
+            (0.0, 1.0)
+        );
         assert_eq!(c.in_window(None, december), 5.0);
     }
 }

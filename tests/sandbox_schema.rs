@@ -1,0 +1,402 @@
+//! Every body the sandbox answers matches OpenRouter's published schema
+//! (`openapi-keys.yaml`) and carries the newer fields of `NOTES.md`, so that
+//! clients written against OpenRouter accept it.
+
+use chrono::{DateTime, Utc};
+use keywarden::openrouter::model::LimitReset;
+use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/openrouter/openapi-keys.yaml"
+);
+
+fn spec() -> Value {
+    let text = std::fs::read_to_string(SPEC).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// Follows a local `$ref` (`#/components/schemas/X`).
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let target = root
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("dangling $ref {r}"));
+            resolve(root, target)
+        }
+        None => schema,
+    }
+}
+
+fn has_type(value: &Value, ty: &str) -> bool {
+    match ty {
+        "null" => value.is_null(),
+        "boolean" => value.is_boolean(),
+        "string" => value.is_string(),
+        "number" => value.is_number(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        other => panic!("schema type {other} unknown to the checker"),
+    }
+}
+
+/// Collects every way `value` breaks `schema`: a missing `required`
+/// property, a value of an undeclared type, a `const` not met; recursing
+/// into `properties` and array `items`.
+fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    let schema = resolve(root, schema);
+    if let Some(ty) = schema.get("type") {
+        let types: Vec<&str> = match ty {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => panic!("odd type {other}"),
+        };
+        if !types.iter().any(|t| has_type(value, t)) {
+            errors.push(format!("{at}: {value} is not of type {types:?}"));
+            return;
+        }
+    }
+    if let Some(c) = schema.get("const") {
+        if c != value {
+            errors.push(format!("{at}: {value} is not the constant {c}"));
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = name.as_str().unwrap();
+            if !obj.contains_key(name) {
+                errors.push(format!("{at}: required property `{name}` missing"));
+            }
+        }
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            for (name, sub) in props {
+                if let Some(v) = obj.get(name) {
+                    check(root, sub, v, &format!("{at}.{name}"), errors);
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in list.iter().enumerate() {
+            check(root, items, v, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+/// The response schema the spec declares for an operation and status.
+fn response_schema<'a>(root: &'a Value, path: &str, method: &str, status: u16) -> &'a Value {
+    root["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"]
+        .as_object()
+        .map(|_| &root["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"])
+        .unwrap_or_else(|| panic!("the spec declares no {status} for {method} {path}"))
+}
+
+fn errors_of(root: &Value, path: &str, method: &str, status: u16, body: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    check(
+        root,
+        response_schema(root, path, method, status),
+        body,
+        "$",
+        &mut errors,
+    );
+    errors
+}
+
+#[test]
+fn the_checker_catches_missing_and_mistyped_fields() {
+    let root = spec();
+    let bad = json!({"data": [{"hash": 1, "name": "n"}]});
+    let errors = errors_of(&root, "/keys", "get", 200, &bad);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("$.data[0].hash: 1 is not of type")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`limit_remaining` missing")),
+        "{errors:?}"
+    );
+    let bad_error = json!({"error": {"code": "404"}});
+    assert_eq!(
+        errors_of(&root, "/keys/{hash}", "get", 404, &bad_error).len(),
+        2
+    );
+}
+
+/// One request: spec path, method, request path, body, bearer, expected status.
+type Case<'a> = (&'a str, Method, String, Option<Value>, Option<&'a str>, u16);
+
+/// The fields `NOTES.md` adds to every key object.
+const NEWER_KEY_FIELDS: [&str; 4] = [
+    "workspace_id",
+    "external_user",
+    "last_used_at",
+    "expires_at",
+];
+
+#[tokio::test]
+async fn every_answer_matches_the_published_schema_and_carries_the_newer_fields() {
+    let root = spec();
+    let limited = SeedKey {
+        name: "limited".into(),
+        limit: Some(10.0),
+        limit_reset: Some(LimitReset::Monthly),
+        ..SeedKey::default()
+    };
+    let opts = SandboxOptions {
+        keys: 3,
+        seed_keys: vec![limited],
+        management_key: None,
+        start: Some(
+            DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ),
+    };
+    let sandbox = Sandbox::start("127.0.0.1:0", opts).await.unwrap();
+    let http = reqwest::Client::new();
+    let base = sandbox.base_url();
+    let mgmt = sandbox.management_key().to_owned();
+    let hash = sandbox.account().keys()[0].hash.clone();
+    let doomed = sandbox.account().keys()[1].hash.clone();
+    sandbox
+        .account()
+        .spend(&sandbox.account().keys()[3].hash, 2.0, false)
+        .unwrap();
+
+    let cases: Vec<Case> = vec![
+        ("/keys", Method::GET, "/keys".into(), None, Some(&mgmt), 200),
+        (
+            "/keys",
+            Method::GET,
+            "/keys?offset=-3".into(),
+            None,
+            Some(&mgmt),
+            400,
+        ),
+        ("/keys", Method::GET, "/keys".into(), None, None, 401),
+        (
+            "/keys",
+            Method::POST,
+            "/keys".into(),
+            Some(json!({"name": "made", "limit": 5})),
+            Some(&mgmt),
+            201,
+        ),
+        (
+            "/keys",
+            Method::POST,
+            "/keys".into(),
+            Some(json!({"name": ""})),
+            Some(&mgmt),
+            400,
+        ),
+        (
+            "/keys",
+            Method::POST,
+            "/keys".into(),
+            Some(json!({"name": "x"})),
+            Some("sk-or-v1-nope"),
+            401,
+        ),
+        (
+            "/keys/{hash}",
+            Method::GET,
+            format!("/keys/{hash}"),
+            None,
+            Some(&mgmt),
+            200,
+        ),
+        (
+            "/keys/{hash}",
+            Method::GET,
+            format!("/keys/{hash}"),
+            None,
+            None,
+            401,
+        ),
+        (
+            "/keys/{hash}",
+            Method::GET,
+            "/keys/unknown".into(),
+            None,
+            Some(&mgmt),
+            404,
+        ),
+        (
+            "/keys/{hash}",
+            Method::PATCH,
+            format!("/keys/{hash}"),
+            Some(json!({"limit": null, "disabled": true})),
+            Some(&mgmt),
+            200,
+        ),
+        (
+            "/keys/{hash}",
+            Method::PATCH,
+            format!("/keys/{hash}"),
+            Some(json!({"limit_reset": "yearly"})),
+            Some(&mgmt),
+            400,
+        ),
+        (
+            "/keys/{hash}",
+            Method::PATCH,
+            format!("/keys/{hash}"),
+            Some(json!({"limit": 1})),
+            None,
+            401,
+        ),
+        (
+            "/keys/{hash}",
+            Method::PATCH,
+            "/keys/unknown".into(),
+            Some(json!({"limit": 1})),
+            Some(&mgmt),
+            404,
+        ),
+        (
+            "/keys/{hash}",
+            Method::DELETE,
+            format!("/keys/{doomed}"),
+            None,
+            Some(&mgmt),
+            200,
+        ),
+        (
+            "/keys/{hash}",
+            Method::DELETE,
+            format!("/keys/{doomed}"),
+            None,
+            None,
+            401,
+        ),
+        (
+            "/keys/{hash}",
+            Method::DELETE,
+            format!("/keys/{doomed}"),
+            None,
+            Some(&mgmt),
+            404,
+        ),
+        ("/key", Method::GET, "/key".into(), None, Some(&mgmt), 200),
+        ("/key", Method::GET, "/key".into(), None, None, 401),
+        (
+            "/credits",
+            Method::GET,
+            "/credits".into(),
+            None,
+            Some(&mgmt),
+            200,
+        ),
+        ("/credits", Method::GET, "/credits".into(), None, None, 401),
+    ];
+    let mut secret = None;
+    for (spec_path, method, path, body, bearer, want) in cases {
+        let mut req = http.request(method.clone(), format!("{base}{path}"));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{method} {path}");
+        let body: Value = resp.json().await.unwrap();
+        let errors = errors_of(
+            &root,
+            spec_path,
+            &method.as_str().to_lowercase(),
+            want,
+            &body,
+        );
+        assert!(
+            errors.is_empty(),
+            "{method} {path} -> {want}: {errors:#?}\n{body}"
+        );
+
+        let keys: Vec<&Value> = match (&body["data"], spec_path) {
+            (Value::Array(list), _) => list.iter().collect(),
+            (data @ Value::Object(_), "/keys" | "/keys/{hash}") => vec![data],
+            _ => vec![],
+        };
+        for key in keys {
+            for field in NEWER_KEY_FIELDS {
+                assert!(
+                    key.get(field).is_some(),
+                    "{method} {path}: key lacks `{field}`"
+                );
+            }
+            assert!(key["workspace_id"].is_string());
+        }
+        if want == 201 {
+            secret = body["key"].as_str().map(str::to_owned);
+        }
+    }
+
+    // GET /key, for the management key and for a key with a limit.
+    let limited_secret = secret.expect("POST /keys returned the secret");
+    for bearer in [mgmt.as_str(), limited_secret.as_str()] {
+        let body: Value = http
+            .get(format!("{base}/key"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(errors_of(&root, "/key", "get", 200, &body).is_empty());
+        let data = &body["data"];
+        assert!(data["allowed_data_regions"].is_array());
+        assert!(data["budgets"].is_array());
+        assert!(data["effective_budget"].is_object() || data["effective_budget"].is_null());
+        for field in ["limit", "remaining", "used"] {
+            assert!(data["free_model_daily_requests"][field].is_u64(), "{field}");
+        }
+        assert!(data.get("organization_id").is_some());
+        assert!(data.get("workspace_id").is_some());
+    }
+    let body: Value = http
+        .get(format!("{base}/key"))
+        .bearer_auth(&limited_secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let layer = &body["data"]["effective_budget"];
+    assert_eq!(layer["scope"], "key_limit");
+    assert_eq!(layer["limit_usd"], json!(5.0));
+    for (field, is_ok) in [
+        ("budget_id", Value::is_null as fn(&Value) -> bool),
+        ("guardrail_id", Value::is_null),
+        ("include_byok", Value::is_boolean),
+        ("remaining_usd", Value::is_number),
+        ("reset_interval", Value::is_null),
+        ("resets_at", Value::is_null),
+        ("spend_usd", Value::is_number),
+    ] {
+        assert!(
+            is_ok(&layer[field]),
+            "budget layer `{field}` = {}",
+            layer[field]
+        );
+    }
+    assert_eq!(body["data"]["budgets"], json!([layer]));
+    sandbox.shutdown().await;
+}
