@@ -120,7 +120,10 @@ struct SandboxClock {
 impl SandboxClock {
     fn now(&self) -> DateTime<Utc> {
         let elapsed = self.ticking_since.map(|i| i.elapsed()).unwrap_or_default();
-        self.base + chrono::Duration::from_std(elapsed).unwrap_or_default()
+        chrono::Duration::from_std(elapsed)
+            .ok()
+            .and_then(|d| self.base.checked_add_signed(d))
+            .unwrap_or(self.base)
     }
 
     fn set(&mut self, t: DateTime<Utc>) {
@@ -421,10 +424,14 @@ impl Account {
     }
 
     /// Moves the sandbox clock by `d` (may be negative); returns the new now.
-    pub fn advance(&self, d: chrono::Duration) -> DateTime<Utc> {
+    pub fn advance(&self, d: chrono::Duration) -> Result<DateTime<Utc>, AccountError> {
         let mut state = self.state();
-        state.clock.base += d;
-        state.clock.now()
+        state.clock.base = state
+            .clock
+            .base
+            .checked_add_signed(d)
+            .ok_or_else(|| AccountError::Invalid("the clock cannot move that far".into()))?;
+        Ok(state.clock.now())
     }
 
     /// Every key, disabled and all workspaces included, in creation order.

@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The `/_sandbox` router.
 pub(crate) fn router(account: Account) -> Router {
@@ -45,11 +45,16 @@ async fn loopback_only(
     req: Request,
     next: Next,
 ) -> Response {
-    if peer.ip().to_canonical().is_loopback() {
+    if is_loopback(peer.ip()) {
         next.run(req).await
     } else {
         error_response(403, "The sandbox control API answers loopback peers only")
     }
+}
+
+/// Whether a peer is on this host (IPv4-mapped IPv6 included).
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// `POST /spend` body.
@@ -116,7 +121,7 @@ async fn set_clock(State(account): State<Account>, body: Bytes) -> Result<Json<N
                         "`advance`: {text:?} is not a duration like \"36h\""
                     ))
                 })?;
-            Ok(now_of(account.advance(d)))
+            Ok(now_of(account.advance(d)?))
         }
         _ => Err(AccountError::Invalid(
             "give exactly one of `now` (RFC 3339) and `advance` (e.g. \"36h\")".into(),
@@ -165,4 +170,25 @@ async fn set_credits(
 async fn reset(State(account): State<Account>) -> Json<Value> {
     account.reset();
     Json(json!({ "reset": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_peers_are_local() {
+        for local in ["127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(local.parse().unwrap()), "{local}");
+        }
+        for remote in [
+            "10.0.0.5",
+            "192.168.1.2",
+            "::ffff:10.0.0.5",
+            "fe80::1",
+            "0.0.0.0",
+        ] {
+            assert!(!is_loopback(remote.parse().unwrap()), "{remote}");
+        }
+    }
 }
