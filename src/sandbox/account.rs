@@ -424,7 +424,13 @@ impl Account {
     }
 
     /// Moves the sandbox clock by `d` (may be negative); returns the new now.
-    pub fn advance(&self, d: chrono::Duration) -> Result<DateTime<Utc>, AccountError> {
+    /// A move past the end of time leaves the clock where it is.
+    pub fn advance(&self, d: chrono::Duration) -> DateTime<Utc> {
+        self.try_advance(d).unwrap_or_else(|_| self.now())
+    }
+
+    /// Like [`Account::advance`], but refuses a move past the end of time.
+    pub fn try_advance(&self, d: chrono::Duration) -> Result<DateTime<Utc>, AccountError> {
         let mut state = self.state();
         state.clock.base = state
             .clock

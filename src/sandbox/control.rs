@@ -121,7 +121,7 @@ async fn set_clock(State(account): State<Account>, body: Bytes) -> Result<Json<N
                         "`advance`: {text:?} is not a duration like \"36h\""
                     ))
                 })?;
-            Ok(now_of(account.advance(d)?))
+            Ok(now_of(account.try_advance(d)?))
         }
         _ => Err(AccountError::Invalid(
             "give exactly one of `now` (RFC 3339) and `advance` (e.g. \"36h\")".into(),
