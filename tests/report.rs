@@ -1,0 +1,236 @@
+//! `keywarden report` over two simulated months driven through the real
+//! engine against the sandbox: the figures in every format, the disabled
+//! hours to the minute, and totals equal to `history` for the same period.
+
+mod common;
+mod report_history;
+
+use report_history::{SINCE, UNTIL, at, disabled_minutes, keywarden, keywarden_ok, two_months};
+use serde_json::Value;
+use std::collections::HashMap;
+
+fn minutes(hours: &Value) -> i64 {
+    (hours.as_f64().unwrap() * 60.0).round() as i64
+}
+
+fn group<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == name)
+        .unwrap_or_else(|| panic!("no group {name} in {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_figures_agree_in_every_format_and_with_history() {
+    let h = two_months().await;
+    let (first, open, total) = disabled_minutes();
+    let period = ["--since", SINCE, "--until", UNTIL];
+
+    // JSON, by month.
+    let json: Value = serde_json::from_str(
+        &keywarden_ok(
+            &h,
+            &[
+                &["report", "--format", "json", "--group-by", "month"],
+                &period[..],
+            ]
+            .concat(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(json["since"], "2026-11-01T00:00:00Z");
+    assert_eq!(json["until"], "2027-01-01T00:00:00Z");
+    assert_eq!(json["group_by"], "month");
+    let t = &json["totals"];
+    assert_eq!(t["changes"], 9, "{t:#}");
+    assert_eq!(t["by_kind"]["assert"], 6);
+    assert_eq!(t["by_kind"]["release"], 2);
+    assert_eq!(t["by_kind"]["drift"], 1);
+    assert_eq!(t["by_kind"]["reassert"], 0);
+    assert_eq!(t["by_outcome"]["applied"], 8);
+    assert_eq!(t["by_outcome"]["failed"], 1);
+    assert_eq!(t["keys_disabled"], 2);
+    assert_eq!(t["keys_reenabled"], 1, "the drift re-enabled nothing");
+    assert_eq!(t["failures"], 1);
+    assert_eq!(t["source_errors"], 0);
+    assert_eq!(t["guard_trips"], 0);
+    assert_eq!(minutes(&t["disabled_hours"]), total);
+
+    let nov = group(&json, "2026-11");
+    assert_eq!(nov["changes"], 5);
+    assert_eq!(nov["keys_disabled"], 2);
+    assert_eq!(nov["keys_reenabled"], 0);
+    // Both keys from Nov 10 10:00 to the end of November.
+    let nov_minutes = 2 * (at(12, 1, 0, 0) - at(11, 10, 10, 0)).num_minutes();
+    assert_eq!(minutes(&nov["disabled_hours"]), nov_minutes);
+    let budget = &nov["budgets"][0];
+    assert_eq!(budget["rule"], "team-a-monthly");
+    assert_eq!(budget["window"], "monthly");
+    assert_eq!(budget["budget_usd"], 50.0);
+    assert_eq!(budget["spend_usd"], 55.0);
+    assert_eq!(budget["exceeded_at"], "2026-11-10T10:00:00Z");
+    let dec = group(&json, "2026-12");
+    assert_eq!(dec["changes"], 4);
+    assert_eq!(dec["keys_reenabled"], 1);
+    assert_eq!(minutes(&dec["disabled_hours"]), total - nov_minutes);
+    assert_eq!(dec["budgets"][0]["spend_usd"], 60.0);
+    assert_eq!(dec["budgets"][0]["exceeded_at"], "2026-12-20T10:00:00Z");
+
+    // Totals equal `history` for the same period, row for row.
+    let history: Value = serde_json::from_str(
+        &keywarden_ok(
+            &h,
+            &[&["history", "--format", "json"], &period[..]].concat(),
+        )
+        .await,
+    )
+    .unwrap();
+    let rows = history.as_array().unwrap();
+    assert_eq!(rows.len() as i64, t["changes"].as_i64().unwrap());
+    for kind in [
+        "assert", "reassert", "release", "drift", "revert", "deleted",
+    ] {
+        let n = rows.iter().filter(|r| r["kind"] == kind).count() as i64;
+        assert_eq!(t["by_kind"][kind].as_i64().unwrap(), n, "{kind}");
+    }
+
+    // CSV by rule, parsed back.
+    let csv_text = keywarden_ok(
+        &h,
+        &[
+            &["report", "--format", "csv", "--group-by", "rule"],
+            &period[..],
+        ]
+        .concat(),
+    )
+    .await;
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let records: Vec<HashMap<String, String>> = reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .map(String::from)
+                .zip(r.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect();
+    let row = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["group"] == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+    };
+    let team = row("team-a-monthly");
+    assert_eq!(team["changes"], "6");
+    assert_eq!(team["kind_assert"], "4");
+    assert_eq!(team["kind_release"], "1");
+    assert_eq!(team["kind_drift"], "1");
+    assert_eq!(team["keys_disabled"], "2");
+    assert_eq!(team["keys_reenabled"], "1");
+    assert_eq!(
+        (team["disabled_hours"].parse::<f64>().unwrap() * 60.0).round() as i64,
+        total
+    );
+    assert_eq!(
+        team["budgets"],
+        "team-a-monthly monthly 60.00 50.00 2026-11-10T10:00:00Z"
+    );
+    let season = row("holiday-support");
+    assert_eq!(season["changes"], "3");
+    assert_eq!(season["outcome_failed"], "1");
+    assert_eq!(season["failures"], "1");
+    assert_eq!(season["disabled_hours"], "0");
+    let totals = row("(total)");
+    assert_eq!(totals["changes"], "9");
+    assert_eq!(totals["outcome_applied"], "8");
+
+    // Markdown by key: one row per key, the disabled time to the minute.
+    let md = keywarden_ok(
+        &h,
+        &[
+            &["report", "--format", "markdown", "--group-by", "key"],
+            &period[..],
+        ]
+        .concat(),
+    )
+    .await;
+    let hm = |m: i64| format!("{}h {:02}m", m / 60, m % 60);
+    let md_row = |name: &str| -> Vec<String> {
+        let line = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row {name} in\n{md}"));
+        line.trim_matches('|')
+            .split(" | ")
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let ci = md_row("team-a-ci");
+    assert_eq!(ci[1], "3"); // assert, release, assert
+    assert_eq!(ci[6], hm(first + open));
+    let web = md_row("team-a-web");
+    assert_eq!(web[2], "assert 2, drift 1");
+    assert_eq!(web[6], hm(first + open));
+    let support = md_row("support-1");
+    assert_eq!(support[3], "applied 2, failed 1");
+    assert_eq!(support[6], "0h 00m");
+    assert_eq!(md_row("(total)")[6], hm(total));
+
+    // The table for people says the same.
+    let table = keywarden_ok(&h, &[&["report"], &period[..]].concat()).await;
+    assert!(table.contains("team-a-monthly"), "{table}");
+    assert!(table.contains(&hm(total)), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_on_a_period_without_changes_says_so_and_exits_0() {
+    let h = two_months().await;
+    let out = keywarden(
+        &h,
+        &["report", "--since", "2025-01-01", "--until", "2025-01-31"],
+    )
+    .await;
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no changes recorded between 2025-01-01T00:00:00Z and 2025-02-01T00:00:00Z\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_output_file_is_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = two_months().await;
+    let file = h.dir.path().join("report.html");
+    let path = file.display().to_string();
+    keywarden_ok(
+        &h,
+        &[
+            "report", "--since", SINCE, "--until", UNTIL, "--format", "html", "--output", &path,
+        ],
+    )
+    .await;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let html = std::fs::read_to_string(&file).unwrap();
+    for banned in ["url(", "src=", "<script", "<link", "@import"] {
+        assert!(!html.contains(banned), "the HTML report holds {banned:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_period_is_a_usage_error() {
+    let h = two_months().await;
+    let out = keywarden(
+        &h,
+        &["report", "--since", "2026-12-01", "--until", "2026-11-01"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not before --until"));
+}
