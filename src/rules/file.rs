@@ -1472,6 +1472,9 @@ mod tests {
         let back = parse_rules("export", &text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
         assert_eq!(back.rules, all);
         assert_eq!(to_toml(&back.rules), text);
+        // The database keeps rules as JSON: "none" must survive that too.
+        let json = serde_json::to_string(&all).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Rule>>(&json).unwrap(), all);
     }
 
     #[test]

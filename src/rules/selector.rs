@@ -36,7 +36,7 @@ impl Patterns {
     }
 
     fn matches(&self, key: &Key) -> bool {
-        self.hashes.iter().any(|h| *h == key.hash)
+        self.hashes.contains(&key.hash)
             || self.names.is_match(&key.name)
             || self.labels.is_match(&key.label)
     }
