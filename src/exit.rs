@@ -8,7 +8,9 @@ use std::process::ExitCode;
 pub struct UsageError(pub String);
 
 impl UsageError {
-    /// Wraps a message as an `anyhow::Error` that exits 2.
+    /// Wraps a message as an `anyhow::Error` that exits 2 (what every caller
+    /// wants to return, hence not `Self`).
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(msg: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(UsageError(msg.into()))
     }

@@ -1,9 +1,70 @@
 //! `keywarden apply`: one run now.
-use super::Context;
+
+use super::{Context, runner};
 use crate::cli::ApplyArgs;
+use crate::engine::Outcome;
+use crate::engine::apply::{RunRequest, Trigger};
+use crate::exit;
 use std::process::ExitCode;
 
-/// Runs `apply`.
-pub async fn run(_ctx: &Context, _args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    Err(super::not_yet("apply"))
+/// Runs `apply`: evaluates every enabled rule (or those named), records and
+/// sends the changes; exit 1 when something failed or was held back.
+pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let runner = runner(ctx).await?;
+    let due = super::due_rules(&runner, &args.rules).await?;
+    let report = runner
+        .run(&RunRequest {
+            trigger: Trigger::Manual,
+            due,
+            dry_run: args.dry_run,
+            force: args.force,
+        })
+        .await?;
+    for (id, change, outcome) in &report.rows {
+        println!(
+            "#{id} {}  {}  {}  {}  — {} (rule {})",
+            change.key_name,
+            super::plan::fields_text(change),
+            change.kind,
+            outcome,
+            change.reason,
+            change.rule
+        );
+    }
+    for (id, outcome) in &report.resolved {
+        println!("#{id} from an earlier run resolved: {outcome}");
+    }
+    let summary: Vec<String> = Outcome::ALL
+        .iter()
+        .map(|o| (o, report.count(*o)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(o, n)| format!("{n} {o}"))
+        .collect();
+    if report.rows.is_empty() {
+        println!(
+            "run {}: no changes ({} keys seen)",
+            report.run_id, report.keys_seen
+        );
+    } else {
+        println!(
+            "run {}: {} changes: {}",
+            report.run_id,
+            report.rows.len(),
+            summary.join(", ")
+        );
+    }
+    if report.guard_tripped {
+        eprintln!(
+            "the blast-radius guard held these changes back ([daemon].max_changes_per_run / max_disable_fraction); \
+             check them with `keywarden plan`, then `keywarden apply --force` to apply them once"
+        );
+    }
+    if let Some(err) = &report.error {
+        eprintln!("error: {err}");
+    }
+    Ok(ExitCode::from(if report.failed() {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }))
 }

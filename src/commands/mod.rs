@@ -1,10 +1,17 @@
 //! One module per subcommand: each gathers its inputs, calls the core, prints.
 
 use crate::cli::{Cli, Command};
+use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::engine::apply::{RunError, Runner};
 use crate::exit::UsageError;
+use crate::openrouter::Client;
+use crate::openrouter::client::ClientSettings;
+use crate::store::Store;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 pub mod apply;
 pub mod check_config;
@@ -84,7 +91,65 @@ Then, against your account (a management key in OPENROUTER_MANAGEMENT_KEY):
 keywarden --help lists every command; keywarden COMMAND --help explains one.
 ";
 
+/// Opens the database and the API client, with the system clock.
+pub(crate) async fn runner(ctx: &Context) -> anyhow::Result<Runner> {
+    let config = ctx.config()?;
+    let client = Client::new(ClientSettings::from_config(&config)?)?;
+    let store = Store::open(&config.database_path()).await?;
+    Ok(Runner::new(
+        store,
+        client,
+        Arc::new(config),
+        Arc::new(SystemClock),
+    ))
+}
+
+/// The rules `--rule` names (`None` = all), refusing unknown names; and the
+/// first-run hint when there are no rules at all.
+pub(crate) async fn due_rules(
+    runner: &Runner,
+    names: &[String],
+) -> anyhow::Result<Option<BTreeSet<String>>> {
+    let known: BTreeSet<String> = runner
+        .store
+        .rules()
+        .await?
+        .into_iter()
+        .map(|r| r.rule.name)
+        .collect();
+    if known.is_empty() {
+        return Err(UsageError::new(
+            "keywarden has no rules; import config/rules.example.toml to start:\n    keywarden rules import config/rules.example.toml",
+        ));
+    }
+    if names.is_empty() {
+        return Ok(None);
+    }
+    for name in names {
+        if !known.contains(name) {
+            return Err(UsageError::new(format!(
+                "--rule: no rule named {name:?} (see keywarden rules list)"
+            )));
+        }
+    }
+    Ok(Some(names.iter().cloned().collect()))
+}
+
+/// The error a run that could not start ends with (exit 1), in words that say what to do.
+pub(crate) fn api_failure(runner: &Runner, err: RunError) -> anyhow::Error {
+    let base = &runner.config.openrouter.base_url;
+    match err {
+        RunError::AuthFailed(e) => anyhow::anyhow!(
+            "the API at {base} refused the management key ({e}): this looks like an inference key, or a revoked one; \
+             create a management key at https://openrouter.ai/settings/management-keys"
+        ),
+        RunError::Api(e) => anyhow::anyhow!("cannot use the API at {base}: {e}"),
+    }
+}
+
 /// The error for a command that this build does not have yet.
 pub(crate) fn not_yet(what: &str) -> anyhow::Error {
-    UsageError::new(format!("`keywarden {what}` is not available in this build yet"))
+    UsageError::new(format!(
+        "`keywarden {what}` is not available in this build yet"
+    ))
 }

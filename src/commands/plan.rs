@@ -1,8 +1,101 @@
-//! `keywarden plan`.
-use super::Context;
+//! `keywarden plan`: what a run would change now (or at `--at`), and why.
+
+use super::{Context, api_failure, runner};
+use crate::cli::{Format, PlanArgs};
+use crate::engine::plan::{Change, Plan};
+use crate::exit::UsageError;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::process::ExitCode;
 
 /// Runs `plan`.
-pub async fn run(_ctx: &Context, _args: crate::cli::PlanArgs) -> anyhow::Result<ExitCode> {
-    Err(super::not_yet("plan"))
+pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let runner = runner(ctx).await?;
+    let now = runner.clock.now();
+    let at = args
+        .at
+        .as_deref()
+        .map(|s| {
+            crate::timearg::parse_time(s, now).map_err(|e| UsageError::new(format!("--at: {e}")))
+        })
+        .transpose()?;
+    let due = super::due_rules(&runner, &args.rules).await?;
+    let preview = match runner.preview(due.as_ref(), at).await? {
+        Ok(p) => p,
+        Err(e) => return Err(api_failure(&runner, e)),
+    };
+    let plan = &preview.outcomes.plan;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan_json(plan))?),
+        _ => {
+            println!(
+                "plan at {} over {} keys:",
+                preview.at.format("%Y-%m-%d %H:%M UTC"),
+                preview.keys_seen
+            );
+            print_changes(&plan.changes);
+            for c in &plan.conflicts {
+                println!(
+                    "conflict: rules {} and {} (equal priority) set {} of key {} differently; {} wins",
+                    c.winner, c.loser, c.field, c.key_hash, c.winner
+                );
+            }
+            for s in &plan.skips {
+                println!("not evaluated: rule {}: {}", s.rule, s.reason);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON form of a plan: `{"changes": […], "conflicts": […], "skips": […]}`.
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "changes": plan.changes.iter().map(change_json).collect::<Vec<_>>(),
+        "conflicts": plan.conflicts,
+        "skips": plan.skips,
+    })
+}
+
+fn change_json(c: &Change) -> serde_json::Value {
+    serde_json::json!({
+        "key_hash": c.key_hash,
+        "key_name": c.key_name,
+        "rule": c.rule,
+        "kind": c.kind,
+        "fields": c.fields,
+        "reason": c.reason,
+        "held": c.held,
+    })
+}
+
+/// `disabled false→true; limit 100.00→5.00`.
+pub fn fields_text(c: &Change) -> String {
+    c.fields
+        .iter()
+        .map(|(f, fc)| format!("{f} {}→{}", fc.from, fc.to))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Prints changes as a table, or `no changes` when there are none.
+pub fn print_changes(changes: &[Change]) {
+    if changes.is_empty() {
+        println!("no changes: every key already has the settings its rules want");
+        return;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["key", "rule", "kind", "change", "note", "reason"]);
+    for c in changes {
+        let note = c.held.map(|o| o.to_string()).unwrap_or_default();
+        table.add_row([
+            c.key_name.as_str(),
+            c.rule.as_str(),
+            c.kind.as_str(),
+            &fields_text(c),
+            &note,
+            c.reason.as_str(),
+        ]);
+    }
+    println!("{table}");
 }

@@ -1,5 +1,6 @@
 //! The pure core: (rules, keys, claims, exemptions, budget values, now) → Plan.
 
+pub mod apply;
 pub mod evaluate;
 pub mod inputs;
 pub mod plan;

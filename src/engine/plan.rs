@@ -171,7 +171,7 @@ pub struct BudgetReading {
 /// Everything a run would do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    /// Changes, grouped by key in key order, then by rule name.
+    /// Changes, by key name, then key hash and rule name.
     pub changes: Vec<Change>,
     /// Conditions not evaluated, and why.
     pub skips: Vec<Skip>,
@@ -186,12 +186,19 @@ impl Plan {
     /// of the fields of its changes that are to be sent.
     pub fn patches(&self) -> Vec<(String, KeyPatch)> {
         let mut by_key: BTreeMap<&str, KeyPatch> = BTreeMap::new();
-        for c in self.changes.iter().filter(|c| c.held.is_none() && c.sends_patch()) {
+        for c in self
+            .changes
+            .iter()
+            .filter(|c| c.held.is_none() && c.sends_patch())
+        {
             let patch = by_key.entry(&c.key_hash).or_default();
             for (field, fc) in &c.fields {
                 patch.set(fc.to, *field);
             }
         }
-        by_key.into_iter().map(|(k, p)| (k.to_string(), p)).collect()
+        by_key
+            .into_iter()
+            .map(|(k, p)| (k.to_string(), p))
+            .collect()
     }
 }

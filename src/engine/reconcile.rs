@@ -83,6 +83,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
 
     // 1–2. Each rule's verdict per selected key; reasons kept per (rule, key).
     let mut verdicts: Vec<Vec<(usize, bool, String)>> = Vec::with_capacity(compiled.len());
+    let mut frozen: BTreeSet<(usize, Field)> = BTreeSet::new();
     for rule in &compiled {
         let name = &rule.rule.name;
         let standing = inputs.standing.get(name);
@@ -103,7 +104,14 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                 let (holds, reason) = match verdict {
                     Verdict::Holds(r) => (true, r),
                     Verdict::DoesNotHold(r) => (false, r),
-                    Verdict::Unknown(r) => (held_before(hash), format!("{r}; last result kept")),
+                    Verdict::Unknown(r) => {
+                        // Not evaluated: the rule neither asserts nor releases
+                        // anything on this key in this run.
+                        for (field, _) in rule.rule.set.fields() {
+                            frozen.insert((i, field));
+                        }
+                        (held_before(hash), r)
+                    }
                 };
                 if holds {
                     holding.insert(hash.clone());
@@ -157,10 +165,13 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     };
 
     // 4. The differences, one change row per key × rule × kind.
-    let mut rows: BTreeMap<(String, String, ChangeKind), Change> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String, String, ChangeKind), Change> = BTreeMap::new();
     let mut exemptions_held: BTreeSet<i64> = BTreeSet::new();
     for (i, key) in inputs.keys.iter().enumerate() {
         for field in Field::ALL {
+            if frozen.contains(&(i, field)) {
+                continue;
+            }
             let current = key.get(field);
             let claim = claims.get(&(key.hash.as_str(), field)).copied();
             let step = match wanted[i].get_mut(&field) {
@@ -246,7 +257,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                 None => None,
             };
             let row = rows
-                .entry((key.hash.clone(), rule.clone(), kind))
+                .entry((key.name.clone(), key.hash.clone(), rule.clone(), kind))
                 .or_insert_with(|| Change {
                     key_hash: key.hash.clone(),
                     key_name: key.name.clone(),
@@ -274,6 +285,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     {
         let row = rows
             .entry((
+                String::new(),
                 claim.key_hash.clone(),
                 claim.rule.clone(),
                 ChangeKind::Deleted,

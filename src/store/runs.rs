@@ -14,7 +14,7 @@ use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
 use std::collections::{BTreeMap, HashMap};
 
 /// The counts and status a run ends with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunSummary {
     /// Keys listed.
     pub keys_seen: i64,
@@ -327,6 +327,17 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(hashes)
+    }
+
+    /// The name most recently recorded for the key `key_hash`, if any.
+    pub async fn key_name(&self, key_hash: &str) -> anyhow::Result<Option<String>> {
+        let name = sqlx::query_scalar(
+            "SELECT key_name FROM changes WHERE key_hash = ? ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(name)
     }
 
     /// Whether any change was recorded for the key `key_hash`.

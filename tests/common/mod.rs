@@ -1,0 +1,189 @@
+//! A test harness shared by the integration tests: an in-process sandbox on
+//! a random loopback port, a fresh database, and a runner whose clock is the
+//! sandbox's clock, so moving the sandbox clock moves keywarden's "now".
+#![allow(dead_code)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use keywarden::clock::Clock;
+use keywarden::config::{Config, ManagementKey};
+use keywarden::engine::apply::{RunReport, RunRequest, Runner, Trigger};
+use keywarden::openrouter::Client;
+use keywarden::openrouter::client::ClientSettings;
+use keywarden::rules::model::Origin;
+use keywarden::sandbox::{Account, JournalEntry, Sandbox, SandboxOptions, SeedKey};
+use keywarden::store::Store;
+use keywarden::store::runs::{ChangeRow, HistoryFilter};
+use std::sync::Arc;
+
+/// keywarden's clock, read from the sandbox.
+pub struct SandboxClock(pub Account);
+
+impl Clock for SandboxClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+}
+
+/// The sandbox, a database and a runner wired together.
+pub struct Harness {
+    pub sandbox: Sandbox,
+    pub store: Store,
+    pub runner: Runner,
+    pub config: Arc<Config>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Client settings from `config`, with the sandbox's management key.
+pub fn settings(config: &Config, key: &str) -> ClientSettings {
+    let o = &config.openrouter;
+    ClientSettings {
+        base_url: o.base_url.clone(),
+        management_key: ManagementKey::from_text(key.to_string()).unwrap(),
+        workspaces: o.workspaces.clone(),
+        timeout: o.timeout,
+        max_concurrency: o.max_concurrency,
+        requests_per_second: o.requests_per_second,
+        max_retries: o.max_retries,
+    }
+}
+
+/// A seed key with a name, a limit and a reset.
+pub fn seed(name: &str) -> SeedKey {
+    SeedKey {
+        name: name.into(),
+        ..SeedKey::default()
+    }
+}
+
+/// 10:00 UTC on a day of November 2026.
+pub fn nov(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, 10, 0, 0).unwrap()
+}
+
+impl Harness {
+    /// Starts everything at `start`, with `keys` and the rules in `rules_toml`.
+    /// `tweak` adjusts the configuration (guard limits, dry run…).
+    pub async fn new(
+        start: DateTime<Utc>,
+        keys: Vec<SeedKey>,
+        rules_toml: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
+        let sandbox = Sandbox::start(
+            "127.0.0.1:0",
+            SandboxOptions {
+                seed_keys: keys,
+                start: Some(start),
+                ..SandboxOptions::default()
+            },
+        )
+        .await
+        .expect("sandbox starts");
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.openrouter.base_url = sandbox.base_url();
+        config.openrouter.requests_per_second = 1000;
+        config.database.path = Some(dir.path().join("keywarden.db"));
+        config.daemon.max_disable_fraction = 1.0;
+        tweak(&mut config);
+        let store = Store::open(&config.database_path()).await.unwrap();
+        let client = Client::new(settings(&config, sandbox.management_key())).unwrap();
+        let config = Arc::new(config);
+        let runner = Runner::new(
+            store.clone(),
+            client,
+            config.clone(),
+            Arc::new(SandboxClock(sandbox.account().clone())),
+        );
+        let h = Harness {
+            sandbox,
+            store,
+            runner,
+            config,
+            dir,
+        };
+        h.load_rules(rules_toml).await;
+        h
+    }
+
+    /// Replaces the rules with those of `text` (as `rules import --prune` would).
+    pub async fn load_rules(&self, text: &str) {
+        let file = keywarden::rules::parse_rules("rules.toml", text)
+            .unwrap_or_else(|d| panic!("rules parse: {d:?}"));
+        self.store
+            .sync_rules(
+                &Origin::File("rules.toml".into()),
+                &file.rules,
+                true,
+                self.now(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The sandbox's (and keywarden's) now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.sandbox.account().now()
+    }
+
+    /// One manual run.
+    pub async fn apply(&self) -> RunReport {
+        self.run(false, false).await
+    }
+
+    /// One manual run with the given flags.
+    pub async fn run(&self, dry_run: bool, force: bool) -> RunReport {
+        self.runner
+            .run(&RunRequest {
+                trigger: Trigger::Manual,
+                due: None,
+                dry_run,
+                force,
+            })
+            .await
+            .expect("run completes")
+    }
+
+    /// The hash of the key named `name`.
+    pub fn hash(&self, name: &str) -> String {
+        self.sandbox
+            .account()
+            .keys()
+            .into_iter()
+            .find(|k| k.name == name)
+            .unwrap_or_else(|| panic!("no key {name}"))
+            .hash
+    }
+
+    /// The key named `name`, as the sandbox has it now.
+    pub fn key(&self, name: &str) -> keywarden::openrouter::Key {
+        let hash = self.hash(name);
+        self.sandbox.account().key(&hash).unwrap()
+    }
+
+    /// Spend on a key by name.
+    pub fn spend(&self, name: &str, usd: f64) {
+        self.sandbox
+            .account()
+            .spend(&self.hash(name), usd, false)
+            .unwrap_or_else(|e| panic!("spend on {name}: {e:?}"));
+    }
+
+    /// The PATCH requests the sandbox received, and forgets them.
+    pub fn take_patches(&self) -> Vec<JournalEntry> {
+        let patches = self
+            .sandbox
+            .account()
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PATCH")
+            .collect();
+        self.sandbox.account().clear_requests();
+        patches
+    }
+
+    /// Every change row, newest first.
+    pub async fn history(&self) -> Vec<ChangeRow> {
+        self.store.changes(&HistoryFilter::default()).await.unwrap()
+    }
+}

@@ -1,0 +1,499 @@
+//! Whole runs against the sandbox (SPEC §4): what the sandbox received, what
+//! history recorded, and what the keys look like afterwards.
+
+mod common;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::{Harness, nov, seed};
+use keywarden::engine::{ChangeKind, Outcome};
+use keywarden::openrouter::KeyPatch;
+use keywarden::openrouter::model::LimitReset;
+use std::sync::{Arc, Mutex};
+
+const TEAM_A: &str = r#"
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+[rule.when]
+budget = { usd = 50.0, window = "monthly", scope = "group" }
+[rule.set]
+disabled = true
+"#;
+
+fn team_a_keys() -> Vec<keywarden::sandbox::SeedKey> {
+    [
+        "team-a-1", "team-a-2", "team-a-3", "team-a-4", "team-b-1", "team-b-2",
+    ]
+    .into_iter()
+    .map(seed)
+    .collect()
+}
+
+#[tokio::test]
+async fn group_budget_disables_all_its_keys_once_and_gives_them_back_at_the_month() {
+    let h = Harness::new(nov(10), team_a_keys(), TEAM_A, |_| {}).await;
+    // A person disabled team-a-4 before the budget was hit.
+    let a4 = h.hash("team-a-4");
+    h.sandbox
+        .account()
+        .patch_key(
+            &a4,
+            &KeyPatch {
+                disabled: Some(true),
+                ..KeyPatch::default()
+            },
+        )
+        .unwrap();
+    h.spend("team-a-1", 20.0);
+    h.spend("team-a-2", 20.0);
+    h.spend("team-a-3", 11.0);
+    h.take_patches();
+
+    let report = h.apply().await;
+    assert!(!report.failed(), "{report:?}");
+    let patches = h.take_patches();
+    assert_eq!(patches.len(), 3, "exactly three PATCHes: {patches:?}");
+    for p in &patches {
+        assert_eq!(p.body, serde_json::json!({"disabled": true}));
+        assert_ne!(p.path, format!("/api/v1/keys/{a4}"));
+    }
+    let rows = h.history().await;
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row.kind, ChangeKind::Assert);
+        assert_eq!(row.outcome, Outcome::Applied);
+        assert_eq!(row.http_status, Some(200));
+        assert_eq!(row.attempts, 1);
+        assert_eq!(
+            row.reason,
+            "group monthly spend 51.00 USD >= budget 50.00 USD"
+        );
+    }
+    assert!(h.key("team-a-1").disabled && h.key("team-a-3").disabled);
+
+    let second = h.apply().await;
+    assert!(second.rows.is_empty(), "a second apply changes nothing");
+    assert!(h.take_patches().is_empty());
+
+    // The month rolls over.
+    h.sandbox
+        .account()
+        .set_now(Utc.with_ymd_and_hms(2026, 12, 1, 0, 5, 0).unwrap());
+    let report = h.apply().await;
+    let kinds: Vec<(String, ChangeKind, Outcome)> = report
+        .rows
+        .iter()
+        .map(|(_, c, o)| (c.key_name.clone(), c.kind, *o))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["team-a-1", "team-a-2", "team-a-3"]
+            .map(|n| (n.to_string(), ChangeKind::Release, Outcome::Applied))
+            .to_vec()
+    );
+    let patches = h.take_patches();
+    assert_eq!(patches.len(), 3);
+    assert!(
+        patches
+            .iter()
+            .all(|p| p.body == serde_json::json!({"disabled": false}))
+    );
+    assert!(!h.key("team-a-1").disabled);
+    assert!(
+        h.key("team-a-4").disabled,
+        "a key a person disabled stays disabled"
+    );
+    assert!(h.store.claims().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_key_re_enabled_by_a_person_is_reasserted_unless_exempt() {
+    let h = Harness::new(nov(10), team_a_keys(), TEAM_A, |_| {}).await;
+    h.spend("team-a-1", 60.0);
+    h.apply().await;
+    let a2 = h.hash("team-a-2");
+    let enable = KeyPatch {
+        disabled: Some(false),
+        ..KeyPatch::default()
+    };
+    h.sandbox.account().patch_key(&a2, &enable).unwrap();
+    h.take_patches();
+
+    let report = h.apply().await;
+    assert_eq!(report.rows.len(), 1);
+    let (_, change, outcome) = &report.rows[0];
+    assert_eq!(
+        (change.kind, *outcome),
+        (ChangeKind::Reassert, Outcome::Applied)
+    );
+    assert!(change.reason.contains("changed to false outside keywarden"));
+    assert_eq!(h.take_patches().len(), 1);
+
+    // With an exemption the person's choice stands, and it is recorded once.
+    h.sandbox.account().patch_key(&a2, &enable).unwrap();
+    h.store
+        .add_exemption(&a2, None, nov(20), "demo for a customer", h.now())
+        .await
+        .unwrap();
+    h.take_patches();
+    let first = h.apply().await;
+    let second = h.apply().await;
+    assert!(h.take_patches().is_empty());
+    assert!(!h.key("team-a-2").disabled);
+    let skipped: Vec<_> = first
+        .rows
+        .iter()
+        .filter(|(_, _, o)| *o == Outcome::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert!(second.rows.is_empty());
+    let history_skipped = h
+        .history()
+        .await
+        .into_iter()
+        .filter(|r| r.outcome == Outcome::Skipped)
+        .count();
+    assert_eq!(history_skipped, 1);
+}
+
+const SEASON: &str = r#"
+[[rule]]
+name = "holiday-daily"
+keys = { names = ["support-*"] }
+[rule.when]
+season = { from = "11-15", to = "01-10" }
+[rule.set]
+limit_reset = "daily"
+limit = 5.0
+"#;
+
+fn support_key() -> Vec<keywarden::sandbox::SeedKey> {
+    let mut k = seed("support-1");
+    k.limit = Some(100.0);
+    k.limit_reset = Some(LimitReset::Monthly);
+    vec![k, seed("other")]
+}
+
+#[tokio::test]
+async fn a_season_sets_daily_limits_and_gives_back_exactly_the_original() {
+    let h = Harness::new(nov(10), support_key(), SEASON, |_| {}).await;
+    // plan --at inside the season shows the change and changes nothing.
+    let preview = h
+        .runner
+        .preview(
+            None,
+            Some(Utc.with_ymd_and_hms(2026, 12, 24, 12, 0, 0).unwrap()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(preview.outcomes.plan.changes.len(), 1);
+    assert!(h.take_patches().is_empty());
+    assert!(h.history().await.is_empty());
+    assert!(h.apply().await.rows.is_empty(), "not in season yet");
+
+    h.sandbox
+        .account()
+        .set_now(Utc.with_ymd_and_hms(2026, 11, 15, 0, 1, 0).unwrap());
+    h.take_patches();
+    h.apply().await;
+    let patches = h.take_patches();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(
+        patches[0].body,
+        serde_json::json!({"limit": 5.0, "limit_reset": "daily"})
+    );
+    let k = h.key("support-1");
+    assert_eq!(
+        (k.limit, k.limit_reset.as_deref()),
+        (Some(5.0), Some("daily"))
+    );
+
+    h.sandbox
+        .account()
+        .set_now(Utc.with_ymd_and_hms(2027, 1, 11, 0, 1, 0).unwrap());
+    let report = h.apply().await;
+    assert_eq!(report.rows.len(), 1);
+    assert_eq!(report.rows[0].1.kind, ChangeKind::Release);
+    let k = h.key("support-1");
+    assert_eq!(
+        (k.limit, k.limit_reset.as_deref()),
+        (Some(100.0), Some("monthly"))
+    );
+}
+
+#[tokio::test]
+async fn a_limit_a_person_changed_during_the_season_is_left_as_drift() {
+    let h = Harness::new(
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+        support_key(),
+        SEASON,
+        |_| {},
+    )
+    .await;
+    h.apply().await;
+    let hash = h.hash("support-1");
+    h.sandbox
+        .account()
+        .patch_key(
+            &hash,
+            &KeyPatch {
+                limit: Some(Some(80.0)),
+                ..KeyPatch::default()
+            },
+        )
+        .unwrap();
+    // Out of season: the reset is given back, the person's 80 stays.
+    h.sandbox
+        .account()
+        .set_now(Utc.with_ymd_and_hms(2027, 2, 1, 0, 0, 0).unwrap());
+    h.take_patches();
+    let report = h.apply().await;
+    let mut kinds: Vec<ChangeKind> = report.rows.iter().map(|(_, c, _)| c.kind).collect();
+    kinds.sort();
+    assert_eq!(kinds, vec![ChangeKind::Release, ChangeKind::Drift]);
+    let patches = h.take_patches();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(
+        patches[0].body,
+        serde_json::json!({"limit_reset": "monthly"})
+    );
+    let k = h.key("support-1");
+    assert_eq!(
+        (k.limit, k.limit_reset.as_deref()),
+        (Some(80.0), Some("monthly"))
+    );
+    assert!(h.store.claims().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_higher_priority_rule_wins_and_a_tie_is_recorded_as_a_conflict() {
+    let rules = r#"
+[[rule]]
+name = "b-generous"
+priority = 1
+keys = "all"
+[rule.set]
+limit = 30.0
+
+[[rule]]
+name = "a-strict"
+priority = 1
+keys = { names = ["k"] }
+[rule.set]
+limit = 10.0
+
+[[rule]]
+name = "c-top"
+priority = 9
+keys = { names = ["top"] }
+[rule.set]
+limit = 99.0
+"#;
+    let h = Harness::new(nov(10), vec![seed("k"), seed("top")], rules, |_| {}).await;
+    let report = h.apply().await;
+    let k = h.key("k");
+    assert_eq!(k.limit, Some(10.0), "tie: the name that sorts first wins");
+    assert_eq!(h.key("top").limit, Some(99.0), "the higher priority wins");
+    assert_eq!(report.plan.conflicts.len(), 1);
+    let events = h
+        .store
+        .events(nov(1), nov(30))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "conflict")
+        .count();
+    assert_eq!(events, 1);
+}
+
+#[tokio::test]
+async fn the_guard_holds_a_run_that_would_disable_too_many_keys_until_forced() {
+    let rules = r#"
+[[rule]]
+name = "spenders"
+keys = "all"
+[rule.when]
+budget = { usd = 1.0, window = "daily" }
+[rule.set]
+disabled = true
+"#;
+    let keys: Vec<_> = (1..=10).map(|i| seed(&format!("k{i:02}"))).collect();
+    let h = Harness::new(nov(10), keys, rules, |c| {
+        c.daemon.max_disable_fraction = 0.5
+    })
+    .await;
+    for i in 1..=6 {
+        h.spend(&format!("k{i:02}"), 2.0);
+    }
+    h.take_patches();
+    let report = h.apply().await;
+    assert!(report.guard_tripped && report.failed());
+    assert_eq!(report.count(Outcome::Held), 6);
+    assert!(h.take_patches().is_empty());
+    let forced = h.run(false, true).await;
+    assert_eq!(forced.count(Outcome::Applied), 6);
+    assert_eq!(h.take_patches().len(), 6);
+}
+
+#[tokio::test]
+async fn dry_run_records_dry_run_rows_and_sends_nothing() {
+    let h = Harness::new(nov(10), team_a_keys(), TEAM_A, |_| {}).await;
+    h.spend("team-a-1", 60.0);
+    h.take_patches();
+    let report = h.run(true, false).await;
+    assert_eq!(report.count(Outcome::DryRun), 4);
+    assert!(h.take_patches().is_empty());
+    assert!(
+        h.history()
+            .await
+            .iter()
+            .all(|r| r.outcome == Outcome::DryRun)
+    );
+    assert!(h.store.claims().await.unwrap().is_empty());
+    assert!(!h.key("team-a-1").disabled);
+}
+
+/// A budget served over HTTP by a test server whose answer the test controls.
+async fn budget_server(state: Arc<Mutex<(u16, String)>>) -> String {
+    use axum::{Router, extract::State, http::StatusCode, routing::get};
+    let app = Router::new()
+        .route(
+            "/budgets",
+            get(|State(s): State<Arc<Mutex<(u16, String)>>>| async move {
+                let (status, body) = s.lock().unwrap().clone();
+                (StatusCode::from_u16(status).unwrap(), body)
+            }),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/budgets")
+}
+
+#[tokio::test]
+async fn an_external_budget_follows_its_source_and_a_failing_source_changes_nothing() {
+    let served = Arc::new(Mutex::new((
+        200,
+        r#"{"teams": {"a": {"usd": 100}}}"#.to_string(),
+    )));
+    let url = budget_server(served.clone()).await;
+    let rules = format!(
+        r#"
+[[rule]]
+name = "team-a-external"
+keys = {{ names = ["team-a-*"] }}
+[rule.when]
+budget = {{ usd = {{ url = "{url}", pointer = "/teams/a/usd", max_age = "6h" }}, window = "monthly", scope = "group" }}
+[rule.set]
+disabled = true
+"#
+    );
+    let h = Harness::new(nov(10), team_a_keys(), &rules, |_| {}).await;
+    h.spend("team-a-1", 60.0);
+    assert!(h.apply().await.rows.is_empty(), "60 < 100");
+    served.lock().unwrap().1 = r#"{"teams": {"a": {"usd": 50}}}"#.into();
+    assert_eq!(h.apply().await.count(Outcome::Applied), 4, "60 >= 50");
+
+    // The source fails: the stored 50 is used within max_age…
+    *served.lock().unwrap() = (500, "oops".into());
+    h.sandbox
+        .account()
+        .patch_key(
+            &h.hash("team-a-2"),
+            &KeyPatch {
+                disabled: Some(false),
+                ..KeyPatch::default()
+            },
+        )
+        .unwrap();
+    let report = h.apply().await;
+    assert_eq!(
+        report.rows.len(),
+        1,
+        "still over the stored budget: reasserted"
+    );
+    // …beyond it the rule is not evaluated, and the failure changes nothing.
+    h.sandbox.account().advance(Duration::hours(7));
+    h.sandbox
+        .account()
+        .patch_key(
+            &h.hash("team-a-3"),
+            &KeyPatch {
+                disabled: Some(false),
+                ..KeyPatch::default()
+            },
+        )
+        .unwrap();
+    let report = h.apply().await;
+    assert!(report.rows.is_empty(), "{:?}", report.rows);
+    assert!(!h.key("team-a-3").disabled);
+    assert!(
+        report
+            .plan
+            .skips
+            .iter()
+            .any(|s| s.reason.contains("unavailable"))
+    );
+    let source_errors = h
+        .store
+        .events(nov(1), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "source_error")
+        .count();
+    assert_eq!(source_errors, 2);
+}
+
+#[tokio::test]
+async fn a_deleted_key_loses_its_claims() {
+    let h = Harness::new(nov(10), team_a_keys(), TEAM_A, |_| {}).await;
+    h.spend("team-a-1", 60.0);
+    h.apply().await;
+    let gone = h.hash("team-a-2");
+    h.sandbox.account().delete_key(&gone).unwrap();
+    let report = h.apply().await;
+    let deleted: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|(_, c, _)| c.kind == ChangeKind::Deleted)
+        .collect();
+    assert_eq!(deleted.len(), 1);
+    assert!(
+        h.store
+            .claims()
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.key_hash != gone)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_credential_stops_the_run_and_is_recorded() {
+    let h = Harness::new(nov(10), team_a_keys(), TEAM_A, |_| {}).await;
+    let config = (*h.config).clone();
+    let client =
+        keywarden::openrouter::Client::new(common::settings(&config, "sk-or-v1-wrong")).unwrap();
+    let runner = keywarden::engine::apply::Runner::new(
+        h.store.clone(),
+        client,
+        h.config.clone(),
+        Arc::new(common::SandboxClock(h.sandbox.account().clone())),
+    );
+    let report = runner
+        .run(&keywarden::engine::apply::RunRequest {
+            trigger: keywarden::engine::apply::Trigger::Manual,
+            due: None,
+            dry_run: false,
+            force: false,
+        })
+        .await
+        .unwrap();
+    assert!(report.failed());
+    assert!(report.error.as_deref().unwrap().contains("refused"));
+    let auth = h.store.events(nov(1), nov(30)).await.unwrap();
+    assert!(auth.iter().any(|e| e.kind == "auth_failed"));
+}
