@@ -384,3 +384,24 @@ fn a_missing_rules_file_is_an_error() {
         out.stderr
     );
 }
+
+#[test]
+fn every_toml_snippet_of_the_rule_cookbook_passes() {
+    let doc = include_str!("../docs/rules.md");
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 10, "found {} toml blocks", blocks.len());
+    for block in &blocks {
+        let out = check(block);
+        assert_eq!(out.code, 0, "{block}\n{}", out.stderr);
+        assert_eq!(out.stderr, "", "{block}");
+    }
+    // Together, too: the names are unique (the snippets are independent
+    // examples, so rules from different ones may warn about each other).
+    let out = check(&blocks.join("\n"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains(": error: "), "{}", out.stderr);
+}
