@@ -137,7 +137,7 @@ pub fn timeline_chart(
     keys.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
     keys.dedup_by(|a, b| a.0 == b.0);
     let rows = keys.len().max(1);
-    let height = 110 + 30 * rows as u32;
+    let height = 150 + 30 * rows as u32;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -157,7 +157,8 @@ fn draw_timeline(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let rows = keys.len().max(1) as f64;
+    // A blank band under the last key holds the legend.
+    let rows = keys.len().max(1) as f64 + 1.6;
     let mut chart = ChartBuilder::on(plot)
         .caption("When keywarden held each key", (FONT, 20))
         .margin(12)
