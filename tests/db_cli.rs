@@ -1,0 +1,153 @@
+//! `keywarden db migrate|backup|prune` through the binary.
+
+use chrono::{Duration, Utc};
+use keywarden::openrouter::model::Key;
+use keywarden::store::Store;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+
+fn keywarden(dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        .arg("--config")
+        .arg(dir.join("keywarden.toml"))
+        .arg("--database")
+        .arg(dir.join("kw.db"))
+        .args(args)
+        .env_remove("KEYWARDEN_CONFIG")
+        .env_remove("KEYWARDEN_DATABASE")
+        .output()
+        .unwrap()
+}
+
+fn setup(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keywarden.toml"), config).unwrap();
+    dir
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn migrate_creates_a_private_database_and_says_its_version() {
+    let dir = setup("");
+    let out = stdout(&keywarden(dir.path(), &["db", "migrate"]));
+    let db = dir.path().join("kw.db");
+    let version = out
+        .strip_prefix(&format!(
+            "database ready: {} (schema version ",
+            db.display()
+        ))
+        .and_then(|rest| rest.strip_suffix(")\n"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(version.parse::<i64>().unwrap() >= 1, "{out}");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        stdout(&keywarden(dir.path(), &["db", "migrate"])),
+        out,
+        "migrating twice is a no-op"
+    );
+}
+
+#[tokio::test]
+async fn backup_is_private_intact_and_never_overwrites() {
+    let dir = setup("");
+    let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
+    store
+        .add_exemption(
+            "k",
+            None,
+            Utc::now() + Duration::days(1),
+            "kept in the copy",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let target = dir.path().join("backups").join("kw-copy.db");
+    std::fs::create_dir(target.parent().unwrap()).unwrap();
+    let out = stdout(&keywarden(
+        dir.path(),
+        &["db", "backup", target.to_str().unwrap()],
+    ));
+    assert!(out.contains(target.to_str().unwrap()), "{out}");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", target.display()))
+        .await
+        .unwrap();
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    let reason: String = sqlx::query_scalar("SELECT reason FROM exemptions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(reason, "kept in the copy");
+    pool.close().await;
+
+    let before = std::fs::read(&target).unwrap();
+    let out = keywarden(dir.path(), &["db", "backup", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        before,
+        "the existing file is untouched"
+    );
+}
+
+fn key(hash: &str, usage: f64) -> Key {
+    serde_json::from_value(
+        serde_json::json!({"hash": hash, "name": hash, "disabled": false, "usage": usage}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn prune_deletes_snapshots_older_than_the_retention() {
+    let dir = setup("[history]\nsnapshot_retention = \"30d\"\n");
+    let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
+    let interval = std::time::Duration::from_secs(60);
+    let now = Utc::now();
+    store
+        .record_snapshots(
+            now - Duration::days(45),
+            &[key("a", 1.0), key("b", 1.0)],
+            interval,
+        )
+        .await
+        .unwrap();
+    store
+        .record_snapshots(now - Duration::days(40), &[key("a", 2.0)], interval)
+        .await
+        .unwrap();
+    store
+        .record_snapshots(now - Duration::days(1), &[key("a", 3.0)], interval)
+        .await
+        .unwrap();
+    store.close().await;
+    let out = stdout(&keywarden(dir.path(), &["db", "prune"]));
+    assert!(
+        out.starts_with("pruned 3 usage snapshots older than "),
+        "{out}"
+    );
+    let out = stdout(&keywarden(dir.path(), &["db", "prune"]));
+    assert!(out.starts_with("pruned 0 usage snapshots"), "{out}");
+}
