@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UnixDatagram;
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// A sandbox with keys `team-a-01` and `team-b-01`.
 pub async fn sandbox(start: Option<chrono::DateTime<chrono::Utc>>) -> Sandbox {
@@ -140,7 +142,9 @@ impl Setup {
 pub struct Daemon {
     pub child: Child,
     pub stderr: Arc<Mutex<String>>,
-    pub notify: Option<UnixDatagram>,
+    /// The notification datagrams, drained from the socket as they come
+    /// (as systemd does: a full socket would block the service).
+    pub notify: Option<AsyncMutex<UnboundedReceiver<String>>>,
 }
 
 impl Daemon {
@@ -168,6 +172,21 @@ impl Daemon {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
+        let notify = notify.map(|socket| {
+            let (tx, rx) = unbounded_channel();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = socket.recv(&mut buf).await {
+                    if tx
+                        .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            AsyncMutex::new(rx)
+        });
         Daemon {
             child,
             stderr,
@@ -177,12 +196,8 @@ impl Daemon {
 
     /// The next notification datagram, within `within`.
     pub async fn next_notification(&self, within: Duration) -> Option<String> {
-        let socket = self.notify.as_ref().unwrap();
-        let mut buf = vec![0u8; 4096];
-        match tokio::time::timeout(within, socket.recv(&mut buf)).await {
-            Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            _ => None,
-        }
+        let mut rx = self.notify.as_ref().unwrap().lock().await;
+        tokio::time::timeout(within, rx.recv()).await.ok().flatten()
     }
 
     /// Waits for a datagram holding `line` (e.g. `READY=1`), returning
