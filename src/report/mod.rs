@@ -63,7 +63,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn new() -> Counters {
+    fn zeroed() -> Counters {
         Counters {
             by_kind: ChangeKind::ALL.iter().map(|k| (*k, 0)).collect(),
             by_outcome: Outcome::ALL.iter().map(|o| (*o, 0)).collect(),
@@ -153,7 +153,7 @@ impl Tally {
     fn group(&mut self, id: &str) -> &mut Counters {
         self.groups
             .entry(id.to_string())
-            .or_insert_with(Counters::new)
+            .or_insert_with(Counters::zeroed)
     }
 }
 
@@ -168,7 +168,7 @@ pub async fn build(
     let mut tally = Tally {
         groups: BTreeMap::new(),
     };
-    let mut totals = Counters::new();
+    let mut totals = Counters::zeroed();
 
     for c in store.report_change_counts(since, until, bucket).await? {
         for counters in [&mut totals, tally.group(&c.group)] {
