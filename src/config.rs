@@ -163,12 +163,27 @@ pub enum NotifyFormat {
 
 /// Durations written as `"30s"`, `"15m"`, `"400d"`.
 mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
     use std::time::Duration;
 
+    struct DurationText;
+
+    impl Visitor<'_> for DurationText {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a duration such as \"30s\", \"15m\" or \"400d\"")
+        }
+
+        fn visit_str<E: Error>(self, s: &str) -> Result<Duration, E> {
+            humantime::parse_duration(s)
+                .map_err(|e| E::custom(format!("invalid duration {s:?}: {e} (write e.g. \"30s\")")))
+        }
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(DurationText)
     }
 }
 
@@ -413,7 +428,7 @@ pub fn check_url(field: &str, url: &str) -> Result<url::Url, String> {
 /// A `toml` error as `PATH:LINE:COL: message`, without the source excerpt
 /// that `toml` would print (it could hold a secret).
 fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> anyhow::Error {
-    let message = e.message().trim();
+    let message = e.message().trim().replace('\n', "; ");
     let location = match e.span() {
         Some(span) => {
             let (line, col) = line_col(text, span.start);

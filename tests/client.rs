@@ -38,8 +38,43 @@ impl Seen {
     }
 }
 
+/// A writer into a shared buffer, for the tracing subscriber of this binary.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of every test of this binary, at `trace` for every crate.
+/// Installed as the global subscriber before any test sends a request (a
+/// per-test `set_default` misses call sites other tests cached meanwhile).
+fn logs() -> &'static LogBuffer {
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogBuffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer({
+                let logs = logs.clone();
+                move || logs.clone()
+            })
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    })
+}
+
 /// Serves `router` on a random loopback port; the API base URL.
 async fn serve(router: Router) -> String {
+    logs();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -47,6 +82,7 @@ async fn serve(router: Router) -> String {
 }
 
 fn settings(base_url: &str, max_retries: u32) -> ClientSettings {
+    logs();
     ClientSettings {
         base_url: base_url.to_string(),
         management_key: ManagementKey::from_text(KEY.to_string()).unwrap(),
@@ -199,22 +235,24 @@ async fn a_5xx_then_success_reports_every_attempt() {
 
 #[tokio::test]
 async fn client_errors_are_typed_and_not_retried() {
-    let cases: [(u16, fn(ApiError) -> bool); 4] = [
-        (400, |e| {
-            e == ApiError::BadRequest {
-                message: "limit must be >= 0".into(),
-            }
-        }),
-        (401, |e| {
-            e == ApiError::AuthFailed {
+    let message = || "limit must be >= 0".to_string();
+    let cases = [
+        (400, ApiError::BadRequest { message: message() }),
+        (
+            401,
+            ApiError::AuthFailed {
                 status: 401,
-                message: "limit must be >= 0".into(),
-            }
-        }),
-        (403, |e| {
-            matches!(e, ApiError::AuthFailed { status: 403, .. })
-        }),
-        (404, |e| e == ApiError::KeyNotFound { hash: "h1".into() }),
+                message: message(),
+            },
+        ),
+        (
+            403,
+            ApiError::AuthFailed {
+                status: 403,
+                message: message(),
+            },
+        ),
+        (404, ApiError::KeyNotFound { hash: "h1".into() }),
     ];
     for (status, expected) in cases {
         let (base, seen) = scripted(move |_| {
@@ -230,7 +268,7 @@ async fn client_errors_are_typed_and_not_retried() {
             .await;
         let err = out.result.unwrap_err();
         assert!(!err.is_ambiguous());
-        assert!(expected(err.clone()), "HTTP {status} gave {err:?}");
+        assert_eq!(err, expected, "HTTP {status}");
         assert_eq!(
             (out.attempts, out.http_status, seen.count()),
             (1, Some(status), 1)
@@ -501,7 +539,7 @@ async fn concurrency_is_bounded_across_clones() {
         call.await.unwrap().unwrap();
     }
     let max = in_flight.lock().unwrap().1;
-    assert!(max <= 3 && max >= 2, "at most 3 in flight, saw {max}");
+    assert!((2..=3).contains(&max), "at most 3 in flight, saw {max}");
 }
 
 #[tokio::test]
@@ -529,4 +567,316 @@ fn debug_output_never_shows_the_key() {
     );
     let text = format!("{s:?} {:?}", Client::new(s.clone()).unwrap());
     assert!(!text.contains(KEY), "{text}");
+}
+
+// --- Against the sandbox ---------------------------------------------------
+
+use keywarden::sandbox::{JournalEntry, Sandbox, SandboxOptions};
+
+async fn sandbox(keys: usize) -> Sandbox {
+    logs();
+    Sandbox::start(
+        "127.0.0.1:0",
+        SandboxOptions {
+            keys,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn sandbox_client(sb: &Sandbox, requests_per_second: u32) -> Client {
+    let mut s = settings(&sb.base_url(), 2);
+    s.management_key = ManagementKey::from_text(sb.management_key().to_string()).unwrap();
+    s.requests_per_second = requests_per_second;
+    Client::new(s)
+        .unwrap()
+        .with_min_backoff(Duration::from_millis(10))
+}
+
+fn api_calls(sb: &Sandbox, method: &str) -> Vec<JournalEntry> {
+    sb.account()
+        .requests()
+        .into_iter()
+        .filter(|e| e.method == method)
+        .collect()
+}
+
+#[tokio::test]
+async fn listing_the_sandbox_reads_250_keys_in_three_pages_and_an_empty_fourth() {
+    let sb = sandbox(250).await;
+    let keys = sandbox_client(&sb, 1000).list_keys().await.unwrap();
+    let listed: Vec<&str> = keys.iter().map(|k| k.hash.as_str()).collect();
+    let account = sb.account().keys();
+    let expected: Vec<&str> = account.iter().map(|k| k.hash.as_str()).collect();
+    assert_eq!(listed.len(), 250);
+    assert_eq!(listed, expected, "every key, in the API's order, once");
+    let gets = api_calls(&sb, "GET");
+    for offset in [0, 100, 200, 300] {
+        let entry = gets
+            .iter()
+            .find(|e| {
+                e.query.as_deref().is_some_and(|q| {
+                    q.contains(&format!("offset={offset}&"))
+                        || q.ends_with(&format!("offset={offset}"))
+                })
+            })
+            .unwrap_or_else(|| panic!("no request for offset {offset}"));
+        assert_eq!(entry.path, "/api/v1/keys");
+        assert!(
+            entry
+                .query
+                .as_deref()
+                .unwrap()
+                .contains("include_disabled=true")
+        );
+        assert_eq!(entry.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn each_writable_field_is_patched_exactly_as_asked() {
+    let sb = sandbox(3).await;
+    let c = sandbox_client(&sb, 1000);
+    let hash = sb.account().keys()[1].hash.clone();
+    let patches = [
+        (
+            KeyPatch {
+                disabled: Some(true),
+                ..Default::default()
+            },
+            json!({"disabled": true}),
+        ),
+        (
+            KeyPatch {
+                limit: Some(Some(12.5)),
+                ..Default::default()
+            },
+            json!({"limit": 12.5}),
+        ),
+        (
+            KeyPatch {
+                limit_reset: Some(Some(keywarden::openrouter::LimitReset::Weekly)),
+                ..Default::default()
+            },
+            json!({"limit_reset": "weekly"}),
+        ),
+        (
+            KeyPatch {
+                include_byok_in_limit: Some(true),
+                ..Default::default()
+            },
+            json!({"include_byok_in_limit": true}),
+        ),
+        (
+            KeyPatch {
+                limit: Some(None),
+                ..Default::default()
+            },
+            json!({"limit": null}),
+        ),
+        (
+            KeyPatch {
+                limit_reset: Some(None),
+                ..Default::default()
+            },
+            json!({"limit_reset": null}),
+        ),
+    ];
+    for (patch, body) in &patches {
+        let out = c.update_key(&hash, patch).await;
+        let key = out.result.unwrap();
+        assert_eq!((out.attempts, out.http_status), (1, Some(200)));
+        let sent = api_calls(&sb, "PATCH").pop().unwrap();
+        assert_eq!(sent.path, format!("/api/v1/keys/{hash}"));
+        assert_eq!(&sent.body, body);
+        let field = body.as_object().unwrap().keys().next().unwrap().clone();
+        assert_eq!(
+            serde_json::to_value(&key).unwrap()[&field],
+            body[&field],
+            "{field} as returned"
+        );
+    }
+    let key = c.get_key(&hash).await.unwrap();
+    assert!(key.disabled && key.include_byok_in_limit);
+    assert_eq!((key.limit, key.limit_reset), (None, None));
+}
+
+#[tokio::test]
+async fn an_unknown_hash_is_key_not_found() {
+    let sb = sandbox(1).await;
+    let out = sandbox_client(&sb, 1000)
+        .update_key(
+            "no-such-hash",
+            &KeyPatch {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        out.result.unwrap_err(),
+        ApiError::KeyNotFound {
+            hash: "no-such-hash".into()
+        }
+    );
+    assert_eq!((out.attempts, out.http_status), (1, Some(404)));
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_auth_failed_and_not_retried() {
+    let sb = sandbox(1).await;
+    let mut s = settings(&sb.base_url(), 3);
+    s.management_key = ManagementKey::from_text("sk-or-v1-wrong".into()).unwrap();
+    let err = Client::new(s).unwrap().list_keys().await.unwrap_err();
+    assert!(
+        matches!(err, ApiError::AuthFailed { status: 401, .. }),
+        "{err:?}"
+    );
+    assert_eq!(sb.account().requests().len(), 1);
+}
+
+#[tokio::test]
+async fn injected_server_errors_are_retried_and_counted() {
+    let sb = sandbox(2).await;
+    let c = sandbox_client(&sb, 1000);
+    let faults = json!({"error_rate": 1.0, "status": 502});
+    reqwest::Client::new()
+        .post(format!("{}/faults", sb.control_url()))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let hash = sb.account().keys()[0].hash.clone();
+    let out = c
+        .update_key(
+            &hash,
+            &KeyPatch {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(out.result, Err(ApiError::Server { status: 502, .. })),
+        "{:?}",
+        out.result
+    );
+    assert_eq!((out.attempts, out.http_status), (3, Some(502)));
+    assert_eq!(api_calls(&sb, "PATCH").len(), 3);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_after_the_change_is_ambiguous() {
+    let sb = sandbox(2).await;
+    let c = sandbox_client(&sb, 1000);
+    reqwest::Client::new()
+        .post(format!("{}/faults", sb.control_url()))
+        .json(&json!({"drop_rate": 1.0}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let hash = sb.account().keys()[0].hash.clone();
+    let out = c
+        .update_key(
+            &hash,
+            &KeyPatch {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await;
+    let err = out.result.unwrap_err();
+    assert!(err.is_ambiguous(), "{err:?}");
+    assert_eq!(out.attempts, 3);
+    let patches = api_calls(&sb, "PATCH");
+    assert_eq!(patches.len(), 3);
+    assert!(
+        patches.iter().all(|e| e.applied),
+        "the sandbox applied it: hence `unknown`, not `failed`"
+    );
+}
+
+#[tokio::test]
+async fn the_requests_per_second_ceiling_holds_for_all_clones() {
+    let sb = sandbox(2).await;
+    let c = sandbox_client(&sb, 5);
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.credits().await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let times: Vec<chrono::DateTime<chrono::Utc>> = sb
+        .account()
+        .requests()
+        .iter()
+        .map(|e| {
+            chrono::DateTime::parse_from_rfc3339(&e.received_at)
+                .unwrap()
+                .to_utc()
+        })
+        .collect();
+    assert_eq!(times.len(), 20);
+    for start in &times {
+        let window = times
+            .iter()
+            .filter(|t| **t >= *start && **t < *start + chrono::Duration::seconds(1))
+            .count();
+        assert!(
+            window <= 6,
+            "{window} requests within one second of {start}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_management_key_is_in_no_log_line_even_at_trace() {
+    let sb = sandbox(120).await;
+    let key = sb.management_key().to_string();
+    let c = sandbox_client(&sb, 1000);
+    let keys = c.list_keys().await.unwrap();
+    let out = c
+        .update_key(
+            &keys[0].hash,
+            &KeyPatch {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await;
+    out.result.unwrap();
+    let _ = c.get_key("missing").await.unwrap_err();
+    reqwest::Client::new()
+        .post(format!("{}/faults", sb.control_url()))
+        .json(&json!({"error_rate": 1.0, "status": 500}))
+        .send()
+        .await
+        .unwrap();
+    let err = c.credits().await.unwrap_err();
+    tracing::error!(error = %err, "as a caller would log it");
+    let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("openrouter request"),
+        "the client logged: {text}"
+    );
+    assert!(text.lines().count() > 5);
+    assert!(!text.contains(&key), "the key leaked into the logs");
+    assert!(
+        !text.contains(KEY),
+        "the mock servers' key leaked into the logs"
+    );
+    assert!(
+        !text.contains(&key[10..30]),
+        "part of the key leaked into the logs"
+    );
+    assert!(!format!("{err} {err:?}").contains(&key));
 }

@@ -99,3 +99,63 @@ fn csv_row(k: &Key) -> Vec<String> {
         k.workspace_id.clone().unwrap_or_default(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Key {
+        serde_json::from_value(serde_json::json!({
+            "hash": "f01d52c0ffee00112233", "name": "team-a-ci", "disabled": true,
+            "limit": 50.0, "limit_remaining": null, "limit_reset": "monthly",
+            "usage": 12.345, "usage_daily": null, "usage_weekly": 1.5, "usage_monthly": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn unknown_counters_are_a_question_mark_in_the_table_and_empty_in_csv() {
+        let row = table_row(&key());
+        assert_eq!(
+            row,
+            [
+                "team-a-ci",
+                "f01d52c0ffee…",
+                "yes",
+                "50.00",
+                "monthly",
+                "?",
+                "?",
+                "1.50",
+                "?",
+                "12.35"
+            ]
+        );
+        let csv = csv_row(&key());
+        assert_eq!(
+            csv,
+            [
+                "team-a-ci",
+                "f01d52c0ffee00112233",
+                "true",
+                "50",
+                "monthly",
+                "",
+                "",
+                "1.5",
+                "",
+                "12.345",
+                ""
+            ]
+        );
+    }
+
+    #[test]
+    fn no_limit_reads_none_not_unknown() {
+        let mut k = key();
+        k.limit = None;
+        k.limit_reset = None;
+        let row = table_row(&k);
+        assert_eq!((&*row[3], &*row[4], &*row[5]), ("none", "none", "-"));
+    }
+}
