@@ -146,10 +146,3 @@ pub(crate) fn api_failure(runner: &Runner, err: RunError) -> anyhow::Error {
         RunError::Api(e) => anyhow::anyhow!("cannot use the API at {base}: {e}"),
     }
 }
-
-/// The error for a command that this build does not have yet.
-pub(crate) fn not_yet(what: &str) -> anyhow::Error {
-    UsageError::new(format!(
-        "`keywarden {what}` is not available in this build yet"
-    ))
-}
