@@ -58,7 +58,7 @@ pub enum ApiError {
     },
     /// A timeout or a closed connection after the request was sent:
     /// OpenRouter may have applied it.
-    #[error("no answer (the request may have been applied): {message}")]
+    #[error("the request was sent but no answer came (it may have been applied): {message}")]
     Ambiguous {
         /// What the transport said.
         message: String,
@@ -130,6 +130,9 @@ impl ApiError {
             ),
             ApiError::Network { message } => {
                 format!("{message}; check [openrouter].base_url and the network")
+            }
+            ApiError::Refused { status: 404, .. } => {
+                format!("{self}; check [openrouter].base_url (it should end in /api/v1)")
             }
             other => other.to_string(),
         }
