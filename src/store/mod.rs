@@ -12,8 +12,8 @@ use std::time::Duration;
 
 pub mod claims;
 pub mod counts;
-pub mod report;
 pub mod outbox;
+pub mod report;
 pub mod rules;
 pub mod runs;
 pub mod snapshots;
