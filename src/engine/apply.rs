@@ -265,15 +265,25 @@ impl Runner {
         used: Option<f64>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        tracing::warn!(rule, source = source_id, "budget source failed: {error}");
-        if let Some(run_id) = run_id {
-            let new_outage = self.store.save_source_error(source_id, error, now).await?;
+        let Some(run_id) = run_id else {
+            tracing::warn!(rule, source = source_id, "budget source failed: {error}");
+            return Ok(());
+        };
+        // Recorded (and so notified) once per outage; every run notes it in its skips.
+        if self.store.save_source_error(source_id, error, now).await? {
+            tracing::warn!(rule, source = source_id, "budget source failed: {error}");
             let detail = serde_json::json!({
-                "source": source_id, "error": error, "stored_value_used": used, "new_outage": new_outage,
+                "source": source_id, "error": error, "stored_value_used": used, "new_outage": true,
             });
             self.store
                 .record_event(Some(run_id), now, "source_error", Some(rule), None, &detail)
                 .await?;
+        } else {
+            tracing::debug!(
+                rule,
+                source = source_id,
+                "budget source still failing: {error}"
+            );
         }
         Ok(())
     }

@@ -219,7 +219,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                         .map(|why| format!("rule {} no longer applies: {why}", claim.rule))
                         .unwrap_or_else(|| {
                             format!(
-                                "rule {} no longer asserts {field} (disabled, removed or changed)",
+                                "rule {} no longer asserts it (the rule was disabled, removed or changed)",
                                 claim.rule
                             )
                         });
@@ -228,7 +228,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                             claim.rule.clone(),
                             ChangeKind::Release,
                             claim.original,
-                            format!("{why}; {field} restored"),
+                            why.clone(),
                         )
                     } else {
                         let reason = format!(

@@ -209,7 +209,9 @@ impl FieldValue {
                 Some(FieldValue::Bool(*b))
             }
             (Field::Limit, serde_json::Value::Null) => Some(FieldValue::Limit(None)),
-            (Field::Limit, serde_json::Value::Number(n)) => n.as_f64().map(|x| FieldValue::Limit(Some(x))),
+            (Field::Limit, serde_json::Value::Number(n)) => {
+                n.as_f64().map(|x| FieldValue::Limit(Some(x)))
+            }
             (Field::LimitReset, serde_json::Value::Null) => Some(FieldValue::Reset(None)),
             (Field::LimitReset, serde_json::Value::String(s)) => {
                 LimitReset::parse(s).map(|r| FieldValue::Reset(Some(r)))
@@ -300,7 +302,9 @@ impl KeyPatch {
     pub fn set(&mut self, value: FieldValue, field: Field) {
         match (field, value) {
             (Field::Disabled, FieldValue::Bool(b)) => self.disabled = Some(b),
-            (Field::IncludeByokInLimit, FieldValue::Bool(b)) => self.include_byok_in_limit = Some(b),
+            (Field::IncludeByokInLimit, FieldValue::Bool(b)) => {
+                self.include_byok_in_limit = Some(b)
+            }
             (Field::Limit, FieldValue::Limit(l)) => self.limit = Some(l),
             (Field::LimitReset, FieldValue::Reset(r)) => self.limit_reset = Some(r),
             (f, v) => unreachable!("value {v:?} does not belong to field {f}"),
@@ -331,10 +335,18 @@ pub struct Settings {
     /// `disabled`.
     pub disabled: Option<bool>,
     /// `limit`: `Some(None)` is `"none"` (no limit).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "double_option"
+    )]
     pub limit: Option<Option<f64>>,
     /// `limit_reset`: `Some(None)` is `"none"` (no reset).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "double_option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "double_option"
+    )]
     pub limit_reset: Option<Option<LimitReset>>,
     /// `include_byok_in_limit`.
     pub include_byok_in_limit: Option<bool>,

@@ -4,25 +4,15 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
-use keywarden::clock::Clock;
 use keywarden::config::{Config, ManagementKey};
 use keywarden::engine::apply::{RunReport, RunRequest, Runner, Trigger};
 use keywarden::openrouter::Client;
 use keywarden::openrouter::client::ClientSettings;
 use keywarden::rules::model::Origin;
-use keywarden::sandbox::{Account, JournalEntry, Sandbox, SandboxOptions, SeedKey};
+use keywarden::sandbox::{JournalEntry, Sandbox, SandboxOptions, SeedKey};
 use keywarden::store::Store;
 use keywarden::store::runs::{ChangeRow, HistoryFilter};
 use std::sync::Arc;
-
-/// keywarden's clock, read from the sandbox.
-pub struct SandboxClock(pub Account);
-
-impl Clock for SandboxClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0.now()
-    }
-}
 
 /// The sandbox, a database and a runner wired together.
 pub struct Harness {
@@ -93,7 +83,7 @@ impl Harness {
             store.clone(),
             client,
             config.clone(),
-            Arc::new(SandboxClock(sandbox.account().clone())),
+            Arc::new(sandbox.account().clone()),
         );
         let h = Harness {
             sandbox,
