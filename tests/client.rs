@@ -405,8 +405,9 @@ async fn a_connection_closed_after_sending_is_ambiguous() {
         .await;
     let err = out.result.unwrap_err();
     assert!(err.is_ambiguous(), "{err:?}");
-    assert_eq!(out.attempts, 2);
-    assert_eq!(*accepted.lock().unwrap(), 2);
+    // It may have been applied: not sent again.
+    assert_eq!(out.attempts, 1);
+    assert_eq!(*accepted.lock().unwrap(), 1);
 }
 
 #[tokio::test]
@@ -793,9 +794,10 @@ async fn a_dropped_connection_after_the_change_is_ambiguous() {
         .await;
     let err = out.result.unwrap_err();
     assert!(err.is_ambiguous(), "{err:?}");
-    assert_eq!(out.attempts, 3);
+    // Applied once and not sent again (a retry would apply it twice).
+    assert_eq!(out.attempts, 1);
     let patches = api_calls(&sb, "PATCH");
-    assert_eq!(patches.len(), 3);
+    assert_eq!(patches.len(), 1);
     assert!(
         patches.iter().all(|e| e.applied),
         "the sandbox applied it: hence `unknown`, not `failed`"

@@ -4,7 +4,8 @@
 //! `max_concurrency` and a permit of the shared `requests_per_second`
 //! ceiling. 429, 5xx and transport failures are retried with exponential
 //! backoff and jitter (or the server's `Retry-After`), up to `max_retries`
-//! and within [`RETRY_BUDGET`]; other 4xx are not.
+//! and within [`RETRY_BUDGET`]; other 4xx are not, nor is a PATCH whose
+//! answer never came (it may have been applied).
 
 use super::error::ApiError;
 use super::model::{Credits, CurrentKey, Data, ErrorBody, Key, KeyPatch};
@@ -350,7 +351,10 @@ impl Client {
                 attempts,
                 http_status: outcome.status,
             };
-            if !err.is_retryable() {
+            // A change whose answer never came may have been applied: sending
+            // it again could apply it twice, so it ends here (`unknown`) and
+            // the next run resolves it by reading the key (SPEC §4.5).
+            if !err.is_retryable() || (err.is_ambiguous() && !method.is_safe()) {
                 return give_up(err);
             }
             let Some(delay) = backoff.next() else {
