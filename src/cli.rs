@@ -5,7 +5,20 @@ use std::path::PathBuf;
 
 /// keywarden: a budget watchdog for OpenRouter API keys.
 #[derive(Debug, Parser)]
-#[command(name = "keywarden", version, about, long_about = None)]
+#[command(
+    name = "keywarden",
+    version,
+    about,
+    long_about = None,
+    after_help = "\
+Examples:
+  keywarden demo                                   # an offline tour, in seconds
+  keywarden rules import config/rules.example.toml # the first rules
+  keywarden plan                                   # what the rules would change now, and why
+  keywarden apply                                  # change it now
+
+Each command's --help explains it, with examples."
+)]
 pub struct Cli {
     /// Configuration file (default /etc/keywarden/keywarden.toml, else ./keywarden.toml).
     #[arg(long, global = true, env = "KEYWARDEN_CONFIG")]
@@ -58,34 +71,96 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service in the foreground (what systemd starts).
+    #[command(after_help = "\
+Examples:
+  keywarden run                                    # the service, in the foreground
+  keywarden --config ./keywarden.toml run          # with a configuration file of your own
+Under systemd: systemd/keywarden.service (see the README's production section).")]
     Run,
     /// Evaluate the rules and apply the changes now (one run).
+    #[command(after_help = "\
+Examples:
+  keywarden apply --dry-run                        # record what would change; send nothing
+  keywarden apply --rule team-a-monthly            # only this rule, now
+  keywarden apply --force                          # apply what the guard held back, once")]
     Apply(ApplyArgs),
     /// Show what a run would change, and why, without changing anything.
+    #[command(after_help = "\
+Examples:
+  keywarden plan                                   # what a run would change now, and why
+  keywarden plan --at 2026-12-24                   # what will my rules do on 24 Dec?
+  keywarden plan --rule support-holidays --format json")]
     Plan(PlanArgs),
     /// Validate the configuration and rules files (no network).
+    #[command(after_help = "\
+Examples:
+  keywarden check-config                           # the configuration and its rules_files
+  keywarden --config ./keywarden.toml check-config")]
     CheckConfig,
     /// Manage the rules kept in the database.
     #[command(subcommand)]
+    #[command(after_help = "\
+Examples:
+  keywarden rules import config/rules.example.toml # add or update the file's rules
+  keywarden rules list                             # what the database holds
+  keywarden rules disable team-a-monthly           # stop a rule; its claims are released")]
     Rules(RulesCommand),
     /// Look at the account's keys.
     #[command(subcommand)]
+    #[command(after_help = "\
+Examples:
+  keywarden keys list                              # live keys, usage, matching rules, claims")]
     Keys(KeysCommand),
     /// Let a person override keywarden on a key for a while.
     #[command(subcommand)]
+    #[command(after_help = "\
+Examples:
+  keywarden exempt add team-a-ci --until 2d --reason \"release week\"
+  keywarden exempt list
+  keywarden exempt remove 3")]
     Exempt(ExemptCommand),
     /// List recorded changes, newest first.
+    #[command(after_help = "\
+Examples:
+  keywarden history --since 7d                     # the last week's changes
+  keywarden history --key team-a-ci --kind assert  # who turned this key off, when, and why
+  keywarden history --since 2026-12-01 --format json")]
     History(HistoryArgs),
     /// The historical change report.
+    #[command(after_help = "\
+Examples:
+  keywarden report --since 30d                     # per rule, the last 30 days
+  keywarden report --since 2026-12-01 --until 2027-01-01 --group-by key
+  keywarden report --since 30d --format html --output report.html   # with charts")]
     Report(ReportArgs),
     /// Put the fields of an applied change back.
+    #[command(after_help = "\
+Examples:
+  keywarden revert 17 --dry-run                    # what reverting change 17 would do
+  keywarden revert 17 --exempt-until 1d            # and keep the rule off the key a day")]
     Revert(RevertArgs),
     /// Database maintenance.
     #[command(subcommand)]
+    #[command(after_help = "\
+Examples:
+  keywarden db migrate                             # create or upgrade the schema
+  keywarden db backup /var/backups/keywarden.db    # a consistent copy, mode 0600
+  keywarden db prune                               # drop old usage snapshots")]
     Db(DbCommand),
     /// Run a local fake of the OpenRouter management API.
+    #[command(after_help = "\
+Examples:
+  keywarden sandbox --keys 20 --management-key sk-test   # then, in another terminal:
+  export KEYWARDEN_BASE_URL=http://127.0.0.1:8788/api/v1 OPENROUTER_MANAGEMENT_KEY=sk-test
+  keywarden keys list")]
     Sandbox(SandboxArgs),
     /// An offline tour: six simulated weeks against the sandbox.
+    #[command(after_help = "\
+Examples:
+  keywarden demo                                   # six simulated weeks, then the report
+  keywarden demo --seed 7 --days 14                # another story, two weeks
+  keywarden --database demo.db demo                # keep the history to explore, then:
+  keywarden --database demo.db history")]
     Demo(DemoArgs),
 }
 
@@ -121,17 +196,28 @@ pub struct PlanArgs {
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// List the rules.
+    #[command(after_help = "\
+Examples:
+  keywarden rules list
+  keywarden rules list --format json")]
     List {
         /// table or json.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Show one rule as TOML.
+    #[command(after_help = "\
+Examples:
+  keywarden rules show team-a-monthly")]
     Show {
         /// The rule's name.
         name: String,
     },
     /// Import rules from a TOML file (adds and updates; --prune removes the file's others).
+    #[command(after_help = "\
+Examples:
+  keywarden rules import config/rules.example.toml
+  keywarden rules import /etc/keywarden/rules.toml --prune   # and remove the rules it dropped")]
     Import {
         /// The rules file.
         file: PathBuf,
@@ -140,23 +226,39 @@ pub enum RulesCommand {
         prune: bool,
     },
     /// Print every rule as a rules file.
+    #[command(after_help = "\
+Examples:
+  keywarden rules export > rules.toml            # edit, then import it back")]
     Export,
     /// Enable a rule.
+    #[command(after_help = "\
+Examples:
+  keywarden rules enable team-a-monthly")]
     Enable {
         /// The rule's name.
         name: String,
     },
     /// Disable a rule (kept, not evaluated; its claims are released).
+    #[command(after_help = "\
+Examples:
+  keywarden rules disable team-a-monthly")]
     Disable {
         /// The rule's name.
         name: String,
     },
     /// Remove a rule.
+    #[command(after_help = "\
+Examples:
+  keywarden rules remove team-a-monthly")]
     Remove {
         /// The rule's name.
         name: String,
     },
     /// Revisions of one rule or of all, with a diff.
+    #[command(after_help = "\
+Examples:
+  keywarden rules history team-a-monthly         # who changed the rule, when, and how
+  keywarden rules history")]
     History {
         /// The rule's name.
         name: Option<String>,
@@ -167,6 +269,10 @@ pub enum RulesCommand {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Every key of the account (all pages, disabled included).
+    #[command(after_help = "\
+Examples:
+  keywarden keys list                            # live keys, usage, matching rules, claims
+  keywarden keys list --format csv > keys.csv")]
     List {
         /// table, json or csv.
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -178,6 +284,10 @@ pub enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum ExemptCommand {
     /// Exempt a key (from one rule, or all) until a time.
+    #[command(after_help = "\
+Examples:
+  keywarden exempt add team-a-ci --until 2d --reason \"release week\"
+  keywarden exempt add team-a-ci --rule team-a-monthly --until 2027-01-01 --reason \"approved\"")]
     Add {
         /// Key hash or unique key name.
         key: String,
@@ -192,12 +302,19 @@ pub enum ExemptCommand {
         reason: String,
     },
     /// List exemptions.
+    #[command(after_help = "\
+Examples:
+  keywarden exempt list
+  keywarden exempt list --format json")]
     List {
         /// table or json.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Remove an exemption.
+    #[command(after_help = "\
+Examples:
+  keywarden exempt remove 3                      # the id from `keywarden exempt list`")]
     Remove {
         /// The exemption's id.
         id: i64,
@@ -285,13 +402,23 @@ pub struct RevertArgs {
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Create or upgrade the database schema.
+    #[command(after_help = "\
+Examples:
+  keywarden db migrate
+  keywarden --database ./keywarden.db db migrate")]
     Migrate,
     /// Write a consistent copy of the database (mode 0600).
+    #[command(after_help = "\
+Examples:
+  keywarden db backup /var/backups/keywarden.db")]
     Backup {
         /// Where to write it.
         file: PathBuf,
     },
     /// Delete snapshots older than [history].snapshot_retention.
+    #[command(after_help = "\
+Examples:
+  keywarden db prune")]
     Prune,
 }
 
