@@ -1,8 +1,10 @@
 //! Printing listings for people (tables) and programs (CSV, JSON).
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use std::borrow::Cow;
 
-/// A table for a terminal: one header row, then `rows`.
+/// A table for a terminal: one header row, then `rows` (each cell made
+/// [`printable`]).
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut table = Table::new();
     table
@@ -10,9 +12,28 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> St
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.iter().copied());
     for row in rows {
-        table.add_row(row);
+        table.add_row(row.iter().map(|cell| printable(cell)));
     }
     table.to_string()
+}
+
+/// `s` safe to print on a terminal: every control character (escape
+/// sequences, carriage returns, line breaks, NUL…) shown escaped as Rust
+/// writes it (`\u{1b}`, `\r`, `\n`), so that a key name from the API can
+/// neither drive the terminal nor forge a line.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// CSV with a header line; every line ends with `\n`.
@@ -40,5 +61,19 @@ pub fn shorten(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(printable("team-a-01 ✓"), "team-a-01 ✓");
+        assert_eq!(
+            printable("a\u{1b}[2J\r\nb\u{0}\u{9b}"),
+            "a\\u{1b}[2J\\r\\nb\\0\\u{9b}"
+        );
     }
 }

@@ -21,7 +21,7 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         })
         .await?;
     for (id, change, outcome) in &report.rows {
-        println!(
+        let line = format!(
             "#{id} {}  {}  {}  {}  — {} (rule {})",
             change.key_name,
             super::plan::fields_text(change),
@@ -30,6 +30,7 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             change.reason,
             change.rule
         );
+        println!("{}", crate::output::printable(&line));
     }
     for (id, outcome) in &report.resolved {
         println!("#{id} from an earlier run resolved: {outcome}");

@@ -163,10 +163,13 @@ pub(crate) fn fields_text(fields: &BTreeMap<Field, FieldChange>) -> String {
         .join("; ")
 }
 
-/// A Markdown pipe table (cells with `|` escaped, line breaks flattened).
+/// A Markdown pipe table (cells with `|` escaped, line breaks flattened,
+/// other control characters made printable).
 fn markdown(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
-    let cell = |s: String| s.replace('|', "\\|").replace(['\r', '\n'], " ");
+    let cell = |s: String| {
+        crate::output::printable(&s.replace('|', "\\|").replace(['\r', '\n'], " ")).into_owned()
+    };
     let mut out = line(header.iter().map(|h| h.to_string()).collect());
     out += &line(header.iter().map(|_| "---".to_string()).collect());
     for row in rows {

@@ -21,7 +21,7 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let due = super::due_rules(&runner, &args.rules).await?;
     let preview = match runner.preview(due.as_ref(), at).await? {
         Ok(p) => p,
-        Err(e) => return Err(api_failure(&runner, e)),
+        Err(e) => return Err(api_failure(e)),
     };
     let plan = &preview.outcomes.plan;
     match args.format {
@@ -40,7 +40,8 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             for s in &plan.skips {
-                println!("not evaluated: rule {}: {}", s.rule, s.reason);
+                let line = format!("not evaluated: rule {}: {}", s.rule, s.reason);
+                println!("{}", crate::output::printable(&line));
             }
         }
     }
@@ -88,14 +89,17 @@ pub fn print_changes(changes: &[Change]) {
     table.set_header(["key", "rule", "kind", "change", "note", "reason"]);
     for c in changes {
         let note = c.held.map(|o| o.to_string()).unwrap_or_default();
-        table.add_row([
-            c.key_name.as_str(),
-            c.rule.as_str(),
-            c.kind.as_str(),
-            &fields_text(c),
-            &note,
-            c.reason.as_str(),
-        ]);
+        table.add_row(
+            [
+                c.key_name.as_str(),
+                c.rule.as_str(),
+                c.kind.as_str(),
+                &fields_text(c),
+                &note,
+                c.reason.as_str(),
+            ]
+            .map(crate::output::printable),
+        );
     }
     println!("{table}");
 }
