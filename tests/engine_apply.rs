@@ -461,6 +461,16 @@ async fn a_deleted_key_loses_its_claims() {
         .filter(|(_, c, _)| c.kind == ChangeKind::Deleted)
         .collect();
     assert_eq!(deleted.len(), 1);
+    let row = h
+        .history()
+        .await
+        .into_iter()
+        .find(|r| r.kind == ChangeKind::Deleted);
+    assert_eq!(
+        row.map(|r| r.key_name).as_deref(),
+        Some("team-a-2"),
+        "the vanished key's name, from history"
+    );
     assert!(
         h.store
             .claims()

@@ -135,14 +135,9 @@ pub(crate) async fn due_rules(
     Ok(Some(names.iter().cloned().collect()))
 }
 
-/// The error a run that could not start ends with (exit 1), in words that say what to do.
-pub(crate) fn api_failure(runner: &Runner, err: RunError) -> anyhow::Error {
-    let base = &runner.config.openrouter.base_url;
-    match err {
-        RunError::AuthFailed(e) => anyhow::anyhow!(
-            "the API at {base} refused the management key ({e}): this looks like an inference key, or a revoked one; \
-             create a management key at https://openrouter.ai/settings/management-keys"
-        ),
-        RunError::Api(e) => anyhow::anyhow!("cannot use the API at {base}: {e}"),
-    }
+/// The error a run that could not start ends with (exit 1), in words that
+/// say what to do: the same as `keys list` and `apply` print ([`RunError`]'s
+/// display is [`crate::openrouter::ApiError::explain`]).
+pub(crate) fn api_failure(err: RunError) -> anyhow::Error {
+    anyhow::Error::new(crate::exit::Failure(err.to_string()))
 }

@@ -116,14 +116,15 @@ pub struct Runner {
     http: reqwest::Client,
 }
 
-/// A failure that stops a run before any change is planned.
+/// A failure that stops a run before any change is planned; displayed with
+/// what to do about it ([`ApiError::explain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The API refused the credential (401/403).
-    #[error("the API refused the management key: {0}")]
+    #[error("{}", .0.explain())]
     AuthFailed(ApiError),
     /// The API failed otherwise.
-    #[error("{0}")]
+    #[error("{}", .0.explain())]
     Api(ApiError),
 }
 
@@ -364,7 +365,15 @@ impl Runner {
         }
         self.record_notes(run_id, now, &outcomes).await?;
 
-        let plan = outcomes.plan;
+        let mut plan = outcomes.plan;
+        for c in plan.changes.iter_mut() {
+            // A vanished key has no name in the listing: history remembers it.
+            if c.kind == ChangeKind::Deleted
+                && let Some(name) = self.store.key_name(&c.key_hash).await?
+            {
+                c.key_name = name;
+            }
+        }
         let initial = dry_run.then_some(Outcome::DryRun);
         let ids = self
             .store
@@ -487,7 +496,7 @@ impl Runner {
             }
         }))
         .buffer_unordered(concurrency);
-        let mut auth_failure: Option<String> = None;
+        let mut auth_failure: Option<ApiError> = None;
         while let Some((hash, rows, attempted)) = results.next().await {
             let row_ids: Vec<i64> = rows.iter().map(|&n| ids[n]).collect();
             let (outcome, error) = match &attempted.result {
@@ -513,7 +522,7 @@ impl Runner {
                     self.store.delete_claims_of_key(&hash).await?;
                 }
                 Err(e @ ApiError::AuthFailed { .. }) if auth_failure.is_none() => {
-                    auth_failure = Some(e.to_string());
+                    auth_failure = Some(e.clone());
                     break;
                 }
                 _ => {}
@@ -547,10 +556,10 @@ impl Runner {
                     "auth_failed",
                     None,
                     None,
-                    &serde_json::json!({ "error": err }),
+                    &serde_json::json!({ "error": err.to_string() }),
                 )
                 .await?;
-            report.error = Some(format!("the API refused the management key: {err}"));
+            report.error = Some(err.explain());
         }
         Ok(())
     }
