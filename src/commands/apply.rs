@@ -41,12 +41,12 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         .filter(|(_, n)| *n > 0)
         .map(|(o, n)| format!("{n} {o}"))
         .collect();
-    if report.rows.is_empty() {
+    if report.rows.is_empty() && report.error.is_none() {
         println!(
             "run {}: no changes ({} keys seen)",
             report.run_id, report.keys_seen
         );
-    } else {
+    } else if !report.rows.is_empty() {
         println!(
             "run {}: {} changes: {}",
             report.run_id,
