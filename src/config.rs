@@ -248,6 +248,7 @@ impl Config {
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     crate::exit::UsageError::new(format!("cannot read {}: {e}", path.display()))
                 })?;
+                warn_if_writable_by_everyone(&path);
                 Config::parse(&text, &path)?
             }
         };
@@ -348,6 +349,20 @@ impl Config {
              [openrouter].management_key_file, or use systemd \
              LoadCredential={MANAGEMENT_KEY_CREDENTIAL}:/path/to/key (see the README)"
         )))
+    }
+}
+
+/// Prints a warning when `path` can be written by every user of the host
+/// (mode `o+w`): anyone could then change what keywarden does with the key.
+fn warn_if_writable_by_everyone(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o002 != 0) {
+        eprintln!(
+            "warning: {} is writable by everyone; anyone on this host can change what keywarden \
+             does with the management key: chmod o-w {}",
+            path.display(),
+            path.display()
+        );
     }
 }
 

@@ -32,7 +32,8 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let built = report::build(&store, since, until, GroupBy::Rule).await?;
     println!("\n{}", report::text::table(&built));
     let html = report::html::render(&store, &built).await?;
-    std::fs::write(REPORT_FILE, html)?;
+    // Mode 0600, like every report: it names keys and rules.
+    super::report::write_private(std::path::Path::new(REPORT_FILE), &html)?;
     println!("The report, with charts: {REPORT_FILE}");
     if ctx.database.is_some() {
         println!(

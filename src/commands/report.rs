@@ -77,7 +77,7 @@ fn nothing_recorded(report: &Report) -> String {
 
 /// Writes `text` to `path`, creating the file mode 0600 (a report names
 /// keys and rules); an existing file is replaced in place.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
