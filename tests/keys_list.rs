@@ -1,8 +1,13 @@
-//! `keywarden keys list` against the sandbox: JSON, table and CSV, and the
-//! messages a person sees when the key is wrong or the API unreachable.
+//! `keywarden keys list` against the sandbox: JSON, table and CSV, the rules
+//! that select each key and keywarden's claims on it, and the messages a
+//! person sees when the key is wrong or the API unreachable.
 
+mod common;
+
+use common::{Harness, nov, seed};
 use keywarden::openrouter::Key;
 use keywarden::sandbox::{Sandbox, SandboxOptions};
+use serde_json::json;
 use std::process::Output;
 
 /// Runs the binary with only the given environment and `--config` pointing
@@ -82,9 +87,165 @@ async fn json_is_every_key_as_the_api_returned_it() {
 async fn json_keeps_nulls_as_null() {
     let sb = sandbox(5).await;
     let out = list(&sb, "json", false).await;
-    let raw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut raw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in raw.as_array_mut().unwrap() {
+        let held = key.as_object_mut().unwrap().remove("keywarden");
+        assert_eq!(
+            held,
+            Some(json!({"rules": [], "claims": []})),
+            "no database yet: keywarden holds nothing"
+        );
+    }
     let expected = serde_json::to_value(sb.account().keys()).unwrap();
     assert_eq!(raw, expected, "every field, nulls printed as null");
+}
+
+const TEAM_A_RULES: &str = r#"
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+[rule.when]
+budget = { usd = 50.0, window = "monthly", scope = "group" }
+[rule.set]
+disabled = true
+
+[[rule]]
+name = "support-cap"
+keys = { names = ["support-*"] }
+[rule.set]
+limit = 5.0
+
+[[rule]]
+name = "paused-everything"
+enabled = false
+keys = "all"
+[rule.set]
+disabled = true
+"#;
+
+/// A harness whose team-a keys keywarden disabled, and `keys list` of it
+/// run by the binary against the same sandbox and database.
+async fn listed_after_a_run(format: &str) -> (Harness, String) {
+    let keys = ["team-a-1", "team-a-2", "support-1", "other-1"];
+    let h = Harness::new(nov(10), keys.map(seed).to_vec(), TEAM_A_RULES, |_| {}).await;
+    h.spend("team-a-1", 60.0);
+    h.apply().await;
+    assert!(h.key("team-a-2").disabled);
+    let base = h.sandbox.base_url();
+    let db = h.config.database_path();
+    let vars = [
+        ("KEYWARDEN_BASE_URL", base.as_str()),
+        ("OPENROUTER_MANAGEMENT_KEY", h.sandbox.management_key()),
+    ];
+    let args = [
+        "--database",
+        db.to_str().unwrap(),
+        "keys",
+        "list",
+        "--format",
+        format,
+    ];
+    let out = keywarden(&args, &vars, "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    (h, text(&out.stdout))
+}
+
+#[tokio::test]
+async fn the_table_shows_the_rules_that_select_each_key_and_its_claims() {
+    let (_h, table) = listed_after_a_run("table").await;
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("{name} not in {table}"))
+            .to_string()
+    };
+    assert!(
+        table
+            .lines()
+            .take(3)
+            .any(|l| l.contains("rules") && l.contains("claims"))
+    );
+    for name in ["team-a-1", "team-a-2"] {
+        let row = row(name);
+        assert!(row.contains("disabled by team-a-monthly"), "{row}");
+    }
+    let support = row("support-1");
+    assert!(support.contains("support-cap"), "{support}");
+    assert!(support.contains("limit 5.00 by support-cap"), "{support}");
+    assert!(!support.contains("team-a-monthly"), "{support}");
+    let other = row("other-1");
+    assert!(!other.contains(" by "), "no claims on other-1: {other}");
+    assert!(
+        !table.contains("paused-everything"),
+        "a disabled rule selects nothing: {table}"
+    );
+}
+
+#[tokio::test]
+async fn json_adds_what_keywarden_holds_to_each_api_key_object() {
+    let (h, out) = listed_after_a_run("json").await;
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let keys: Vec<Key> = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        keys,
+        h.sandbox.account().keys(),
+        "the API's objects, as returned"
+    );
+    let held = |name: &str| {
+        listed
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed"))["keywarden"]
+            .clone()
+    };
+    let team_a = held("team-a-1");
+    assert_eq!(team_a["rules"], json!(["team-a-monthly"]));
+    let claims = team_a["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), 1, "{team_a}");
+    assert_eq!(claims[0]["field"], "disabled");
+    assert_eq!(claims[0]["rule"], "team-a-monthly");
+    assert_eq!(
+        (&claims[0]["original"], &claims[0]["value"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(held("other-1"), json!({"rules": [], "claims": []}));
+    assert_eq!(
+        held("support-1")["claims"][0]["original"],
+        json!(null),
+        "no limit before"
+    );
+}
+
+#[tokio::test]
+async fn csv_has_rules_and_claims_columns() {
+    let (_h, out) = listed_after_a_run("csv").await;
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(&header[header.len() - 2..], ["rules", "claims"]);
+    let team_a = reader
+        .records()
+        .map(Result::unwrap)
+        .find(|r| &r[0] == "team-a-2")
+        .unwrap();
+    assert_eq!(&team_a[header.len() - 2], "team-a-monthly");
+    assert_eq!(&team_a[header.len() - 1], "disabled by team-a-monthly");
+}
+
+#[tokio::test]
+async fn listing_keys_does_not_create_a_database() {
+    let sb = sandbox(2).await;
+    let base = sb.base_url();
+    let vars = [
+        ("KEYWARDEN_BASE_URL", base.as_str()),
+        ("OPENROUTER_MANAGEMENT_KEY", sb.management_key()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keywarden.db");
+    let args = ["--database", db.to_str().unwrap(), "keys", "list"];
+    let out = keywarden(&args, &vars, "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!db.exists());
 }
 
 #[tokio::test]

@@ -1,9 +1,17 @@
-//! `keywarden keys list`: every key of the account, live.
+//! `keywarden keys list`: every key of the account, live, with what
+//! keywarden holds on it (SPEC §6: "live keys, usage, matching rules, claims").
 
 use super::Context;
 use crate::cli::{Format, KeysCommand};
+use crate::config::Config;
+use crate::engine::Claim;
+use crate::openrouter::model::{Field, FieldValue};
 use crate::openrouter::{Client, ClientSettings, Key};
 use crate::output;
+use crate::rules::selector::CompiledSelector;
+use crate::store::Store;
+use serde::Serialize;
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 /// Runs `keys`.
@@ -26,16 +34,101 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
         .list_keys()
         .await
         .map_err(|e| anyhow::Error::new(crate::exit::Failure(e.explain())))?;
+    let holdings = holdings(&config, &keys).await?;
+    let listed = keys.iter().map(|k| (k, holdings.of(k)));
     let text = match format {
-        Format::Json => serde_json::to_string_pretty(&keys)? + "\n",
-        Format::Csv => output::csv(&CSV_HEADER, keys.iter().map(csv_row))?,
-        _ => output::table(&TABLE_HEADER, keys.iter().map(table_row)) + "\n",
+        Format::Json => serde_json::to_string_pretty(&json(listed)?)? + "\n",
+        Format::Csv => output::csv(&CSV_HEADER, listed.map(csv_row))?,
+        _ => output::table(&TABLE_HEADER, listed.map(table_row)) + "\n",
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
-const TABLE_HEADER: [&str; 10] = [
+/// What keywarden holds on the account: its enabled rules' selectors and
+/// its claims by key.
+#[derive(Default)]
+struct Holdings {
+    selectors: Vec<(String, CompiledSelector)>,
+    claims: HashMap<String, Vec<Claim>>,
+}
+
+/// What keywarden holds on one key: the enabled rules that select it and the
+/// fields it has set because of them.
+#[derive(Debug, Default, Serialize)]
+struct KeyHoldings {
+    rules: Vec<String>,
+    claims: Vec<Claim>,
+}
+
+impl Holdings {
+    fn of(&self, key: &Key) -> KeyHoldings {
+        KeyHoldings {
+            rules: self
+                .selectors
+                .iter()
+                .filter(|(_, s)| s.matches(key))
+                .map(|(name, _)| name.clone())
+                .collect(),
+            claims: self.claims.get(&key.hash).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// Reads the rules and claims from the database; none when there is no
+/// database yet (listing keys does not create one).
+async fn holdings(config: &Config, keys: &[Key]) -> anyhow::Result<Holdings> {
+    let path = config.database_path();
+    if keys.is_empty() || !path.exists() {
+        return Ok(Holdings::default());
+    }
+    let store = Store::open(&path).await?;
+    let selectors = store
+        .rules()
+        .await?
+        .into_iter()
+        .filter(|r| r.rule.enabled)
+        .map(|r| (r.rule.name.clone(), CompiledSelector::new(&r.rule.keys)))
+        .collect();
+    let mut claims: HashMap<String, Vec<Claim>> = HashMap::new();
+    for claim in store.claims().await? {
+        claims
+            .entry(claim.key_hash.clone())
+            .or_default()
+            .push(claim);
+    }
+    store.close().await;
+    Ok(Holdings { selectors, claims })
+}
+
+/// The API's key objects as it returned them, each with a `keywarden`
+/// member: `{"rules": [NAME…], "claims": [CLAIM…]}`.
+fn json<'a>(
+    listed: impl Iterator<Item = (&'a Key, KeyHoldings)>,
+) -> anyhow::Result<serde_json::Value> {
+    let keys = listed
+        .map(|(key, held)| {
+            let mut object = serde_json::to_value(key)?;
+            if let Some(members) = object.as_object_mut() {
+                members.insert("keywarden".into(), serde_json::to_value(held)?);
+            }
+            Ok(object)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(serde_json::Value::Array(keys))
+}
+
+/// `disabled by team-a-monthly`, `limit 5.00 by support-holidays`.
+fn claim_text(claim: &Claim) -> String {
+    let what = match (claim.field, claim.value) {
+        (Field::Disabled, FieldValue::Bool(true)) => "disabled".to_string(),
+        (Field::Disabled, FieldValue::Bool(false)) => "enabled".to_string(),
+        (field, value) => format!("{field} {value}"),
+    };
+    format!("{what} by {}", claim.rule)
+}
+
+const TABLE_HEADER: [&str; 12] = [
     "name",
     "hash",
     "disabled",
@@ -46,9 +139,11 @@ const TABLE_HEADER: [&str; 10] = [
     "weekly",
     "monthly",
     "total",
+    "rules",
+    "claims",
 ];
 
-const CSV_HEADER: [&str; 11] = [
+const CSV_HEADER: [&str; 13] = [
     "name",
     "hash",
     "disabled",
@@ -60,11 +155,13 @@ const CSV_HEADER: [&str; 11] = [
     "usage_monthly",
     "usage",
     "workspace_id",
+    "rules",
+    "claims",
 ];
 
 /// A key for people: short hash, two decimals, `none` for no limit or
-/// reset, `?` for an unknown counter.
-fn table_row(k: &Key) -> Vec<String> {
+/// reset, `?` for an unknown counter; then its rules and claims.
+fn table_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
     let (limit, remaining) = match k.limit {
         Some(l) => (format!("{l:.2}"), output::usd_or_unknown(k.limit_remaining)),
         None => ("none".to_string(), "-".to_string()),
@@ -80,11 +177,14 @@ fn table_row(k: &Key) -> Vec<String> {
         output::usd_or_unknown(k.usage_weekly),
         output::usd_or_unknown(k.usage_monthly),
         output::usd_or_unknown(k.usage),
+        held.rules.join(", "),
+        claims_text(&held.claims, ", "),
     ]
 }
 
-/// A key for programs: full hash, exact numbers, empty when null.
-fn csv_row(k: &Key) -> Vec<String> {
+/// A key for programs: full hash, exact numbers, empty when null; rules
+/// and claims separated by `; `.
+fn csv_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
     vec![
         k.name.clone(),
         k.hash.clone(),
@@ -97,7 +197,17 @@ fn csv_row(k: &Key) -> Vec<String> {
         output::number_or_empty(k.usage_monthly),
         output::number_or_empty(k.usage),
         k.workspace_id.clone().unwrap_or_default(),
+        held.rules.join("; "),
+        claims_text(&held.claims, "; "),
     ]
+}
+
+fn claims_text(claims: &[Claim], separator: &str) -> String {
+    claims
+        .iter()
+        .map(claim_text)
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 #[cfg(test)]
@@ -115,7 +225,7 @@ mod tests {
 
     #[test]
     fn unknown_counters_are_a_question_mark_in_the_table_and_empty_in_csv() {
-        let row = table_row(&key());
+        let row = table_row((&key(), KeyHoldings::default()));
         assert_eq!(
             row,
             [
@@ -128,10 +238,12 @@ mod tests {
                 "?",
                 "1.50",
                 "?",
-                "12.35"
+                "12.35",
+                "",
+                ""
             ]
         );
-        let csv = csv_row(&key());
+        let csv = csv_row((&key(), KeyHoldings::default()));
         assert_eq!(
             csv,
             [
@@ -145,6 +257,8 @@ mod tests {
                 "1.5",
                 "",
                 "12.345",
+                "",
+                "",
                 ""
             ]
         );
@@ -155,7 +269,49 @@ mod tests {
         let mut k = key();
         k.limit = None;
         k.limit_reset = None;
-        let row = table_row(&k);
+        let row = table_row((&k, KeyHoldings::default()));
         assert_eq!((&*row[3], &*row[4], &*row[5]), ("none", "none", "-"));
+    }
+
+    fn claim(field: Field, original: FieldValue, value: FieldValue) -> Claim {
+        Claim {
+            key_hash: key().hash,
+            field,
+            rule: "team-a-monthly".into(),
+            original,
+            value,
+            since: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn claims_read_as_what_keywarden_set_and_why() {
+        let held = KeyHoldings {
+            rules: vec!["team-a-monthly".into(), "ci-daily".into()],
+            claims: vec![
+                claim(
+                    Field::Disabled,
+                    FieldValue::Bool(false),
+                    FieldValue::Bool(true),
+                ),
+                claim(
+                    Field::Limit,
+                    FieldValue::Limit(None),
+                    FieldValue::Limit(Some(5.0)),
+                ),
+            ],
+        };
+        let row = table_row((&key(), held));
+        assert_eq!(row[10], "team-a-monthly, ci-daily");
+        assert_eq!(
+            row[11],
+            "disabled by team-a-monthly, limit 5.00 by team-a-monthly"
+        );
+        let enabled = claim(
+            Field::Disabled,
+            FieldValue::Bool(true),
+            FieldValue::Bool(false),
+        );
+        assert_eq!(claim_text(&enabled), "enabled by team-a-monthly");
     }
 }
