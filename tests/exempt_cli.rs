@@ -251,3 +251,46 @@ async fn bad_input_is_refused_and_changes_nothing() {
         "no exemptions\n"
     );
 }
+
+#[tokio::test]
+async fn a_name_history_does_not_know_is_looked_up_on_the_account() {
+    use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
+    let (dir, store) = seeded().await;
+    let seed = |name: &str| SeedKey {
+        name: name.into(),
+        ..SeedKey::default()
+    };
+    let options = SandboxOptions {
+        seed_keys: vec![seed("support-01"), seed("support-02")],
+        ..SandboxOptions::default()
+    };
+    let sb = Sandbox::start("127.0.0.1:0", options).await.unwrap();
+    let hash = sb.account().keys()[1].hash.clone();
+    let exempt = |name: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+            .arg("--config")
+            .arg(dir.path().join("empty.toml"))
+            .arg("--database")
+            .arg(dir.path().join("kw.db"))
+            .args([
+                "exempt", "add", name, "--until", "7d", "--reason", "on call",
+            ])
+            .env_clear()
+            .env("KEYWARDEN_BASE_URL", sb.base_url())
+            .env("OPENROUTER_MANAGEMENT_KEY", sb.management_key())
+            .output()
+    };
+    let added = stdout(&exempt("support-02").await.unwrap());
+    assert!(added.contains(&hash), "{added}");
+    let exemptions = store.exemptions().await.unwrap();
+    assert_eq!(exemptions.len(), 1);
+    assert_eq!(
+        exemptions[0].key_hash, hash,
+        "the account's key of that name"
+    );
+    let err = usage_error(&exempt("nobody").await.unwrap());
+    assert!(
+        err.contains("no key named `nobody` in the history or on the account"),
+        "{err}"
+    );
+}

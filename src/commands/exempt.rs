@@ -37,7 +37,8 @@ pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCo
                     "--reason: say why the key is exempt (it is recorded)",
                 ));
             }
-            let store = Store::open(&ctx.config()?.database_path()).await?;
+            let config = ctx.config()?;
+            let store = Store::open(&config.database_path()).await?;
             if let Some(rule) = &rule
                 && store.rule(rule).await?.is_none()
             {
@@ -45,7 +46,7 @@ pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCo
                     "--rule: no rule named `{rule}` (see `keywarden rules list`)"
                 )));
             }
-            let key_hash = resolve_key(&store, &key).await?;
+            let key_hash = resolve_key(&config, &store, &key).await?;
             let id = store
                 .add_exemption(&key_hash, rule.as_deref(), until, reason.trim(), now)
                 .await?;

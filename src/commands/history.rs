@@ -3,10 +3,12 @@
 use super::Context;
 use crate::cli::{Format, HistoryArgs};
 use crate::clock::{Clock as _, SystemClock};
+use crate::config::Config;
 use crate::engine::plan::FieldChange;
 use crate::engine::{ChangeKind, Outcome};
-use crate::exit::UsageError;
+use crate::exit::{Failure, UsageError};
 use crate::openrouter::model::Field;
+use crate::openrouter::{Client, ClientSettings};
 use crate::output;
 use crate::store::{ChangeRow, HistoryFilter, Store, ts as stamp};
 use crate::timearg::{parse_time, parse_until};
@@ -41,9 +43,10 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             "--format: history prints table, json, jsonl, csv or markdown (html is for `keywarden report`)",
         ));
     }
-    let store = Store::open(&ctx.config()?.database_path()).await?;
+    let config = ctx.config()?;
+    let store = Store::open(&config.database_path()).await?;
     let key_hash = match &args.key {
-        Some(key) => Some(resolve_key(&store, key).await?),
+        Some(key) => Some(resolve_key(&config, &store, key).await?),
         None => None,
     };
     let filter = HistoryFilter {
@@ -212,9 +215,14 @@ fn looks_like_hash(s: &str) -> bool {
 }
 
 /// Resolves a KEY argument: a hash that history knows, a key name that
-/// history knows for exactly one hash, or anything shaped like a hash.
-/// Ambiguous and unknown names are usage errors.
-pub(crate) async fn resolve_key(store: &Store, key: &str) -> anyhow::Result<String> {
+/// history knows for exactly one hash, anything shaped like a hash, or else
+/// (when a credential is configured) a name the account has for exactly one
+/// key, looked up live. Ambiguous and unknown names are usage errors.
+pub(crate) async fn resolve_key(
+    config: &Config,
+    store: &Store,
+    key: &str,
+) -> anyhow::Result<String> {
     if store.key_hash_known(key).await? {
         return Ok(key.to_string());
     }
@@ -222,11 +230,40 @@ pub(crate) async fn resolve_key(store: &Store, key: &str) -> anyhow::Result<Stri
     match hashes.as_slice() {
         [hash] => Ok(hash.clone()),
         [] if looks_like_hash(key) => Ok(key.to_string()),
-        [] => Err(UsageError::new(format!(
-            "no key named `{key}` in the history; give the key's hash (64 hex digits, see `keywarden keys list`)"
-        ))),
+        [] => resolve_live(config, key).await,
         _ => Err(UsageError::new(format!(
             "the key name `{key}` is ambiguous: history knows it for the keys {}; give the hash",
+            hashes.join(", ")
+        ))),
+    }
+}
+
+/// Looks a key name up on the account, when a credential is configured.
+async fn resolve_live(config: &Config, key: &str) -> anyhow::Result<String> {
+    let Ok(settings) = ClientSettings::from_config(config) else {
+        return Err(UsageError::new(format!(
+            "no key named `{key}` in the history; give the key's hash (64 hex digits, see `keywarden keys list`), \
+             or set OPENROUTER_MANAGEMENT_KEY to look the name up on the account"
+        )));
+    };
+    let keys = Client::new(settings)?.list_keys().await.map_err(|e| {
+        anyhow::Error::new(Failure(format!(
+            "no key named `{key}` in the history, and the account could not be asked: {}",
+            e.explain()
+        )))
+    })?;
+    let hashes: Vec<String> = keys
+        .into_iter()
+        .filter(|k| k.name == key)
+        .map(|k| k.hash)
+        .collect();
+    match hashes.as_slice() {
+        [hash] => Ok(hash.clone()),
+        [] => Err(UsageError::new(format!(
+            "no key named `{key}` in the history or on the account (see `keywarden keys list`)"
+        ))),
+        _ => Err(UsageError::new(format!(
+            "the key name `{key}` is ambiguous: the account has it for the keys {}; give the hash",
             hashes.join(", ")
         ))),
     }
