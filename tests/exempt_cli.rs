@@ -22,6 +22,10 @@ fn keywarden(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_remove("KEYWARDEN_CONFIG")
         .env_remove("KEYWARDEN_DATABASE")
+        // No credential: an unknown key name must not be looked up on a real account.
+        .env_remove("OPENROUTER_MANAGEMENT_KEY")
+        .env_remove("OPENROUTER_PROVISIONING_KEY")
+        .env_remove("CREDENTIALS_DIRECTORY")
         .output()
         .unwrap()
 }
