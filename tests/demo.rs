@@ -1,0 +1,106 @@
+//! `keywarden demo` (SPEC §9), run as a newcomer would: the built binary,
+//! no configuration, no credential, an empty working directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+
+/// Runs the binary in `cwd` with an empty environment.
+async fn keywarden(cwd: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        .args(args)
+        .env_clear()
+        .current_dir(cwd)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8(out.to_vec()).unwrap()
+}
+
+/// The index of the first line at or after `from` that contains every one of `parts`.
+fn line_with(lines: &[&str], from: usize, parts: &[&str]) -> Option<usize> {
+    (from..lines.len()).find(|&n| parts.iter().all(|p| lines[n].contains(p)))
+}
+
+#[tokio::test]
+async fn seed_1_tells_the_same_story_twice_and_writes_the_html_report() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = ["demo", "--seed", "1"];
+    let (first, second) = tokio::join!(keywarden(one.path(), &args), keywarden(two.path(), &args));
+    for out in [&first, &second] {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let story = text(&first.stdout);
+    assert_eq!(
+        story,
+        text(&second.stdout),
+        "the same seed, the same output"
+    );
+
+    let lines: Vec<&str> = story.lines().collect();
+    let disabled = line_with(&lines, 0, &["disabled  — "]).expect("a key is disabled");
+    assert!(
+        line_with(&lines, disabled, &["2027-01-01", "enabled  — "]).is_some(),
+        "the month rolls over and a key is re-enabled:\n{story}"
+    );
+    let season = line_with(&lines, 0, &["limit_reset monthly → daily"])
+        .expect("a season switches limit_reset to daily");
+    assert!(
+        line_with(&lines, season, &["limit_reset daily → monthly"]).is_some(),
+        "and back after the season:\n{story}"
+    );
+    for column in ["group", "changes", "keys disabled", "keys re-enabled"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with('│') && l.contains(column)),
+            "the report table has {column}:\n{story}"
+        );
+    }
+    assert!(story.contains("team-a-monthly"), "{story}");
+
+    for dir in [&one, &two] {
+        let file = dir.path().join("keywarden-demo-report.html");
+        let html = std::fs::read_to_string(&file).expect("the HTML report is written");
+        assert!(!html.is_empty());
+        assert!(html.contains("<svg"), "the report has charts");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the report is private: {mode:o}");
+    }
+}
+
+#[tokio::test]
+async fn days_and_database_keep_a_short_history_to_explore() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let db = db.to_str().unwrap();
+    let out = keywarden(dir.path(), &["--database", db, "demo", "--days", "7"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let story = text(&out.stdout);
+    assert!(
+        !story.contains("2027-01-01"),
+        "seven days from 14 Dec end before the new year:\n{story}"
+    );
+    assert!(
+        story.contains(&format!("--database {db} history")),
+        "{story}"
+    );
+
+    let out = keywarden(
+        dir.path(),
+        &["history", "--database", db, "--format", "json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!rows.is_empty(), "the demo's changes are kept");
+    assert!(
+        rows.iter()
+            .all(|r| r["at"].as_str().unwrap() < "2026-12-21T00:00:00Z"),
+        "seven days only"
+    );
+    assert!(rows.iter().any(|r| r["rule"] == "team-a-monthly"));
+}
