@@ -3,10 +3,9 @@
 //!
 //! Counters of runs, changes, PATCH responses and source errors are read
 //! from the history (see [`Store::history_counts`]), so they equal what
-//! `history` shows, including rows made by `keywarden apply`. The OpenRouter
-//! client has no per-request hook, so what is measured of the API is one
-//! figure per PATCH request (its final HTTP status) and the duration of
-//! whole runs.
+//! `history` shows, including rows made by `keywarden apply`. Every request
+//! the service's OpenRouter client sends (retries included) is counted by
+//! method and status, and timed, through [`Metrics::api_observer`].
 
 use crate::clock::Clock;
 use crate::engine::plan::BudgetReading;
@@ -48,6 +47,12 @@ struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    method: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -73,6 +78,8 @@ pub struct Metrics {
     patches: Family<StatusLabels, Counter>,
     source_errors: Counter,
     run_duration: Histogram,
+    api_requests: Family<ApiLabels, Counter>,
+    api_duration: Histogram,
     keys: Family<StateLabels, Gauge>,
     spend: Family<BudgetLabels, GaugeF>,
     budget: Family<BudgetLabels, GaugeF>,
@@ -92,6 +99,8 @@ impl Metrics {
             patches: Family::default(),
             source_errors: Counter::default(),
             run_duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            api_requests: Family::default(),
+            api_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             keys: Family::default(),
             spend: Family::default(),
             budget: Family::default(),
@@ -125,6 +134,16 @@ impl Metrics {
             "run_duration_seconds",
             "Wall time of whole runs (listing, budget sources, PATCHes), as measured by the service",
             m.run_duration.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Requests sent to the OpenRouter API (retries included), by method and HTTP status (none: no response)",
+            m.api_requests.clone(),
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "Latency of requests to the OpenRouter API, from sending to the end of the response",
+            m.api_duration.clone(),
         );
         registry.register(
             "keys",
@@ -186,6 +205,23 @@ impl Metrics {
             self.last_success.set(t.timestamp() as f64);
         }
         Ok(())
+    }
+
+    /// The client's per-request hook: counts each request by method and
+    /// status and records its latency.
+    pub fn api_observer(self: &Arc<Self>) -> crate::openrouter::client::Observer {
+        let metrics = Arc::clone(self);
+        Arc::new(move |method: &str, status: Option<u16>, took: Duration| {
+            let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
+            metrics
+                .api_requests
+                .get_or_create(&ApiLabels {
+                    method: method.to_string(),
+                    status,
+                })
+                .inc();
+            metrics.api_duration.observe(took.as_secs_f64());
+        })
     }
 
     /// Records a run's duration and its budget readings.

@@ -99,4 +99,43 @@ async fn metrics_parse_as_prometheus_text_and_count_what_history_shows() {
         text.contains("keywarden_runs_total{trigger=\"startup\",status=\"ok\"} 1"),
         "{text}"
     );
+
+    // Every request the client sent, by method and status, and their latency.
+    let requests = |method: &str, status: &str| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "keywarden_api_requests_total")
+            .find(|s| {
+                s.labels.get("method") == Some(method) && s.labels.get("status") == Some(status)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("keywarden_api_requests_total: {other:?}"),
+            })
+    };
+    let patches = sandbox
+        .account()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(patches, 1, "one PATCH disabled team-a-01");
+    assert_eq!(requests("PATCH", "200"), Some(1.0), "\n{text}");
+    assert!(
+        requests("GET", "200").is_some_and(|n| n >= 2.0),
+        "the start-up run and the scheduled ones listed keys:\n{text}"
+    );
+    let timed: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("keywarden_api_request_duration_seconds_count "))
+        .unwrap_or_else(|| panic!("no latency histogram in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(timed >= 3.0, "every request is timed:\n{text}");
+    assert!(
+        text.contains("keywarden_api_request_duration_seconds_bucket{le=\"0.005\"}"),
+        "{text}"
+    );
 }

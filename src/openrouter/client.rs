@@ -84,12 +84,17 @@ pub struct Attempted<T> {
     pub http_status: Option<u16>,
 }
 
+/// Told of every request sent (retries included): its method, the HTTP
+/// status of the response (`None` when none came) and how long it took.
+pub type Observer = Arc<dyn Fn(&str, Option<u16>, Duration) + Send + Sync>;
+
 /// The OpenRouter management API client. Cheap to clone: all clones share
 /// the concurrency limit and the rate limiter.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
     min_backoff: Duration,
+    observer: Option<Observer>,
 }
 
 struct Inner {
@@ -165,7 +170,21 @@ impl Client {
                 max_retries: s.max_retries,
             }),
             min_backoff: DEFAULT_MIN_BACKOFF,
+            observer: None,
         })
+    }
+
+    /// The same client (sharing its limits) telling `observer` of every
+    /// request it sends (the service's `/metrics`).
+    pub fn with_observer(mut self, observer: Observer) -> Client {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, method: &Method, status: Option<u16>, took: Duration) {
+        if let Some(observer) = &self.observer {
+            observer(method.as_str(), status, took);
+        }
     }
 
     /// The same client (sharing its limits) with another first backoff delay;
@@ -396,6 +415,7 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 let err = self.transport_error(&e);
+                self.observe(method, None, sent.elapsed());
                 tracing::debug!(%method, path = url.path(), elapsed_ms = sent.elapsed().as_millis() as u64, error = %err, "openrouter request failed");
                 return AttemptOutcome {
                     result: Err(err),
@@ -407,6 +427,7 @@ impl Client {
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let bytes = read_capped(response).await;
+        self.observe(method, Some(status.as_u16()), sent.elapsed());
         tracing::debug!(%method, path = url.path(), status = status.as_u16(), elapsed_ms = sent.elapsed().as_millis() as u64, "openrouter request");
         let result = match bytes {
             Err(BodyError::TooLarge) => Err(ApiError::InvalidResponse {

@@ -64,8 +64,8 @@ pub async fn run(opts: ServiceOptions) -> anyhow::Result<()> {
     let store = Store::open(&db).await?;
     rules_files::sync_rules_files(&store, &config.daemon.rules_files, opts.clock.now()).await?;
     let default_tz = default_tz(&config)?;
-    let runner = runner(&store, &config, &opts)?;
     let metrics = Arc::new(Metrics::new(opts.clock.clone()));
+    let runner = runner(&store, &config, &opts, &metrics)?;
     let health = Arc::new(Health::default());
     if let Some(listen) = &config.metrics.listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -121,8 +121,14 @@ fn default_tz(config: &Config) -> anyhow::Result<Tz> {
     })
 }
 
-fn runner(store: &Store, config: &Config, opts: &ServiceOptions) -> anyhow::Result<Runner> {
-    let client = Client::new(ClientSettings::from_config(config)?)?;
+fn runner(
+    store: &Store,
+    config: &Config,
+    opts: &ServiceOptions,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Runner> {
+    let client =
+        Client::new(ClientSettings::from_config(config)?)?.with_observer(metrics.api_observer());
     Ok(Runner::new(
         store.clone(),
         client,
@@ -343,7 +349,7 @@ impl Service {
             anyhow::bail!("the database cannot change on reload (restart the service to move it)");
         }
         let default_tz = default_tz(&config)?;
-        let runner = runner(&self.store, &config, &self.opts)?;
+        let runner = runner(&self.store, &config, &self.opts, &self.metrics)?;
         rules_files::sync_rules_files(
             &self.store,
             &config.daemon.rules_files,
