@@ -6,7 +6,6 @@ use super::plan::{BudgetReading, Skip};
 use crate::openrouter::model::{Credits, Key};
 use crate::rules::calendar;
 use crate::rules::model::{Amount, Budget, Conditions, Rule, Scope, Window};
-use crate::rules::selector::CompiledSelector;
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;
@@ -26,13 +25,11 @@ pub enum Verdict {
 /// `None` when the source is unavailable (the rule is then not evaluated).
 pub type Amounts = HashMap<String, Option<f64>>;
 
-/// A rule made ready for evaluation: selector compiled, timezone resolved.
+/// A rule made ready for evaluation: its timezone resolved.
 #[derive(Debug, Clone)]
 pub struct CompiledRule<'a> {
     /// The rule.
     pub rule: &'a Rule,
-    /// Its selector.
-    pub selector: CompiledSelector,
     /// Its timezone (the rule's, else the default).
     pub tz: Tz,
 }
@@ -47,67 +44,112 @@ impl<'a> CompiledRule<'a> {
                 .map_err(|e| anyhow::anyhow!("rule {:?}: timezone {name:?}: {e}", rule.name))?,
             None => default_tz,
         };
-        let selector = CompiledSelector::new(&rule.keys);
-        Ok(CompiledRule { rule, selector, tz })
+        Ok(CompiledRule { rule, tz })
     }
+}
+
+/// The truth of a rule for one key, without its explanation (see
+/// [`Evaluation::explain`]: the text is built only for keys that change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    /// Every condition holds.
+    Holds,
+    /// Some condition does not hold.
+    DoesNotHold,
+    /// A condition could not be evaluated.
+    Unknown,
 }
 
 /// What evaluating one rule produced.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluation {
-    /// Verdict per selected key, by index into the keys slice.
-    pub verdicts: Vec<(usize, Verdict)>,
+    /// Truth per selected key, by index into the keys slice.
+    pub verdicts: Vec<(usize, Truth)>,
     /// Conditions not evaluated, and why.
     pub skips: Vec<Skip>,
     /// Budget figures seen.
     pub budgets: Vec<BudgetReading>,
+    /// The verdicts of the conditions that are the same for every key.
+    common: Vec<Verdict>,
+    /// The budget condition, when the rule has one.
+    budget: Option<BudgetView>,
 }
 
-/// Evaluates `rule` over `keys` at `now`.
+impl Evaluation {
+    /// The verdict for `keys[i]` with the figures that decided it.
+    pub fn explain(&self, keys: &[Key], i: usize) -> Verdict {
+        let mut verdicts = self.common.clone();
+        if let Some(b) = &self.budget {
+            verdicts.push(b.verdict(&keys[i]));
+        }
+        combine(verdicts)
+    }
+}
+
+fn truth_of(v: &Verdict) -> Truth {
+    match v {
+        Verdict::Holds(_) => Truth::Holds,
+        Verdict::DoesNotHold(_) => Truth::DoesNotHold,
+        Verdict::Unknown(_) => Truth::Unknown,
+    }
+}
+
+/// Evaluates `rule` over the keys at positions `selected` of `keys`, at `now`.
 pub fn evaluate(
     rule: &CompiledRule<'_>,
+    selected: &[usize],
     keys: &[Key],
     amounts: &Amounts,
     credits: Option<&Credits>,
     now: DateTime<Utc>,
 ) -> Evaluation {
-    let selected: Vec<usize> = keys
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| rule.selector.matches(k))
-        .map(|(i, _)| i)
-        .collect();
     let when = &rule.rule.when;
-    let mut out = Evaluation::default();
+    let name = rule.rule.name.as_str();
     // Conditions that are the same for every key, in the spec's order.
     let mut common: Vec<Verdict> = calendar_verdicts(when, rule.tz, now);
     if let Some(amount) = &when.credits_below {
         common.push(credits_verdict(amount, amounts, credits));
     }
+    let common_truth = truth_of(&combine(common.clone()));
     let budget = when.budget.as_ref().map(|b| {
-        budget_verdicts(
-            rule.rule.name.as_str(),
+        BudgetView::new(
             b,
-            &selected,
-            keys,
             amounts,
-            &mut out,
+            selected,
+            keys,
+            rule.rule.warn_at.iter().copied(),
         )
     });
-    for (n, &i) in selected.iter().enumerate() {
-        let mut verdicts = common.clone();
-        if let Some(per_key) = &budget {
-            verdicts.push(per_key[n].clone());
-        }
-        let verdict = combine(verdicts);
-        if let Verdict::Unknown(why) = &verdict {
+    let mut out = Evaluation {
+        common,
+        ..Evaluation::default()
+    };
+    if let Some(view) = &budget {
+        view.readings(name, selected, keys, &mut out.budgets);
+    }
+    out.budget = budget;
+    for &i in selected {
+        let t = match (common_truth, &out.budget) {
+            (Truth::DoesNotHold, _) => Truth::DoesNotHold,
+            (t, None) => t,
+            (t, Some(view)) => match (t, view.truth(&keys[i])) {
+                (_, Truth::DoesNotHold) => Truth::DoesNotHold,
+                (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
+                _ => Truth::Holds,
+            },
+        };
+        if t == Truth::Unknown {
+            let reason = match out.explain(keys, i) {
+                Verdict::Unknown(r) => r,
+                other => format!("{other:?}"),
+            };
             out.skips.push(Skip {
-                rule: rule.rule.name.clone(),
+                rule: name.to_string(),
                 key_hash: Some(keys[i].hash.clone()),
-                reason: why.clone(),
+                reason,
             });
         }
-        out.verdicts.push((i, verdict));
+        out.verdicts.push((i, t));
     }
     out
 }
@@ -241,85 +283,142 @@ pub fn spend(key: &Key, window: Window, include_byok: bool) -> Option<f64> {
 /// Tolerance for comparing USD amounts: a budget of 50.00 is reached by 50.00.
 const EPSILON: f64 = 1e-9;
 
-/// The budget verdict for each selected key (in `selected` order).
-fn budget_verdicts(
-    rule: &str,
-    budget: &Budget,
-    selected: &[usize],
-    keys: &[Key],
-    amounts: &Amounts,
-    out: &mut Evaluation,
-) -> Vec<Verdict> {
-    let window = budget.window.as_str();
-    let Some(usd) = amount_value(&budget.usd, amounts) else {
-        let v = Verdict::Unknown(source_unavailable(&budget.usd));
-        return vec![v; selected.len()];
-    };
-    let threshold = budget.at * usd;
-    let threshold_text = if (budget.at - 1.0).abs() < EPSILON {
-        format!("budget {usd:.2} USD")
-    } else {
-        format!(
-            "{:.0}% of budget {usd:.2} USD ({threshold:.2} USD)",
-            budget.at * 100.0
-        )
-    };
-    let spends: Vec<Option<f64>> = selected
-        .iter()
-        .map(|&i| spend(&keys[i], budget.window, budget.include_byok))
-        .collect();
-    let judge = |spent: f64, what: &str| {
-        truth(
-            spent + EPSILON >= threshold,
-            format!("{what} {window} spend {spent:.2} USD >= {threshold_text}"),
-            format!("{what} {window} spend {spent:.2} USD < {threshold_text}"),
-        )
-    };
-    match budget.scope {
-        Scope::Each => selected
-            .iter()
-            .zip(&spends)
-            .map(|(&i, s)| match s {
-                Some(spent) => {
-                    out.budgets.push(BudgetReading {
-                        rule: rule.to_string(),
-                        key_hash: Some(keys[i].hash.clone()),
-                        window: window.to_string(),
-                        spend_usd: *spent,
-                        budget_usd: usd,
-                    });
-                    judge(*spent, "key")
+/// A rule's budget condition, prepared once per run: the amount, the
+/// threshold and (scope `group`) the group's spend.
+#[derive(Debug, Clone)]
+struct BudgetView {
+    window: Window,
+    scope: Scope,
+    include_byok: bool,
+    /// The budget, or why it is unknown.
+    usd: Result<f64, String>,
+    threshold: f64,
+    threshold_text: String,
+    /// Scope `group`: the sum over the selected keys, or the keys whose counter is unknown.
+    group: Option<Result<f64, Vec<String>>>,
+    /// Per-key readings are kept from this spend up (the lowest warning).
+    reading_floor: f64,
+}
+
+impl BudgetView {
+    fn new(
+        budget: &Budget,
+        amounts: &Amounts,
+        selected: &[usize],
+        keys: &[Key],
+        warn_at: impl Iterator<Item = f64>,
+    ) -> BudgetView {
+        let usd = amount_value(&budget.usd, amounts).ok_or_else(|| source_unavailable(&budget.usd));
+        let usd_value = *usd.as_ref().unwrap_or(&0.0);
+        let threshold = budget.at * usd_value;
+        let threshold_text = if (budget.at - 1.0).abs() < EPSILON {
+            format!("budget {usd_value:.2} USD")
+        } else {
+            format!(
+                "{:.0}% of budget {usd_value:.2} USD ({threshold:.2} USD)",
+                budget.at * 100.0
+            )
+        };
+        let group = (budget.scope == Scope::Group).then(|| {
+            let mut total = 0.0;
+            let mut unknown = Vec::new();
+            for &i in selected {
+                match spend(&keys[i], budget.window, budget.include_byok) {
+                    Some(s) => total += s,
+                    None => unknown.push(keys[i].name.clone()),
                 }
-                None => Verdict::Unknown(format!(
-                    "{window} usage of key {} unknown (null or missing in the API response)",
-                    keys[i].name
-                )),
-            })
-            .collect(),
-        Scope::Group => {
-            let unknown: Vec<&str> = selected
-                .iter()
-                .zip(&spends)
-                .filter(|(_, s)| s.is_none())
-                .map(|(&i, _)| keys[i].name.as_str())
-                .collect();
-            let verdict = if unknown.is_empty() {
-                let total: f64 = spends.iter().flatten().sum();
-                out.budgets.push(BudgetReading {
-                    rule: rule.to_string(),
-                    key_hash: None,
-                    window: window.to_string(),
-                    spend_usd: total,
-                    budget_usd: usd,
-                });
-                judge(total, "group")
+            }
+            if unknown.is_empty() {
+                Ok(total)
             } else {
-                Verdict::Unknown(format!(
-                    "group {window} spend unknown: usage of {} is null or missing",
-                    unknown.join(", ")
-                ))
-            };
-            vec![verdict; selected.len()]
+                Err(unknown)
+            }
+        });
+        let lowest = warn_at.fold(budget.at, f64::min);
+        BudgetView {
+            window: budget.window,
+            scope: budget.scope,
+            include_byok: budget.include_byok,
+            usd,
+            threshold,
+            threshold_text,
+            group,
+            reading_floor: lowest * usd_value,
+        }
+    }
+
+    /// The spend this key is judged on: its own, or its group's.
+    fn spent(&self, key: &Key) -> Option<f64> {
+        match &self.group {
+            Some(g) => g.as_ref().ok().copied(),
+            None => spend(key, self.window, self.include_byok),
+        }
+    }
+
+    fn truth(&self, key: &Key) -> Truth {
+        if self.usd.is_err() {
+            return Truth::Unknown;
+        }
+        match self.spent(key) {
+            Some(s) if s + EPSILON >= self.threshold => Truth::Holds,
+            Some(_) => Truth::DoesNotHold,
+            None => Truth::Unknown,
+        }
+    }
+
+    fn verdict(&self, key: &Key) -> Verdict {
+        let window = self.window.as_str();
+        if let Err(why) = &self.usd {
+            return Verdict::Unknown(why.clone());
+        }
+        let what = if self.group.is_some() { "group" } else { "key" };
+        match (self.spent(key), &self.group) {
+            (Some(spent), _) => truth(
+                spent + EPSILON >= self.threshold,
+                format!(
+                    "{what} {window} spend {spent:.2} USD >= {}",
+                    self.threshold_text
+                ),
+                format!(
+                    "{what} {window} spend {spent:.2} USD < {}",
+                    self.threshold_text
+                ),
+            ),
+            (None, Some(Err(unknown))) => Verdict::Unknown(format!(
+                "group {window} spend unknown: usage of {} is null or missing",
+                unknown.join(", ")
+            )),
+            (None, _) => Verdict::Unknown(format!(
+                "{window} usage of key {} unknown (null or missing in the API response)",
+                key.name
+            )),
+        }
+    }
+
+    /// The figures worth keeping: the group's spend, and each key's spend
+    /// once it reaches the lowest warning fraction (the rest is noise at
+    /// the scale of thousands of keys).
+    fn readings(&self, rule: &str, selected: &[usize], keys: &[Key], out: &mut Vec<BudgetReading>) {
+        let Ok(usd) = self.usd else { return };
+        let reading = |key_hash: Option<String>, spend_usd: f64| BudgetReading {
+            rule: rule.to_string(),
+            key_hash,
+            window: self.window.as_str().to_string(),
+            spend_usd,
+            budget_usd: usd,
+        };
+        match (&self.group, self.scope) {
+            (Some(Ok(total)), _) => out.push(reading(None, *total)),
+            (Some(Err(_)), _) => {}
+            (None, _) => {
+                for &i in selected {
+                    if let Some(s) = spend(&keys[i], self.window, self.include_byok)
+                        && s + EPSILON >= self.reading_floor
+                    {
+                        out.push(reading(Some(keys[i].hash.clone()), s));
+                    }
+                }
+            }
         }
     }
 }

@@ -5,11 +5,12 @@
 //! holds only the differences, so planning twice against the result of the
 //! first plan gives an empty plan.
 
-use super::evaluate::{Amounts, CompiledRule, Verdict, evaluate};
+use super::evaluate::{Amounts, CompiledRule, Evaluation, Truth, Verdict, evaluate};
 use super::inputs::{Claim, Exemption};
 use super::plan::{Change, ChangeKind, Conflict, FieldChange, Outcome, Plan};
 use crate::openrouter::model::{Credits, Field, FieldValue, Key};
 use crate::rules::model::Rule;
+use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -68,7 +69,7 @@ pub struct Outcomes {
 struct Assertion<'a> {
     rule: &'a Rule,
     value: FieldValue,
-    reason: &'a str,
+    rule_index: usize,
 }
 
 /// Computes the plan of a run.
@@ -81,72 +82,83 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
         .map(|r| CompiledRule::new(r, inputs.default_tz))
         .collect::<anyhow::Result<_>>()?;
 
-    // 1–2. Each rule's verdict per selected key; reasons kept per (rule, key).
-    let mut verdicts: Vec<Vec<(usize, bool, String)>> = Vec::with_capacity(compiled.len());
+    // 1–2. Each rule's truth per selected key (keys selected for every rule in one pass).
+    let selected = SelectorIndex::new(compiled.iter().map(|r| &r.rule.keys)).select(inputs.keys);
+    let mut verdicts: Vec<Vec<(usize, bool)>> = Vec::with_capacity(compiled.len());
+    let mut evaluations: Vec<Option<Evaluation>> = Vec::with_capacity(compiled.len());
     let mut frozen: BTreeSet<(usize, Field)> = BTreeSet::new();
-    for rule in &compiled {
+    for (rule, selected) in compiled.iter().zip(&selected) {
         let name = &rule.rule.name;
         let standing = inputs.standing.get(name);
         let is_due = inputs.due.is_none_or(|d| d.contains(name)) || standing.is_none();
-        let held_before = |hash: &str| standing.is_some_and(|s| s.contains(hash));
-        let mut per_key = Vec::new();
-        if is_due {
-            let eval = evaluate(
-                rule,
-                inputs.keys,
-                inputs.amounts,
-                inputs.credits,
-                inputs.now,
-            );
-            let mut holding = BTreeSet::new();
-            for (i, verdict) in eval.verdicts {
-                let hash = &inputs.keys[i].hash;
-                let (holds, reason) = match verdict {
-                    Verdict::Holds(r) => (true, r),
-                    Verdict::DoesNotHold(r) => (false, r),
-                    Verdict::Unknown(r) => {
-                        // Not evaluated: the rule neither asserts nor releases
-                        // anything on this key in this run.
-                        for (field, _) in rule.rule.set.fields() {
-                            frozen.insert((i, field));
-                        }
-                        (held_before(hash), r)
-                    }
-                };
-                if holds {
-                    holding.insert(hash.clone());
-                }
-                per_key.push((i, holds, reason));
-            }
-            out.plan.skips.extend(eval.skips);
-            out.plan.budgets.extend(eval.budgets);
-            out.holding.insert(name.clone(), holding);
-        } else {
-            for (i, key) in inputs.keys.iter().enumerate() {
-                if rule.selector.matches(key) {
-                    let holds = held_before(&key.hash);
-                    per_key.push((i, holds, "as at the rule's last evaluation".into()));
-                }
-            }
+        let held_before = |i: usize| standing.is_some_and(|s| s.contains(&inputs.keys[i].hash));
+        if !is_due {
+            verdicts.push(selected.iter().map(|&i| (i, held_before(i))).collect());
+            evaluations.push(None);
+            continue;
         }
+        let mut eval = evaluate(
+            rule,
+            selected,
+            inputs.keys,
+            inputs.amounts,
+            inputs.credits,
+            inputs.now,
+        );
+        let mut holding = BTreeSet::new();
+        let mut per_key = Vec::with_capacity(eval.verdicts.len());
+        for &(i, truth) in &eval.verdicts {
+            let holds = match truth {
+                Truth::Holds => true,
+                Truth::DoesNotHold => false,
+                Truth::Unknown => {
+                    // Not evaluated: the rule neither asserts nor releases
+                    // anything on this key in this run.
+                    for (field, _) in rule.rule.set.fields() {
+                        frozen.insert((i, field));
+                    }
+                    held_before(i)
+                }
+            };
+            if holds {
+                holding.insert(inputs.keys[i].hash.clone());
+            }
+            per_key.push((i, holds));
+        }
+        out.plan.skips.append(&mut eval.skips);
+        out.plan.budgets.append(&mut eval.budgets);
+        out.holding.insert(name.clone(), holding);
         verdicts.push(per_key);
+        evaluations.push(Some(eval));
     }
+    let by_name: HashMap<&str, usize> = compiled
+        .iter()
+        .enumerate()
+        .map(|(n, r)| (r.rule.name.as_str(), n))
+        .collect();
+    // Why rule `n` holds or not for key `i`: built only for the changes.
+    let explain = |n: usize, i: usize| -> String {
+        match &evaluations[n] {
+            Some(eval) => match eval.explain(inputs.keys, i) {
+                Verdict::Holds(r) | Verdict::DoesNotHold(r) | Verdict::Unknown(r) => r,
+            },
+            None => "as at the rule's last evaluation".into(),
+        }
+    };
 
     // 3. The wanted value of each field of each key: highest priority, then name.
     let mut wanted: Vec<BTreeMap<Field, Vec<Assertion<'_>>>> =
         (0..inputs.keys.len()).map(|_| BTreeMap::new()).collect();
-    let mut not_holding: HashMap<(&str, usize), &str> = HashMap::new();
-    for (rule, per_key) in compiled.iter().zip(&verdicts) {
-        for (i, holds, reason) in per_key {
+    for (n, (rule, per_key)) in compiled.iter().zip(&verdicts).enumerate() {
+        for &(i, holds) in per_key {
             if !holds {
-                not_holding.insert((rule.rule.name.as_str(), *i), reason);
                 continue;
             }
             for (field, value) in rule.rule.set.fields() {
-                wanted[*i].entry(field).or_default().push(Assertion {
+                wanted[i].entry(field).or_default().push(Assertion {
                     rule: rule.rule,
                     value,
-                    reason,
+                    rule_index: n,
                 });
             }
         }
@@ -204,19 +216,24 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                             ChangeKind::Reassert,
                             format!(
                                 "{}; {field} was changed to {current} outside keywarden, asserted again",
-                                winner.reason
+                                explain(winner.rule_index, i)
                             ),
                         )
                     } else {
-                        (ChangeKind::Assert, winner.reason.to_string())
+                        (ChangeKind::Assert, explain(winner.rule_index, i))
                     };
                     (winner.rule.name.clone(), kind, winner.value, reason)
                 }
                 None => {
                     let Some(claim) = claim else { continue };
+                    let not_holding = by_name.get(claim.rule.as_str()).copied().filter(|&n| {
+                        let per_key = &verdicts[n];
+                        per_key
+                            .binary_search_by_key(&i, |&(k, _)| k)
+                            .is_ok_and(|at| !per_key[at].1)
+                    });
                     let why = not_holding
-                        .get(&(claim.rule.as_str(), i))
-                        .map(|why| format!("rule {} no longer applies: {why}", claim.rule))
+                        .map(|n| format!("rule {} no longer applies: {}", claim.rule, explain(n, i)))
                         .unwrap_or_else(|| {
                             format!(
                                 "rule {} no longer asserts it (the rule was disabled, removed or changed)",

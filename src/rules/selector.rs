@@ -91,6 +91,131 @@ impl CompiledSelector {
     }
 }
 
+/// Many selectors matched together: one pass over a key finds every
+/// selector that selects it (one glob automaton for all name patterns, one
+/// for all label patterns, hash and workspace tables), instead of testing
+/// each selector on its own. Same semantics as [`CompiledSelector::matches`].
+#[derive(Debug, Clone)]
+pub struct SelectorIndex {
+    count: usize,
+    all: Vec<usize>,
+    include: Table,
+    workspaces: std::collections::HashMap<String, Vec<usize>>,
+    exclude: Table,
+}
+
+/// One selector's hashes, name globs and label globs, with its position.
+type PatternRefs<'a> = (usize, &'a [String], &'a [String], &'a [String]);
+
+/// Hashes, name globs and label globs of many selectors, each pattern
+/// remembering the selector it belongs to.
+#[derive(Debug, Clone, Default)]
+struct Table {
+    hashes: std::collections::HashMap<String, Vec<usize>>,
+    names: GlobSet,
+    name_owner: Vec<usize>,
+    labels: GlobSet,
+    label_owner: Vec<usize>,
+}
+
+impl Table {
+    fn build(parts: &[PatternRefs<'_>]) -> Table {
+        let mut table = Table::default();
+        let (mut names, mut labels) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+        for &(owner, hashes, name_globs, label_globs) in parts {
+            for h in hashes {
+                table.hashes.entry(h.clone()).or_default().push(owner);
+            }
+            for (globs, builder, owners) in [
+                (name_globs, &mut names, &mut table.name_owner),
+                (label_globs, &mut labels, &mut table.label_owner),
+            ] {
+                for g in globs {
+                    if let Ok(glob) = Glob::new(g) {
+                        builder.add(glob);
+                        owners.push(owner);
+                    }
+                }
+            }
+        }
+        table.names = names.build().unwrap_or_else(|_| GlobSet::empty());
+        table.labels = labels.build().unwrap_or_else(|_| GlobSet::empty());
+        table
+    }
+
+    /// Marks in `hit` every selector with a pattern matching `key`.
+    fn mark(&self, key: &Key, hit: &mut [bool], scratch: &mut Vec<usize>) {
+        if let Some(owners) = self.hashes.get(&key.hash) {
+            owners.iter().for_each(|&o| hit[o] = true);
+        }
+        self.names.matches_into(&key.name, scratch);
+        scratch.iter().for_each(|&p| hit[self.name_owner[p]] = true);
+        self.labels.matches_into(&key.label, scratch);
+        scratch
+            .iter()
+            .for_each(|&p| hit[self.label_owner[p]] = true);
+    }
+}
+
+impl SelectorIndex {
+    /// Indexes `selectors`; results refer to their positions.
+    pub fn new<'a>(selectors: impl IntoIterator<Item = &'a Selector>) -> SelectorIndex {
+        let mut all = Vec::new();
+        let mut workspaces: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        let (mut include, mut exclude) = (Vec::new(), Vec::new());
+        let mut count = 0;
+        for (n, selector) in selectors.into_iter().enumerate() {
+            count = n + 1;
+            match selector {
+                Selector::All => all.push(n),
+                Selector::Match(m) => {
+                    include.push((n, &m.hashes[..], &m.names[..], &m.labels[..]));
+                    let x = &m.exclude;
+                    exclude.push((n, &x.hashes[..], &x.names[..], &x.labels[..]));
+                    for w in &m.workspaces {
+                        workspaces.entry(w.clone()).or_default().push(n);
+                    }
+                }
+            }
+        }
+        SelectorIndex {
+            count,
+            all,
+            include: Table::build(&include),
+            workspaces,
+            exclude: Table::build(&exclude),
+        }
+    }
+
+    /// For each selector, the positions in `keys` of the keys it selects.
+    pub fn select(&self, keys: &[Key]) -> Vec<Vec<usize>> {
+        let mut selected: Vec<Vec<usize>> = vec![Vec::new(); self.count];
+        let mut included = vec![false; self.count];
+        let mut excluded = vec![false; self.count];
+        let mut scratch = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            included.iter_mut().for_each(|b| *b = false);
+            excluded.iter_mut().for_each(|b| *b = false);
+            self.include.mark(key, &mut included, &mut scratch);
+            if let Some(owners) = key
+                .workspace_id
+                .as_ref()
+                .and_then(|w| self.workspaces.get(w))
+            {
+                owners.iter().for_each(|&o| included[o] = true);
+            }
+            self.exclude.mark(key, &mut excluded, &mut scratch);
+            for &n in &self.all {
+                selected[n].push(i);
+            }
+            for n in (0..self.count).filter(|&n| included[n] && !excluded[n]) {
+                selected[n].push(i);
+            }
+        }
+        selected
+    }
+}
+
 impl From<&Selector> for CompiledSelector {
     fn from(selector: &Selector) -> Self {
         CompiledSelector::new(selector)
@@ -159,5 +284,47 @@ mod tests {
         assert!(s.matches(&key("h1", "team-a-01", "", None)));
         assert!(!s.matches(&key("h2", "team-a-lead", "", None)));
         assert!(!s.matches(&key("h9", "team-a-02", "", None)));
+    }
+
+    #[test]
+    fn the_index_selects_exactly_what_each_selector_selects() {
+        let selectors: Vec<Selector> = vec![
+            Selector::All,
+            Selector::Match(Match {
+                names: vec!["team-a-*".into(), "ci-?".into()],
+                exclude: Exclude {
+                    names: vec!["*-ci".into()],
+                    ..Exclude::default()
+                },
+                ..Match::default()
+            }),
+            Selector::Match(Match {
+                hashes: vec!["h2".into()],
+                labels: vec!["sk-or-v1-a*".into()],
+                workspaces: vec!["w1".into()],
+                ..Match::default()
+            }),
+            Selector::Match(Match {
+                names: vec!["*".into()],
+                exclude: Exclude {
+                    hashes: vec!["h1".into()],
+                    labels: vec!["*x".into()],
+                    ..Exclude::default()
+                },
+                ..Match::default()
+            }),
+        ];
+        let keys = vec![
+            key("h1", "team-a-1", "sk-or-v1-ab", None),
+            key("h2", "team-a-ci", "sk-or-v1-bx", Some("w2")),
+            key("h3", "ci-7", "sk-or-v1-c", Some("w1")),
+            key("h4", "support", "sk-or-v1-ax", None),
+        ];
+        let got = SelectorIndex::new(&selectors).select(&keys);
+        for (n, selector) in selectors.iter().enumerate() {
+            let one = CompiledSelector::new(selector);
+            let want: Vec<usize> = (0..keys.len()).filter(|&i| one.matches(&keys[i])).collect();
+            assert_eq!(got[n], want, "selector {n}");
+        }
     }
 }
