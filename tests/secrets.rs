@@ -451,11 +451,7 @@ fn check(w: &World) {
     // The WAL is searched when it exists; SQLite checkpoints it into the
     // database file and removes it when the last connection closes, so its
     // presence depends on timing and it is not required here.
-    for what in [
-        "file keywarden.db",
-        "file backup.db",
-        "file report.html",
-    ] {
+    for what in ["file keywarden.db", "file backup.db", "file report.html"] {
         assert!(
             searched.iter().any(|(w, _)| w.ends_with(what)),
             "{what} was not captured"
