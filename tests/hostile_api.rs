@@ -413,7 +413,7 @@ async fn a_hundred_thousand_keys_in_a_thousand_pages_are_all_seen() {
         .count();
     // 1,000 full pages, the empty one, and at most max_concurrency - 1
     // empty pages asked for ahead.
-    assert!((1001..1008).contains(&listed), "{listed} listing requests");
+    assert!((1001..=1008).contains(&listed), "{listed} listing requests");
     assert_eq!(
         mock.patch_paths(),
         [format!("/api/v1/keys/{:064x}", 77_777)]
