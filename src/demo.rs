@@ -108,17 +108,9 @@ pub async fn run(
             options.start,
         )
         .await?;
-    let o = &config.openrouter;
-    let client = Client::new(ClientSettings {
-        base_url: o.base_url.clone(),
-        management_key: ManagementKey::from_text(sandbox.management_key().to_string())
-            .expect("the sandbox has a management key"),
-        workspaces: o.workspaces.clone(),
-        timeout: o.timeout,
-        max_concurrency: o.max_concurrency,
-        requests_per_second: o.requests_per_second,
-        max_retries: o.max_retries,
-    })?;
+    let key = ManagementKey::from_text(sandbox.management_key().to_string())
+        .expect("the sandbox has a management key");
+    let client = Client::new(ClientSettings::with_key(&config, key))?;
     let runner = Runner::new(
         store.clone(),
         client,

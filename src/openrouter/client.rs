@@ -59,16 +59,22 @@ impl ClientSettings {
     /// The settings of `[openrouter]`, with the management key looked up
     /// (a [`UsageError`](crate::exit::UsageError) when none is found).
     pub fn from_config(c: &Config) -> anyhow::Result<Self> {
+        Ok(ClientSettings::with_key(c, c.management_key()?))
+    }
+
+    /// The settings of `[openrouter]` with a key already in hand (the
+    /// sandbox's, for the demo and the tests).
+    pub fn with_key(c: &Config, management_key: ManagementKey) -> Self {
         let or = &c.openrouter;
-        Ok(ClientSettings {
+        ClientSettings {
             base_url: or.base_url.clone(),
-            management_key: c.management_key()?,
+            management_key,
             workspaces: or.workspaces.clone(),
             timeout: or.timeout,
             max_concurrency: or.max_concurrency,
             requests_per_second: or.requests_per_second,
             max_retries: or.max_retries,
-        })
+        }
     }
 }
 

@@ -25,16 +25,7 @@ pub struct Harness {
 
 /// Client settings from `config`, with the sandbox's management key.
 pub fn settings(config: &Config, key: &str) -> ClientSettings {
-    let o = &config.openrouter;
-    ClientSettings {
-        base_url: o.base_url.clone(),
-        management_key: ManagementKey::from_text(key.to_string()).unwrap(),
-        workspaces: o.workspaces.clone(),
-        timeout: o.timeout,
-        max_concurrency: o.max_concurrency,
-        requests_per_second: o.requests_per_second,
-        max_retries: o.max_retries,
-    }
+    ClientSettings::with_key(config, ManagementKey::from_text(key.to_string()).unwrap())
 }
 
 /// A seed key with a name, a limit and a reset.
