@@ -1,15 +1,16 @@
 //! `keywarden history`: every format, the filters, key names and the empty
 //! message, against a database seeded through the store.
 
+mod common;
+
 use chrono::{DateTime, Utc};
+use common::{offline as keywarden, stdout};
 use keywarden::engine::plan::{Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::model::{Field, FieldValue};
 use keywarden::store::Store;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Output;
 
 const H1: &str = "f01d52606dc8f0a8303a7b5cc3fa07109c2e346cec7c0a16b40de462992ce943";
 const H2: &str = "0e6a7cb1c9d0e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3";
@@ -141,33 +142,6 @@ async fn seeded() -> tempfile::TempDir {
         .unwrap();
     store.close().await;
     dir
-}
-
-fn keywarden(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
-        .arg("--config")
-        .arg(dir.join("empty.toml"))
-        .arg("--database")
-        .arg(dir.join("kw.db"))
-        .args(args)
-        .env_remove("KEYWARDEN_CONFIG")
-        .env_remove("KEYWARDEN_DATABASE")
-        // No credential: an unknown key name must not be looked up on a real account.
-        .env_remove("OPENROUTER_MANAGEMENT_KEY")
-        .env_remove("OPENROUTER_PROVISIONING_KEY")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 fn ids(json: &serde_json::Value) -> Vec<i64> {

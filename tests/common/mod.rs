@@ -168,3 +168,33 @@ impl Harness {
         self.store.changes(&HistoryFilter::default()).await.unwrap()
     }
 }
+
+/// Runs the binary on the database `dir/kw.db` with the (empty) config
+/// `dir/empty.toml` and no credential at all, so an unknown key name is
+/// never looked up on a real account.
+pub fn offline(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        .arg("--config")
+        .arg(dir.join("empty.toml"))
+        .arg("--database")
+        .arg(dir.join("kw.db"))
+        .args(args)
+        .env_remove("KEYWARDEN_CONFIG")
+        .env_remove("KEYWARDEN_DATABASE")
+        .env_remove("OPENROUTER_MANAGEMENT_KEY")
+        .env_remove("OPENROUTER_PROVISIONING_KEY")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap()
+}
+
+/// The standard output of a command that must have succeeded.
+pub fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
