@@ -737,6 +737,197 @@ async fn applied_release_drift_and_deleted_drop_claims() {
     assert_eq!(store.claims().await.unwrap().len(), 1);
 }
 
+/// A run's worth of changes: two rows (two fields, two rules) for each of
+/// `keys` keys, more than one statement's worth of rows.
+fn big_run(keys: usize) -> Vec<Change> {
+    (0..keys)
+        .flat_map(|i| {
+            let key = format!("k{i:05}");
+            [
+                disable(&key, "r"),
+                change(
+                    &key,
+                    "s",
+                    ChangeKind::Assert,
+                    Field::Limit,
+                    limit(None),
+                    limit(Some(5.0)),
+                ),
+            ]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_large_run_is_recorded_and_completed_in_order_with_every_claim() {
+    let (_dir, store) = store().await;
+    let before = store
+        .record_changes(
+            None,
+            at(T0),
+            &[disable("k-old", "r")],
+            Some(Outcome::DryRun),
+        )
+        .await
+        .unwrap();
+    let changes = big_run(4_000);
+    let ids = store
+        .record_changes(None, at(T0), &changes, None)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 8_000);
+    assert!(
+        ids.iter()
+            .zip(before[0] + 1..)
+            .all(|(id, next)| *id == next),
+        "ids follow the existing rows, in the order of the changes"
+    );
+    let rows = store.open_changes().await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    for (pair, changes) in rows.chunks(2).zip(changes.chunks(2)) {
+        assert_eq!(
+            (pair[0].key_hash.as_str(), pair[1].key_hash.as_str()),
+            (changes[0].key_hash.as_str(), changes[1].key_hash.as_str())
+        );
+        assert_eq!(pair[0].fields, changes[0].fields);
+        assert_eq!(pair[1].rule, "s");
+        let shared = format!("req-{}", pair[0].id);
+        assert_eq!(pair[0].request_id.as_deref(), Some(shared.as_str()));
+        assert_eq!(pair[1].request_id, pair[0].request_id, "one PATCH per key");
+    }
+    assert_eq!(store.claims().await.unwrap().len(), 8_000);
+
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+    assert!(store.open_changes().await.unwrap().is_empty());
+    let applied = store
+        .changes(&HistoryFilter {
+            outcome: Some(Outcome::Applied),
+            ..HistoryFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 8_000);
+    assert!(
+        applied
+            .iter()
+            .all(|r| (r.http_status, r.attempts) == (Some(200), 1))
+    );
+    let claims = store.claims().await.unwrap();
+    assert_eq!(claims.len(), 8_000);
+    assert!(claims.iter().all(|c| c.since == at(T0)));
+
+    let releases: Vec<Change> = changes
+        .iter()
+        .map(|c| {
+            let mut release = c.clone();
+            release.kind = ChangeKind::Release;
+            release
+        })
+        .collect();
+    let ids = store
+        .record_changes(None, at(T0), &releases, None)
+        .await
+        .unwrap();
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+    assert!(store.claims().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn one_call_settles_claims_row_by_row_in_order() {
+    let (_dir, store) = store().await;
+    // Two asserts of one field in one call: the later rule holds the claim,
+    // with the first original.
+    let ids = store
+        .record_changes(
+            None,
+            at(T0),
+            &[
+                change(
+                    "k",
+                    "season",
+                    ChangeKind::Assert,
+                    Field::Limit,
+                    limit(Some(100.0)),
+                    limit(Some(5.0)),
+                ),
+                change(
+                    "k",
+                    "stricter",
+                    ChangeKind::Assert,
+                    Field::Limit,
+                    limit(Some(5.0)),
+                    limit(Some(1.0)),
+                ),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let claims = store.claims().await.unwrap();
+    assert_eq!(
+        (
+            claims.len(),
+            claims[0].rule.as_str(),
+            claims[0].original,
+            claims[0].value
+        ),
+        (1, "stricter", limit(Some(100.0)), limit(Some(1.0)))
+    );
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+
+    // An assert and a release of one field, completed together: whichever
+    // comes last in the ids decides.
+    let assert = disable("k2", "r");
+    let mut release = disable("k2", "r");
+    release.kind = ChangeKind::Release;
+    for (order, kept) in [([0, 1], false), ([1, 0], true)] {
+        let ids = store
+            .record_changes(None, at(T0), &[assert.clone(), release.clone()], None)
+            .await
+            .unwrap();
+        store
+            .complete_changes(&order.map(|i| ids[i]), Outcome::Applied, Some(200), 1, None)
+            .await
+            .unwrap();
+        let claimed = store
+            .claims()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.key_hash == "k2");
+        assert_eq!(claimed, kept, "completed in the order {order:?}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_recordings_get_distinct_ids() {
+    let (_dir, store) = store().await;
+    let (a, b) = (big_run(1_500), big_run(1_500));
+    let (ids_a, ids_b) = tokio::join!(
+        store.record_changes(None, at(T0), &a, None),
+        store.record_changes(None, at(T0), &b, None)
+    );
+    let (ids_a, ids_b) = (ids_a.unwrap(), ids_b.unwrap());
+    let all: BTreeSet<i64> = ids_a.iter().chain(&ids_b).copied().collect();
+    assert_eq!(all.len(), 6_000);
+    for (id, change) in ids_a.iter().zip(&a).chain(ids_b.iter().zip(&b)) {
+        let row = store.change(*id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.key_hash.as_str(), row.rule.as_str()),
+            (change.key_hash.as_str(), change.rule.as_str())
+        );
+    }
+}
+
 #[tokio::test]
 async fn history_filters_and_orders_newest_first() {
     let (_dir, store) = store().await;

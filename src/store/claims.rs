@@ -1,11 +1,15 @@
-//! The `claims` and `exemptions` tables (SPEC §4.2, §4.3).
+//! The `claims` and `exemptions` tables (SPEC §4.2, §4.3), and the claim
+//! writes that follow the outcome of change rows.
 
+use super::runs::in_chunks;
 use super::{Store, parse_ts, ts};
-use crate::engine::{Claim, Exemption};
+use crate::engine::plan::FieldChange;
+use crate::engine::{ChangeKind, Claim, Exemption, Outcome};
 use crate::openrouter::model::{Field, FieldValue};
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
-use sqlx::Row as _;
+use sqlx::{Row as _, SqliteConnection};
+use std::collections::BTreeMap;
 
 impl Store {
     /// Every claim, by key then field.
@@ -109,6 +113,168 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// A change row as its claims see it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settled<'a> {
+    /// The row's id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: ChangeKind,
+    /// Its key.
+    pub key_hash: &'a str,
+    /// Its rule.
+    pub rule: &'a str,
+    /// The fields it moves.
+    pub fields: &'a BTreeMap<Field, FieldChange>,
+    /// When it was recorded (the `since` of a claim it makes).
+    pub at: DateTime<Utc>,
+}
+
+/// One field of a change row.
+#[derive(Debug, Clone, Copy)]
+struct RowField<'a> {
+    row: Settled<'a>,
+    field: Field,
+    change: &'a FieldChange,
+}
+
+/// Claim writes of one sort, for consecutive rows.
+enum Batch<'a> {
+    /// Claim the fields; an existing claim keeps its original and `since`.
+    Claim(Vec<RowField<'a>>),
+    /// A failed PATCH: give back what the row claimed.
+    GiveBack(Vec<RowField<'a>>),
+    /// Drop the claims of the fields.
+    Drop(Vec<RowField<'a>>),
+    /// Drop every claim of the key.
+    DropKey(Vec<Settled<'a>>),
+}
+
+/// The claim writes that make the claims agree with change rows and their
+/// outcomes, in the order of the rows; consecutive writes of one sort are
+/// made together, a few statements for thousands of rows.
+#[derive(Default)]
+pub(super) struct ClaimWrites<'a> {
+    batches: Vec<Batch<'a>>,
+}
+
+impl<'a> ClaimWrites<'a> {
+    /// Adds the writes for `row`, which now has `outcome`.
+    pub fn add(&mut self, row: Settled<'a>, outcome: Outcome) {
+        use ChangeKind::*;
+        let fields = || {
+            row.fields
+                .iter()
+                .map(|(&field, change)| RowField { row, field, change })
+                .collect()
+        };
+        let next = match (row.kind, outcome) {
+            (Assert | Reassert, Outcome::Pending | Outcome::Applied) => Batch::Claim(fields()),
+            (Assert | Reassert, Outcome::Failed) => Batch::GiveBack(fields()),
+            (Release | Drift | Revert, Outcome::Applied) => Batch::Drop(fields()),
+            (Deleted, Outcome::Applied) => Batch::DropKey(vec![row]),
+            _ => return,
+        };
+        match (self.batches.last_mut(), next) {
+            (Some(Batch::Claim(last)), Batch::Claim(more))
+            | (Some(Batch::GiveBack(last)), Batch::GiveBack(more))
+            | (Some(Batch::Drop(last)), Batch::Drop(more)) => last.extend(more),
+            (Some(Batch::DropKey(last)), Batch::DropKey(more)) => last.extend(more),
+            (_, next) => self.batches.push(next),
+        }
+    }
+
+    /// Makes the writes, in order.
+    pub async fn apply(&self, conn: &mut SqliteConnection) -> anyhow::Result<()> {
+        for batch in &self.batches {
+            match batch {
+                Batch::Claim(fields) => {
+                    in_chunks(
+                        conn,
+                        "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since) ",
+                        " ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
+                             value = excluded.value, change_id = excluded.change_id",
+                        7,
+                        fields,
+                        |mut values, f| {
+                            values
+                                .push_bind(f.row.key_hash)
+                                .push_bind(f.field.as_str())
+                                .push_bind(f.row.rule)
+                                .push_bind(f.change.from.to_json().to_string())
+                                .push_bind(f.change.to.to_json().to_string())
+                                .push_bind(f.row.id)
+                                .push_bind(ts(f.row.at));
+                        },
+                    )
+                    .await?
+                }
+                Batch::GiveBack(fields) => {
+                    for f in fields {
+                        give_back(conn, f).await?;
+                    }
+                }
+                Batch::Drop(fields) => {
+                    in_chunks(
+                        conn,
+                        "DELETE FROM claims WHERE (key_hash, field) IN (",
+                        ")",
+                        2,
+                        fields,
+                        |mut values, f| {
+                            values.push_bind(f.row.key_hash).push_bind(f.field.as_str());
+                        },
+                    )
+                    .await?
+                }
+                Batch::DropKey(rows) => {
+                    in_chunks(
+                        conn,
+                        "DELETE FROM claims WHERE key_hash IN (",
+                        ")",
+                        1,
+                        rows,
+                        |mut values, row| {
+                            values.push_bind(row.key_hash);
+                        },
+                    )
+                    .await?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// After a failed PATCH the key still has `from`: a claim the row made from
+/// nothing (original == from) goes; an older claim stays with the value
+/// keywarden had set before, so it is still given back.
+async fn give_back(conn: &mut SqliteConnection, f: &RowField<'_>) -> anyhow::Result<()> {
+    let original: Option<String> = sqlx::query_scalar(
+        "SELECT original FROM claims WHERE key_hash = ? AND field = ? AND change_id = ?",
+    )
+    .bind(f.row.key_hash)
+    .bind(f.field.as_str())
+    .bind(f.row.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(original) = original else {
+        return Ok(());
+    };
+    let statement = if field_value(f.field, &original)? == f.change.from {
+        "DELETE FROM claims WHERE key_hash = ?2 AND field = ?3"
+    } else {
+        "UPDATE claims SET value = ?1 WHERE key_hash = ?2 AND field = ?3"
+    };
+    sqlx::query(statement)
+        .bind(f.change.from.to_json().to_string())
+        .bind(f.row.key_hash)
+        .bind(f.field.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Reads a field's stored wire JSON.

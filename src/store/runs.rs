@@ -1,7 +1,8 @@
 //! The `runs`, `changes` and `events` tables: what each run saw and did
-//! (SPEC §5), and the claims each change makes or gives back (SPEC §4.2).
+//! (SPEC §5). Recording and completing changes also settles their claims
+//! (SPEC §4.2, `ClaimWrites`).
 
-use super::claims::field_value;
+use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_ts, ts};
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
@@ -9,6 +10,7 @@ use crate::openrouter::model::Field;
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
 use std::collections::{BTreeMap, HashMap};
@@ -175,55 +177,46 @@ impl Store {
         changes: &[Change],
         initial: Option<Outcome>,
     ) -> anyhow::Result<Vec<i64>> {
-        let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::with_capacity(changes.len());
-        let mut request_ids: HashMap<&str, String> = HashMap::new();
-        for change in changes {
-            let outcome = change.held.or(initial).unwrap_or(Outcome::Pending);
-            let sent = outcome == Outcome::Pending && change.sends_patch();
-            let request_id = if sent {
-                request_ids.get(change.key_hash.as_str()).cloned()
-            } else {
-                None
-            };
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO changes (run_id, at, rule, key_hash, key_name, kind, fields, reason,
-                                      outcome, attempts, request_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING id",
-            )
-            .bind(run_id)
-            .bind(ts(at))
-            .bind(&change.rule)
-            .bind(&change.key_hash)
-            .bind(&change.key_name)
-            .bind(change.kind.as_str())
-            .bind(fields_json(&change.fields))
-            .bind(&change.reason)
-            .bind(outcome.as_str())
-            .bind(&request_id)
+        // The write lock first: the ids after the largest one read here stay
+        // free until the commit.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
             .fetch_one(&mut *tx)
             .await?;
-            if sent && request_id.is_none() {
-                let request_id = format!("req-{id}");
-                sqlx::query("UPDATE changes SET request_id = ? WHERE id = ?")
-                    .bind(&request_id)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                request_ids.insert(&change.key_hash, request_id);
-            }
-            let row = Settled {
-                id,
-                kind: change.kind,
-                key_hash: &change.key_hash,
-                rule: &change.rule,
-                fields: &change.fields,
-            };
-            settle_claims(&mut tx, &row, outcome, at).await?;
-            ids.push(id);
+        let rows = new_rows(changes, initial, last.unwrap_or(0));
+        let recorded_at = ts(at);
+        in_chunks(
+            &mut tx,
+            "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields, reason,
+                                  outcome, request_id, attempts) ",
+            "",
+            11,
+            &rows,
+            |mut values, row| {
+                let change = row.change;
+                values
+                    .push_bind(row.id)
+                    .push_bind(run_id)
+                    .push_bind(&recorded_at)
+                    .push_bind(&change.rule)
+                    .push_bind(&change.key_hash)
+                    .push_bind(&change.key_name)
+                    .push_bind(change.kind.as_str())
+                    .push_bind(fields_json(&change.fields))
+                    .push_bind(&change.reason)
+                    .push_bind(row.outcome.as_str())
+                    .push_bind(&row.request_id)
+                    .push("0");
+            },
+        )
+        .await?;
+        let mut claims = ClaimWrites::default();
+        for row in &rows {
+            claims.add(settled(row.id, row.change, at), row.outcome);
         }
+        claims.apply(&mut tx).await?;
         tx.commit().await?;
-        Ok(ids)
+        Ok(rows.iter().map(|row| row.id).collect())
     }
 
     /// Completes rows after their PATCH, in one transaction. A `failed` row
@@ -239,29 +232,39 @@ impl Store {
         error: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        for &id in ids {
-            let row = sqlx::query(&format!(
-                "UPDATE changes SET outcome = ?, http_status = ?, attempts = ?, error = ?
-                 WHERE id = ? RETURNING {CHANGE_COLUMNS}"
-            ))
-            .bind(outcome.as_str())
-            .bind(http_status)
-            .bind(attempts)
-            .bind(error)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| anyhow!("no change {id} to complete"))?;
-            let change = change_row(&row)?;
-            let settled = Settled {
-                id,
-                kind: change.kind,
-                key_hash: &change.key_hash,
-                rule: &change.rule,
-                fields: &change.fields,
-            };
-            settle_claims(&mut tx, &settled, outcome, change.at).await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE changes SET outcome = ?, http_status = ?, attempts = ?, error = ?
+             WHERE id IN (SELECT value FROM json_each(?)) RETURNING {CHANGE_COLUMNS}"
+        ))
+        .bind(outcome.as_str())
+        .bind(http_status)
+        .bind(attempts)
+        .bind(error)
+        .bind(serde_json::to_string(ids)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        let completed = rows
+            .iter()
+            .map(|row| change_row(row).map(|change| (change.id, change)))
+            .collect::<anyhow::Result<HashMap<_, _>>>()?;
+        let mut claims = ClaimWrites::default();
+        for id in ids {
+            let change = completed
+                .get(id)
+                .ok_or_else(|| anyhow!("no change {id} to complete"))?;
+            claims.add(
+                Settled {
+                    id: *id,
+                    kind: change.kind,
+                    key_hash: &change.key_hash,
+                    rule: &change.rule,
+                    fields: &change.fields,
+                    at: change.at,
+                },
+                outcome,
+            );
         }
+        claims.apply(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -405,86 +408,72 @@ impl Store {
     }
 }
 
-/// What [`settle_claims`] needs of a change row.
-struct Settled<'a> {
+/// A change about to be recorded: its id, outcome and request id.
+struct NewRow<'a> {
     id: i64,
-    kind: ChangeKind,
-    key_hash: &'a str,
-    rule: &'a str,
-    fields: &'a BTreeMap<Field, FieldChange>,
+    change: &'a Change,
+    outcome: Outcome,
+    request_id: Option<String>,
 }
 
-/// Makes the claims agree with a change row that now has `outcome`.
-async fn settle_claims(
+/// The rows `record_changes` writes, ids following `last_id` (as SQLite
+/// would number them). A row to be sent takes the request id of its key's
+/// first row to be sent, `req-{that row's id}`.
+fn new_rows(changes: &[Change], initial: Option<Outcome>, last_id: i64) -> Vec<NewRow<'_>> {
+    let mut request_ids: HashMap<&str, String> = HashMap::new();
+    changes
+        .iter()
+        .zip(last_id + 1..)
+        .map(|(change, id)| {
+            let outcome = change.held.or(initial).unwrap_or(Outcome::Pending);
+            let sent = outcome == Outcome::Pending && change.sends_patch();
+            let request_id = sent.then(|| {
+                request_ids
+                    .entry(&change.key_hash)
+                    .or_insert_with(|| format!("req-{id}"))
+                    .clone()
+            });
+            NewRow {
+                id,
+                change,
+                outcome,
+                request_id,
+            }
+        })
+        .collect()
+}
+
+/// The change row `id` recording `change` at `at`, as the claims see it.
+fn settled(id: i64, change: &Change, at: DateTime<Utc>) -> Settled<'_> {
+    Settled {
+        id,
+        kind: change.kind,
+        key_hash: &change.key_hash,
+        rule: &change.rule,
+        fields: &change.fields,
+        at,
+    }
+}
+
+/// SQLite's limit on the parameters of one statement
+/// (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled SQLite, 3.32 and later).
+const MAX_BINDS: usize = 32_766;
+
+/// Runs `head VALUES (…), (…) tail` over `items`, each item a tuple of
+/// `binds` parameters pushed by `push`, in as few statements as SQLite's
+/// parameter limit allows (none for no items).
+pub(super) async fn in_chunks<'a, T>(
     conn: &mut SqliteConnection,
-    row: &Settled<'_>,
-    outcome: Outcome,
-    at: DateTime<Utc>,
+    head: &str,
+    tail: &str,
+    binds: usize,
+    items: &'a [T],
+    mut push: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
 ) -> anyhow::Result<()> {
-    use ChangeKind::*;
-    match (row.kind, outcome) {
-        (Assert | Reassert, Outcome::Pending | Outcome::Applied) => {
-            for (field, change) in row.fields {
-                sqlx::query(
-                    "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
-                         value = excluded.value, change_id = excluded.change_id",
-                )
-                .bind(row.key_hash)
-                .bind(field.as_str())
-                .bind(row.rule)
-                .bind(change.from.to_json().to_string())
-                .bind(change.to.to_json().to_string())
-                .bind(row.id)
-                .bind(ts(at))
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-        (Assert | Reassert, Outcome::Failed) => {
-            // The key still has `from`: a claim this row made from nothing
-            // (original == from) goes; an older claim stays with the value
-            // keywarden had set before, so it is still given back.
-            for (field, change) in row.fields {
-                let original: Option<String> = sqlx::query_scalar(
-                    "SELECT original FROM claims WHERE key_hash = ? AND field = ? AND change_id = ?",
-                )
-                .bind(row.key_hash)
-                .bind(field.as_str())
-                .bind(row.id)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(original) = original else { continue };
-                let statement = if field_value(*field, &original)? == change.from {
-                    "DELETE FROM claims WHERE key_hash = ?2 AND field = ?3"
-                } else {
-                    "UPDATE claims SET value = ?1 WHERE key_hash = ?2 AND field = ?3"
-                };
-                sqlx::query(statement)
-                    .bind(change.from.to_json().to_string())
-                    .bind(row.key_hash)
-                    .bind(field.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-            }
-        }
-        (Release | Drift | Revert, Outcome::Applied) => {
-            for field in row.fields.keys() {
-                sqlx::query("DELETE FROM claims WHERE key_hash = ? AND field = ?")
-                    .bind(row.key_hash)
-                    .bind(field.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-            }
-        }
-        (Deleted, Outcome::Applied) => {
-            sqlx::query("DELETE FROM claims WHERE key_hash = ?")
-                .bind(row.key_hash)
-                .execute(&mut *conn)
-                .await?;
-        }
-        _ => {}
+    for chunk in items.chunks(MAX_BINDS / binds) {
+        let mut query = QueryBuilder::new(head);
+        query.push_values(chunk, &mut push).push(tail);
+        query.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
