@@ -361,7 +361,8 @@ impl Runner {
         let outcomes = self.plan_with(&gathered, due, now, req.force).await?;
         report.guard_tripped = outcomes.guard_tripped;
         for (rule, holding) in &outcomes.holding {
-            self.store.save_rule_state(rule, now, holding).await?;
+            let hashes = holding.iter().map(|&i| gathered.keys[i].hash.as_str());
+            self.store.save_rule_state(rule, now, hashes).await?;
         }
         self.record_notes(run_id, now, &outcomes).await?;
 

@@ -8,6 +8,7 @@ use crate::rules::calendar;
 use crate::rules::model::{Amount, Budget, Conditions, Rule, Scope, Window};
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 /// Three-valued truth of a rule for one key.
@@ -69,20 +70,42 @@ pub struct Evaluation {
     pub skips: Vec<Skip>,
     /// Budget figures seen.
     pub budgets: Vec<BudgetReading>,
-    /// The verdicts of the conditions that are the same for every key.
-    common: Vec<Verdict>,
+    /// The combined verdict of the conditions that are the same for every
+    /// key; `None` when there are none.
+    common: Option<Verdict>,
     /// The budget condition, when the rule has one.
     budget: Option<BudgetView>,
+    /// Scope `group`: the verdict, the same for every key, once explained.
+    group_verdict: OnceCell<Verdict>,
 }
 
 impl Evaluation {
     /// The verdict for `keys[i]` with the figures that decided it.
     pub fn explain(&self, keys: &[Key], i: usize) -> Verdict {
-        let mut verdicts = self.common.clone();
-        if let Some(b) = &self.budget {
-            verdicts.push(b.verdict(&keys[i]));
+        let Some(budget) = &self.budget else {
+            return self
+                .common
+                .clone()
+                .unwrap_or_else(|| Verdict::Holds("always".into()));
+        };
+        let with_budget = || both(self.common.as_ref(), budget.verdict(&keys[i]));
+        if budget.group.is_some() {
+            self.group_verdict.get_or_init(with_budget).clone()
+        } else {
+            with_budget()
         }
-        combine(verdicts)
+    }
+}
+
+/// [`combine`] of the common conditions (already combined) and the budget's.
+fn both(common: Option<&Verdict>, budget: Verdict) -> Verdict {
+    let Some(common) = common else { return budget };
+    match (common, budget) {
+        (Verdict::DoesNotHold(_), _) => common.clone(),
+        (_, b @ Verdict::DoesNotHold(_)) => b,
+        (Verdict::Unknown(_), _) => common.clone(),
+        (_, b @ Verdict::Unknown(_)) => b,
+        (Verdict::Holds(c), Verdict::Holds(b)) => Verdict::Holds(format!("{c}; {b}")),
     }
 }
 
@@ -110,7 +133,8 @@ pub fn evaluate(
     if let Some(amount) = &when.credits_below {
         common.push(credits_verdict(amount, amounts, credits));
     }
-    let common_truth = truth_of(&combine(common.clone()));
+    let common = (!common.is_empty()).then(|| combine(common));
+    let common_truth = common.as_ref().map_or(Truth::Holds, truth_of);
     let budget = when.budget.as_ref().map(|b| {
         BudgetView::new(
             b,

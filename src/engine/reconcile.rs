@@ -13,7 +13,7 @@ use crate::rules::model::Rule;
 use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The blast-radius guard's limits (SPEC §4.6).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,17 +59,11 @@ pub struct Inputs<'a> {
 pub struct Outcomes {
     /// The plan.
     pub plan: Plan,
-    /// For each rule evaluated (due), the keys for which its `when` held.
-    pub holding: BTreeMap<String, BTreeSet<String>>,
+    /// For each rule evaluated (due), the keys for which its `when` held,
+    /// as positions in [`Inputs::keys`], in ascending order.
+    pub holding: BTreeMap<String, Vec<usize>>,
     /// Whether the guard held changes back.
     pub guard_tripped: bool,
-}
-
-/// One rule's assertion of one field on one key.
-struct Assertion<'a> {
-    rule: &'a Rule,
-    value: FieldValue,
-    rule_index: usize,
 }
 
 /// Computes the plan of a run.
@@ -105,7 +99,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
             inputs.credits,
             inputs.now,
         );
-        let mut holding = BTreeSet::new();
+        let mut holding = Vec::new();
         let mut per_key = Vec::with_capacity(eval.verdicts.len());
         for &(i, truth) in &eval.verdicts {
             let holds = match truth {
@@ -121,7 +115,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                 }
             };
             if holds {
-                holding.insert(inputs.keys[i].hash.clone());
+                holding.push(i);
             }
             per_key.push((i, holds));
         }
@@ -131,11 +125,6 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
         verdicts.push(per_key);
         evaluations.push(Some(eval));
     }
-    let by_name: HashMap<&str, usize> = compiled
-        .iter()
-        .enumerate()
-        .map(|(n, r)| (r.rule.name.as_str(), n))
-        .collect();
     // Why rule `n` holds or not for key `i`: built only for the changes.
     let explain = |n: usize, i: usize| -> String {
         match &evaluations[n] {
@@ -147,28 +136,10 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     };
 
     // 3. The wanted value of each field of each key: highest priority, then name.
-    let mut wanted: Vec<BTreeMap<Field, Vec<Assertion<'_>>>> =
-        (0..inputs.keys.len()).map(|_| BTreeMap::new()).collect();
-    for (n, (rule, per_key)) in compiled.iter().zip(&verdicts).enumerate() {
-        for &(i, holds) in per_key {
-            if !holds {
-                continue;
-            }
-            for (field, value) in rule.rule.set.fields() {
-                wanted[i].entry(field).or_default().push(Assertion {
-                    rule: rule.rule,
-                    value,
-                    rule_index: n,
-                });
-            }
-        }
-    }
+    let wanted = Wanted::new(&compiled, &verdicts, inputs.keys.len());
+    out.plan.conflicts = wanted.conflicts(&compiled, inputs.keys, &frozen);
 
-    let claims: HashMap<(&str, Field), &Claim> = inputs
-        .claims
-        .iter()
-        .map(|c| ((c.key_hash.as_str(), c.field), c))
-        .collect();
+    let claims = ClaimsByKey::new(inputs.claims);
     let exempt = |hash: &str, rule: &str| -> Option<&Exemption> {
         inputs
             .exemptions
@@ -177,61 +148,55 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     };
 
     // 4. The differences, one change row per key × rule × kind.
-    let mut rows: BTreeMap<(String, String, String, ChangeKind), Change> = BTreeMap::new();
     let mut exemptions_held: BTreeSet<i64> = BTreeSet::new();
-    for (i, key) in inputs.keys.iter().enumerate() {
+    let mut changes: Vec<Change> = Vec::new();
+    // Keys in name then hash order, so that the changes come out in order.
+    let mut by_name: Vec<usize> = (0..inputs.keys.len()).collect();
+    by_name.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&inputs.keys[a], &inputs.keys[b]);
+        (&a.name, &a.hash).cmp(&(&b.name, &b.hash))
+    });
+    for i in by_name {
+        let key = &inputs.keys[i];
+        let key_claims = claims.of(&key.hash);
+        let first = changes.len();
         for field in Field::ALL {
             if frozen.contains(&(i, field)) {
                 continue;
             }
             let current = key.get(field);
-            let claim = claims.get(&(key.hash.as_str(), field)).copied();
-            let step = match wanted[i].get_mut(&field) {
-                Some(assertions) => {
-                    assertions.sort_by(|a, b| {
-                        b.rule
-                            .priority
-                            .cmp(&a.rule.priority)
-                            .then(a.rule.name.cmp(&b.rule.name))
-                    });
-                    let winner = &assertions[0];
-                    for other in &assertions[1..] {
-                        if other.rule.priority == winner.rule.priority
-                            && other.value != winner.value
-                        {
-                            out.plan.conflicts.push(Conflict {
-                                key_hash: key.hash.clone(),
-                                field,
-                                winner: winner.rule.name.clone(),
-                                loser: other.rule.name.clone(),
-                            });
-                        }
-                    }
-                    if current == winner.value {
+            let claim = key_claims.and_then(|c| c[field_index(field)]);
+            let step = match wanted.winner(i, field) {
+                Some((n, value)) => {
+                    if current == value {
                         continue;
                     }
-                    let reasserting = claim.is_some_and(|c| c.value == winner.value);
+                    let rule = compiled[n].rule;
+                    let reasserting = claim.is_some_and(|c| c.value == value);
                     let (kind, reason) = if reasserting {
                         (
                             ChangeKind::Reassert,
                             format!(
                                 "{}; {field} was changed to {current} outside keywarden, asserted again",
-                                explain(winner.rule_index, i)
+                                explain(n, i)
                             ),
                         )
                     } else {
-                        (ChangeKind::Assert, explain(winner.rule_index, i))
+                        (ChangeKind::Assert, explain(n, i))
                     };
-                    (winner.rule.name.clone(), kind, winner.value, reason)
+                    (rule.name.as_str(), kind, value, reason)
                 }
                 None => {
                     let Some(claim) = claim else { continue };
-                    let not_holding = by_name.get(claim.rule.as_str()).copied().filter(|&n| {
-                        let per_key = &verdicts[n];
-                        per_key
-                            .binary_search_by_key(&i, |&(k, _)| k)
-                            .is_ok_and(|at| !per_key[at].1)
-                    });
+                    let not_holding = compiled
+                        .iter()
+                        .position(|r| r.rule.name == claim.rule)
+                        .filter(|&n| {
+                            let per_key = &verdicts[n];
+                            per_key
+                                .binary_search_by_key(&i, |&(k, _)| k)
+                                .is_ok_and(|at| !per_key[at].1)
+                        });
                     let why = not_holding
                         .map(|n| format!("rule {} no longer applies: {}", claim.rule, explain(n, i)))
                         .unwrap_or_else(|| {
@@ -242,17 +207,17 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                         });
                     if current == claim.value {
                         (
-                            claim.rule.clone(),
+                            claim.rule.as_str(),
                             ChangeKind::Release,
                             claim.original,
-                            why.clone(),
+                            why,
                         )
                     } else {
                         let reason = format!(
                             "{why}; {field} is {current}, not the {} keywarden set: left alone",
                             claim.value
                         );
-                        (claim.rule.clone(), ChangeKind::Drift, current, reason)
+                        (claim.rule.as_str(), ChangeKind::Drift, current, reason)
                     }
                 }
             };
@@ -262,7 +227,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
             } else {
                 current
             };
-            let held = match exempt(&key.hash, &rule) {
+            let held = match exempt(&key.hash, rule) {
                 Some(e) if e.held_at.is_some() || exemptions_held.contains(&e.id) => {
                     // Recorded once already: hold it back silently.
                     continue;
@@ -273,17 +238,24 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                 }
                 None => None,
             };
-            let row = rows
-                .entry((key.name.clone(), key.hash.clone(), rule.clone(), kind))
-                .or_insert_with(|| Change {
-                    key_hash: key.hash.clone(),
-                    key_name: key.name.clone(),
-                    rule,
-                    kind,
-                    fields: BTreeMap::new(),
-                    reason: String::new(),
-                    held,
-                });
+            let row = match changes[first..]
+                .iter()
+                .position(|c| c.rule == rule && c.kind == kind)
+            {
+                Some(at) => &mut changes[first + at],
+                None => {
+                    changes.push(Change {
+                        key_hash: key.hash.clone(),
+                        key_name: key.name.clone(),
+                        rule: rule.to_string(),
+                        kind,
+                        fields: BTreeMap::new(),
+                        reason: String::new(),
+                        held,
+                    });
+                    changes.last_mut().expect("just pushed")
+                }
+            };
             row.fields.insert(field, FieldChange { from, to });
             if row.reason.is_empty() {
                 row.reason = reason;
@@ -291,43 +263,179 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                 row.reason = format!("{}; {reason}", row.reason);
             }
         }
+        changes[first..].sort_unstable_by(|a, b| (&a.rule, a.kind).cmp(&(&b.rule, b.kind)));
     }
 
     // Claims on keys that no longer exist.
-    let present: BTreeSet<&str> = inputs.keys.iter().map(|k| k.hash.as_str()).collect();
-    for claim in inputs
-        .claims
-        .iter()
-        .filter(|c| !present.contains(c.key_hash.as_str()))
-    {
-        let row = rows
-            .entry((
-                String::new(),
-                claim.key_hash.clone(),
-                claim.rule.clone(),
-                ChangeKind::Deleted,
-            ))
-            .or_insert_with(|| Change {
-                key_hash: claim.key_hash.clone(),
-                key_name: String::new(),
-                rule: claim.rule.clone(),
-                kind: ChangeKind::Deleted,
-                fields: BTreeMap::new(),
-                reason: "the key no longer exists: its claims are dropped".into(),
-                held: None,
+    if !inputs.claims.is_empty() {
+        let present: HashSet<&str> = inputs.keys.iter().map(|k| k.hash.as_str()).collect();
+        let mut deleted: BTreeMap<(&str, &str), Change> = BTreeMap::new();
+        for claim in inputs
+            .claims
+            .iter()
+            .filter(|c| !present.contains(c.key_hash.as_str()))
+        {
+            let row = deleted
+                .entry((claim.key_hash.as_str(), claim.rule.as_str()))
+                .or_insert_with(|| Change {
+                    key_hash: claim.key_hash.clone(),
+                    key_name: String::new(),
+                    rule: claim.rule.clone(),
+                    kind: ChangeKind::Deleted,
+                    fields: BTreeMap::new(),
+                    reason: "the key no longer exists: its claims are dropped".into(),
+                    held: None,
+                });
+            row.fields.insert(
+                claim.field,
+                FieldChange {
+                    from: claim.value,
+                    to: claim.original,
+                },
+            );
+        }
+        if !deleted.is_empty() {
+            // By key name, then hash, rule and kind, as the rest (a
+            // vanished key has no name).
+            changes.extend(deleted.into_values());
+            changes.sort_by(|a, b| {
+                (&a.key_name, &a.key_hash, &a.rule, a.kind).cmp(&(
+                    &b.key_name,
+                    &b.key_hash,
+                    &b.rule,
+                    b.kind,
+                ))
             });
-        row.fields.insert(
-            claim.field,
-            FieldChange {
-                from: claim.value,
-                to: claim.original,
-            },
-        );
+        }
     }
-
-    out.plan.changes = rows.into_values().collect();
+    out.plan.changes = changes;
     out.guard_tripped = apply_guard(&mut out.plan, inputs.keys.len(), inputs.guard);
     Ok(out)
+}
+
+/// The position of `field` in [`Field::ALL`].
+fn field_index(field: Field) -> usize {
+    Field::ALL
+        .iter()
+        .position(|&f| f == field)
+        .expect("every field is in Field::ALL")
+}
+
+/// The rule that wins each field of each key: the highest priority of the
+/// rules holding for the key that set the field, ties to the name first.
+struct Wanted {
+    /// Each rule's `set`, as (field, value).
+    sets: Vec<Vec<(Field, FieldValue)>>,
+    /// Per key and field, the winning rule's position (`NONE`: no rule sets it).
+    winners: Vec<[u32; Field::ALL.len()]>,
+    /// Equal-priority losers: (key, field, the loser's place best first, winner, loser).
+    losers: Vec<(usize, usize, usize, usize, usize)>,
+}
+
+/// No rule sets the field.
+const NONE: u32 = u32::MAX;
+
+impl Wanted {
+    /// Goes through the rules best first, so the first rule to set a field
+    /// of a key wins it; a later rule of the same priority setting another
+    /// value is a loser (recorded as a conflict).
+    fn new(rules: &[CompiledRule<'_>], verdicts: &[Vec<(usize, bool)>], keys: usize) -> Wanted {
+        let mut order: Vec<usize> = (0..rules.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (rules[a].rule, rules[b].rule);
+            b.priority.cmp(&a.priority).then(a.name.cmp(&b.name))
+        });
+        let sets: Vec<Vec<(Field, FieldValue)>> =
+            rules.iter().map(|r| r.rule.set.fields()).collect();
+        let mut winners = vec![[NONE; Field::ALL.len()]; keys];
+        let mut losers = Vec::new();
+        for (place, &n) in order.iter().enumerate() {
+            let fields: Vec<(usize, FieldValue)> =
+                sets[n].iter().map(|&(f, v)| (field_index(f), v)).collect();
+            for &(i, holds) in &verdicts[n] {
+                if !holds {
+                    continue;
+                }
+                for &(f, value) in &fields {
+                    let slot = &mut winners[i][f];
+                    if *slot == NONE {
+                        *slot = n as u32;
+                        continue;
+                    }
+                    let w = *slot as usize;
+                    let same_priority = rules[w].rule.priority == rules[n].rule.priority;
+                    if same_priority && value_of(&sets[w], Field::ALL[f]) != Some(value) {
+                        losers.push((i, f, place, w, n));
+                    }
+                }
+            }
+        }
+        Wanted {
+            sets,
+            winners,
+            losers,
+        }
+    }
+
+    /// The rule that wins `field` of key `i`, and the value it wants.
+    fn winner(&self, i: usize, field: Field) -> Option<(usize, FieldValue)> {
+        let n = self.winners[i][field_index(field)];
+        if n == NONE {
+            return None;
+        }
+        let n = n as usize;
+        value_of(&self.sets[n], field).map(|v| (n, v))
+    }
+
+    /// The conflicts on fields not `frozen`, by key, field, then the
+    /// loser's priority and name.
+    fn conflicts(
+        &self,
+        rules: &[CompiledRule<'_>],
+        keys: &[Key],
+        frozen: &BTreeSet<(usize, Field)>,
+    ) -> Vec<Conflict> {
+        let mut losers = self.losers.clone();
+        losers.sort_unstable_by_key(|&(i, f, place, _, _)| (i, f, place));
+        losers
+            .into_iter()
+            .filter(|&(i, f, ..)| !frozen.contains(&(i, Field::ALL[f])))
+            .map(|(i, f, _, w, n)| Conflict {
+                key_hash: keys[i].hash.clone(),
+                field: Field::ALL[f],
+                winner: rules[w].rule.name.clone(),
+                loser: rules[n].rule.name.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The value `set` gives `field`, if it sets it.
+fn value_of(set: &[(Field, FieldValue)], field: Field) -> Option<FieldValue> {
+    set.iter().find(|(f, _)| *f == field).map(|&(_, v)| v)
+}
+
+/// The claims of each key, by field.
+struct ClaimsByKey<'a> {
+    by_key: HashMap<&'a str, [Option<&'a Claim>; Field::ALL.len()]>,
+}
+
+impl<'a> ClaimsByKey<'a> {
+    fn new(claims: &'a [Claim]) -> Self {
+        let mut by_key: HashMap<&str, [Option<&Claim>; Field::ALL.len()]> = HashMap::new();
+        for c in claims {
+            by_key.entry(c.key_hash.as_str()).or_default()[field_index(c.field)] = Some(c);
+        }
+        ClaimsByKey { by_key }
+    }
+
+    /// The claims on the key `hash`, if any.
+    fn of(&self, hash: &str) -> Option<&[Option<&'a Claim>; Field::ALL.len()]> {
+        if self.by_key.is_empty() {
+            return None;
+        }
+        self.by_key.get(hash)
+    }
 }
 
 /// Holds back every change to be sent when the run would change too many
@@ -337,13 +445,13 @@ fn apply_guard(plan: &mut Plan, watched: usize, guard: Guard) -> bool {
         return false;
     }
     let sending = |c: &&mut Change| c.held.is_none() && c.sends_patch();
-    let keys: BTreeSet<&str> = plan
+    let keys: HashSet<&str> = plan
         .changes
         .iter()
         .filter(|c| c.held.is_none() && c.sends_patch())
         .map(|c| c.key_hash.as_str())
         .collect();
-    let disabling: BTreeSet<&str> = plan
+    let disabling: HashSet<&str> = plan
         .changes
         .iter()
         .filter(|c| c.held.is_none() && c.disables())

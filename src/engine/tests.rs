@@ -120,7 +120,7 @@ impl World {
             for (field, fc) in &c.fields {
                 match c.kind {
                     ChangeKind::Assert | ChangeKind::Reassert => {
-                        set(k, *field, fc.to);
+                        k.set(*field, fc.to);
                         let original = self
                             .claims
                             .iter()
@@ -138,7 +138,7 @@ impl World {
                         });
                     }
                     ChangeKind::Release => {
-                        set(k, *field, fc.to);
+                        k.set(*field, fc.to);
                         self.claims
                             .retain(|cl| !(cl.key_hash == c.key_hash && cl.field == *field));
                     }
@@ -148,18 +148,6 @@ impl World {
                 }
             }
         }
-    }
-}
-
-fn set(k: &mut Key, field: Field, v: FieldValue) {
-    match (field, v) {
-        (Field::Disabled, FieldValue::Bool(b)) => k.disabled = b,
-        (Field::IncludeByokInLimit, FieldValue::Bool(b)) => k.include_byok_in_limit = b,
-        (Field::Limit, FieldValue::Limit(l)) => k.limit = l,
-        (Field::LimitReset, FieldValue::Reset(r)) => {
-            k.limit_reset = r.map(|r| r.as_str().to_string())
-        }
-        _ => unreachable!(),
     }
 }
 

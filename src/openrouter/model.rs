@@ -252,6 +252,19 @@ impl Key {
             Field::IncludeByokInLimit => FieldValue::Bool(self.include_byok_in_limit),
         }
     }
+
+    /// Gives `field` the value `value`, as a successful PATCH of it would.
+    pub fn set(&mut self, field: Field, value: FieldValue) {
+        match (field, value) {
+            (Field::Disabled, FieldValue::Bool(b)) => self.disabled = b,
+            (Field::IncludeByokInLimit, FieldValue::Bool(b)) => self.include_byok_in_limit = b,
+            (Field::Limit, FieldValue::Limit(l)) => self.limit = l,
+            (Field::LimitReset, FieldValue::Reset(r)) => {
+                self.limit_reset = r.map(|r| r.as_str().to_string())
+            }
+            (f, v) => unreachable!("value {v:?} does not belong to field {f}"),
+        }
+    }
 }
 
 /// The body of `PATCH /keys/{hash}`. An absent field means "leave it";

@@ -31,8 +31,9 @@ impl Store {
         &self,
         rule: &str,
         at: DateTime<Utc>,
-        holding: &BTreeSet<String>,
+        holding: impl IntoIterator<Item = &str>,
     ) -> anyhow::Result<()> {
+        let holding: Vec<&str> = holding.into_iter().collect();
         sqlx::query(
             "INSERT INTO rule_state (rule, evaluated_at, holding) VALUES (?, ?, ?)
              ON CONFLICT (rule) DO UPDATE SET evaluated_at = excluded.evaluated_at,
@@ -40,7 +41,7 @@ impl Store {
         )
         .bind(rule)
         .bind(ts(at))
-        .bind(serde_json::to_string(holding)?)
+        .bind(serde_json::to_string(&holding)?)
         .execute(&self.pool)
         .await?;
         Ok(())
