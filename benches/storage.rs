@@ -76,9 +76,9 @@ async fn record_run() -> (Duration, Duration) {
 }
 
 /// SQL that fills a fresh database with the report fixture: runs every five
-/// minutes with budget readings in their notes, ten changes a run over
-/// 2,000 keys (disable / re-enable / limit / release cycles, one in fifty
-/// failed), and 5,000,000 snapshots.
+/// minutes with two budget readings each (a group's and a key's), ten
+/// changes a run over 2,000 keys (disable / re-enable / limit / release
+/// cycles, one in fifty failed), and 5,000,000 snapshots.
 fn fixture_sql() -> String {
     let start = fixture_start().timestamp();
     let runs = CHANGE_ROWS / CHANGES_PER_RUN;
@@ -91,14 +91,17 @@ SELECT i + 1,
        strftime('%Y-%m-%dT%H:%M:%SZ', {start} + i * {RUN_EVERY_SECS}, 'unixepoch'),
        strftime('%Y-%m-%dT%H:%M:%SZ', {start} + i * {RUN_EVERY_SECS} + 2, 'unixepoch'),
        'schedule', {FIXTURE_KEYS}, 20, {CHANGES_PER_RUN}, {CHANGES_PER_RUN}, 'ok',
-       json_object('skips', json_array(), 'conflicts', json_array(), 'resolved', json_array(),
-         'budgets', json_array(
-           json_object('rule', 'rule-' || printf('%02d', i % 20), 'window', 'monthly',
-                       'scope', 'group', 'spend_usd', (i % 8640) * 0.01, 'budget_usd', 50.0),
-           json_object('rule', 'rule-' || printf('%02d', (i + 1) % 20), 'window', 'daily',
-                       'key_hash', printf('%064x', i % {FIXTURE_KEYS}), 'scope', 'each',
-                       'spend_usd', (i % 288) * 0.01, 'budget_usd', 2.0)))
+       json_object('skips', json_array(), 'conflicts', json_array(), 'resolved', json_array())
 FROM n;
+
+INSERT INTO budget_readings (run_id, at, rule, key_hash, window, spend_usd, budget_usd)
+SELECT id, started_at, 'rule-' || printf('%02d', (id - 1) % 20), NULL, 'monthly',
+       ((id - 1) % 8640) * 0.01, 50.0
+FROM runs;
+INSERT INTO budget_readings (run_id, at, rule, key_hash, window, spend_usd, budget_usd)
+SELECT id, started_at, 'rule-' || printf('%02d', id % 20), printf('%064x', (id - 1) % {FIXTURE_KEYS}),
+       'daily', ((id - 1) % 288) * 0.01, 2.0
+FROM runs;
 
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {CHANGE_ROWS} - 1)
 INSERT INTO changes (run_id, at, rule, key_hash, key_name, kind, fields, reason, outcome,
@@ -140,7 +143,7 @@ FROM n;
 async fn fixture() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-fixtures");
     let path = dir.join(format!(
-        "report-{CHANGE_ROWS}-changes-{SNAPSHOT_ROWS}-snapshots.db"
+        "report-v2-{CHANGE_ROWS}-changes-{SNAPSHOT_ROWS}-snapshots.db"
     ));
     if path.exists() {
         return path;

@@ -234,3 +234,138 @@ async fn bad_period_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not before --until"));
 }
+
+/// Records one applied change of `key` by `rule` at `when` (its own run).
+async fn applied(
+    store: &keywarden::store::Store,
+    when: &str,
+    key: &str,
+    rule: &str,
+    kind: keywarden::engine::ChangeKind,
+    to_disabled: bool,
+) {
+    use keywarden::engine::plan::{Change, FieldChange};
+    use keywarden::openrouter::model::{Field, FieldValue};
+    let when = chrono::DateTime::parse_from_rfc3339(when).unwrap().to_utc();
+    let change = Change {
+        key_hash: key.into(),
+        key_name: format!("{key}-name"),
+        rule: rule.into(),
+        kind,
+        fields: std::collections::BTreeMap::from([(
+            Field::Disabled,
+            FieldChange {
+                from: FieldValue::Bool(!to_disabled),
+                to: FieldValue::Bool(to_disabled),
+            },
+        )]),
+        reason: "test".into(),
+        held: None,
+    };
+    let run = store.start_run("manual", when, false).await.unwrap();
+    let ids = store
+        .record_changes(Some(run), when, &[change], None)
+        .await
+        .unwrap();
+    store
+        .complete_changes(
+            &ids,
+            keywarden::engine::Outcome::Applied,
+            Some(200),
+            1,
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn periods_open_at_since_count_from_since_under_the_rule_that_opened_them() {
+    use keywarden::cli::GroupBy;
+    use keywarden::engine::ChangeKind::{Assert, Reassert, Release};
+    let dir = tempfile::tempdir().unwrap();
+    let store = keywarden::store::Store::open(&dir.path().join("kw.db"))
+        .await
+        .unwrap();
+    // a: disabled by rule-a before the period, reasserted by rule-b (still
+    // the same period), released inside it.
+    applied(&store, "2026-10-01T00:00:00Z", "a", "rule-a", Assert, true).await;
+    applied(
+        &store,
+        "2026-10-20T00:00:00Z",
+        "a",
+        "rule-b",
+        Reassert,
+        true,
+    )
+    .await;
+    applied(
+        &store,
+        "2026-11-01T06:00:00Z",
+        "a",
+        "rule-b",
+        Release,
+        false,
+    )
+    .await;
+    // b: disabled before the period and never released; no change inside it.
+    applied(
+        &store,
+        "2026-09-15T00:00:00Z",
+        "b",
+        "rule-b",
+        Release,
+        false,
+    )
+    .await;
+    applied(&store, "2026-10-10T12:00:00Z", "b", "rule-b", Assert, true).await;
+    // c: disabled and released before the period: nothing.
+    applied(&store, "2026-10-02T00:00:00Z", "c", "rule-c", Assert, true).await;
+    applied(
+        &store,
+        "2026-10-03T00:00:00Z",
+        "c",
+        "rule-c",
+        Release,
+        false,
+    )
+    .await;
+
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    let (since, until) = (at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z"));
+    let hours = |g: &keywarden::report::Group| (g.counters.disabled_hours * 60.0).round() as i64;
+
+    let by_rule = keywarden::report::build(&store, since, until, GroupBy::Rule)
+        .await
+        .unwrap();
+    assert_eq!(
+        (by_rule.totals.disabled_hours * 60.0).round() as i64,
+        6 * 60 + 24 * 60
+    );
+    let rule = |name: &str| by_rule.groups.iter().find(|g| g.group == name);
+    assert_eq!(
+        hours(rule("rule-a").unwrap()),
+        6 * 60,
+        "a's period is rule-a's"
+    );
+    assert_eq!(hours(rule("rule-b").unwrap()), 24 * 60);
+    assert!(rule("rule-c").is_none());
+
+    let by_key = keywarden::report::build(&store, since, until, GroupBy::Key)
+        .await
+        .unwrap();
+    let key = |name: &str| by_key.groups.iter().find(|g| g.group == name).unwrap();
+    assert_eq!(hours(key("a-name")), 6 * 60);
+    assert_eq!(
+        hours(key("b-name")),
+        24 * 60,
+        "named though unchanged in the period"
+    );
+
+    let by_day = keywarden::report::build(&store, at("2026-10-31T12:00:00Z"), until, GroupBy::Day)
+        .await
+        .unwrap();
+    let day = |name: &str| by_day.groups.iter().find(|g| g.group == name).unwrap();
+    assert_eq!(hours(day("2026-10-31")), 2 * 12 * 60);
+    assert_eq!(hours(day("2026-11-01")), 6 * 60 + 24 * 60);
+}

@@ -1277,3 +1277,83 @@ async fn snapshots_are_throttled_per_interval_and_skipped_when_usage_did_not_mov
     assert_eq!(store.prune_snapshots(t(15)).await.unwrap(), 3);
     assert_eq!(store.prune_snapshots(t(15)).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn migration_4_moves_budget_readings_out_of_run_notes_into_their_table() {
+    // A database at migration 3, with a run whose notes hold two readings.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("migrations");
+    std::fs::create_dir(&old).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0004" {
+            std::fs::copy(&path, old.join(name)).unwrap();
+        }
+    }
+    let path = dir.path().join("kw.db");
+    std::fs::File::create(&path).unwrap();
+    let pool = raw(&path).await;
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let notes = serde_json::json!({
+        "skips": [],
+        "budgets": [
+            {"rule": "team", "key_hash": null, "window": "monthly", "spend_usd": 55.0, "budget_usd": 50.0},
+            {"rule": "each", "key_hash": "k1", "window": "daily", "spend_usd": 1.5, "budget_usd": 2.0},
+        ],
+    });
+    sqlx::query(
+        "INSERT INTO runs (id, started_at, trigger, status, notes)
+         VALUES (1, '2026-11-27T10:00:00Z', 'schedule', 'ok', ?)",
+    )
+    .bind(notes.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 4);
+    let points = store
+        .report_budget_points(
+            at("2026-11-27T00:00:00Z"),
+            at("2026-11-28T00:00:00Z"),
+            keywarden::store::report::Bucket::Rule,
+        )
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, f64, f64)> = points
+        .iter()
+        .map(|p| {
+            (
+                p.rule.as_str(),
+                p.window.as_str(),
+                p.spend_usd,
+                p.budget_usd,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![("each", "daily", 1.5, 2.0), ("team", "monthly", 55.0, 50.0)]
+    );
+    assert_eq!(points[0].at, at("2026-11-27T10:00:00Z"));
+    let pool = raw(&path).await;
+    let (key, notes): (Option<String>, String) = sqlx::query_as(
+        "SELECT (SELECT key_hash FROM budget_readings WHERE rule = 'each'), notes FROM runs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(key.as_deref(), Some("k1"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&notes).unwrap(),
+        serde_json::json!({"skips": []}),
+        "the readings are kept once, in their table"
+    );
+}

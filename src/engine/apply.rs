@@ -418,13 +418,17 @@ impl Runner {
         Ok(())
     }
 
-    /// Records conflicts, skipped conditions and a guard trip as events.
+    /// Records the budget readings, and conflicts, skipped conditions and
+    /// a guard trip as events.
     async fn record_notes(
         &self,
         run_id: i64,
         now: DateTime<Utc>,
         o: &Outcomes,
     ) -> anyhow::Result<()> {
+        self.store
+            .record_budget_readings(run_id, now, &o.plan.budgets)
+            .await?;
         for c in &o.plan.conflicts {
             let detail = serde_json::to_value(c)?;
             self.store
@@ -642,7 +646,6 @@ impl Runner {
         let notes = serde_json::json!({
             "skips": report.plan.skips,
             "conflicts": report.plan.conflicts,
-            "budgets": report.plan.budgets,
             "resolved": report.resolved.iter().map(|(id, o)| serde_json::json!({"id": id, "outcome": o})).collect::<Vec<_>>(),
         });
         self.store

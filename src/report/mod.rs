@@ -13,7 +13,7 @@ pub mod text;
 use crate::cli::GroupBy;
 use crate::engine::{ChangeKind, Outcome};
 use crate::store::Store;
-use crate::store::report::{Bucket, BudgetPoint};
+use crate::store::report::{BUDGET_TOLERANCE_USD, Bucket};
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, HashMap};
@@ -141,7 +141,7 @@ fn bucket(group_by: GroupBy) -> Bucket {
 /// Whether a spend reading has reached its budget (a budget of 50.00 is
 /// reached by 50.00).
 pub fn reached(spend_usd: f64, budget_usd: f64) -> bool {
-    spend_usd + 1e-9 >= budget_usd
+    spend_usd + BUDGET_TOLERANCE_USD >= budget_usd
 }
 
 /// Figures per group id, filled query by query.
@@ -215,7 +215,7 @@ pub async fn build(
         }
     }
 
-    let transitions = store.report_disabled_transitions(until).await?;
+    let transitions = store.report_disabled_transitions(since, until).await?;
     let mut names: HashMap<String, String> = HashMap::new();
     for period in periods::disabled_periods(&transitions) {
         let Some((start, end)) = period.clip(since, until) else {
@@ -229,9 +229,15 @@ pub async fn build(
     }
 
     let mut budgets: BTreeMap<String, Vec<BudgetLine>> = BTreeMap::new();
-    for point in store.report_budget_points(since, until, bucket).await? {
-        tally.group(&point.group);
-        add_reading(budgets.entry(point.group.clone()).or_default(), &point);
+    for line in store.report_budget_lines(since, until, bucket).await? {
+        tally.group(&line.group);
+        budgets.entry(line.group).or_default().push(BudgetLine {
+            rule: line.rule,
+            window: line.window,
+            budget_usd: line.budget_usd,
+            spend_usd: line.spend_usd,
+            exceeded_at: line.reached_at,
+        });
     }
 
     if bucket == Bucket::Key {
@@ -256,31 +262,6 @@ pub async fn build(
         totals,
         groups,
     })
-}
-
-/// Folds one reading into its group's budget lines (readings come oldest first).
-fn add_reading(lines: &mut Vec<BudgetLine>, p: &BudgetPoint) {
-    let line = match lines
-        .iter_mut()
-        .find(|l| l.rule == p.rule && l.window == p.window)
-    {
-        Some(line) => line,
-        None => {
-            lines.push(BudgetLine {
-                rule: p.rule.clone(),
-                window: p.window.clone(),
-                budget_usd: p.budget_usd,
-                spend_usd: p.spend_usd,
-                exceeded_at: None,
-            });
-            lines.last_mut().expect("just pushed")
-        }
-    };
-    line.budget_usd = p.budget_usd;
-    line.spend_usd = line.spend_usd.max(p.spend_usd);
-    if line.exceeded_at.is_none() && reached(p.spend_usd, p.budget_usd) {
-        line.exceeded_at = Some(p.at);
-    }
 }
 
 /// A group's name for people: key names for keys (with the hash's start

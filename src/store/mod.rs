@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod budgets;
 pub mod claims;
 pub mod counts;
 pub mod outbox;

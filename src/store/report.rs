@@ -1,5 +1,6 @@
 //! The aggregate queries of `keywarden report` (SPEC §5). Everything is
-//! counted in SQL over the indexes of `migrations/0002_report_indexes.sql`;
+//! counted in SQL over the indexes of `migrations/0002_report_indexes.sql`
+//! and `0004_budget_readings.sql`;
 //! only the per-group figures come back, never the rows themselves. The
 //! period is `at >= since AND at < until`, exactly as `history` filters.
 
@@ -101,6 +102,27 @@ pub struct BudgetPoint {
     pub spend_usd: f64,
     /// The budget, USD.
     pub budget_usd: f64,
+}
+
+/// Spend within which a reading counts as having reached its budget (a
+/// budget of 50.00 is reached by 50.00).
+pub const BUDGET_TOLERANCE_USD: f64 = 1e-9;
+
+/// A group's spend against one budget rule and window over a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetLineRow {
+    /// The group.
+    pub group: String,
+    /// The rule.
+    pub rule: String,
+    /// The window.
+    pub window: String,
+    /// The highest spend read, USD.
+    pub spend_usd: f64,
+    /// The budget at the last reading, USD.
+    pub budget_usd: f64,
+    /// The first reading at or over the budget, if any.
+    pub reached_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -237,15 +259,21 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every applied change before `until` that opens or closes a period in
-    /// which keywarden held a key disabled, by key then time (read through
-    /// the partial index `changes_disabled`).
+    /// The applied changes that open or close a period in which keywarden
+    /// held a key disabled and that matter for `[since, until)`, by key then
+    /// time: those in the period, and for each key whose period is still
+    /// open at `since` the change that opened it. Every lookup goes through
+    /// the partial index `changes_disabled (key_hash, at)`: per key, back
+    /// from `since` to its last closing change, then forward to the first
+    /// opening one after it.
     pub async fn report_disabled_transitions(
         &self,
+        since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<DisabledTransition>> {
         let mut rows = sqlx::query(
-            "SELECT key_hash, key_name, rule, at, opens FROM (
+            "WITH RECURSIVE
+             moves AS (
                  SELECT key_hash, key_name, rule, at, id,
                      CASE WHEN kind = 'deleted' THEN 0
                           WHEN kind IN ('assert', 'reassert')
@@ -256,10 +284,30 @@ impl Store {
                      END AS opens
                  FROM changes
                  WHERE outcome = 'applied'
-                   AND (kind = 'deleted' OR instr(fields, '\"disabled\"') > 0)
-                   AND at < ?)
-             WHERE opens IS NOT NULL ORDER BY key_hash, at, id",
+                   AND (kind = 'deleted' OR instr(fields, '\"disabled\"') > 0)),
+             keys(h) AS MATERIALIZED (
+                 SELECT MIN(key_hash) FROM moves
+                 UNION ALL
+                 SELECT (SELECT MIN(key_hash) FROM moves WHERE key_hash > h)
+                 FROM keys WHERE h IS NOT NULL),
+             last_close(h, id) AS MATERIALIZED (
+                 SELECT h, (SELECT id FROM moves WHERE key_hash = h AND at < ?1 AND opens = 0
+                            ORDER BY at DESC, id DESC LIMIT 1)
+                 FROM keys WHERE h IS NOT NULL),
+             carried(id) AS MATERIALIZED (
+                 SELECT (SELECT m.id FROM moves m
+                         WHERE m.key_hash = l.h AND m.at >= COALESCE(c.at, '') AND m.at < ?1
+                           AND m.opens = 1 AND (c.id IS NULL OR (m.at, m.id) > (c.at, c.id))
+                         ORDER BY m.at, m.id LIMIT 1)
+                 FROM last_close l LEFT JOIN changes c ON c.id = l.id)
+             SELECT key_hash, key_name, rule, at, id, opens FROM moves
+             WHERE opens IS NOT NULL AND at >= ?1 AND at < ?2
+             UNION ALL
+             SELECT key_hash, key_name, rule, at, id, opens FROM moves
+             WHERE id IN (SELECT id FROM carried)
+             ORDER BY key_hash, at, id",
         )
+        .bind(ts(since))
         .bind(ts(until))
         .fetch(&self.pool);
         let mut out = Vec::new();
@@ -276,7 +324,7 @@ impl Store {
     }
 
     /// The budget readings recorded by runs started in `[since, until)`
-    /// (`runs.notes.budgets`), one point per group, rule, window and run,
+    /// (`budget_readings`), one point per group, rule, window and run,
     /// oldest first. Readings without the group's key (group-scope budgets
     /// under [`Bucket::Key`]) are left out.
     pub async fn report_budget_points(
@@ -286,20 +334,8 @@ impl Store {
         bucket: Bucket,
     ) -> anyhow::Result<Vec<BudgetPoint>> {
         let rows = sqlx::query(&format!(
-            "WITH readings AS (
-                 SELECT r.started_at AS at,
-                        json_extract(b.value, '$.rule') AS rule,
-                        json_extract(b.value, '$.key_hash') AS key_hash,
-                        json_extract(b.value, '$.window') AS win,
-                        json_extract(b.value, '$.spend_usd') AS spend,
-                        json_extract(b.value, '$.budget_usd') AS budget
-                 FROM runs r, json_each(r.notes, '$.budgets') b
-                 WHERE r.started_at >= ? AND r.started_at < ? AND json_valid(r.notes))
-             SELECT grp, rule, win, at, MAX(spend) AS spend, MAX(budget) AS budget
-             FROM (SELECT {} AS grp, * FROM readings)
-             WHERE grp IS NOT NULL AND spend IS NOT NULL AND budget IS NOT NULL
-             GROUP BY grp, rule, win, at ORDER BY grp, rule, win, at",
-            bucket.sql()
+            "{} SELECT grp, rule, win, at, spend, budget FROM points ORDER BY grp, rule, win, at",
+            points_sql(bucket)
         ))
         .bind(ts(since))
         .bind(ts(until))
@@ -318,4 +354,64 @@ impl Store {
             })
             .collect()
     }
+
+    /// The points of [`Store::report_budget_points`] folded per group, rule
+    /// and window: the highest spend, the budget at the last point, and the
+    /// first point whose spend reached its budget (within
+    /// [`BUDGET_TOLERANCE_USD`]); by group, rule and window.
+    pub async fn report_budget_lines(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        bucket: Bucket,
+    ) -> anyhow::Result<Vec<BudgetLineRow>> {
+        let rows = sqlx::query(&format!(
+            "{},
+             lines AS (
+                 SELECT grp, rule, win, MAX(spend) AS spend,
+                        MIN(CASE WHEN spend + ? >= budget THEN at END) AS reached_at
+                 FROM points GROUP BY grp, rule, win),
+             latest AS (
+                 -- SQLite's bare column: the budget of the row with MAX(at).
+                 SELECT grp, rule, win, budget, MAX(at) FROM points GROUP BY grp, rule, win)
+             SELECT grp, rule, win, l.spend, latest.budget, l.reached_at
+             FROM lines l JOIN latest USING (grp, rule, win)
+             ORDER BY grp, rule, win",
+            points_sql(bucket).replacen("WITH points AS (", "WITH points AS MATERIALIZED (", 1)
+        ))
+        .bind(ts(since))
+        .bind(ts(until))
+        .bind(BUDGET_TOLERANCE_USD)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BudgetLineRow {
+                    group: row.get("grp"),
+                    rule: row.get("rule"),
+                    window: row.get("win"),
+                    spend_usd: row.get("spend"),
+                    budget_usd: row.get("budget"),
+                    reached_at: row
+                        .get::<Option<&str>, _>("reached_at")
+                        .map(parse_ts)
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The CTE `points`: per group, rule, window and run start in
+/// `[?, ?)`, the highest spend and budget read (index-only over
+/// `budget_readings_at`, grouped in its order: no sort).
+fn points_sql(bucket: Bucket) -> String {
+    format!(
+        "WITH points AS (
+             SELECT {} AS grp, rule, window AS win, at,
+                    MAX(spend_usd) AS spend, MAX(budget_usd) AS budget
+             FROM budget_readings WHERE at >= ? AND at < ?
+             GROUP BY at, rule, win, grp HAVING grp IS NOT NULL)",
+        bucket.sql()
+    )
 }
