@@ -146,6 +146,7 @@ pub fn evaluate(
     });
     let mut out = Evaluation {
         common,
+        verdicts: Vec::with_capacity(selected.len()),
         ..Evaluation::default()
     };
     if let Some(view) = &budget {

@@ -139,7 +139,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     let wanted = Wanted::new(&compiled, &verdicts, inputs.keys.len());
     out.plan.conflicts = wanted.conflicts(&compiled, inputs.keys, &frozen);
 
-    let claims = ClaimsByKey::new(inputs.claims);
+    let mut claims = ClaimsByKey::new(inputs.claims);
     let exempt = |hash: &str, rule: &str| -> Option<&Exemption> {
         inputs
             .exemptions
@@ -150,14 +150,9 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     // 4. The differences, one change row per key × rule × kind.
     let mut exemptions_held: BTreeSet<i64> = BTreeSet::new();
     let mut changes: Vec<Change> = Vec::new();
-    // Keys in name then hash order, so that the changes come out in order.
-    let mut by_name: Vec<usize> = (0..inputs.keys.len()).collect();
-    by_name.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&inputs.keys[a], &inputs.keys[b]);
-        (&a.name, &a.hash).cmp(&(&b.name, &b.hash))
-    });
-    for i in by_name {
-        let key = &inputs.keys[i];
+    // The changes of each key that has any: (key, where they start, end).
+    let mut changed: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, key) in inputs.keys.iter().enumerate() {
         let key_claims = claims.of(&key.hash);
         let first = changes.len();
         for field in Field::ALL {
@@ -264,17 +259,17 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
             }
         }
         changes[first..].sort_unstable_by(|a, b| (&a.rule, a.kind).cmp(&(&b.rule, b.kind)));
+        if changes.len() > first {
+            changed.push((i, first, changes.len()));
+        }
     }
+    let mut changes = in_key_order(changes, changed, inputs.keys);
 
     // Claims on keys that no longer exist.
-    if !inputs.claims.is_empty() {
-        let present: HashSet<&str> = inputs.keys.iter().map(|k| k.hash.as_str()).collect();
+    let vanished: Vec<&Claim> = claims.unseen().collect();
+    if !vanished.is_empty() {
         let mut deleted: BTreeMap<(&str, &str), Change> = BTreeMap::new();
-        for claim in inputs
-            .claims
-            .iter()
-            .filter(|c| !present.contains(c.key_hash.as_str()))
-        {
+        for claim in vanished {
             let row = deleted
                 .entry((claim.key_hash.as_str(), claim.rule.as_str()))
                 .or_insert_with(|| Change {
@@ -396,7 +391,10 @@ impl Wanted {
         frozen: &BTreeSet<(usize, Field)>,
     ) -> Vec<Conflict> {
         let mut losers = self.losers.clone();
-        losers.sort_unstable_by_key(|&(i, f, place, _, _)| (i, f, place));
+        // One integer per loser sorts much faster than a tuple.
+        losers.sort_unstable_by_key(|&(i, f, place, _, _)| {
+            ((i as u128) << 64) | ((f as u128) << 32) | place as u128
+        });
         losers
             .into_iter()
             .filter(|&(i, f, ..)| !frozen.contains(&(i, Field::ALL[f])))
@@ -415,27 +413,74 @@ fn value_of(set: &[(Field, FieldValue)], field: Field) -> Option<FieldValue> {
     set.iter().find(|(f, _)| *f == field).map(|&(_, v)| v)
 }
 
-/// The claims of each key, by field.
+/// The claims of one key, by field.
+type KeyClaims<'a> = [Option<&'a Claim>; Field::ALL.len()];
+
+/// The claims of each key, remembering which keys were asked about.
 struct ClaimsByKey<'a> {
-    by_key: HashMap<&'a str, [Option<&'a Claim>; Field::ALL.len()]>,
+    /// Key hash → position in `claims`.
+    position: HashMap<&'a str, usize, foldhash::fast::RandomState>,
+    claims: Vec<KeyClaims<'a>>,
+    /// Whether the key at that position was asked about (is listed).
+    seen: Vec<bool>,
 }
 
 impl<'a> ClaimsByKey<'a> {
-    fn new(claims: &'a [Claim]) -> Self {
-        let mut by_key: HashMap<&str, [Option<&Claim>; Field::ALL.len()]> = HashMap::new();
-        for c in claims {
-            by_key.entry(c.key_hash.as_str()).or_default()[field_index(c.field)] = Some(c);
+    fn new(all: &'a [Claim]) -> Self {
+        let mut position = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        let mut claims: Vec<KeyClaims<'a>> = Vec::new();
+        for c in all {
+            let at = *position.entry(c.key_hash.as_str()).or_insert_with(|| {
+                claims.push([None; Field::ALL.len()]);
+                claims.len() - 1
+            });
+            claims[at][field_index(c.field)] = Some(c);
         }
-        ClaimsByKey { by_key }
+        let seen = vec![false; claims.len()];
+        ClaimsByKey {
+            position,
+            claims,
+            seen,
+        }
     }
 
-    /// The claims on the key `hash`, if any.
-    fn of(&self, hash: &str) -> Option<&[Option<&'a Claim>; Field::ALL.len()]> {
-        if self.by_key.is_empty() {
+    /// The claims on the key `hash`, if any; the key is then seen.
+    fn of(&mut self, hash: &str) -> Option<KeyClaims<'a>> {
+        if self.claims.is_empty() {
             return None;
         }
-        self.by_key.get(hash)
+        let at = *self.position.get(hash)?;
+        self.seen[at] = true;
+        Some(self.claims[at])
     }
+
+    /// The claims on keys never asked about.
+    fn unseen(&self) -> impl Iterator<Item = &'a Claim> + '_ {
+        self.claims
+            .iter()
+            .zip(&self.seen)
+            .filter(|(_, seen)| !**seen)
+            .flat_map(|(claims, _)| claims.iter().flatten().copied())
+    }
+}
+
+/// `changes` in key name then hash order, given the range of each key's
+/// changes (already in rule then kind order).
+fn in_key_order(
+    changes: Vec<Change>,
+    mut changed: Vec<(usize, usize, usize)>,
+    keys: &[Key],
+) -> Vec<Change> {
+    changed.sort_unstable_by(|&(a, ..), &(b, ..)| {
+        let (a, b) = (&keys[a], &keys[b]);
+        a.name.cmp(&b.name).then_with(|| a.hash.cmp(&b.hash))
+    });
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    changed
+        .into_iter()
+        .flat_map(|(_, start, end)| start..end)
+        .map(|at| slots[at].take().expect("each change is placed once"))
+        .collect()
 }
 
 /// Holds back every change to be sent when the run would change too many

@@ -108,39 +108,76 @@ pub struct SelectorIndex {
 type PatternRefs<'a> = (usize, &'a [String], &'a [String], &'a [String]);
 
 /// Hashes, name globs and label globs of many selectors, each pattern
-/// remembering the selector it belongs to.
+/// remembering the selectors it belongs to.
 #[derive(Debug, Clone, Default)]
 struct Table {
     hashes: std::collections::HashMap<String, Vec<usize>>,
-    names: GlobSet,
-    name_owner: Vec<usize>,
-    labels: GlobSet,
-    label_owner: Vec<usize>,
+    names: Globs,
+    labels: Globs,
+}
+
+/// Distinct globs in one automaton, each with the selectors that list it
+/// (rules often share a pattern: each is matched once).
+#[derive(Debug, Clone, Default)]
+struct Globs {
+    set: GlobSet,
+    owners: Vec<Vec<usize>>,
+}
+
+impl Globs {
+    fn build<'a>(globs: impl Iterator<Item = (usize, &'a String)>) -> Globs {
+        let mut builder = GlobSetBuilder::new();
+        let mut position: std::collections::HashMap<&str, usize> = Default::default();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        for (owner, g) in globs {
+            let at = match position.get(g.as_str()) {
+                Some(&at) => at,
+                None => {
+                    let Ok(glob) = Glob::new(g) else { continue };
+                    builder.add(glob);
+                    owners.push(Vec::new());
+                    position.insert(g, owners.len() - 1);
+                    owners.len() - 1
+                }
+            };
+            owners[at].push(owner);
+        }
+        Globs {
+            set: builder.build().unwrap_or_else(|_| GlobSet::empty()),
+            owners,
+        }
+    }
+
+    /// Marks in `hit` every selector with a glob matching `text`.
+    fn mark(&self, text: &str, hit: &mut [bool], scratch: &mut Vec<usize>) {
+        self.set.matches_into(text, scratch);
+        for &p in scratch.iter() {
+            self.owners[p].iter().for_each(|&o| hit[o] = true);
+        }
+    }
 }
 
 impl Table {
     fn build(parts: &[PatternRefs<'_>]) -> Table {
-        let mut table = Table::default();
-        let (mut names, mut labels) = (GlobSetBuilder::new(), GlobSetBuilder::new());
-        for &(owner, hashes, name_globs, label_globs) in parts {
-            for h in hashes {
-                table.hashes.entry(h.clone()).or_default().push(owner);
-            }
-            for (globs, builder, owners) in [
-                (name_globs, &mut names, &mut table.name_owner),
-                (label_globs, &mut labels, &mut table.label_owner),
-            ] {
-                for g in globs {
-                    if let Ok(glob) = Glob::new(g) {
-                        builder.add(glob);
-                        owners.push(owner);
-                    }
-                }
+        let mut hashes: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        for &(owner, owned, _, _) in parts {
+            for h in owned {
+                hashes.entry(h.clone()).or_default().push(owner);
             }
         }
-        table.names = names.build().unwrap_or_else(|_| GlobSet::empty());
-        table.labels = labels.build().unwrap_or_else(|_| GlobSet::empty());
-        table
+        Table {
+            hashes,
+            names: Globs::build(
+                parts
+                    .iter()
+                    .flat_map(|&(o, _, names, _)| names.iter().map(move |g| (o, g))),
+            ),
+            labels: Globs::build(
+                parts
+                    .iter()
+                    .flat_map(|&(o, _, _, labels)| labels.iter().map(move |g| (o, g))),
+            ),
+        }
     }
 
     /// Marks in `hit` every selector with a pattern matching `key`.
@@ -148,12 +185,8 @@ impl Table {
         if let Some(owners) = self.hashes.get(&key.hash) {
             owners.iter().for_each(|&o| hit[o] = true);
         }
-        self.names.matches_into(&key.name, scratch);
-        scratch.iter().for_each(|&p| hit[self.name_owner[p]] = true);
-        self.labels.matches_into(&key.label, scratch);
-        scratch
-            .iter()
-            .for_each(|&p| hit[self.label_owner[p]] = true);
+        self.names.mark(&key.name, hit, scratch);
+        self.labels.mark(&key.label, hit, scratch);
     }
 }
 
