@@ -262,16 +262,13 @@ async fn enabling_disabling_and_removing_rules_record_revisions() {
 async fn rule_state_round_trips_and_is_replaced() {
     let (_dir, store) = store().await;
     let holding: BTreeSet<String> = ["k1".to_string(), "k2".to_string()].into();
-    store.save_rule_state("r", at(T0), &holding).await.unwrap();
     store
-        .save_rule_state("q", at(T0), &BTreeSet::new())
+        .save_rule_state("r", at(T0), holding.iter().map(String::as_str))
         .await
         .unwrap();
+    store.save_rule_state("q", at(T0), []).await.unwrap();
     let later = at(T0) + Duration::minutes(5);
-    store
-        .save_rule_state("r", later, &["k3".to_string()].into())
-        .await
-        .unwrap();
+    store.save_rule_state("r", later, ["k3"]).await.unwrap();
     let states = store.rule_states().await.unwrap();
     assert_eq!(states.len(), 2);
     assert_eq!(states["r"], (later, ["k3".to_string()].into()));
