@@ -1,7 +1,9 @@
 //! The `keywarden` binary: parse the command line, set up logging, dispatch.
 
 use clap::Parser;
-use keywarden::{cli::Cli, commands, exit, logging};
+use keywarden::cli::{Cli, Command};
+use keywarden::service::memory;
+use keywarden::{commands, exit, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -16,6 +18,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if matches!(cli.command, Some(Command::Run)) {
+        memory::limit_arenas();
+    }
     logging::init(cli.log_format, cli.verbose, cli.quiet);
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     match runtime.block_on(commands::dispatch(cli)) {

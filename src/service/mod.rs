@@ -7,6 +7,7 @@
 //! `SIGTERM`/`SIGINT`, giving the in-flight run [`STOP_GRACE`] to finish.
 
 pub mod lock;
+pub mod memory;
 pub mod rules_files;
 pub mod schedule;
 pub mod systemd;
@@ -443,6 +444,7 @@ impl Service {
             tracing::error!("cannot update the metrics: {e:#}");
         }
         systemd::status(&self.status_line().await);
+        memory::release();
     }
 
     /// Enqueues what is new in the history and wakes the webhook worker.

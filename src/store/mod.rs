@@ -24,6 +24,18 @@ pub mod state;
 pub use rules::{Revision, StoredRule, SyncSummary};
 pub use runs::{ChangeRow, EventRow, HistoryFilter, RunSummary};
 
+/// SQLite's page cache per connection, in KiB when negative (SQLite's
+/// default is 2,000 KiB): the pages a run reads stay in the kernel's cache.
+const PAGE_CACHE: &str = "-512";
+
+/// Prepared statements kept per connection (sqlx's default is 100): batch
+/// inserts of different sizes are different statements, some large.
+const STATEMENT_CACHE: usize = 16;
+
+/// How long a pooled connection may stay idle before it is closed (with
+/// its caches); the next use opens it again.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The database: a pool of connections to one SQLite file.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -40,9 +52,13 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", PAGE_CACHE)
+            .statement_cache_capacity(STATEMENT_CACHE);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .min_connections(0)
+            .idle_timeout(IDLE_TIMEOUT)
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database {}", path.display()))?;
