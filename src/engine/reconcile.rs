@@ -323,7 +323,8 @@ struct Wanted {
     sets: Vec<Vec<(Field, FieldValue)>>,
     /// Per key and field, the winning rule's position (`NONE`: no rule sets it).
     winners: Vec<[u32; Field::ALL.len()]>,
-    /// Equal-priority losers: (key, field, the loser's place best first, winner, loser).
+    /// Equal-priority losers: (key, field, the loser's place best first,
+    /// winner, loser), in that order.
     losers: Vec<(usize, usize, usize, usize, usize)>,
 }
 
@@ -365,6 +366,10 @@ impl Wanted {
                 }
             }
         }
+        // One integer per loser sorts much faster than a tuple.
+        losers.sort_unstable_by_key(|&(i, f, place, _, _)| {
+            ((i as u128) << 64) | ((f as u128) << 32) | place as u128
+        });
         Wanted {
             sets,
             winners,
@@ -390,15 +395,10 @@ impl Wanted {
         keys: &[Key],
         frozen: &BTreeSet<(usize, Field)>,
     ) -> Vec<Conflict> {
-        let mut losers = self.losers.clone();
-        // One integer per loser sorts much faster than a tuple.
-        losers.sort_unstable_by_key(|&(i, f, place, _, _)| {
-            ((i as u128) << 64) | ((f as u128) << 32) | place as u128
-        });
-        losers
-            .into_iter()
-            .filter(|&(i, f, ..)| !frozen.contains(&(i, Field::ALL[f])))
-            .map(|(i, f, _, w, n)| Conflict {
+        self.losers
+            .iter()
+            .filter(|&&(i, f, ..)| !frozen.contains(&(i, Field::ALL[f])))
+            .map(|&(i, f, _, w, n)| Conflict {
                 key_hash: keys[i].hash.clone(),
                 field: Field::ALL[f],
                 winner: rules[w].rule.name.clone(),
