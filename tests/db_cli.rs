@@ -1,6 +1,9 @@
 //! `keywarden db migrate|backup|prune` through the binary.
 
+mod common;
+
 use chrono::{Duration, Utc};
+use common::stdout;
 use keywarden::openrouter::model::Key;
 use keywarden::store::Store;
 use std::os::unix::fs::PermissionsExt;
@@ -8,32 +11,13 @@ use std::path::Path;
 use std::process::Output;
 
 fn keywarden(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
-        .arg("--config")
-        .arg(dir.join("keywarden.toml"))
-        .arg("--database")
-        .arg(dir.join("kw.db"))
-        .args(args)
-        .env_remove("KEYWARDEN_CONFIG")
-        .env_remove("KEYWARDEN_DATABASE")
-        .output()
-        .unwrap()
+    common::without_credential(&dir.join("keywarden.toml"), &dir.join("kw.db"), args)
 }
 
 fn setup(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("keywarden.toml"), config).unwrap();
     dir
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 #[test]

@@ -305,6 +305,16 @@ fn disable(key: &str, rule: &str) -> Change {
     )
 }
 
+/// Records `changes` at `at` and completes them all as applied, as a
+/// successful run does.
+async fn record_applied(store: &Store, at: DateTime<Utc>, changes: &[Change]) {
+    let ids = store.record_changes(None, at, changes, None).await.unwrap();
+    store
+        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
+        .await
+        .unwrap();
+}
+
 fn limit(v: Option<f64>) -> FieldValue {
     FieldValue::Limit(v)
 }
@@ -504,14 +514,7 @@ async fn a_later_claim_keeps_the_first_original() {
         limit(Some(100.0)),
         limit(Some(5.0)),
     );
-    let ids = store
-        .record_changes(None, at(T0), &[first], None)
-        .await
-        .unwrap();
-    store
-        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
-        .await
-        .unwrap();
+    record_applied(&store, at(T0), &[first]).await;
     let second = change(
         "k",
         "stricter",
@@ -543,26 +546,19 @@ async fn completing_changes_sets_outcome_and_a_failure_gives_back_its_claim() {
     // k1: a fresh claim whose PATCH fails → the claim goes (the key never changed).
     // k2: an existing claim (100 → 5) and a stricter assert (5 → 1) that fails →
     //     the claim stays, with keywarden's value the key still has (5).
-    let ids = store
-        .record_changes(
-            None,
-            at(T0),
-            &[change(
-                "k2",
-                "season",
-                ChangeKind::Assert,
-                Field::Limit,
-                limit(Some(100.0)),
-                limit(Some(5.0)),
-            )],
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
-        .await
-        .unwrap();
+    record_applied(
+        &store,
+        at(T0),
+        &[change(
+            "k2",
+            "season",
+            ChangeKind::Assert,
+            Field::Limit,
+            limit(Some(100.0)),
+            limit(Some(5.0)),
+        )],
+    )
+    .await;
     let ids = store
         .record_changes(
             None,
@@ -634,39 +630,32 @@ async fn an_unknown_outcome_keeps_the_claim_and_stays_open() {
 #[tokio::test]
 async fn applied_release_drift_and_deleted_drop_claims() {
     let (_dir, store) = store().await;
-    let ids = store
-        .record_changes(
-            None,
-            at(T0),
-            &[
-                disable("k1", "r"),
-                disable("k2", "r"),
-                change(
-                    "k2",
-                    "s",
-                    ChangeKind::Assert,
-                    Field::Limit,
-                    limit(None),
-                    limit(Some(5.0)),
-                ),
-                disable("k3", "r"),
-                change(
-                    "k4",
-                    "s",
-                    ChangeKind::Assert,
-                    Field::Limit,
-                    limit(None),
-                    limit(Some(5.0)),
-                ),
-            ],
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
-        .await
-        .unwrap();
+    record_applied(
+        &store,
+        at(T0),
+        &[
+            disable("k1", "r"),
+            disable("k2", "r"),
+            change(
+                "k2",
+                "s",
+                ChangeKind::Assert,
+                Field::Limit,
+                limit(None),
+                limit(Some(5.0)),
+            ),
+            disable("k3", "r"),
+            change(
+                "k4",
+                "s",
+                ChangeKind::Assert,
+                Field::Limit,
+                limit(None),
+                limit(Some(5.0)),
+            ),
+        ],
+    )
+    .await;
     let release = change(
         "k1",
         "r",
@@ -824,14 +813,7 @@ async fn a_large_run_is_recorded_and_completed_in_order_with_every_claim() {
             release
         })
         .collect();
-    let ids = store
-        .record_changes(None, at(T0), &releases, None)
-        .await
-        .unwrap();
-    store
-        .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
-        .await
-        .unwrap();
+    record_applied(&store, at(T0), &releases).await;
     assert!(store.claims().await.unwrap().is_empty());
 }
 

@@ -173,11 +173,21 @@ impl Harness {
 /// `dir/empty.toml` and no credential at all, so an unknown key name is
 /// never looked up on a real account.
 pub fn offline(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    without_credential(&dir.join("empty.toml"), &dir.join("kw.db"), args)
+}
+
+/// Runs the binary with `config` and `database` and no credential or
+/// keywarden variable from the environment.
+pub fn without_credential(
+    config: &std::path::Path,
+    database: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
         .arg("--config")
-        .arg(dir.join("empty.toml"))
+        .arg(config)
         .arg("--database")
-        .arg(dir.join("kw.db"))
+        .arg(database)
         .args(args)
         .env_remove("KEYWARDEN_CONFIG")
         .env_remove("KEYWARDEN_DATABASE")
