@@ -7,7 +7,9 @@
 //! - resident memory with 10,000 keys known after 100 runs, target < 20 MiB;
 //! - the size of the binary.
 
-#[path = "../tests/daemon/mod.rs"]
+// The service tests' harness; the bench uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/suite/daemon/mod.rs"]
 mod daemon;
 mod support;
 

@@ -9,6 +9,9 @@
 //!
 //! `KEYWARDEN_SOAK_SECS=120 cargo test --release --test soak -- --ignored --nocapture`
 
+// The service tests' harness; the soak uses part of it.
+#[allow(dead_code)]
+#[path = "suite/daemon/mod.rs"]
 mod daemon;
 
 use daemon::Daemon;

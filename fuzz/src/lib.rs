@@ -1,5 +1,5 @@
 //! The properties the fuzz targets check, shared with
-//! `tests/fuzz_regressions.rs` (which includes this file by path and runs
+//! `tests/suite/fuzz_regressions.rs` (which includes this file by path and runs
 //! it on stable with proptest and on every input a fuzzer found failing).
 //! Each panics when its property does not hold; a returned `()` is a pass.
 

@@ -1,7 +1,7 @@
 //! `keywarden revert CHANGE_ID [--dry-run] [--exempt-until TIME]` (SPEC §5),
 //! run as a user runs it, against the sandbox.
 
-mod common;
+use crate::common;
 
 use common::{Harness, nov, seed};
 use keywarden::engine::{ChangeKind, Outcome};

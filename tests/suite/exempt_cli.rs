@@ -1,6 +1,6 @@
 //! `keywarden exempt add|list|remove` through the binary.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{offline as keywarden, stdout};

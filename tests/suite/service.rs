@@ -1,7 +1,7 @@
 //! `keywarden run` as systemd would run it: readiness, watchdog, budget
 //! enforcement on a per-second schedule, reload, stop, single instance.
 
-mod daemon;
+use crate::daemon;
 
 use daemon::{Daemon, Setup, budget_rule, disabled, eventually, hash_of, sandbox};
 use std::time::{Duration, Instant};

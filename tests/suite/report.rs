@@ -2,8 +2,7 @@
 //! engine against the sandbox: the figures in every format, the disabled
 //! hours to the minute, and totals equal to `history` for the same period.
 
-mod common;
-mod report_history;
+use crate::report_history;
 
 use report_history::{SINCE, UNTIL, at, disabled_minutes, keywarden, keywarden_ok, two_months};
 use serde_json::Value;

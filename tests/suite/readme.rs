@@ -8,7 +8,7 @@ use keywarden::sandbox::{Sandbox, SandboxOptions};
 use std::path::Path;
 use std::process::Command;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The fenced blocks of `info` (e.g. `sh`, `toml`), in order.
 fn blocks(info: &str) -> Vec<&'static str> {

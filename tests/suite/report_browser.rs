@@ -2,8 +2,7 @@
 //! installed by `.ci/run`): the page holds the charts with their series,
 //! and its screenshot is not blank.
 
-mod common;
-mod report_history;
+use crate::report_history;
 
 use keywarden::report::charts::{BUDGET, DISABLED, SETTING, SPEND};
 use plotters::style::RGBColor;

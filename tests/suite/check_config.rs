@@ -360,7 +360,7 @@ fn bad_daemon_defaults_are_errors() {
 
 #[test]
 fn the_example_rules_pass_without_their_budget_variable() {
-    let example = include_str!("../config/rules.example.toml");
+    let example = include_str!("../../config/rules.example.toml");
     let out = check(example);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "");
@@ -387,7 +387,7 @@ fn a_missing_rules_file_is_an_error() {
 
 #[test]
 fn every_toml_snippet_of_the_rule_cookbook_passes() {
-    let doc = include_str!("../README.md");
+    let doc = include_str!("../../README.md");
     let cookbook = doc
         .split("## Rule cookbook")
         .nth(1)

@@ -1,7 +1,6 @@
 //! A test harness shared by the integration tests: an in-process sandbox on
 //! a random loopback port, a fresh database, and a runner whose clock is the
 //! sandbox's clock, so moving the sandbox clock moves keywarden's "now".
-#![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
 use keywarden::config::{Config, ManagementKey};

@@ -6,7 +6,7 @@
 //! and keeps its claim, and `apply` exits 1 while something failed, 0 once
 //! converged.
 
-mod common;
+use crate::common;
 
 use chrono::{TimeZone, Utc};
 use common::{Harness, nov};

@@ -1,7 +1,7 @@
 //! Webhook notifications from the service: in order, at least once, and
 //! nothing lost while the receiver is down.
 
-mod daemon;
+use crate::daemon;
 
 use axum::Json;
 use axum::extract::State;

@@ -4,7 +4,7 @@
 //! mode 0600 even under `umask 000`; a configuration file anyone may write
 //! is a warning at load.
 
-mod daemon;
+use crate::daemon;
 
 use daemon::{Setup, budget_rule, eventually, sandbox};
 use std::os::unix::fs::PermissionsExt;

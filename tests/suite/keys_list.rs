@@ -2,7 +2,7 @@
 //! that select each key and keywarden's claims on it, and the messages a
 //! person sees when the key is wrong or the API unreachable.
 
-mod common;
+use crate::common;
 
 use common::{Harness, nov, seed};
 use keywarden::openrouter::Key;

@@ -1,7 +1,7 @@
 //! Whole runs against the sandbox (SPEC §4): what the sandbox received, what
 //! history recorded, and what the keys look like afterwards.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, TimeZone, Utc};
 use common::{Harness, nov, seed};

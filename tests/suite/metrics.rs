@@ -1,6 +1,6 @@
 //! `/metrics` and `/healthz` of the running service.
 
-mod daemon;
+use crate::daemon;
 
 use daemon::{Daemon, Setup, budget_rule, disabled, eventually, hash_of, sandbox};
 use keywarden::store::Store;

@@ -57,7 +57,7 @@ impl Env {
 }
 
 fn example() -> &'static str {
-    include_str!("../config/rules.example.toml")
+    include_str!("../../config/rules.example.toml")
 }
 
 #[test]

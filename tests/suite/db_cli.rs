@@ -1,6 +1,6 @@
 //! `keywarden db migrate|backup|prune` through the binary.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::stdout;

@@ -4,7 +4,7 @@
 //! on inputs proptest generates: rules files assembled from the grammar's
 //! pieces, and API bodies built from the key model with hostile values.
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod properties;
 
 use proptest::prelude::*;

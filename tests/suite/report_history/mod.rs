@@ -2,7 +2,6 @@
 //! sandbox, for the report tests: a group budget exceeded and released at
 //! the month, a season on and off, one drift, one failure, and a second
 //! month whose disabled period is still open at the end of the report.
-#![allow(dead_code)]
 
 use crate::common::{Harness, seed};
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -1,7 +1,6 @@
 //! A harness for the service tests: `keywarden run` as a child process
 //! against an in-process sandbox, with a systemd notification socket the
 //! test owns, and its standard error collected.
-#![allow(dead_code)]
 
 use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use std::io::Read;

@@ -1,7 +1,7 @@
 //! `keywarden history`: every format, the filters, key names and the empty
 //! message, against a database seeded through the store.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use common::{offline as keywarden, stdout};
