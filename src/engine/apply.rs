@@ -7,7 +7,7 @@ use super::plan::{Change, ChangeKind, Outcome, Plan};
 use super::reconcile::{self, Guard, Inputs, Outcomes};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::openrouter::model::{Credits, Key, KeyPatch};
+use crate::openrouter::model::{Credits, Field, Key, KeyPatch};
 use crate::openrouter::{ApiError, Client};
 use crate::rules::model::{Amount, Rule};
 use crate::rules::source::{self, Resolution};
@@ -364,7 +364,8 @@ impl Runner {
             let hashes = holding.iter().map(|&i| gathered.keys[i].hash.as_str());
             self.store.save_rule_state(rule, now, hashes).await?;
         }
-        self.record_notes(run_id, now, &outcomes).await?;
+        self.record_notes(run_id, now, &outcomes, &gathered.keys)
+            .await?;
 
         let mut plan = outcomes.plan;
         for c in plan.changes.iter_mut() {
@@ -418,30 +419,33 @@ impl Runner {
         Ok(())
     }
 
-    /// Records the budget readings, and conflicts, skipped conditions and
+    /// Records the budget readings, the conflicts that begin (once: a
+    /// conflict still holding from an earlier run is not recorded again) and
     /// a guard trip as events.
     async fn record_notes(
         &self,
         run_id: i64,
         now: DateTime<Utc>,
         o: &Outcomes,
+        keys: &[Key],
     ) -> anyhow::Result<()> {
         self.store
             .record_budget_readings(run_id, now, &o.plan.budgets)
             .await?;
-        for c in &o.plan.conflicts {
-            let detail = serde_json::to_value(c)?;
-            self.store
-                .record_event(
-                    Some(run_id),
-                    now,
-                    "conflict",
-                    Some(&c.winner),
-                    Some(&c.key_hash),
-                    &detail,
-                )
-                .await?;
-        }
+        let unevaluated: BTreeSet<(&str, Field)> = o
+            .frozen
+            .iter()
+            .map(|&(i, field)| (keys[i].hash.as_str(), field))
+            .collect();
+        let begun = self
+            .store
+            .record_conflicts(run_id, now, &o.plan.conflicts, &unevaluated)
+            .await?;
+        tracing::debug!(
+            conflicts = o.plan.conflicts.len(),
+            begun,
+            "equal-priority conflicts"
+        );
         if o.guard_tripped {
             let held: Vec<&str> = o
                 .plan

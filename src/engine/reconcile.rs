@@ -64,6 +64,10 @@ pub struct Outcomes {
     pub holding: BTreeMap<String, Vec<usize>>,
     /// Whether the guard held changes back.
     pub guard_tripped: bool,
+    /// The fields of keys a due rule sets but whose condition could not be
+    /// evaluated (key positions in [`Inputs::keys`]): nothing is asserted,
+    /// released or concluded about them in this run, conflicts included.
+    pub frozen: BTreeSet<(usize, Field)>,
 }
 
 /// Computes the plan of a run.
@@ -305,6 +309,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     }
     out.plan.changes = changes;
     out.guard_tripped = apply_guard(&mut out.plan, inputs.keys.len(), inputs.guard);
+    out.frozen = frozen;
     Ok(out)
 }
 

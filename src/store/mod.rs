@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub mod budgets;
 pub mod claims;
+pub mod conflicts;
 pub mod counts;
 pub mod outbox;
 pub mod report;

@@ -307,6 +307,141 @@ limit = 99.0
     assert_eq!(events, 1);
 }
 
+/// Two rules tie on the limit of `k` (`b-generous` at `PRIORITY`), and an
+/// unrelated rule sets another field of `other`.
+const TIE: &str = r#"
+[[rule]]
+name = "a-strict"
+priority = 1
+keys = { names = ["k"] }
+[rule.set]
+limit = 10.0
+
+[[rule]]
+name = "b-generous"
+priority = PRIORITY
+keys = "all"
+[rule.set]
+limit = 30.0
+
+[[rule]]
+name = "c-other"
+keys = { names = ["other"] }
+[rule.set]
+limit_reset = "weekly"
+"#;
+
+/// The `conflict` events recorded so far, oldest first.
+async fn conflict_events(h: &Harness) -> Vec<keywarden::store::EventRow> {
+    h.store
+        .events(nov(1), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "conflict")
+        .collect()
+}
+
+/// A run of the rule `rule` only (as `apply --rule` or a schedule makes it).
+async fn run_only(h: &Harness, rule: &str) -> keywarden::engine::apply::RunReport {
+    h.runner
+        .run(&keywarden::engine::apply::RunRequest {
+            trigger: keywarden::engine::apply::Trigger::Manual,
+            due: Some([rule.to_string()].into()),
+            dry_run: false,
+            force: false,
+        })
+        .await
+        .expect("run completes")
+}
+
+#[tokio::test]
+async fn a_conflict_is_recorded_once_when_it_begins_and_again_only_after_it_ended() {
+    let h = Harness::new(
+        nov(10),
+        vec![seed("k"), seed("other")],
+        &TIE.replace("PRIORITY", "1"),
+        |_| {},
+    )
+    .await;
+    let preview = h.runner.preview(None, None).await.unwrap().unwrap();
+    assert_eq!(preview.outcomes.plan.conflicts.len(), 1);
+    assert!(conflict_events(&h).await.is_empty(), "plan records nothing");
+
+    let first = h.apply().await;
+    let events = conflict_events(&h).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].run_id, Some(first.run_id));
+    assert_eq!(events[0].rule.as_deref(), Some("a-strict"));
+    assert_eq!(events[0].key_hash, Some(h.hash("k")));
+    assert_eq!(
+        events[0].detail,
+        serde_json::json!({
+            "key_hash": h.hash("k"), "field": "limit", "winner": "a-strict", "loser": "b-generous",
+        })
+    );
+
+    // While it lasts: neither a full run nor a run of an unrelated rule records it again.
+    assert_eq!(h.apply().await.plan.conflicts.len(), 1);
+    run_only(&h, "c-other").await;
+    assert_eq!(conflict_events(&h).await.len(), 1);
+
+    // It ends (the rules no longer tie), then begins again: recorded again.
+    h.load_rules(&TIE.replace("PRIORITY", "0")).await;
+    assert!(h.apply().await.plan.conflicts.is_empty());
+    assert_eq!(conflict_events(&h).await.len(), 1);
+    h.load_rules(&TIE.replace("PRIORITY", "1")).await;
+    let again = h.apply().await;
+    let events = conflict_events(&h).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].run_id, Some(again.run_id));
+    assert_eq!(events[1].detail, events[0].detail);
+
+    // A run of the unrelated rule did not end it: the next full run records nothing.
+    run_only(&h, "c-other").await;
+    h.apply().await;
+    assert_eq!(conflict_events(&h).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_conflict_is_not_ended_by_a_run_that_cannot_evaluate_one_of_its_rules() {
+    let served = Arc::new(Mutex::new((200, r#"{"usd": 1}"#.to_string())));
+    let url = budget_server(served.clone()).await;
+    let rules = format!(
+        r#"
+[[rule]]
+name = "a-strict"
+priority = 1
+keys = {{ names = ["k"] }}
+[rule.set]
+limit = 10.0
+
+[[rule]]
+name = "b-over-budget"
+priority = 1
+keys = {{ names = ["k"] }}
+[rule.when]
+budget = {{ usd = {{ url = "{url}", pointer = "/usd", max_age = "6h" }}, window = "monthly" }}
+[rule.set]
+limit = 30.0
+"#
+    );
+    let h = Harness::new(nov(10), vec![seed("k")], &rules, |_| {}).await;
+    h.spend("k", 5.0);
+    assert_eq!(h.apply().await.plan.conflicts.len(), 1);
+    assert_eq!(conflict_events(&h).await.len(), 1);
+
+    // The budget cannot be read: b-over-budget is not evaluated on k, so
+    // nothing is concluded about the conflict…
+    *served.lock().unwrap() = (500, "oops".into());
+    h.sandbox.account().advance(Duration::hours(7));
+    assert!(h.apply().await.plan.conflicts.is_empty());
+    // …and when it can be again, the conflict it finds is the one recorded.
+    *served.lock().unwrap() = (200, r#"{"usd": 1}"#.into());
+    assert_eq!(h.apply().await.plan.conflicts.len(), 1);
+    assert_eq!(conflict_events(&h).await.len(), 1);
+}
+
 #[tokio::test]
 async fn the_guard_holds_a_run_that_would_disable_too_many_keys_until_forced() {
     let rules = r#"
