@@ -649,7 +649,8 @@ impl Runner {
         };
         let notes = serde_json::json!({
             "skips": report.plan.skips,
-            "conflicts": report.plan.conflicts,
+            // Each conflict is an event when it begins; the run keeps the count.
+            "conflicts": report.plan.conflicts.len(),
             "resolved": report.resolved.iter().map(|(id, o)| serde_json::json!({"id": id, "outcome": o})).collect::<Vec<_>>(),
         });
         self.store

@@ -342,6 +342,19 @@ async fn conflict_events(h: &Harness) -> Vec<keywarden::store::EventRow> {
         .collect()
 }
 
+/// The `notes` of run `run_id`, read from the database as an operator would.
+async fn run_notes(h: &Harness, run_id: i64) -> serde_json::Value {
+    let url = format!("sqlite://{}?mode=ro", h.config.database_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let notes: String = sqlx::query_scalar("SELECT notes FROM runs WHERE id = ?")
+        .bind(run_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    serde_json::from_str(&notes).unwrap()
+}
+
 /// A run of the rule `rule` only (as `apply --rule` or a schedule makes it).
 async fn run_only(h: &Harness, rule: &str) -> keywarden::engine::apply::RunReport {
     h.runner
@@ -382,7 +395,13 @@ async fn a_conflict_is_recorded_once_when_it_begins_and_again_only_after_it_ende
     );
 
     // While it lasts: neither a full run nor a run of an unrelated rule records it again.
-    assert_eq!(h.apply().await.plan.conflicts.len(), 1);
+    let second = h.apply().await;
+    assert_eq!(second.plan.conflicts.len(), 1);
+    assert_eq!(
+        run_notes(&h, second.run_id).await["conflicts"],
+        1,
+        "the run keeps the count"
+    );
     run_only(&h, "c-other").await;
     assert_eq!(conflict_events(&h).await.len(), 1);
 
