@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod backup;
 pub mod budgets;
 pub mod claims;
 pub mod conflicts;
@@ -85,42 +86,6 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(version.unwrap_or(0))
-    }
-
-    /// Writes a consistent copy of the database to `target` (`VACUUM INTO`),
-    /// mode 0600 from the start: the copy is made in a private directory
-    /// beside `target` and linked into place, so an existing file is never
-    /// overwritten (that is an [`std::io::ErrorKind::AlreadyExists`] error).
-    pub async fn backup_to(&self, target: &Path) -> anyhow::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        if target.exists() {
-            return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
-                .with_context(|| format!("{} already exists", target.display()));
-        }
-        let dir = target
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let private = dir.join(format!(".keywarden-backup-{}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&private)
-            .with_context(|| format!("cannot create {}", private.display()))?;
-        let copy = private.join("backup.db");
-        let result = async {
-            sqlx::query("VACUUM INTO ?")
-                .bind(copy.to_string_lossy().into_owned())
-                .execute(&self.pool)
-                .await
-                .with_context(|| format!("cannot copy the database to {}", copy.display()))?;
-            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))?;
-            std::fs::hard_link(&copy, target)
-                .with_context(|| format!("cannot write {}", target.display()))
-        }
-        .await;
-        let _ = std::fs::remove_file(&copy);
-        let _ = std::fs::remove_dir(&private);
-        result
     }
 
     /// Closes every connection (checkpointing the WAL).

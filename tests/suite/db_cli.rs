@@ -97,6 +97,51 @@ async fn backup_is_private_intact_and_never_overwrites() {
     );
 }
 
+#[tokio::test]
+async fn a_backup_removes_what_a_killed_backup_left_and_nothing_else() {
+    let dir = setup("");
+    let backups = dir.path().join("backups");
+    // What a backup killed mid-copy leaves: its private directory with a
+    // partial copy. PID 4294967295 is above any kernel's pid_max.
+    let abandoned = backups.join(".keywarden-backup-4294967295-Xa3b9Q");
+    std::fs::create_dir_all(&abandoned).unwrap();
+    std::fs::write(abandoned.join("backup.db"), b"partial copy").unwrap();
+    // One of a backup still running (this test's own process), and a file
+    // of the user's that merely looks similar.
+    let running = backups.join(format!(".keywarden-backup-{}-Zz81Kp", std::process::id()));
+    std::fs::create_dir(&running).unwrap();
+    let lookalike = backups.join(".keywarden-backup-notes");
+    std::fs::write(&lookalike, b"mine").unwrap();
+
+    let target = backups.join("kw-copy.db");
+    let out = keywarden(dir.path(), &["db", "backup", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(target.exists());
+    assert!(
+        !abandoned.exists(),
+        "the killed backup's directory is removed"
+    );
+    assert!(
+        running.exists(),
+        "a running backup's directory is left alone"
+    );
+    assert_eq!(std::fs::read(&lookalike).unwrap(), b"mine");
+    let mut left: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            running.file_name().unwrap().to_str().unwrap(),
+            ".keywarden-backup-notes",
+            "kw-copy.db"
+        ],
+        "the backup's own private directory is gone too"
+    );
+}
+
 fn key(hash: &str, usage: f64) -> Key {
     serde_json::from_value(
         serde_json::json!({"hash": hash, "name": hash, "disabled": false, "usage": usage}),
