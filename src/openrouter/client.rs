@@ -292,7 +292,7 @@ impl Client {
         let body = match serde_json::to_vec(patch) {
             Ok(b) => b,
             Err(e) => {
-                let e = ApiError::BadRequest {
+                let e = ApiError::NotSent {
                     message: format!("cannot encode the patch: {e}"),
                 };
                 return Attempted {
@@ -335,7 +335,7 @@ impl Client {
     /// refused without sending anything.
     fn key_url(&self, hash: &str) -> Result<url::Url, ApiError> {
         if matches!(hash, "" | "." | "..") {
-            return Err(ApiError::BadRequest {
+            return Err(ApiError::NotSent {
                 message: format!("{hash:?} is not a key hash"),
             });
         }

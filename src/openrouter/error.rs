@@ -63,6 +63,13 @@ pub enum ApiError {
         /// What the transport said.
         message: String,
     },
+    /// Refused before sending anything (a hash that is not one, a patch
+    /// that cannot be encoded): the API never saw it.
+    #[error("not sent: {message}")]
+    NotSent {
+        /// Why.
+        message: String,
+    },
     /// Not JSON, the wrong shape, or too large.
     #[error("invalid response from the API: {message}")]
     InvalidResponse {
@@ -101,6 +108,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => Some(429),
             ApiError::Network { .. }
             | ApiError::Ambiguous { .. }
+            | ApiError::NotSent { .. }
             | ApiError::InvalidResponse { .. } => None,
         }
     }

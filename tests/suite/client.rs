@@ -327,7 +327,7 @@ async fn a_hash_is_one_path_segment_whatever_it_holds() {
     for hash in ["..", ".", ""] {
         let out = c.update_key(hash, &KeyPatch::default()).await;
         assert!(
-            matches!(out.result, Err(ApiError::BadRequest { .. })),
+            matches!(out.result, Err(ApiError::NotSent { .. })),
             "{hash:?}"
         );
         assert_eq!(out.attempts, 0);
