@@ -104,7 +104,9 @@ impl Default for DaemonConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
-    /// At most one usage snapshot per key per interval.
+    /// At most one usage snapshot per key per interval, and a budget rule's
+    /// readings at most once per interval besides the runs that change a key
+    /// under the rule.
     #[serde(with = "humantime_serde_compat")]
     pub snapshot_interval: Duration,
     /// Snapshots older than this are pruned.

@@ -419,9 +419,10 @@ impl Runner {
         Ok(())
     }
 
-    /// Records the budget readings, the conflicts that begin (once: a
-    /// conflict still holding from an earlier run is not recorded again) and
-    /// a guard trip as events.
+    /// Records the budget readings (a rule's when the run changes a key
+    /// under it, else at most once per `[history].snapshot_interval`), the
+    /// conflicts that begin (once: a conflict still holding from an earlier
+    /// run is not recorded again) and a guard trip as events.
     async fn record_notes(
         &self,
         run_id: i64,
@@ -429,8 +430,16 @@ impl Runner {
         o: &Outcomes,
         keys: &[Key],
     ) -> anyhow::Result<()> {
-        self.store
-            .record_budget_readings(run_id, now, &o.plan.budgets)
+        let changed: BTreeSet<&str> = o.plan.changes.iter().map(|c| &*c.rule).collect();
+        let readings = self
+            .store
+            .record_budget_readings(
+                run_id,
+                now,
+                &o.plan.budgets,
+                &changed,
+                self.config.history.snapshot_interval,
+            )
             .await?;
         let unevaluated: BTreeSet<(&str, Field)> = o
             .frozen
@@ -441,6 +450,11 @@ impl Runner {
             .store
             .record_conflicts(run_id, now, &o.plan.conflicts, &unevaluated)
             .await?;
+        tracing::debug!(
+            readings = o.plan.budgets.len(),
+            recorded = readings,
+            "budget readings"
+        );
         tracing::debug!(
             conflicts = o.plan.conflicts.len(),
             begun,

@@ -8,6 +8,7 @@ use common::{Harness, nov, seed};
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::KeyPatch;
 use keywarden::openrouter::model::LimitReset;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 const TEAM_A: &str = r#"
@@ -660,4 +661,164 @@ async fn a_refused_credential_stops_the_run_and_is_recorded() {
     assert!(report.error.as_deref().unwrap().contains("refused"));
     let auth = h.store.events(nov(1), nov(30)).await.unwrap();
     assert!(auth.iter().any(|e| e.kind == "auth_failed"));
+}
+
+const SAMPLED: &str = r#"
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+[rule.when]
+budget = { usd = 50.0, window = "monthly", scope = "group" }
+[rule.set]
+disabled = true
+
+[[rule]]
+name = "ci-each"
+keys = { names = ["ci-*"] }
+warn_at = [0.5]
+[rule.when]
+budget = { usd = 10.0, window = "daily", scope = "each" }
+[rule.set]
+disabled = true
+"#;
+
+/// The `budget_readings` rows as (HH:MM, rule, spend), in that order.
+async fn budget_readings(h: &Harness) -> Vec<(String, String, f64)> {
+    let url = format!("sqlite://{}", h.config.database_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String, f64)> = sqlx::query_as(
+        "SELECT substr(at, 12, 5), rule, spend_usd FROM budget_readings
+         ORDER BY at, rule, spend_usd",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+fn readings(expected: &[(&str, &str, f64)]) -> Vec<(String, String, f64)> {
+    expected
+        .iter()
+        .map(|&(at, rule, spend)| (at.to_string(), rule.to_string(), spend))
+        .collect()
+}
+
+/// A budget line as `report --format json` prints it: rule, spend, budget,
+/// exceeded_at.
+type Line = (String, f64, f64, Option<String>);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budget_readings_are_sampled_per_rule_and_kept_where_a_budget_is_crossed() {
+    let keys = ["team-a-1", "team-a-2", "ci-1", "ci-2"].map(seed).to_vec();
+    let h = Harness::new(nov(10), keys, SAMPLED, |_| {}).await;
+    assert_eq!(h.config.history.snapshot_interval.as_secs(), 15 * 60);
+    let account = h.sandbox.account().clone();
+    h.spend("ci-1", 6.0);
+    h.spend("ci-2", 5.0);
+    // The lines every run's readings make, as when every run recorded them:
+    // per rule, the highest spend, the budget and the first run at or over it.
+    let mut every_run: BTreeMap<String, Line> = BTreeMap::new();
+    // One run a minute from 10:00 to 10:20; team-a reaches 50 USD at 10:05.
+    for minute in 0..=20 {
+        account.set_now(nov(10) + Duration::minutes(minute));
+        match minute {
+            0 => h.spend("team-a-1", 10.0),
+            1..=5 => h.spend("team-a-2", 8.0),
+            _ => {}
+        }
+        if minute == 3 {
+            h.spend("ci-1", 1.0);
+        }
+        let report = h.apply().await;
+        assert!(!report.failed(), "{report:?}");
+        assert_eq!(report.rows.len(), if minute == 5 { 2 } else { 0 });
+        for r in &report.plan.budgets {
+            let line = every_run.entry(r.rule.to_string()).or_insert((
+                r.rule.to_string(),
+                f64::MIN,
+                0.0,
+                None,
+            ));
+            line.1 = line.1.max(r.spend_usd);
+            line.2 = r.budget_usd;
+            if line.3.is_none() && r.spend_usd + 1e-9 >= r.budget_usd {
+                line.3 = Some(h.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+        }
+        if minute == 9 {
+            // Ten runs: each rule's readings once, and team-a's again in the
+            // run that crossed its budget and disabled its keys.
+            assert_eq!(
+                budget_readings(&h).await,
+                readings(&[
+                    ("10:00", "ci-each", 5.0),
+                    ("10:00", "ci-each", 6.0),
+                    ("10:00", "team-a-monthly", 10.0),
+                    ("10:05", "team-a-monthly", 50.0),
+                ])
+            );
+        }
+    }
+    // Each rule again 15 minutes after its last readings: ci-each at 10:15,
+    // team-a at 10:20 (its clock restarted at the crossing).
+    assert_eq!(
+        budget_readings(&h).await,
+        readings(&[
+            ("10:00", "ci-each", 5.0),
+            ("10:00", "ci-each", 6.0),
+            ("10:00", "team-a-monthly", 10.0),
+            ("10:05", "team-a-monthly", 50.0),
+            ("10:15", "ci-each", 5.0),
+            ("10:15", "ci-each", 7.0),
+            ("10:20", "team-a-monthly", 50.0),
+        ])
+    );
+
+    // The report's budget lines are those of every run's readings.
+    let json: serde_json::Value = serde_json::from_str(
+        &crate::report_history::keywarden_ok(
+            &h,
+            &[
+                "report",
+                "--format",
+                "json",
+                "--group-by",
+                "rule",
+                "--since",
+                "2026-11-10",
+                "--until",
+                "2026-11-10",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    let lines: BTreeMap<String, Line> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["budgets"].as_array().unwrap())
+        .map(|b| {
+            let rule = b["rule"].as_str().unwrap().to_string();
+            let line = (
+                rule.clone(),
+                b["spend_usd"].as_f64().unwrap(),
+                b["budget_usd"].as_f64().unwrap(),
+                b["exceeded_at"].as_str().map(String::from),
+            );
+            (rule, line)
+        })
+        .collect();
+    assert_eq!(lines, every_run);
+    assert_eq!(
+        lines["team-a-monthly"],
+        (
+            "team-a-monthly".to_string(),
+            50.0,
+            50.0,
+            Some("2026-11-10T10:05:00Z".to_string())
+        )
+    );
+    assert_eq!(lines["ci-each"], ("ci-each".to_string(), 7.0, 10.0, None));
 }

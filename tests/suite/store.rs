@@ -1,7 +1,7 @@
 //! The SQLite store: every query, against a fresh database in a temp dir.
 
 use chrono::{DateTime, Duration, Utc};
-use keywarden::engine::plan::{Change, FieldChange};
+use keywarden::engine::plan::{BudgetReading, Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::model::{Field, FieldValue, Key, Settings};
 use keywarden::rules::model::{Conditions, Origin, Rule, Selector};
@@ -1257,20 +1257,22 @@ async fn snapshots_are_throttled_per_interval_and_skipped_when_usage_did_not_mov
     assert_eq!(store.prune_snapshots(t(15)).await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn migration_4_moves_budget_readings_out_of_run_notes_into_their_table() {
-    // A database at migration 3, with a run whose notes hold two readings.
-    let dir = tempfile::tempdir().unwrap();
-    let old = dir.path().join("migrations");
+/// A database `dir/kw.db` migrated up to (not including) the migration
+/// whose file name starts with `first_left_out`, and a connection to it.
+async fn migrated_before(
+    dir: &Path,
+    first_left_out: &str,
+) -> (std::path::PathBuf, sqlx::SqlitePool) {
+    let old = dir.join("migrations");
     std::fs::create_dir(&old).unwrap();
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name.as_str() < "0004" {
+        if name.as_str() < first_left_out {
             std::fs::copy(&path, old.join(name)).unwrap();
         }
     }
-    let path = dir.path().join("kw.db");
+    let path = dir.join("kw.db");
     std::fs::File::create(&path).unwrap();
     let pool = raw(&path).await;
     sqlx::migrate::Migrator::new(old.as_path())
@@ -1279,6 +1281,14 @@ async fn migration_4_moves_budget_readings_out_of_run_notes_into_their_table() {
         .run(&pool)
         .await
         .unwrap();
+    (path, pool)
+}
+
+#[tokio::test]
+async fn migration_4_moves_budget_readings_out_of_run_notes_into_their_table() {
+    // A database at migration 3, with a run whose notes hold two readings.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, pool) = migrated_before(dir.path(), "0004").await;
     let notes = serde_json::json!({
         "skips": [],
         "budgets": [
@@ -1335,4 +1345,105 @@ async fn migration_4_moves_budget_readings_out_of_run_notes_into_their_table() {
         serde_json::json!({"skips": []}),
         "the readings are kept once, in their table"
     );
+}
+
+fn reading(rule: &str, key_hash: Option<&str>, spend_usd: f64) -> BudgetReading {
+    BudgetReading {
+        rule: rule.into(),
+        key_hash: key_hash.map(String::from),
+        window: "daily".into(),
+        spend_usd,
+        budget_usd: 10.0,
+    }
+}
+
+#[tokio::test]
+async fn migration_6_remembers_when_each_rules_readings_were_last_recorded() {
+    // A database at migration 5 with readings of two rules.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, pool) = migrated_before(dir.path(), "0006").await;
+    for (run, started) in [(1, "2026-11-27T09:00:00Z"), (2, "2026-11-27T09:50:00Z")] {
+        sqlx::query(
+            "INSERT INTO runs (id, started_at, trigger, status) VALUES (?, ?, 'schedule', 'ok')",
+        )
+        .bind(run)
+        .bind(started)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO budget_readings (run_id, at, rule, key_hash, window, spend_usd, budget_usd)
+         VALUES (1, '2026-11-27T09:00:00Z', 'old', NULL, 'daily', 1.0, 10.0),
+                (1, '2026-11-27T09:00:00Z', 'recent', 'k1', 'daily', 1.0, 10.0),
+                (2, '2026-11-27T09:50:00Z', 'recent', 'k1', 'daily', 2.0, 10.0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&path).await.unwrap();
+    let run = store.start_run("schedule", at(T0), false).await.unwrap();
+    let written = store
+        .record_budget_readings(
+            run,
+            at(T0),
+            &[
+                reading("old", None, 3.0),
+                reading("recent", Some("k1"), 3.0),
+            ],
+            &BTreeSet::new(),
+            std::time::Duration::from_secs(15 * 60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 1, "only the rule last recorded an hour ago");
+    let pool = raw(&path).await;
+    let marks: Vec<(String, String)> =
+        sqlx::query_as("SELECT rule, at FROM budget_reading_marks ORDER BY rule")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        marks,
+        [("old", T0), ("recent", "2026-11-27T09:50:00Z")]
+            .map(|(r, a)| (r.to_string(), a.to_string()))
+            .to_vec()
+    );
+}
+
+#[tokio::test]
+async fn a_rules_readings_are_recorded_when_it_changed_a_key_or_the_interval_passed() {
+    let (_dir, store) = store().await;
+    let interval = std::time::Duration::from_secs(15 * 60);
+    let t = |minutes: i64| at(T0) + Duration::minutes(minutes);
+    let each = [
+        reading("each", Some("k1"), 6.0),
+        reading("each", Some("k2"), 7.0),
+    ];
+    let mut written = Vec::new();
+    for minute in 0..=30 {
+        let run = store.start_run("schedule", t(minute), false).await.unwrap();
+        let changed: BTreeSet<&str> = if minute == 4 {
+            BTreeSet::from(["each"])
+        } else {
+            BTreeSet::new()
+        };
+        let n = store
+            .record_budget_readings(run, t(minute), &each, &changed, interval)
+            .await
+            .unwrap();
+        if n > 0 {
+            written.push((minute, n));
+        }
+    }
+    // First, where it changed a key, then every 15 minutes after that; all
+    // of the rule's readings each time.
+    assert_eq!(written, vec![(0, 2), (4, 2), (19, 2)]);
+    let none = store
+        .record_budget_readings(1, t(31), &[], &BTreeSet::from(["each"]), interval)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
 }
