@@ -1350,7 +1350,7 @@ async fn migration_4_moves_budget_readings_out_of_run_notes_into_their_table() {
 fn reading(rule: &str, key_hash: Option<&str>, spend_usd: f64) -> BudgetReading {
     BudgetReading {
         rule: rule.into(),
-        key_hash: key_hash.map(String::from),
+        key_hash: key_hash.map(Into::into),
         window: "daily".into(),
         spend_usd,
         budget_usd: 10.0,
