@@ -1,6 +1,6 @@
 //! The aggregate queries of `keywarden report` (SPEC §5). Everything is
 //! counted in SQL over the indexes of `migrations/0002_report_indexes.sql`
-//! and `0004_budget_readings.sql`;
+//! `0004_budget_readings.sql` and `0007_disabled_transitions.sql`;
 //! only the per-group figures come back, never the rows themselves. The
 //! period is `at >= since AND at < until`, exactly as `history` filters.
 
@@ -133,9 +133,22 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<KindOutcomeCount>> {
+        // Time buckets count per instant first, in the order of
+        // `changes_report` (no sort of every row), then per group.
+        let source = match bucket {
+            Bucket::Key | Bucket::Rule => "changes WHERE at >= ? AND at < ?",
+            Bucket::Day | Bucket::Week | Bucket::Month | Bucket::All => {
+                "(SELECT at, kind, outcome, COUNT(*) AS n FROM changes
+                  WHERE at >= ? AND at < ? GROUP BY at, kind, outcome)"
+            }
+        };
+        let count = match bucket {
+            Bucket::Key | Bucket::Rule => "COUNT(*)",
+            _ => "SUM(n)",
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {} AS grp, kind, outcome, COUNT(*) AS n FROM changes
-             WHERE at >= ? AND at < ? GROUP BY grp, kind, outcome ORDER BY grp, kind, outcome",
+            "SELECT {} AS grp, kind, outcome, {count} AS n FROM {source}
+             GROUP BY grp, kind, outcome ORDER BY grp, kind, outcome",
             bucket.sql()
         ))
         .bind(ts(since))
@@ -168,16 +181,11 @@ impl Store {
     ) -> anyhow::Result<Vec<KeyCounts>> {
         let rows = sqlx::query(&format!(
             "SELECT {} AS grp,
-                 COUNT(DISTINCT CASE WHEN json_extract(fields, '$.disabled.to') = 1
-                                     THEN key_hash END) AS disabled,
-                 COUNT(DISTINCT CASE WHEN json_extract(fields, '$.disabled.from') = 1
-                                      AND json_extract(fields, '$.disabled.to') = 0
-                                      AND kind IN ('release', 'revert')
+                 COUNT(DISTINCT CASE WHEN disabled_move IN (1, 2) THEN key_hash END) AS disabled,
+                 COUNT(DISTINCT CASE WHEN disabled_move = 0 AND kind IN ('release', 'revert')
                                      THEN key_hash END) AS reenabled
-             FROM changes
-             WHERE at >= ? AND at < ? AND outcome = 'applied'
-               AND kind IN ('assert', 'reassert', 'release', 'revert')
-               AND instr(fields, '\"disabled\"') > 0
+             FROM changes INDEXED BY changes_disabled
+             WHERE disabled_move IS NOT NULL AND at >= ? AND at < ?
              GROUP BY grp ORDER BY grp",
             bucket.sql()
         ))
@@ -263,7 +271,8 @@ impl Store {
     /// held a key disabled and that matter for `[since, until)`, by key then
     /// time: those in the period, and for each key whose period is still
     /// open at `since` the change that opened it. Every lookup goes through
-    /// the partial index `changes_disabled (key_hash, at)`: per key, back
+    /// the partial index `changes_disabled` over the rows' `disabled_move`
+    /// (index-only, no JSON read): per key, back
     /// from `since` to its last closing change, then forward to the first
     /// opening one after it.
     pub async fn report_disabled_transitions(
@@ -273,18 +282,9 @@ impl Store {
     ) -> anyhow::Result<Vec<DisabledTransition>> {
         let mut rows = sqlx::query(
             "WITH RECURSIVE
-             moves AS (
-                 SELECT key_hash, key_name, rule, at, id,
-                     CASE WHEN kind = 'deleted' THEN 0
-                          WHEN kind IN ('assert', 'reassert')
-                               AND json_extract(fields, '$.disabled.to') = 1 THEN 1
-                          WHEN kind IN ('release', 'drift', 'revert')
-                               AND json_extract(fields, '$.disabled.from') = 1
-                               AND json_extract(fields, '$.disabled.to') = 0 THEN 0
-                     END AS opens
-                 FROM changes
-                 WHERE outcome = 'applied'
-                   AND (kind = 'deleted' OR instr(fields, '\"disabled\"') > 0)),
+             moves AS NOT MATERIALIZED (
+                 SELECT key_hash, key_name, rule, at, id, disabled_move AS opens
+                 FROM changes INDEXED BY changes_disabled WHERE disabled_move IN (0, 1)),
              keys(h) AS MATERIALIZED (
                  SELECT MIN(key_hash) FROM moves
                  UNION ALL
@@ -300,11 +300,9 @@ impl Store {
                            AND m.opens = 1 AND (c.id IS NULL OR (m.at, m.id) > (c.at, c.id))
                          ORDER BY m.at, m.id LIMIT 1)
                  FROM last_close l LEFT JOIN changes c ON c.id = l.id)
-             SELECT key_hash, key_name, rule, at, id, opens FROM moves
-             WHERE opens IS NOT NULL AND at >= ?1 AND at < ?2
+             SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE at >= ?1 AND at < ?2
              UNION ALL
-             SELECT key_hash, key_name, rule, at, id, opens FROM moves
-             WHERE id IN (SELECT id FROM carried)
+             SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE id IN (SELECT id FROM carried)
              ORDER BY key_hash, at, id",
         )
         .bind(ts(since))

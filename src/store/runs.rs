@@ -113,6 +113,18 @@ pub struct HistoryFilter {
     pub limit: Option<i64>,
 }
 
+/// A row's `disabled_move` (`migrations/0007_disabled_transitions.sql`)
+/// once its outcome is `applied`: 1 an assert/reassert disabled the key, 0 a
+/// release, drift or revert re-enabled it or it was deleted, 2 a release or
+/// revert disabled it, NULL it did not move `disabled`.
+const DISABLED_MOVE: &str = "CASE WHEN kind = 'deleted' THEN 0
+     WHEN instr(fields, '\"disabled\"') = 0 THEN NULL
+     WHEN kind IN ('assert', 'reassert') AND json_extract(fields, '$.disabled.to') = 1 THEN 1
+     WHEN kind IN ('release', 'drift', 'revert') AND json_extract(fields, '$.disabled.from') = 1
+          AND json_extract(fields, '$.disabled.to') = 0 THEN 0
+     WHEN kind IN ('release', 'revert') AND json_extract(fields, '$.disabled.to') = 1 THEN 2
+END";
+
 const CHANGE_COLUMNS: &str = "id, run_id, at, rule, key_hash, key_name, kind, fields, reason, \
      outcome, error, http_status, attempts, request_id";
 
@@ -210,6 +222,15 @@ impl Store {
             },
         )
         .await?;
+        if rows.iter().any(|row| row.outcome == Outcome::Applied) {
+            sqlx::query(&format!(
+                "UPDATE changes SET disabled_move = {DISABLED_MOVE}
+                 WHERE id > ? AND outcome = 'applied'"
+            ))
+            .bind(last.unwrap_or(0))
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut claims = ClaimWrites::default();
         for row in &rows {
             claims.add(settled(row.id, row.change, at), row.outcome);
@@ -233,8 +254,9 @@ impl Store {
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
-            "UPDATE changes SET outcome = ?, http_status = ?, attempts = ?, error = ?
-             WHERE id IN (SELECT value FROM json_each(?)) RETURNING {CHANGE_COLUMNS}"
+            "UPDATE changes SET outcome = ?1, http_status = ?2, attempts = ?3, error = ?4,
+                 disabled_move = CASE WHEN ?1 = 'applied' THEN {DISABLED_MOVE} END
+             WHERE id IN (SELECT value FROM json_each(?5)) RETURNING {CHANGE_COLUMNS}"
         ))
         .bind(outcome.as_str())
         .bind(http_status)

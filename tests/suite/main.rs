@@ -39,4 +39,5 @@ mod sandbox_schema;
 mod secrets;
 mod service;
 mod store;
+mod store_disabled_moves;
 mod systemd_unit;
