@@ -93,15 +93,17 @@ impl CompiledSelector {
 
 /// Many selectors matched together: one pass over a key finds every
 /// selector that selects it (one glob automaton for all name patterns, one
-/// for all label patterns, hash and workspace tables), instead of testing
-/// each selector on its own. Same semantics as [`CompiledSelector::matches`].
+/// for all label patterns, hash and workspace tables, included and excluded
+/// patterns alike), instead of testing each selector on its own. Same
+/// semantics as [`CompiledSelector::matches`].
 #[derive(Debug, Clone)]
 pub struct SelectorIndex {
     count: usize,
     all: Vec<usize>,
-    include: Table,
+    /// Every selector's patterns: owner `n` is what selector `n` includes,
+    /// owner `count + n` what it excludes.
+    patterns: Table,
     workspaces: std::collections::HashMap<String, Vec<usize>>,
-    exclude: Table,
 }
 
 /// One selector's hashes, name globs and label globs, with its position.
@@ -211,33 +213,34 @@ impl SelectorIndex {
                 }
             }
         }
+        let excluded = exclude
+            .into_iter()
+            .map(|(n, hashes, names, labels)| (count + n, hashes, names, labels));
+        let patterns: Vec<PatternRefs<'_>> = include.into_iter().chain(excluded).collect();
         SelectorIndex {
             count,
             all,
-            include: Table::build(&include),
+            patterns: Table::build(&patterns),
             workspaces,
-            exclude: Table::build(&exclude),
         }
     }
 
     /// For each selector, the positions in `keys` of the keys it selects.
     pub fn select(&self, keys: &[Key]) -> Vec<Vec<usize>> {
         let mut selected: Vec<Vec<usize>> = vec![Vec::new(); self.count];
-        let mut included = vec![false; self.count];
-        let mut excluded = vec![false; self.count];
+        let mut hit = vec![false; 2 * self.count];
         let mut scratch = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            included.iter_mut().for_each(|b| *b = false);
-            excluded.iter_mut().for_each(|b| *b = false);
-            self.include.mark(key, &mut included, &mut scratch);
+            hit.fill(false);
+            self.patterns.mark(key, &mut hit, &mut scratch);
             if let Some(owners) = key
                 .workspace_id
                 .as_ref()
                 .and_then(|w| self.workspaces.get(w))
             {
-                owners.iter().for_each(|&o| included[o] = true);
+                owners.iter().for_each(|&o| hit[o] = true);
             }
-            self.exclude.mark(key, &mut excluded, &mut scratch);
+            let (included, excluded) = hit.split_at(self.count);
             for &n in &self.all {
                 selected[n].push(i);
             }
