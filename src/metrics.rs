@@ -230,19 +230,19 @@ impl Metrics {
         let mut windows = self.windows.lock().expect("metrics lock");
         for b in budgets {
             let labels = BudgetLabels {
-                rule: b.rule.clone(),
-                window: b.window.clone(),
+                rule: b.rule.to_string(),
+                window: b.window.to_string(),
                 scope: if b.key_hash.is_some() {
                     "each"
                 } else {
                     "group"
                 }
                 .into(),
-                key_hash: b.key_hash.clone().unwrap_or_default(),
+                key_hash: b.key_hash.as_deref().unwrap_or_default().to_string(),
             };
             self.spend.get_or_create(&labels).set(b.spend_usd);
             self.budget.get_or_create(&labels).set(b.budget_usd);
-            windows.insert(b.window.clone());
+            windows.insert(b.window.to_string());
         }
     }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Three-valued truth of a rule for one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,8 @@ pub type Amounts = HashMap<String, Option<f64>>;
 pub struct CompiledRule<'a> {
     /// The rule.
     pub rule: &'a Rule,
+    /// Its name, shared by the plan's readings and conflicts.
+    pub name: Arc<str>,
     /// Its timezone (the rule's, else the default).
     pub tz: Tz,
 }
@@ -45,7 +48,34 @@ impl<'a> CompiledRule<'a> {
                 .map_err(|e| anyhow::anyhow!("rule {:?}: timezone {name:?}: {e}", rule.name))?,
             None => default_tz,
         };
-        Ok(CompiledRule { rule, tz })
+        Ok(CompiledRule {
+            rule,
+            name: Arc::from(rule.name.as_str()),
+            tz,
+        })
+    }
+}
+
+/// The keys' hashes as shared strings, each made once, when first needed:
+/// a plan's readings and conflicts name the same keys many times.
+#[derive(Debug)]
+pub struct SharedHashes<'k> {
+    keys: &'k [Key],
+    shared: Vec<OnceCell<Arc<str>>>,
+}
+
+impl<'k> SharedHashes<'k> {
+    /// The hashes of `keys`, none made yet.
+    pub fn new(keys: &'k [Key]) -> SharedHashes<'k> {
+        SharedHashes {
+            keys,
+            shared: vec![OnceCell::new(); keys.len()],
+        }
+    }
+
+    /// The hash of `keys[i]`.
+    pub fn get(&self, i: usize) -> Arc<str> {
+        Arc::clone(self.shared[i].get_or_init(|| Arc::from(self.keys[i].hash.as_str())))
     }
 }
 
@@ -117,11 +147,13 @@ fn truth_of(v: &Verdict) -> Truth {
     }
 }
 
-/// Evaluates `rule` over the keys at positions `selected` of `keys`, at `now`.
+/// Evaluates `rule` over the keys at positions `selected` of `keys`, at
+/// `now`; its readings name the keys by `hashes` (of the same `keys`).
 pub fn evaluate(
     rule: &CompiledRule<'_>,
     selected: &[usize],
     keys: &[Key],
+    hashes: &SharedHashes<'_>,
     amounts: &Amounts,
     credits: Option<&Credits>,
     now: DateTime<Utc>,
@@ -150,7 +182,7 @@ pub fn evaluate(
         ..Evaluation::default()
     };
     if let Some(view) = &budget {
-        view.readings(name, selected, keys, &mut out.budgets);
+        view.readings(&rule.name, selected, keys, hashes, &mut out.budgets);
     }
     out.budget = budget;
     for &i in selected {
@@ -423,12 +455,19 @@ impl BudgetView {
     /// The figures worth keeping: the group's spend, and each key's spend
     /// once it reaches the lowest warning fraction (the rest is noise at
     /// the scale of thousands of keys).
-    fn readings(&self, rule: &str, selected: &[usize], keys: &[Key], out: &mut Vec<BudgetReading>) {
+    fn readings(
+        &self,
+        rule: &Arc<str>,
+        selected: &[usize],
+        keys: &[Key],
+        hashes: &SharedHashes<'_>,
+        out: &mut Vec<BudgetReading>,
+    ) {
         let Ok(usd) = self.usd else { return };
-        let reading = |key_hash: Option<String>, spend_usd: f64| BudgetReading {
-            rule: rule.to_string(),
+        let reading = |key_hash: Option<Arc<str>>, spend_usd: f64| BudgetReading {
+            rule: Arc::clone(rule),
             key_hash,
-            window: self.window.as_str().to_string(),
+            window: self.window.as_str(),
             spend_usd,
             budget_usd: usd,
         };
@@ -440,7 +479,7 @@ impl BudgetView {
                     if let Some(s) = spend(&keys[i], self.window, self.include_byok)
                         && s + EPSILON >= self.reading_floor
                     {
-                        out.push(reading(Some(keys[i].hash.clone()), s));
+                        out.push(reading(Some(hashes.get(i)), s));
                     }
                 }
             }

@@ -5,6 +5,7 @@ use crate::openrouter::model::{Field, FieldValue, KeyPatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a change row exists (SPEC §5 `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -141,27 +142,30 @@ pub struct Skip {
 }
 
 /// Two rules of equal priority setting one field of one key differently.
+/// Its strings are shared with the plan's other conflicts and readings (a
+/// plan names the same keys and rules thousands of times).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conflict {
     /// The key.
-    pub key_hash: String,
+    pub key_hash: Arc<str>,
     /// The field.
     pub field: Field,
     /// The rule whose name sorts first, which won.
-    pub winner: String,
+    pub winner: Arc<str>,
     /// The other rule.
-    pub loser: String,
+    pub loser: Arc<str>,
 }
 
 /// A budget figure observed in this run, for warnings, metrics and reports.
+/// Its strings are shared like a [`Conflict`]'s.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetReading {
     /// The rule.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// The key (scope `each`) or `None` (scope `group`).
-    pub key_hash: Option<String>,
-    /// The window's name.
-    pub window: String,
+    pub key_hash: Option<Arc<str>>,
+    /// The window's name ([`crate::rules::model::Window::as_str`]).
+    pub window: &'static str,
     /// Spend in the window, USD.
     pub spend_usd: f64,
     /// The budget, USD.

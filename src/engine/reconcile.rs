@@ -5,7 +5,7 @@
 //! holds only the differences, so planning twice against the result of the
 //! first plan gives an empty plan.
 
-use super::evaluate::{Amounts, CompiledRule, Evaluation, Truth, Verdict, evaluate};
+use super::evaluate::{Amounts, CompiledRule, Evaluation, SharedHashes, Truth, Verdict, evaluate};
 use super::inputs::{Claim, Exemption};
 use super::plan::{Change, ChangeKind, Conflict, FieldChange, Outcome, Plan};
 use crate::openrouter::model::{Credits, Field, FieldValue, Key};
@@ -14,6 +14,7 @@ use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// The blast-radius guard's limits (SPEC §4.6).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,6 +86,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     let mut verdicts: Vec<Vec<(usize, bool)>> = Vec::with_capacity(compiled.len());
     let mut evaluations: Vec<Option<Evaluation>> = Vec::with_capacity(compiled.len());
     let mut frozen: BTreeSet<(usize, Field)> = BTreeSet::new();
+    let hashes = SharedHashes::new(inputs.keys);
     for (rule, selected) in compiled.iter().zip(&selected) {
         let name = &rule.rule.name;
         let standing = inputs.standing.get(name);
@@ -99,6 +101,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
             rule,
             selected,
             inputs.keys,
+            &hashes,
             inputs.amounts,
             inputs.credits,
             inputs.now,
@@ -141,7 +144,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
 
     // 3. The wanted value of each field of each key: highest priority, then name.
     let wanted = Wanted::new(&compiled, &verdicts, inputs.keys.len());
-    out.plan.conflicts = wanted.conflicts(&compiled, inputs.keys, &frozen);
+    out.plan.conflicts = wanted.conflicts(&compiled, &hashes, &frozen);
 
     let mut claims = ClaimsByKey::new(inputs.claims);
     let exempt = |hash: &str, rule: &str| -> Option<&Exemption> {
@@ -397,17 +400,17 @@ impl Wanted {
     fn conflicts(
         &self,
         rules: &[CompiledRule<'_>],
-        keys: &[Key],
+        hashes: &SharedHashes<'_>,
         frozen: &BTreeSet<(usize, Field)>,
     ) -> Vec<Conflict> {
         self.losers
             .iter()
             .filter(|&&(i, f, ..)| !frozen.contains(&(i, Field::ALL[f])))
             .map(|&(i, f, _, w, n)| Conflict {
-                key_hash: keys[i].hash.clone(),
+                key_hash: hashes.get(i),
                 field: Field::ALL[f],
-                winner: rules[w].rule.name.clone(),
-                loser: rules[n].rule.name.clone(),
+                winner: Arc::clone(&rules[w].name),
+                loser: Arc::clone(&rules[n].name),
             })
             .collect()
     }

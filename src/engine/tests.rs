@@ -444,7 +444,16 @@ fn higher_priority_wins_and_equal_priority_is_a_recorded_conflict() {
         "ties go to the name that sorts first"
     );
     assert_eq!(o.plan.conflicts.len(), 1);
-    assert_eq!(o.plan.conflicts[0].loser, "b-tie");
+    assert_eq!(
+        serde_json::to_value(&o.plan.conflicts).unwrap(),
+        serde_json::json!([{
+            "key_hash": o.plan.changes[0].key_hash,
+            "field": "limit",
+            "winner": "a-low",
+            "loser": "b-tie",
+        }]),
+        "as `plan --format json` and the conflict event print it"
+    );
 }
 
 #[test]

@@ -468,7 +468,7 @@ impl Service {
     async fn warn_budgets(&self, report: &RunReport, now: DateTime<Utc>) -> anyhow::Result<()> {
         let rules = self.store.rules().await?;
         for b in &report.plan.budgets {
-            let Some(rule) = rules.iter().find(|r| r.rule.name == b.rule) else {
+            let Some(rule) = rules.iter().find(|r| r.rule.name == *b.rule) else {
                 continue;
             };
             let window_start =

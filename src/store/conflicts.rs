@@ -65,8 +65,8 @@ impl Store {
                     .push_bind(run_id)
                     .push_bind(&at)
                     .push_bind("conflict")
-                    .push_bind(&c.winner)
-                    .push_bind(&c.key_hash)
+                    .push_bind(&*c.winner)
+                    .push_bind(&*c.key_hash)
                     .push_bind(detail);
             },
         )
@@ -79,10 +79,10 @@ impl Store {
             &begun,
             |mut values, (c, _)| {
                 values
-                    .push_bind(&c.key_hash)
+                    .push_bind(&*c.key_hash)
                     .push_bind(c.field.as_str())
-                    .push_bind(&c.winner)
-                    .push_bind(&c.loser)
+                    .push_bind(&*c.winner)
+                    .push_bind(&*c.loser)
                     .push_bind(&at);
             },
         )
