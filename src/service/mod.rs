@@ -472,7 +472,7 @@ impl Service {
                 continue;
             };
             let window_start =
-                window_bounds(&b.window, now).map_or(DateTime::UNIX_EPOCH, |(s, _)| s);
+                window_bounds(b.window, now).map_or(DateTime::UNIX_EPOCH, |(s, _)| s);
             for &fraction in &rule.rule.warn_at {
                 if b.budget_usd <= 0.0 || b.spend_usd < fraction * b.budget_usd {
                     continue;
@@ -480,7 +480,7 @@ impl Service {
                 let warning = BudgetWarning {
                     rule: &b.rule,
                     key_hash: b.key_hash.as_deref(),
-                    window: &b.window,
+                    window: b.window,
                     window_start,
                     fraction,
                     spend_usd: b.spend_usd,

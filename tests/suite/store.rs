@@ -1351,7 +1351,7 @@ fn reading(rule: &str, key_hash: Option<&str>, spend_usd: f64) -> BudgetReading 
     BudgetReading {
         rule: rule.into(),
         key_hash: key_hash.map(Into::into),
-        window: "daily".into(),
+        window: "daily",
         spend_usd,
         budget_usd: 10.0,
     }
