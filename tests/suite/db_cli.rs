@@ -71,9 +71,7 @@ async fn backup_is_private_intact_and_never_overwrites() {
         0o600
     );
 
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", target.display()))
-        .await
-        .unwrap();
+    let pool = common::raw(&target).await;
     let check: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&pool)
         .await

@@ -345,8 +345,7 @@ async fn conflict_events(h: &Harness) -> Vec<keywarden::store::EventRow> {
 
 /// The `notes` of run `run_id`, read from the database as an operator would.
 async fn run_notes(h: &Harness, run_id: i64) -> serde_json::Value {
-    let url = format!("sqlite://{}?mode=ro", h.config.database_path().display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = common::raw(&h.config.database_path()).await;
     let notes: String = sqlx::query_scalar("SELECT notes FROM runs WHERE id = ?")
         .bind(run_id)
         .fetch_one(&pool)
@@ -684,8 +683,7 @@ disabled = true
 
 /// The `budget_readings` rows as (HH:MM, rule, spend), in that order.
 async fn budget_readings(h: &Harness) -> Vec<(String, String, f64)> {
-    let url = format!("sqlite://{}", h.config.database_path().display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = common::raw(&h.config.database_path()).await;
     let rows: Vec<(String, String, f64)> = sqlx::query_as(
         "SELECT substr(at, 12, 5), rule, spend_usd FROM budget_readings
          ORDER BY at, rule, spend_usd",

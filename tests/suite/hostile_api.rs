@@ -217,8 +217,7 @@ impl Setup {
 
     /// One SQL query's first column, as text, over the database.
     async fn column(&self, sql: &str) -> Vec<String> {
-        let url = format!("sqlite://{}?mode=ro", self.database().display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let pool = crate::common::raw(&self.database()).await;
         let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
         pool.close().await;
         rows.into_iter().map(|r| r.0).collect()

@@ -1,5 +1,6 @@
 //! The SQLite store: every query, against a fresh database in a temp dir.
 
+use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Duration, Utc};
 use keywarden::engine::plan::{BudgetReading, Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
@@ -20,13 +21,6 @@ async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
     (dir, store)
-}
-
-/// A direct connection, to look at what the store wrote.
-async fn raw(path: &Path) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap()
 }
 
 fn rule(name: &str, priority: i64) -> Rule {
@@ -1257,38 +1251,11 @@ async fn snapshots_are_throttled_per_interval_and_skipped_when_usage_did_not_mov
     assert_eq!(store.prune_snapshots(t(15)).await.unwrap(), 0);
 }
 
-/// A database `dir/kw.db` migrated up to (not including) the migration
-/// whose file name starts with `first_left_out`, and a connection to it.
-async fn migrated_before(
-    dir: &Path,
-    first_left_out: &str,
-) -> (std::path::PathBuf, sqlx::SqlitePool) {
-    let old = dir.join("migrations");
-    std::fs::create_dir(&old).unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name.as_str() < first_left_out {
-            std::fs::copy(&path, old.join(name)).unwrap();
-        }
-    }
-    let path = dir.join("kw.db");
-    std::fs::File::create(&path).unwrap();
-    let pool = raw(&path).await;
-    sqlx::migrate::Migrator::new(old.as_path())
-        .await
-        .unwrap()
-        .run(&pool)
-        .await
-        .unwrap();
-    (path, pool)
-}
-
 #[tokio::test]
 async fn migration_4_moves_budget_readings_out_of_run_notes_into_their_table() {
     // A database at migration 3, with a run whose notes hold two readings.
     let dir = tempfile::tempdir().unwrap();
-    let (path, pool) = migrated_before(dir.path(), "0004").await;
+    let (path, pool) = migrated_before(dir.path(), 4).await;
     let notes = serde_json::json!({
         "skips": [],
         "budgets": [
@@ -1361,7 +1328,7 @@ fn reading(rule: &str, key_hash: Option<&str>, spend_usd: f64) -> BudgetReading 
 async fn migration_6_remembers_when_each_rules_readings_were_last_recorded() {
     // A database at migration 5 with readings of two rules.
     let dir = tempfile::tempdir().unwrap();
-    let (path, pool) = migrated_before(dir.path(), "0006").await;
+    let (path, pool) = migrated_before(dir.path(), 6).await;
     for (run, started) in [(1, "2026-11-27T09:00:00Z"), (2, "2026-11-27T09:50:00Z")] {
         sqlx::query(
             "INSERT INTO runs (id, started_at, trigger, status) VALUES (?, ?, 'schedule', 'ok')",

@@ -2,6 +2,7 @@
 //! outcome becomes `applied`, backfilled for the rows of older databases,
 //! and the report's held-disabled hours and key counts read from them.
 
+use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Utc};
 use keywarden::cli::GroupBy;
 use keywarden::engine::plan::{Change, FieldChange};
@@ -9,7 +10,6 @@ use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::model::{Field, FieldValue};
 use keywarden::report::{self, Report};
 use keywarden::store::Store;
-use sqlx::migrate::Migrator;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -163,9 +163,7 @@ async fn reports(store: &Store) -> Vec<Report> {
 }
 
 async fn moves(path: &Path) -> Vec<(String, String, Option<i64>)> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let pool = raw(path).await;
     let rows = sqlx::query_as("SELECT key_hash, kind, disabled_move FROM changes ORDER BY id")
         .fetch_all(&pool)
         .await
@@ -221,25 +219,7 @@ async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_uncha
     fresh.close().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kw.db");
-    std::fs::File::create(&path).unwrap();
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    let mut before = Migrator::new(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations"
-    )))
-    .await
-    .unwrap();
-    before.migrations = before
-        .migrations
-        .iter()
-        .filter(|m| m.version < 7)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    before.run(&pool).await.unwrap();
+    let (path, pool) = migrated_before(dir.path(), 7).await;
     for (when, change, outcome) in history() {
         let outcome = match outcome {
             Outcome::Unknown => Outcome::Applied,

@@ -207,3 +207,37 @@ pub fn stdout(out: &std::process::Output) -> String {
     );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
+
+/// A direct connection to the database at `path`, to look at what the
+/// store wrote (or to write rows as an older version would have).
+pub async fn raw(path: &std::path::Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
+/// A new database `dir/kw.db` at the migration before `version` (its
+/// migrations from `version` on not applied), and a direct connection to it.
+pub async fn migrated_before(
+    dir: &std::path::Path,
+    version: i64,
+) -> (std::path::PathBuf, sqlx::SqlitePool) {
+    let path = dir.join("kw.db");
+    std::fs::File::create(&path).unwrap();
+    let pool = raw(&path).await;
+    let mut before = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations"
+    )))
+    .await
+    .unwrap();
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    (path, pool)
+}
