@@ -135,16 +135,13 @@ impl Store {
     ) -> anyhow::Result<Vec<KindOutcomeCount>> {
         // Time buckets count per instant first, in the order of
         // `changes_report` (no sort of every row), then per group.
-        let source = match bucket {
-            Bucket::Key | Bucket::Rule => "changes WHERE at >= ? AND at < ?",
-            Bucket::Day | Bucket::Week | Bucket::Month | Bucket::All => {
+        let (count, source) = match bucket {
+            Bucket::Key | Bucket::Rule => ("COUNT(*)", "changes WHERE at >= ? AND at < ?"),
+            Bucket::Day | Bucket::Week | Bucket::Month | Bucket::All => (
+                "SUM(n)",
                 "(SELECT at, kind, outcome, COUNT(*) AS n FROM changes
-                  WHERE at >= ? AND at < ? GROUP BY at, kind, outcome)"
-            }
-        };
-        let count = match bucket {
-            Bucket::Key | Bucket::Rule => "COUNT(*)",
-            _ => "SUM(n)",
+                  WHERE at >= ? AND at < ? GROUP BY at, kind, outcome)",
+            ),
         };
         let rows = sqlx::query(&format!(
             "SELECT {} AS grp, kind, outcome, {count} AS n FROM {source}
