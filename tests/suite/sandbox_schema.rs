@@ -8,9 +8,11 @@ use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// OpenRouter's published schema, copied into the repository (see
+/// `tests/fixtures/openrouter/README.md`).
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/openrouter/openapi-keys.yaml"
+    "/tests/fixtures/openrouter/openapi-keys.yaml"
 );
 
 fn spec() -> Value {
