@@ -30,7 +30,7 @@ impl Store {
         current: &[Conflict],
         unevaluated: &BTreeSet<(&str, Field)>,
     ) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let open: Vec<(String, String, String, String)> =
             sqlx::query_as("SELECT key_hash, field, winner, loser FROM open_conflicts")
                 .fetch_all(&mut *tx)

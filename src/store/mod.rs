@@ -18,6 +18,7 @@ pub mod counts;
 pub mod outbox;
 pub mod report;
 pub mod rules;
+pub mod run_turn;
 pub mod runs;
 pub mod snapshots;
 pub mod sources;
@@ -33,6 +34,12 @@ const PAGE_CACHE: &str = "-512";
 /// Prepared statements kept per connection (sqlx's default is 100): batch
 /// inserts of different sizes are different statements, some large.
 const STATEMENT_CACHE: usize = 16;
+
+/// How long a writer waits for another process's write transaction to
+/// end before it gives up with "database is locked". Every write
+/// transaction is short (a run's intent, its outcomes, a rules sync), so
+/// this is only reached when another process hangs while holding the lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a pooled connection may stay idle before it is closed (with
 /// its caches); the next use opens it again.
@@ -54,7 +61,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .pragma("cache_size", PAGE_CACHE)
             .statement_cache_capacity(STATEMENT_CACHE);
         let pool = SqlitePoolOptions::new()
@@ -72,6 +79,18 @@ impl Store {
             pool,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens a write transaction with `BEGIN IMMEDIATE`: it takes the
+    /// write lock at once, waiting up to [`BUSY_TIMEOUT`] for another
+    /// connection's write to end. A plain `BEGIN` that reads and then writes
+    /// fails at once with `SQLITE_BUSY_SNAPSHOT` ("database is locked",
+    /// code 517), whatever the busy timeout says, when another connection
+    /// commits in between — as a running service does all the time. Every
+    /// transaction of the store that writes starts here (clippy refuses
+    /// `Pool::begin`, see `clippy.toml`).
+    pub(crate) async fn write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// The database file.

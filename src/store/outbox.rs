@@ -92,7 +92,7 @@ impl Store {
         at: DateTime<Utc>,
         w: &BudgetWarning<'_>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT OR IGNORE INTO budget_warnings (rule, subject, window, window_start, fraction, at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -146,7 +146,7 @@ impl Store {
     /// (`auth_recovered` after a run that listed keys, `source_recovered`
     /// when a source reads fine again). Returns how many items were added.
     pub async fn enqueue_notifications(&self, at: DateTime<Utc>) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         // Take the write lock first, so nothing is inserted behind the cursor.
         sqlx::query("UPDATE notify_cursor SET id = id")
             .execute(&mut *tx)
@@ -319,7 +319,7 @@ impl Store {
         error: Option<&str>,
         attempt: &Attempt,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let status = match attempt {
             Attempt::Delivered => "delivered",
             Attempt::Failed { .. } => "failed",

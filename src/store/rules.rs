@@ -85,7 +85,7 @@ impl Store {
     ) -> anyhow::Result<SyncSummary> {
         let who = origin.as_string();
         let mut summary = SyncSummary::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut seen = BTreeSet::new();
         for rule in rules {
             if !seen.insert(rule.name.as_str()) {
@@ -158,7 +158,7 @@ impl Store {
         who: &Origin,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let Some(stored) = load(&mut tx, name).await? else {
             return Ok(false);
         };
@@ -188,7 +188,7 @@ impl Store {
         who: &Origin,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let found = delete(&mut tx, name, &who.as_string(), at).await?;
         tx.commit().await?;
         Ok(found)

@@ -191,7 +191,7 @@ impl Store {
     ) -> anyhow::Result<Vec<i64>> {
         // The write lock first: the ids after the largest one read here stay
         // free until the commit.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
             .fetch_one(&mut *tx)
             .await?;
@@ -252,7 +252,7 @@ impl Store {
         attempts: u32,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let rows = sqlx::query(&format!(
             "UPDATE changes SET outcome = ?1, http_status = ?2, attempts = ?3, error = ?4,
                  disabled_move = CASE WHEN ?1 = 'applied' THEN {DISABLED_MOVE} END

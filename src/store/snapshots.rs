@@ -34,7 +34,7 @@ impl Store {
         keys: &[Key],
         interval: Duration,
     ) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let rows = sqlx::query(
             "SELECT s.key_hash, s.at, s.usage, s.usage_daily, s.usage_weekly, s.usage_monthly,
                     s.byok_usage, s.byok_usage_daily, s.byok_usage_weekly, s.byok_usage_monthly

@@ -49,7 +49,7 @@ impl Store {
         error: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let in_outage: Option<Option<String>> =
             sqlx::query_scalar("SELECT error_since FROM source_values WHERE source_id = ?")
                 .bind(source_id)
