@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let runner = runner(ctx).await?;
     let due = super::due_rules(&runner, &args.rules).await?;
+    let _turn = runner.store.run_turn(super::waiting_for_run).await?;
     let report = runner
         .run(&RunRequest {
             trigger: Trigger::Manual,

@@ -104,6 +104,12 @@ pub(crate) async fn runner(ctx: &Context) -> anyhow::Result<Runner> {
     ))
 }
 
+/// Says on standard error that this command waits for the run of another
+/// process on the same database (the service's, or another `apply`).
+pub(crate) fn waiting_for_run(pid: &str) {
+    eprintln!("waiting for the run in progress (keywarden pid {pid}) to finish…");
+}
+
 /// The rules `--rule` names (`None` = all), refusing unknown names; and the
 /// first-run hint when there are no rules at all.
 pub(crate) async fn due_rules(

@@ -37,6 +37,11 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path()).await?;
     let client = Client::new(ClientSettings::from_config(&config)?)?;
     let change = revertible(&store, args.change_id).await?;
+    // A revert reads the key, checks it and PATCHes it: no run in between.
+    let _turn = match args.dry_run {
+        true => None,
+        false => Some(store.run_turn(super::waiting_for_run).await?),
+    };
     let key = client
         .get_key(&change.key_hash)
         .await

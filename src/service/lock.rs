@@ -3,8 +3,8 @@
 //! dies, however it dies, so a stale file never blocks a restart.
 
 use crate::exit::UsageError;
+use crate::store::run_turn::{holder, open_lock_file, write_holder};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The held lock; released when dropped (or when the process ends).
@@ -25,28 +25,15 @@ impl InstanceLock {
     /// Takes the lock of the database at `db`, or fails with a
     /// [`UsageError`] (exit 2) naming the pid of the running holder.
     pub fn acquire(db: &Path) -> anyhow::Result<InstanceLock> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = lock_path(db);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
+        let mut file = open_lock_file(&path)
             .map_err(|e| UsageError::new(format!("cannot open {}: {e}", path.display())))?;
         match fs4::FileExt::try_lock(&file) {
             Ok(()) => {}
             Err(fs4::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let pid = if holder.is_empty() { "unknown" } else { holder };
                 return Err(UsageError::new(format!(
-                    "another keywarden (pid {pid}) is running on {}",
+                    "another keywarden (pid {}) is running on {}",
+                    holder(&mut file),
                     db.display()
                 )));
             }
@@ -57,10 +44,7 @@ impl InstanceLock {
                 )));
             }
         }
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        writeln!(file, "{}", std::process::id())?;
-        file.flush()?;
+        write_holder(&mut file)?;
         Ok(InstanceLock { file, path })
     }
 

@@ -34,7 +34,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use systemd::LastRun;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -59,6 +59,18 @@ pub struct ServiceOptions {
 /// the lock and the metrics address fail before anything runs, as
 /// [`UsageError`](crate::exit::UsageError)s (exit 2).
 pub async fn run(opts: ServiceOptions) -> anyhow::Result<()> {
+    // Runs are local tasks of this set, so they go on while the loop awaits
+    // something else (a reload waiting for the database that the run is
+    // writing to): a run is never left holding the write lock unpolled.
+    tokio::task::LocalSet::new().run_until(serve(opts)).await
+}
+
+/// The service itself, inside [`run`]'s local set.
+async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
+    // Signals are caught from the start: a `SIGHUP` sent right after
+    // `READY=1` (or during the start-up run) must not kill the service, as
+    // its default action would.
+    let signals = Signals::new()?;
     let config = load_config(&opts)?;
     let db = config.database_path();
     let _lock = InstanceLock::acquire(&db)?;
@@ -104,7 +116,24 @@ pub async fn run(opts: ServiceOptions) -> anyhow::Result<()> {
     service.run_now(Trigger::Startup).await;
     service.reschedule().await?;
     systemd::ready(&service.status_line().await);
-    service.run_loop(due_rx).await
+    service.run_loop(due_rx, signals).await
+}
+
+/// The signals the loop acts on, registered once.
+struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
 }
 
 fn load_config(opts: &ServiceOptions) -> anyhow::Result<Config> {
@@ -198,8 +227,14 @@ impl Pending {
     }
 }
 
-/// A run in flight, polled by the loop itself (the runner's future is not
-/// `Send`, so it is not spawned; nothing else is needed for runs never to overlap).
+/// Says that a run waits for another process's run (a manual `apply`).
+fn waiting_for_run(pid: &str) {
+    tracing::info!("waiting for the run of keywarden pid {pid} on this database to finish");
+}
+
+/// A run in flight: a local task of the service's [`LocalSet`](tokio::task::LocalSet)
+/// (the runner's future is not `Send`), which makes progress whatever the
+/// loop is awaiting; the loop starts the next run only once it has ended.
 type RunTask = Pin<Box<dyn Future<Output = (anyhow::Result<RunReport>, Duration)>>>;
 
 struct Service {
@@ -223,11 +258,23 @@ struct Service {
 impl Service {
     fn spawn_run(&self, req: RunRequest) -> RunTask {
         let runner = self.runner.clone();
+        let store = self.store.clone();
         tracing::info!(trigger = req.trigger.as_str(), rules = ?req.due, "run starting");
-        Box::pin(async move {
+        let task = tokio::task::spawn_local(async move {
             let started = Instant::now();
-            let result = runner.run(&req).await;
+            let result = match store.run_turn(waiting_for_run).await {
+                Ok(_turn) => runner.run(&req).await,
+                Err(e) => Err(e),
+            };
             (result, started.elapsed())
+        });
+        Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                (
+                    Err(anyhow::anyhow!("the run ended abnormally: {e}")),
+                    Duration::ZERO,
+                )
+            })
         })
     }
 
@@ -242,10 +289,11 @@ impl Service {
         self.finished(task.await).await;
     }
 
-    async fn run_loop(mut self, mut due_rx: mpsc::UnboundedReceiver<String>) -> anyhow::Result<()> {
-        let mut hangup = signal(SignalKind::hangup())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
+    async fn run_loop(
+        mut self,
+        mut due_rx: mpsc::UnboundedReceiver<String>,
+        mut signals: Signals,
+    ) -> anyhow::Result<()> {
         let watchdog = systemd::watchdog_interval();
         let period = watchdog.map_or(Duration::from_secs(1), |w| w.min(Duration::from_secs(1)));
         let mut tick = tokio::time::interval(period);
@@ -257,13 +305,13 @@ impl Service {
                 Some(rule) = due_rx.recv() => {
                     pending.rules.insert(rule);
                 }
-                _ = hangup.recv() => {
+                _ = signals.hangup.recv() => {
                     if self.reload().await {
                         pending.all = Some(Trigger::Reload);
                     }
                 }
-                _ = terminate.recv() => break,
-                _ = interrupt.recv() => break,
+                _ = signals.terminate.recv() => break,
+                _ = signals.interrupt.recv() => break,
                 done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
                     in_flight = None;
                     self.finished(done).await;
