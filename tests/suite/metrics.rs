@@ -2,7 +2,7 @@
 
 use crate::daemon;
 
-use daemon::{Daemon, Setup, budget_rule, disabled, eventually, hash_of, sandbox};
+use daemon::{Daemon, PATIENCE, Setup, budget_rule, disabled, eventually, hash_of, sandbox};
 use keywarden::store::Store;
 use keywarden::store::runs::HistoryFilter;
 use std::collections::BTreeMap;
@@ -27,10 +27,10 @@ async fn metrics_parse_as_prometheus_text_and_count_what_history_shows() {
         &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
     let service = Daemon::start(&setup, &sandbox, "metrics");
-    service.wait_for("READY=1", 20 * SECOND).await;
+    service.wait_for("READY=1", PATIENCE).await;
     let a = hash_of(&sandbox, "team-a-01");
     sandbox.account().spend(&a, 12.0, false).unwrap();
-    assert!(eventually(3 * SECOND, || disabled(&sandbox, "team-a-01")).await);
+    assert!(eventually(PATIENCE, || disabled(&sandbox, "team-a-01")).await);
     tokio::time::sleep(2 * SECOND).await;
 
     let base = format!("http://127.0.0.1:{port}");

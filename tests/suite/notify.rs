@@ -6,7 +6,7 @@ use crate::daemon;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use daemon::{Daemon, Setup, budget_rule, eventually, hash_of, sandbox};
+use daemon::{Daemon, PATIENCE, Setup, budget_rule, eventually, hash_of, sandbox};
 use keywarden::store::Store;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,13 +76,13 @@ async fn key_events_reach_the_webhook_in_order_even_after_it_was_down() {
         ),
     );
     let mut service = Daemon::start(&setup, &sandbox, "notify");
-    service.wait_for("READY=1", 20 * SECOND).await;
+    service.wait_for("READY=1", PATIENCE).await;
     let a = hash_of(&sandbox, "team-a-01");
 
     sandbox.account().spend(&a, 12.0, false).unwrap();
     let disabled = pairs(&[("key_disabled", "team-a-01")]);
     assert!(
-        eventually(5 * SECOND, || receiver.key_events() == disabled).await,
+        eventually(PATIENCE, || receiver.key_events() == disabled).await,
         "{:?}; stderr:\n{}",
         receiver.key_events(),
         service.stderr()
@@ -91,7 +91,7 @@ async fn key_events_reach_the_webhook_in_order_even_after_it_was_down() {
     sandbox.account().advance(chrono::Duration::days(1));
     let cycle = pairs(&[("key_disabled", "team-a-01"), ("key_enabled", "team-a-01")]);
     assert!(
-        eventually(5 * SECOND, || receiver.key_events() == cycle).await,
+        eventually(PATIENCE, || receiver.key_events() == cycle).await,
         "{:?}",
         receiver.key_events()
     );
@@ -107,9 +107,9 @@ async fn key_events_reach_the_webhook_in_order_even_after_it_was_down() {
     // The receiver goes down for a while; a whole cycle happens meanwhile.
     receiver.down.store(true, Ordering::SeqCst);
     sandbox.account().spend(&a, 12.0, false).unwrap();
-    assert!(eventually(5 * SECOND, || daemon::disabled(&sandbox, "team-a-01")).await);
+    assert!(eventually(PATIENCE, || daemon::disabled(&sandbox, "team-a-01")).await);
     sandbox.account().advance(chrono::Duration::days(31));
-    assert!(eventually(5 * SECOND, || !daemon::disabled(&sandbox, "team-a-01")).await);
+    assert!(eventually(PATIENCE, || !daemon::disabled(&sandbox, "team-a-01")).await);
     tokio::time::sleep(2 * SECOND).await;
     assert_eq!(
         receiver.key_events(),
@@ -125,12 +125,12 @@ async fn key_events_reach_the_webhook_in_order_even_after_it_was_down() {
         ("key_enabled", "team-a-01"),
     ]);
     assert!(
-        eventually(10 * SECOND, || receiver.key_events() == both).await,
+        eventually(PATIENCE, || receiver.key_events() == both).await,
         "{:?}",
         receiver.key_events()
     );
     service.signal("TERM");
-    assert_eq!(service.exit(15 * SECOND).await.code(), Some(0));
+    assert_eq!(service.exit(PATIENCE).await.code(), Some(0));
 
     // Every attempt is recorded, the failed ones with the 503.
     let store = Store::open(&setup.database).await.unwrap();

@@ -307,7 +307,7 @@ async fn every_command(pass: Pass) -> World {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + crate::daemon::PATIENCE;
     while w.receiver.hooks.lock().unwrap().len() < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

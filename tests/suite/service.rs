@@ -3,7 +3,7 @@
 
 use crate::daemon;
 
-use daemon::{Daemon, Setup, budget_rule, disabled, eventually, hash_of, sandbox};
+use daemon::{Daemon, PATIENCE, Setup, budget_rule, disabled, eventually, hash_of, sandbox};
 use std::time::{Duration, Instant};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -13,7 +13,7 @@ async fn the_service_enforces_budgets_reloads_and_stops_cleanly_under_systemd() 
     let sandbox = sandbox(None).await;
     let setup = Setup::new(&budget_rule("team-a-*", 10.0), "");
     let mut service = Daemon::start(&setup, &sandbox, "first");
-    service.wait_for("READY=1", 20 * SECOND).await;
+    service.wait_for("READY=1", PATIENCE).await;
 
     // The watchdog is pinged at least every 2 s (WATCHDOG_USEC=2000000).
     let mut last = Instant::now();
@@ -40,7 +40,7 @@ async fn the_service_enforces_budgets_reloads_and_stops_cleanly_under_systemd() 
     let a = hash_of(&sandbox, "team-a-01");
     sandbox.account().spend(&a, 12.0, false).unwrap();
     assert!(
-        eventually(3 * SECOND, || disabled(&sandbox, "team-a-01")).await,
+        eventually(PATIENCE, || disabled(&sandbox, "team-a-01")).await,
         "team-a-01 not disabled; stderr:\n{}",
         service.stderr()
     );
@@ -68,13 +68,13 @@ async fn the_service_enforces_budgets_reloads_and_stops_cleanly_under_systemd() 
     );
     std::fs::write(&setup.rules, budget_rule("team-*", 10.0)).unwrap();
     service.signal("HUP");
-    let reload = service.wait_for("READY=1", 10 * SECOND).await;
+    let reload = service.wait_for("READY=1", PATIENCE).await;
     assert!(
         reload.iter().any(|m| m.lines().any(|l| l == "RELOADING=1")),
         "{reload:?}"
     );
     assert!(
-        eventually(3 * SECOND, || disabled(&sandbox, "team-b-01")).await,
+        eventually(PATIENCE, || disabled(&sandbox, "team-b-01")).await,
         "the reloaded rule did not apply; stderr:\n{}",
         service.stderr()
     );
@@ -83,9 +83,9 @@ async fn the_service_enforces_budgets_reloads_and_stops_cleanly_under_systemd() 
     // re-enabling team-a-01 sees it disabled again.
     std::fs::write(&setup.rules, "[[rule]]\nname = \"cap\"\nkeys = \n").unwrap();
     service.signal("HUP");
-    service.wait_for("READY=1", 10 * SECOND).await;
+    service.wait_for("READY=1", PATIENCE).await;
     assert!(
-        eventually(3 * SECOND, || service.stderr().contains("reload failed")).await,
+        eventually(PATIENCE, || service.stderr().contains("reload failed")).await,
         "{}",
         service.stderr()
     );
@@ -94,15 +94,15 @@ async fn the_service_enforces_budgets_reloads_and_stops_cleanly_under_systemd() 
         .patch_key(&a, &serde_json::from_str(r#"{"disabled": false}"#).unwrap())
         .unwrap();
     assert!(
-        eventually(3 * SECOND, || disabled(&sandbox, "team-a-01")).await,
+        eventually(PATIENCE, || disabled(&sandbox, "team-a-01")).await,
         "the previous rules are not in force; stderr:\n{}",
         service.stderr()
     );
 
     // SIGTERM: STOPPING=1, exit 0.
     service.signal("TERM");
-    service.wait_for("STOPPING=1", 10 * SECOND).await;
-    let status = service.exit(15 * SECOND).await;
+    service.wait_for("STOPPING=1", PATIENCE).await;
+    let status = service.exit(PATIENCE).await;
     assert_eq!(status.code(), Some(0), "stderr:\n{}", service.stderr());
     assert!(!service.stderr().contains(sandbox.management_key()));
 }
@@ -112,12 +112,12 @@ async fn a_service_killed_with_sigkill_does_not_block_the_next_one() {
     let sandbox = sandbox(None).await;
     let setup = Setup::new(&budget_rule("team-a-*", 10.0), "");
     let mut first = Daemon::start(&setup, &sandbox, "first");
-    first.wait_for("READY=1", 20 * SECOND).await;
+    first.wait_for("READY=1", PATIENCE).await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
     let mut next = Daemon::start(&setup, &sandbox, "next");
-    next.wait_for("READY=1", 20 * SECOND).await;
+    next.wait_for("READY=1", PATIENCE).await;
     next.signal("TERM");
-    assert_eq!(next.exit(15 * SECOND).await.code(), Some(0));
+    assert_eq!(next.exit(PATIENCE).await.code(), Some(0));
 }

@@ -52,6 +52,12 @@ pub fn disabled(sandbox: &Sandbox, name: &str) -> bool {
         .disabled
 }
 
+/// How long a test waits for what takes a moment on an idle machine (a
+/// key disabled, `READY=1`, a webhook delivered): generous, so that a
+/// machine loaded at twice its cores passes too. Waits end as soon as what
+/// they wait for happens.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Polls `cond` every 50 ms until it holds or `within` passes.
 pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -114,25 +120,39 @@ impl Setup {
 
     /// `keywarden run` with this setup, against `sandbox`.
     pub fn command(&self, sandbox: &Sandbox, notify_socket: Option<&Path>) -> Command {
+        let mut cmd = self.keywarden(sandbox, &["run"]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        if let Some(socket) = notify_socket {
+            cmd.env("NOTIFY_SOCKET", socket)
+                .env("WATCHDOG_USEC", "2000000");
+        }
+        cmd
+    }
+
+    /// Runs another command (`apply`, `rules import …`) on this setup's
+    /// configuration and database, against `sandbox`, to its end.
+    pub async fn cli(&self, sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.keywarden(sandbox, args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// `keywarden --config … --database … ARGS` with the sandbox's URL and key.
+    fn keywarden(&self, sandbox: &Sandbox, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keywarden"));
         cmd.arg("--config")
             .arg(&self.config)
             .arg("--database")
             .arg(&self.database)
-            .arg("run")
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KEYWARDEN_BASE_URL", sandbox.base_url())
             .env("OPENROUTER_MANAGEMENT_KEY", sandbox.management_key())
             .env("KEYWARDEN_NOTIFY_BACKOFF_MS", "200")
             .env("RUST_LOG", "keywarden=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(socket) = notify_socket {
-            cmd.env("NOTIFY_SOCKET", socket)
-                .env("WATCHDOG_USEC", "2000000");
-        }
+            .stdin(Stdio::null());
         cmd
     }
 }
