@@ -636,9 +636,8 @@ async fn clock_credits_and_reset_through_the_control_api() {
 }
 
 #[tokio::test]
-async fn ten_thousand_keys_list_in_a_hundred_pages_quickly() {
+async fn ten_thousand_keys_list_in_a_hundred_pages() {
     let env = Env::start(10_000, vec![], "2026-11-27T10:00:00Z").await;
-    let started = std::time::Instant::now();
     let mut total = 0;
     for page in 0..=100 {
         let (status, body) = env
@@ -647,10 +646,9 @@ async fn ten_thousand_keys_list_in_a_hundred_pages_quickly() {
         assert_eq!(status, 200);
         total += body["data"].as_array().unwrap().len();
     }
-    let elapsed = started.elapsed();
+    // How fast is the run benchmark's business (`cargo bench --bench run`),
+    // not a timed test's.
     assert_eq!(total, 10_000);
-    // Well under a second in release; a generous bound for debug builds on a busy machine.
-    assert!(elapsed.as_secs_f64() < 5.0, "listing took {elapsed:?}");
 }
 
 #[tokio::test]
