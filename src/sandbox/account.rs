@@ -6,6 +6,7 @@ use super::current_key::CurrentKeyView;
 use super::faults::{ActiveFaults, Faults};
 use super::journal::{Journal, JournalEntry};
 use super::seed::{SeedKey, sha256_hex};
+use super::traffic::{self, Stream, TrafficSpec};
 use super::window::{Periods, UsageCounter};
 use crate::openrouter::model::{Credits, Key, KeyPatch, LimitReset};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -292,6 +293,8 @@ struct State {
     credits: Credits,
     faults: ActiveFaults,
     journal: Journal,
+    /// Simulated traffic in force, spent as the clock moves.
+    traffic: Vec<Stream>,
 }
 
 impl State {
@@ -308,7 +311,72 @@ impl State {
             },
             faults: ActiveFaults::default(),
             journal: Journal::default(),
+            traffic: Vec::new(),
         }
+    }
+
+    /// Spends `usd` on the key `hash` at `at` (see [`Account::spend`]).
+    fn spend_at(
+        &mut self,
+        hash: &str,
+        usd: f64,
+        byok: bool,
+        at: DateTime<Utc>,
+    ) -> Result<&KeyRecord, AccountError> {
+        let periods = Periods::at(at);
+        let key = self.key_mut(hash)?;
+        if key.disabled {
+            return Err(AccountError::Disabled);
+        }
+        if key.expires_at.is_some_and(|t| t <= at) {
+            return Err(AccountError::Expired);
+        }
+        if let (Some(limit), Some(remaining)) = (key.limit, key.limit_remaining(periods)) {
+            if (!byok || key.include_byok_in_limit) && remaining <= 0.0 {
+                return Err(AccountError::OverLimit { limit });
+            }
+        }
+        if byok {
+            key.byok.add(usd, periods);
+        } else {
+            key.usage.add(usd, periods);
+        }
+        key.last_used_at = Some(at);
+        if !byok {
+            self.credits.total_usage += usd;
+        }
+        self.key_mut(hash).map(|k| &*k)
+    }
+
+    /// Spends what the traffic streams owe for the whole minutes up to the
+    /// clock's now, minute by minute in time order, each at its own minute.
+    fn accrue_traffic(&mut self) {
+        if self.traffic.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut streams = std::mem::take(&mut self.traffic);
+        for stream in &mut streams {
+            let minutes = stream.minutes_due(now);
+            if minutes.is_empty() {
+                continue;
+            }
+            let selected: Vec<(String, u64)> = self
+                .keys
+                .values()
+                .filter(|k| stream.selects(&k.name, &k.hash))
+                .map(|k| (k.hash.clone(), traffic::key_salt(&k.hash)))
+                .collect();
+            for minute in minutes {
+                let at = DateTime::from_timestamp(minute * 60, 0).unwrap_or(now);
+                for (hash, salt) in &selected {
+                    let usd = stream.spec.spend_in(minute, *salt);
+                    let spent = self.spend_at(hash, usd, stream.spec.byok, at).is_ok();
+                    stream.count(spent.then_some(usd));
+                }
+            }
+        }
+        self.traffic = streams;
     }
 
     fn periods(&self) -> Periods {
@@ -385,9 +453,12 @@ impl Account {
         })
     }
 
-    /// The lock; a panic elsewhere while holding it does not poison the account.
+    /// The lock, with the traffic spent up to now; a panic elsewhere while
+    /// holding it does not poison the account.
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.accrue_traffic();
+        state
     }
 
     /// The management key the account accepts.
@@ -565,30 +636,26 @@ impl Account {
         }
         let mut state = self.state();
         let now = state.clock.now();
-        let periods = Periods::at(now);
-        let key = state.key_mut(hash)?;
-        if key.disabled {
-            return Err(AccountError::Disabled);
-        }
-        if key.expires_at.is_some_and(|t| t <= now) {
-            return Err(AccountError::Expired);
-        }
-        if let (Some(limit), Some(remaining)) = (key.limit, key.limit_remaining(periods)) {
-            if (!byok || key.include_byok_in_limit) && remaining <= 0.0 {
-                return Err(AccountError::OverLimit { limit });
-            }
-        }
-        if byok {
-            key.byok.add(usd, periods);
-        } else {
-            key.usage.add(usd, periods);
-        }
-        key.last_used_at = Some(now);
-        let wire = key.wire(periods);
-        if !byok {
-            state.credits.total_usage += usd;
-        }
-        Ok(wire)
+        let key = state.spend_at(hash, usd, byok, now)?;
+        Ok(key.wire(Periods::at(now)))
+    }
+
+    /// Starts a traffic stream (SPEC §11); returns every stream in force.
+    pub fn add_traffic(&self, spec: TrafficSpec) -> Result<Vec<Stream>, AccountError> {
+        let mut state = self.state();
+        let stream = Stream::start(spec, state.clock.now()).map_err(AccountError::Invalid)?;
+        state.traffic.push(stream);
+        Ok(state.traffic.clone())
+    }
+
+    /// Stops every traffic stream.
+    pub fn stop_traffic(&self) {
+        self.state().traffic.clear();
+    }
+
+    /// The traffic streams in force, with what each has spent.
+    pub fn traffic(&self) -> Vec<Stream> {
+        self.state().traffic.clone()
     }
 
     /// `GET /credits` data.

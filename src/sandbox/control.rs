@@ -6,6 +6,7 @@
 //! | `GET`/`POST /clock` | `{"now": RFC 3339}` or `{"advance": "36h"}` | `{"now"}` |
 //! | `GET`/`POST /faults` | see [`Faults`]; `{}` clears | the faults in force |
 //! | `GET`/`DELETE /requests` | | the journal / `{"cleared": n}` |
+//! | `GET`/`POST /traffic` | see [`TrafficSpec`]: adds a stream; `{}` stops every stream | `{"streams": [..]}` with what each spent |
 //! | `POST /credits` | `{"total_credits"}` | `{"data": credits}` |
 //! | `POST /reset` | | `{"reset": true}` |
 
@@ -13,6 +14,7 @@ use super::account::{Account, AccountError};
 use super::faults::Faults;
 use super::journal::JournalEntry;
 use super::server::{error_response, parse_json};
+use super::traffic::{Stream, TrafficSpec};
 use crate::openrouter::model::{Credits, Data, Key};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
@@ -32,6 +34,7 @@ pub(crate) fn router(account: Account) -> Router {
         .route("/clock", get(clock).post(set_clock))
         .route("/faults", get(faults).post(set_faults))
         .route("/requests", get(requests).delete(clear_requests))
+        .route("/traffic", get(traffic).post(set_traffic))
         .route("/credits", post(set_credits))
         .route("/reset", post(reset))
         .fallback(super::server::not_found)
@@ -148,6 +151,35 @@ async fn requests(State(account): State<Account>) -> Json<Vec<JournalEntry>> {
 
 async fn clear_requests(State(account): State<Account>) -> Json<Value> {
     Json(json!({ "cleared": account.clear_requests() }))
+}
+
+/// `/traffic` answer.
+#[derive(Debug, Serialize)]
+struct Streams {
+    streams: Vec<Stream>,
+}
+
+async fn traffic(State(account): State<Account>) -> Json<Streams> {
+    Json(Streams {
+        streams: account.traffic(),
+    })
+}
+
+/// `POST /traffic`: `{}` stops every stream, a [`TrafficSpec`] adds one.
+async fn set_traffic(
+    State(account): State<Account>,
+    body: Bytes,
+) -> Result<Json<Streams>, AccountError> {
+    let value: Value = parse_json(&body)?;
+    let streams = if value.as_object().is_some_and(|o| o.is_empty()) {
+        account.stop_traffic();
+        Vec::new()
+    } else {
+        let spec: TrafficSpec = serde_json::from_value(value)
+            .map_err(|e| AccountError::Invalid(format!("traffic: {e}")))?;
+        account.add_traffic(spec)?
+    };
+    Ok(Json(Streams { streams }))
 }
 
 /// `POST /credits` body.

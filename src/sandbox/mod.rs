@@ -12,6 +12,7 @@ pub mod faults;
 pub mod journal;
 pub mod seed;
 mod server;
+pub mod traffic;
 pub mod window;
 
 pub use account::{Account, AccountError, NewKey};

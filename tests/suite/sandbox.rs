@@ -672,3 +672,139 @@ async fn seeded_usage_counts_in_the_windows_of_the_start_time() {
     env.set_now("2026-11-28T00:00:00Z").await;
     assert_eq!(env.key(&hash).await["usage_daily"], json!(0.0));
 }
+
+/// The `GET /keys` object of the key named `name`.
+async fn key_named(env: &Env, name: &str) -> Value {
+    let hash = env
+        .sandbox
+        .account()
+        .keys()
+        .into_iter()
+        .find(|k| k.name == name)
+        .unwrap()
+        .hash;
+    env.key(&hash).await
+}
+
+#[tokio::test]
+async fn traffic_spends_as_the_clock_moves_minute_by_minute_and_windows_roll_over() {
+    let env = Env::start(12, vec![], "2026-12-01T20:00:00Z").await;
+    let (status, body) = env
+        .control(
+            Method::POST,
+            "/traffic",
+            Some(
+                json!({"names": ["team-a-*"], "usd_per_hour": 1.5, "pattern": "steady", "seed": 7}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["streams"][0]["pattern"], "steady");
+
+    // Six hours, across midnight, in two moves: 9 USD each, 6 of them today.
+    env.control(Method::POST, "/clock", Some(json!({"advance": "2h"})))
+        .await;
+    env.control(Method::POST, "/clock", Some(json!({"advance": "4h"})))
+        .await;
+    let a = key_named(&env, "team-a-01").await;
+    assert!((a["usage"].as_f64().unwrap() - 9.0).abs() < 1e-6, "{a}");
+    assert!(
+        (a["usage_daily"].as_f64().unwrap() - 3.0).abs() < 1e-6,
+        "{a}"
+    );
+    assert!(
+        (a["usage_monthly"].as_f64().unwrap() - 9.0).abs() < 1e-6,
+        "{a}"
+    );
+    assert_eq!(key_named(&env, "team-b-01").await["usage"], 0.0);
+
+    // A key that is disabled spends nothing more; the stream counts the refusals.
+    let a1 = a["hash"].as_str().unwrap().to_string();
+    env.api(
+        Method::PATCH,
+        &format!("/keys/{a1}"),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    env.control(Method::POST, "/clock", Some(json!({"advance": "1h"})))
+        .await;
+    assert_eq!(key_named(&env, "team-a-01").await["usage"], a["usage"]);
+    assert!(
+        (key_named(&env, "team-a-02").await["usage"]
+            .as_f64()
+            .unwrap()
+            - 10.5)
+            .abs()
+            < 1e-6
+    );
+    let (_, streams) = env.control(Method::GET, "/traffic", None).await;
+    assert_eq!(streams["streams"][0]["refused"], 60);
+
+    // `{}` stops it.
+    let (status, body) = env.control(Method::POST, "/traffic", Some(json!({}))).await;
+    assert_eq!((status.as_u16(), body), (200, json!({"streams": []})));
+    let before = key_named(&env, "team-a-02").await["usage"].clone();
+    env.control(Method::POST, "/clock", Some(json!({"advance": "3h"})))
+        .await;
+    assert_eq!(key_named(&env, "team-a-02").await["usage"], before);
+}
+
+#[tokio::test]
+async fn traffic_patterns_are_deterministic_and_bad_streams_are_refused() {
+    async fn spent(pattern: &str) -> Vec<Value> {
+        let unlimited = ["team-1", "team-2", "team-3"].map(|n| seed(n, None, None, false));
+        let env = Env::start(0, unlimited.to_vec(), "2026-11-30T00:00:00Z").await;
+        let (status, body) = env
+            .control(
+                Method::POST,
+                "/traffic",
+                Some(json!({"names": ["team-*"], "usd_per_hour": 2.0, "pattern": pattern, "seed": 3})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        env.control(Method::POST, "/clock", Some(json!({"advance": "7d"})))
+            .await;
+        let mut usage = Vec::new();
+        for name in ["team-1", "team-2", "team-3"] {
+            usage.push(key_named(&env, name).await["usage"].clone());
+        }
+        usage
+    }
+    for pattern in ["steady", "diurnal", "bursty"] {
+        let week = spent(pattern).await;
+        assert_eq!(week, spent(pattern).await, "{pattern} is reproducible");
+        for usd in &week {
+            let usd = usd.as_f64().unwrap();
+            assert!(
+                (usd - 336.0).abs() < 40.0,
+                "{pattern}: {usd} USD in a week at 2 USD/h"
+            );
+        }
+    }
+
+    let env = Env::start(2, vec![], "2026-11-30T00:00:00Z").await;
+    for bad in [
+        json!({"usd_per_hour": 1.0}),
+        json!({"names": ["a"], "hashes": ["b"], "usd_per_hour": 1.0}),
+        json!({"names": ["a"], "usd_per_hour": -1.0}),
+        json!({"names": ["a"], "usd_per_hour": 1.0, "pattern": "sometimes"}),
+        json!({"names": ["["], "usd_per_hour": 1.0}),
+    ] {
+        let (status, body) = env
+            .control(Method::POST, "/traffic", Some(bad.clone()))
+            .await;
+        assert_eq!(status, 400, "{bad} -> {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("traffic")
+                || body["error"]["message"].is_string(),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        env.control(Method::GET, "/traffic", None).await.1,
+        json!({"streams": []})
+    );
+}
