@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod evaluate;
+pub mod forecast;
 pub mod inputs;
 pub mod plan;
 pub mod reconcile;
