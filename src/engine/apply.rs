@@ -7,6 +7,7 @@ use super::plan::{Change, ChangeKind, Outcome, Plan};
 use super::reconcile::{self, Guard, Inputs, Outcomes};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::event::EventKind;
 use crate::openrouter::model::{Credits, Field, Key, KeyPatch};
 use crate::openrouter::{ApiError, Client};
 use crate::rules::model::{Amount, Rule};
@@ -277,7 +278,14 @@ impl Runner {
                 "source": source_id, "error": error, "stored_value_used": used, "new_outage": true,
             });
             self.store
-                .record_event(Some(run_id), now, "source_error", Some(rule), None, &detail)
+                .record_event(
+                    Some(run_id),
+                    now,
+                    EventKind::SourceError,
+                    Some(rule),
+                    None,
+                    &detail,
+                )
                 .await?;
         } else {
             tracing::debug!(
@@ -474,7 +482,14 @@ impl Runner {
                 "max_disable_fraction": self.config.daemon.max_disable_fraction,
             });
             self.store
-                .record_event(Some(run_id), now, "guard_tripped", None, None, &detail)
+                .record_event(
+                    Some(run_id),
+                    now,
+                    EventKind::GuardTripped,
+                    None,
+                    None,
+                    &detail,
+                )
                 .await?;
         }
         Ok(())
@@ -576,7 +591,7 @@ impl Runner {
                 .record_event(
                     Some(report.run_id),
                     self.clock.now(),
-                    "auth_failed",
+                    EventKind::AuthFailed,
                     None,
                     None,
                     &serde_json::json!({ "error": err.to_string() }),
@@ -631,7 +646,7 @@ impl Runner {
                 .record_event(
                     Some(report.run_id),
                     now,
-                    "auth_failed",
+                    EventKind::AuthFailed,
                     None,
                     None,
                     &serde_json::json!({ "error": e.to_string() }),

@@ -11,6 +11,7 @@ pub mod periods;
 pub mod text;
 
 use crate::cli::GroupBy;
+use crate::domain::event::EventKind;
 use crate::engine::{ChangeKind, Outcome};
 use crate::store::Store;
 use crate::store::report::{BUDGET_TOLERANCE_USD, Bucket};
@@ -195,8 +196,8 @@ pub async fn build(
     }
     for (group, kind, n) in store.report_event_counts(since, until, bucket).await? {
         let g = tally.group(&group);
-        match kind.as_str() {
-            "source_error" => g.source_errors = n,
+        match kind {
+            EventKind::SourceError => g.source_errors = n,
             _ if matches!(bucket, Bucket::Day | Bucket::Week | Bucket::Month) => g.guard_trips = n,
             _ => {}
         }
@@ -209,8 +210,8 @@ pub async fn build(
         }
     }
     for (_, kind, n) in store.report_event_counts(since, until, Bucket::All).await? {
-        match kind.as_str() {
-            "source_error" => totals.source_errors = n,
+        match kind {
+            EventKind::SourceError => totals.source_errors = n,
             _ => totals.guard_trips = n,
         }
     }

@@ -14,6 +14,7 @@ pub mod systemd;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::event::EventKind;
 use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
 use crate::metrics::{Health, Metrics, window_bounds};
 use crate::notify::{Backoff, Notifier, Webhook};
@@ -333,7 +334,7 @@ impl Service {
             let detail = serde_json::json!({ "error": message });
             if let Err(e) = self
                 .store
-                .record_service_event(self.opts.clock.now(), "reload_failed", &detail)
+                .record_service_event(self.opts.clock.now(), EventKind::ReloadFailed, &detail)
                 .await
             {
                 tracing::error!("cannot record the failed reload: {e:#}");
@@ -449,11 +450,7 @@ impl Service {
 
     /// Enqueues what is new in the history and wakes the webhook worker.
     async fn enqueue(&self) {
-        match self
-            .store
-            .enqueue_notifications(self.opts.clock.now())
-            .await
-        {
+        match crate::notify::enqueue(&self.store, self.opts.clock.now()).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::debug!(items = n, "notifications enqueued");

@@ -1,6 +1,7 @@
 //! SQLite storage (sqlx): one module per table family. SQL lives here and
 //! in `migrations/` only.
 
+use crate::domain::event::EventKind;
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{
@@ -117,6 +118,12 @@ pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
 /// that text order is time order.
 pub(crate) fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Reads an event kind as stored.
+pub(crate) fn parse_event_kind(s: &str) -> anyhow::Result<EventKind> {
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("unknown event kind {s:?} in the database"))
 }
 
 /// Reads an instant written by [`ts`].

@@ -386,6 +386,29 @@ fn a_missing_rules_file_is_an_error() {
 }
 
 #[test]
+fn a_misspelt_notify_event_is_refused_naming_the_field_and_the_valid_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keywarden.toml"),
+        "[[notify]]\nurl = \"https://hooks.example.com/x\"\nevents = [\"key_disabled\", \"key_disabld\"]\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "keywarden.toml:3:27: notify[0].events: \"key_disabld\" is not an event keywarden \
+             notifies; valid names: key_disabled, key_enabled, change_failed, budget_warning, \
+             guard_tripped, source_error, source_recovered, auth_failed, auth_recovered, \
+             reload_failed"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
 fn every_toml_snippet_of_the_rule_cookbook_passes() {
     let doc = include_str!("../../README.md");
     let cookbook = doc

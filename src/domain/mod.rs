@@ -1,0 +1,3 @@
+//! The vocabulary every layer shares.
+
+pub mod event;
