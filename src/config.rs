@@ -88,6 +88,17 @@ pub struct DaemonConfig {
     pub max_disable_fraction: f64,
 }
 
+impl DaemonConfig {
+    /// `timezone`: the default of schedules and calendar conditions that name
+    /// none (a [`UsageError`](crate::exit::UsageError) when it is unknown).
+    pub fn default_timezone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        let name = &self.timezone;
+        name.parse().map_err(|_| {
+            crate::exit::UsageError::new(format!("[daemon].timezone: unknown timezone {name:?}"))
+        })
+    }
+}
+
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {

@@ -2,9 +2,11 @@
 //! sandbox, through the same runner, engine and store the service uses.
 //! Only the spending and the passing of time are simulated.
 
+use crate::clock::Clock;
 use crate::config::{Config, ManagementKey};
+use crate::context::Shell;
 use crate::engine::Outcome;
-use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
+use crate::engine::apply::{RunReport, RunRequest, Trigger};
 use crate::engine::plan::Change;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
@@ -76,12 +78,13 @@ fn hourly_spend(name: &str) -> f64 {
     }
 }
 
-/// Runs the demo, narrating to `out`. Returns the database path used and the runs' reports.
+/// Runs the demo into the database at `database`, narrating to `out`.
+/// Returns the database, still open, for the report.
 pub async fn run(
     options: &DemoOptions,
     database: &Path,
     out: &mut (dyn Write + Send),
-) -> anyhow::Result<Vec<RunReport>> {
+) -> anyhow::Result<Store> {
     let sandbox = Sandbox::start(
         "127.0.0.1:0",
         SandboxOptions {
@@ -97,7 +100,9 @@ pub async fn run(
     config.openrouter.base_url = sandbox.base_url();
     config.openrouter.requests_per_second = 10_000;
     config.database.path = Some(database.to_path_buf());
-    let store = Store::open(database).await?;
+    let clock: Arc<dyn Clock> = Arc::new(account.clone());
+    let shell = Shell::open(config, clock).await?;
+    let store = &shell.store;
     let rules = crate::rules::parse_rules("config/rules.example.toml", EXAMPLE_RULES)
         .map_err(|d| anyhow::anyhow!("the embedded example rules do not parse: {d:?}"))?;
     store
@@ -110,13 +115,7 @@ pub async fn run(
         .await?;
     let key = ManagementKey::from_text(sandbox.management_key().to_string())
         .expect("the sandbox has a management key");
-    let client = Client::new(ClientSettings::with_key(&config, key))?;
-    let runner = Runner::new(
-        store.clone(),
-        client,
-        Arc::new(config),
-        Arc::new(account.clone()),
-    );
+    let runner = shell.runner(Client::new(ClientSettings::with_key(&shell.config, key))?);
 
     writeln!(
         out,
@@ -145,8 +144,7 @@ pub async fn run(
         account.advance(options.step);
     }
     sandbox.shutdown().await;
-    store.close().await;
-    Ok(reports)
+    Ok(shell.store)
 }
 
 /// Each key tries to spend a random amount (more in working hours); the

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod domain;
 pub mod engine;

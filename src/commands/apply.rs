@@ -1,6 +1,6 @@
 //! `keywarden apply`: one run now.
 
-use super::{Context, runner};
+use super::Context;
 use crate::cli::ApplyArgs;
 use crate::engine::Outcome;
 use crate::engine::apply::{RunRequest, Trigger};
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 /// Runs `apply`: evaluates every enabled rule (or those named), records and
 /// sends the changes; exit 1 when something failed or was held back.
 pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let runner = runner(ctx).await?;
+    let runner = ctx.runner().await?;
     let due = super::due_rules(&runner, &args.rules).await?;
     let report = runner
         .run(&RunRequest {

@@ -4,7 +4,6 @@ use super::Context;
 use crate::cli::{DemoArgs, GroupBy};
 use crate::demo::{DemoOptions, run as simulate};
 use crate::report;
-use crate::store::Store;
 use chrono::Duration;
 use std::process::ExitCode;
 
@@ -24,9 +23,8 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| temp.path().join("keywarden-demo.db"));
     let mut stdout = std::io::stdout();
-    simulate(&options, &database, &mut stdout).await?;
+    let store = simulate(&options, &database, &mut stdout).await?;
 
-    let store = Store::open(&database).await?;
     let since = options.start;
     let until = options.start + Duration::days(i64::from(options.days));
     let built = report::build(&store, since, until, GroupBy::Rule).await?;

@@ -4,7 +4,7 @@
 use super::Context;
 use super::history::resolve_key;
 use crate::cli::{ExemptCommand, Format};
-use crate::clock::{Clock as _, SystemClock};
+use crate::context::Shell;
 use crate::engine::Exemption;
 use crate::exit::UsageError;
 use crate::output;
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 /// Runs `exempt`.
 pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCode> {
-    let now = SystemClock.now();
+    let now = ctx.clock.now();
     match command {
         ExemptCommand::Add {
             key,
@@ -37,8 +37,7 @@ pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCo
                     "--reason: say why the key is exempt (it is recorded)",
                 ));
             }
-            let config = ctx.config()?;
-            let store = Store::open(&config.database_path()).await?;
+            let Shell { config, store, .. } = ctx.open().await?;
             if let Some(rule) = &rule
                 && store.rule(rule).await?.is_none()
             {
@@ -60,7 +59,7 @@ pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCo
         }
         ExemptCommand::List { format } => list(ctx, format, now).await,
         ExemptCommand::Remove { id } => {
-            let store = Store::open(&ctx.config()?.database_path()).await?;
+            let store = ctx.open().await?.store;
             if !store.remove_exemption(id).await? {
                 return Err(UsageError::new(format!(
                     "no exemption {id} (see `keywarden exempt list`)"
@@ -87,7 +86,7 @@ async fn list(ctx: &Context, format: Format, now: DateTime<Utc>) -> anyhow::Resu
             "--format: exempt list prints table or json",
         ));
     }
-    let store = Store::open(&ctx.config()?.database_path()).await?;
+    let store = ctx.open().await?.store;
     let exemptions = store.exemptions().await?;
     let mut listed = Vec::with_capacity(exemptions.len());
     for exemption in &exemptions {

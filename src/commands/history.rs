@@ -2,8 +2,8 @@
 
 use super::Context;
 use crate::cli::{Format, HistoryArgs};
-use crate::clock::{Clock as _, SystemClock};
 use crate::config::Config;
+use crate::context::Shell;
 use crate::engine::plan::FieldChange;
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::{Failure, UsageError};
@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 /// Runs `history`.
 pub async fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let now = SystemClock.now();
+    let now = ctx.clock.now();
     let since = time_flag("--since", args.since.as_deref(), |s| parse_time(s, now))?;
     let until = time_flag("--until", args.until.as_deref(), |s| parse_until(s, now))?;
     let kind = named_flag(
@@ -43,8 +43,7 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             "--format: history prints table, json, jsonl, csv or markdown (html is for `keywarden report`)",
         ));
     }
-    let config = ctx.config()?;
-    let store = Store::open(&config.database_path()).await?;
+    let Shell { config, store, .. } = ctx.open().await?;
     let key_hash = match &args.key {
         Some(key) => Some(resolve_key(&config, &store, key).await?),
         None => None,

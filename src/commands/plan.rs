@@ -1,6 +1,6 @@
 //! `keywarden plan`: what a run would change now (or at `--at`), and why.
 
-use super::{Context, api_failure, runner};
+use super::{Context, api_failure};
 use crate::cli::{Format, PlanArgs};
 use crate::engine::plan::{Change, Plan};
 use crate::exit::UsageError;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 /// Runs `plan`.
 pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let runner = runner(ctx).await?;
+    let runner = ctx.runner().await?;
     let now = runner.clock.now();
     let at = args
         .at

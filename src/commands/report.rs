@@ -2,10 +2,9 @@
 
 use super::Context;
 use crate::cli::{Format, ReportArgs};
-use crate::clock::{Clock, SystemClock};
+use crate::context::open_store;
 use crate::exit::UsageError;
 use crate::report::{self, Report, html, text};
-use crate::store::Store;
 use crate::timearg::{parse_time, parse_until};
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -19,8 +18,8 @@ pub const DEFAULT_DAYS: i64 = 30;
 /// Runs `report`.
 pub async fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
-    let (since, until) = period(&args, SystemClock.now())?;
-    let store = Store::open(&config.database_path()).await?;
+    let (since, until) = period(&args, ctx.clock.now())?;
+    let store = open_store(&config).await?;
     let report = report::build(&store, since, until, args.group_by).await?;
     let text = match args.format {
         Format::Table if report.totals.changes == 0 => nothing_recorded(&report),

@@ -8,12 +8,10 @@
 
 use super::Context;
 use crate::cli::RevertArgs;
-use crate::clock::{Clock, SystemClock};
+use crate::context::{client, open_store};
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::UsageError;
-use crate::openrouter::Client;
-use crate::openrouter::client::ClientSettings;
 use crate::openrouter::model::{Key, KeyPatch};
 use crate::rules::selector::CompiledSelector;
 use crate::store::{ChangeRow, Store};
@@ -25,7 +23,7 @@ use std::process::ExitCode;
 /// Runs `revert`.
 pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
-    let now = SystemClock.now();
+    let now = ctx.clock.now();
     let exempt_until = args
         .exempt_until
         .as_deref()
@@ -34,8 +32,8 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     if exempt_until.is_some_and(|t| t <= now) {
         return Err(UsageError::new("--exempt-until must be in the future"));
     }
-    let store = Store::open(&config.database_path()).await?;
-    let client = Client::new(ClientSettings::from_config(&config)?)?;
+    let store = open_store(&config).await?;
+    let client = client(&config)?;
     let change = revertible(&store, args.change_id).await?;
     let key = client
         .get_key(&change.key_hash)

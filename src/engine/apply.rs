@@ -14,7 +14,6 @@ use crate::rules::model::{Amount, Rule};
 use crate::rules::source::{self, Resolution};
 use crate::store::{RunSummary, Store};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -149,12 +148,6 @@ impl Runner {
                 .build()
                 .expect("an HTTP client with default settings"),
         }
-    }
-
-    fn default_tz(&self) -> anyhow::Result<Tz> {
-        let name = &self.config.daemon.timezone;
-        name.parse::<Tz>()
-            .map_err(|e| anyhow::anyhow!("[daemon].timezone {name:?}: {e}"))
     }
 
     fn guard(&self, force: bool) -> Guard {
@@ -342,7 +335,7 @@ impl Runner {
             amounts: &g.amounts,
             credits: g.credits.as_ref(),
             now,
-            default_tz: self.default_tz()?,
+            default_tz: self.config.daemon.default_timezone()?,
             guard: self.guard(force),
         })
     }
