@@ -10,7 +10,8 @@ use crate::engine::apply::{RunReport, RunRequest, Trigger};
 use crate::engine::plan::Change;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
-use crate::openrouter::model::{Field, FieldValue, LimitReset};
+use crate::openrouter::model::LimitReset;
+use crate::output::{FieldsStyle, fields_text};
 use crate::rules::model::Origin;
 use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use crate::store::Store;
@@ -202,14 +203,5 @@ fn what(change: &Change) -> String {
     if change.kind == ChangeKind::Drift {
         return "left alone (changed by someone else)".into();
     }
-    change
-        .fields
-        .iter()
-        .map(|(field, fc)| match (field, fc.to) {
-            (Field::Disabled, FieldValue::Bool(true)) => "disabled".to_string(),
-            (Field::Disabled, FieldValue::Bool(false)) => "enabled".to_string(),
-            _ => format!("{field} {} → {}", fc.from, fc.to),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    fields_text(&change.fields, FieldsStyle::Story)
 }

@@ -5,6 +5,7 @@ use crate::cli::ApplyArgs;
 use crate::engine::Outcome;
 use crate::engine::apply::{RunRequest, Trigger};
 use crate::exit;
+use crate::output::{FieldsStyle, fields_text};
 use std::process::ExitCode;
 
 /// Runs `apply`: evaluates every enabled rule (or those named), records and
@@ -24,7 +25,7 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         let line = format!(
             "#{id} {}  {}  {}  {}  — {} (rule {})",
             change.key_name,
-            super::plan::fields_text(change),
+            fields_text(&change.fields, FieldsStyle::Listing),
             change.kind,
             outcome,
             change.reason,

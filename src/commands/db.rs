@@ -3,8 +3,8 @@
 use super::Context;
 use crate::cli::DbCommand;
 use crate::context::Shell;
+use crate::domain::timestamp::rfc3339;
 use crate::exit::UsageError;
-use crate::store::ts;
 use std::process::ExitCode;
 
 /// Runs `db`.
@@ -37,7 +37,7 @@ pub async fn run(ctx: &Context, command: DbCommand) -> anyhow::Result<ExitCode> 
             let pruned = store.prune_snapshots(older_than).await?;
             println!(
                 "pruned {pruned} usage snapshots older than {}",
-                ts(older_than)
+                rfc3339(older_than)
             );
         }
     }

@@ -1,9 +1,9 @@
 //! `keywarden demo`: the offline tour (SPEC §9).
 
 use super::Context;
-use crate::cli::{DemoArgs, GroupBy};
+use crate::cli::DemoArgs;
 use crate::demo::{DemoOptions, run as simulate};
-use crate::report;
+use crate::report::{self, GroupBy};
 use chrono::Duration;
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("\n{}", report::text::table(&built));
     let html = report::html::render(&store, &built).await?;
     // Mode 0600, like every report: it names keys and rules.
-    super::report::write_private(std::path::Path::new(REPORT_FILE), &html)?;
+    crate::output::write_private(std::path::Path::new(REPORT_FILE), &html)?;
     println!("The report, with charts: {REPORT_FILE}");
     if ctx.database.is_some() {
         println!(

@@ -13,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod exempt;
 pub mod history;
+pub mod key_arg;
 pub mod keys;
 pub mod plan;
 pub mod report;

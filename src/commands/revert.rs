@@ -9,14 +9,16 @@
 use super::Context;
 use crate::cli::RevertArgs;
 use crate::context::{client, open_store};
+use crate::domain::timestamp::rfc3339;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::UsageError;
 use crate::openrouter::model::{Key, KeyPatch};
+use crate::output::{FieldsStyle, fields_text};
 use crate::rules::selector::CompiledSelector;
 use crate::store::{ChangeRow, Store};
 use crate::timearg::parse_time;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -42,7 +44,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     still_holds(&change, &key)?;
     let asserting = asserting_rules(&store, &change, &key, now).await?;
     let revert = revert_change(&change);
-    let summary = describe(&revert);
+    let summary = fields_text(&revert.fields, FieldsStyle::Sentence);
 
     if args.dry_run {
         if let Some(until) = exempt_until {
@@ -50,7 +52,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "would exempt {} from rule {rule} until {}",
                     key.name,
-                    time(until)
+                    rfc3339(until)
                 );
             }
         }
@@ -83,7 +85,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "exempted {} from rule {rule} until {} (exemption {id})",
                 key.name,
-                time(until)
+                rfc3339(until)
             );
         }
     }
@@ -125,10 +127,6 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
             ids[0]
         )),
     }
-}
-
-fn time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// The change `id`, if it is one that can be put back: applied, and a kind
@@ -228,14 +226,4 @@ fn revert_change(change: &ChangeRow) -> Change {
         fields,
         held: None,
     }
-}
-
-/// `disabled: true → false, limit: 5.00 → none`.
-fn describe(change: &Change) -> String {
-    change
-        .fields
-        .iter()
-        .map(|(f, fc)| format!("{f}: {} → {}", fc.from, fc.to))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -6,6 +6,7 @@ use crate::cli::{Format, RulesCommand};
 use crate::config::Config;
 use crate::context::Shell;
 use crate::context::open_store;
+use crate::domain::timestamp::rfc3339;
 use crate::exit::{USAGE, UsageError};
 use crate::rules::file::{read_rules_file, to_toml};
 use crate::rules::model::{Conditions, Origin, Rule, Selector};
@@ -171,8 +172,8 @@ fn list(rules: &[StoredRule], format: Format) -> anyhow::Result<()> {
                         "enabled": s.rule.enabled,
                         "priority": s.rule.priority,
                         "origin": s.origin.as_string(),
-                        "created_at": s.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "updated_at": s.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "created_at": rfc3339(s.created_at),
+                        "updated_at": rfc3339(s.updated_at),
                         "toml": to_toml(std::slice::from_ref(&s.rule)),
                     })
                 })
@@ -257,6 +258,6 @@ fn revision(r: &Revision) -> String {
         what,
         r.rule,
         r.who,
-        r.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        rfc3339(r.at)
     )
 }

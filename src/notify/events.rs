@@ -6,6 +6,7 @@
 
 use crate::config::NotifyFormat;
 use crate::domain::event::EventKind;
+use crate::domain::timestamp::rfc3339;
 use crate::engine::Outcome;
 use crate::store::outbox::{ItemOrigin, Outage, OutboxBatch, OutboxItem};
 use crate::store::{ChangeRow, EventRow, Store};
@@ -84,7 +85,7 @@ fn change_event(outcome: Outcome, fields: &Value) -> Option<EventKind> {
 /// The JSON sent for a change row notified as `event`, with its `fields`.
 fn change_payload(event: EventKind, c: &ChangeRow, fields: Value) -> Value {
     json!({
-        "event": event, "at": crate::store::ts(c.at), "change_id": c.id, "run_id": c.run_id,
+        "event": event, "at": rfc3339(c.at), "change_id": c.id, "run_id": c.run_id,
         "key_hash": c.key_hash, "key_name": c.key_name, "rule": c.rule, "reason": c.reason,
         "kind": c.kind, "fields": fields, "outcome": c.outcome,
         "error": c.error, "http_status": c.http_status,
@@ -172,7 +173,7 @@ fn recovery(outage: &Outage) -> Recovery {
 /// The JSON sent for an event notified with `reason`.
 fn event_payload(e: &EventRow, reason: String) -> Value {
     json!({
-        "event": e.kind, "at": crate::store::ts(e.at), "event_id": e.id, "run_id": e.run_id,
+        "event": e.kind, "at": rfc3339(e.at), "event_id": e.id, "run_id": e.run_id,
         "rule": e.rule, "key_hash": e.key_hash, "key_name": Value::Null,
         "reason": reason, "detail": e.detail,
     })

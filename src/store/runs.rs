@@ -5,12 +5,13 @@
 use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_event_kind, parse_ts, ts};
 use crate::domain::event::EventKind;
+use crate::domain::timestamp;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::openrouter::model::Field;
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
@@ -48,7 +49,7 @@ pub struct ChangeRow {
     /// The run it belongs to (`None` for `revert`).
     pub run_id: Option<i64>,
     /// When it was recorded.
-    #[serde(serialize_with = "serialize_ts")]
+    #[serde(serialize_with = "timestamp::serialize")]
     pub at: DateTime<Utc>,
     /// The rule responsible.
     pub rule: String,
@@ -83,7 +84,7 @@ pub struct EventRow {
     /// The run, if any.
     pub run_id: Option<i64>,
     /// When.
-    #[serde(serialize_with = "serialize_ts")]
+    #[serde(serialize_with = "timestamp::serialize")]
     pub at: DateTime<Utc>,
     /// What kind of event.
     pub kind: EventKind,
@@ -484,10 +485,6 @@ pub(super) async fn in_chunks<'a, T>(
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-fn serialize_ts<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    ts(*at).serialize(s)
 }
 
 /// The stored JSON of a change's fields: `{"field": {"from": v, "to": v}}`.
