@@ -4,7 +4,6 @@
 use keywarden::config::{Config, check_url};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const SECRET: &str = "sk-or-v1-inline-secret-0123456789abcdef";
@@ -336,9 +335,8 @@ fn an_empty_or_missing_key_file_is_a_usage_error() {
 
 /// Runs the binary with only the given environment.
 fn keywarden(args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    crate::common::keywarden()
         .args(args)
-        .env_clear()
         .envs(vars.iter().copied())
         .output()
         .unwrap()
