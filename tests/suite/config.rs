@@ -343,6 +343,35 @@ fn keywarden(args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
 }
 
 #[test]
+fn the_service_refuses_to_start_with_a_misspelt_notify_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "keywarden.toml",
+        "[[notify]]\nurl = \"https://hooks.example.com/x\"\nevents = [\"key_disabld\"]\n",
+    );
+    let database = dir.path().join("kw.db");
+    let out = keywarden(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--database",
+            database.to_str().unwrap(),
+            "run",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = crate::common::text(&out.stderr);
+    assert!(
+        stderr.contains("notify[0].events: \"key_disabld\" is not an event keywarden notifies")
+            && stderr.contains("valid names: key_disabled, key_enabled,"),
+        "{stderr}"
+    );
+    assert!(!database.exists(), "nothing was started");
+}
+
+#[test]
 fn the_binary_exits_2_on_a_bad_config_and_on_a_missing_key() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write(dir.path(), "bad.toml", "[openrouter]\nbogus = 1\n");
