@@ -121,7 +121,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// A worker for `webhooks`; [`Notifier::wake`] makes it look at once.
+    /// A worker for `webhooks`; the handle of [`Notifier::waker`] makes it look at once.
     pub fn new(
         store: Store,
         webhooks: Vec<Webhook>,
