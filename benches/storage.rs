@@ -7,10 +7,10 @@
 mod support;
 
 use chrono::{DateTime, Duration as Days, TimeZone, Utc};
-use keywarden::cli::GroupBy;
 use keywarden::engine::plan::FieldChange;
 use keywarden::engine::{Change, ChangeKind, Outcome};
 use keywarden::openrouter::{Field, FieldValue};
+use keywarden::report::GroupBy;
 use keywarden::store::Store;
 use sqlx::{ConnectOptions as _, Connection as _};
 use std::collections::BTreeMap;

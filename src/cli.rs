@@ -1,5 +1,7 @@
 //! The command line (SPEC §6), as clap definitions.
 
+use crate::logging::LogFormat;
+use crate::report::GroupBy;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -38,15 +40,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable text.
-    Text,
-    /// One JSON object a line.
-    Json,
 }
 
 /// Output format of listings.
@@ -348,21 +341,6 @@ pub struct HistoryArgs {
     /// table, json, jsonl, csv or markdown.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-}
-
-/// How `report` groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GroupBy {
-    /// Per key.
-    Key,
-    /// Per rule.
-    Rule,
-    /// Per UTC day.
-    Day,
-    /// Per ISO week.
-    Week,
-    /// Per month.
-    Month,
 }
 
 /// `report`

@@ -1,6 +1,7 @@
 //! The TOML configuration (SPEC §2): every section optional, every key
 //! defaulted, unknown keys refused.
 
+use crate::domain::event::EventKind;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,6 +88,17 @@ pub struct DaemonConfig {
     pub max_disable_fraction: f64,
 }
 
+impl DaemonConfig {
+    /// `timezone`: the default of schedules and calendar conditions that name
+    /// none (a [`UsageError`](crate::exit::UsageError) when it is unknown).
+    pub fn default_timezone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        let name = &self.timezone;
+        name.parse().map_err(|_| {
+            crate::exit::UsageError::new(format!("[daemon].timezone: unknown timezone {name:?}"))
+        })
+    }
+}
+
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
@@ -142,7 +154,7 @@ pub struct NotifyConfig {
     pub format: NotifyFormat,
     /// Events to send; empty = all.
     #[serde(default)]
-    pub events: Vec<String>,
+    pub events: Vec<EventKind>,
     /// Off switch.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -264,6 +276,7 @@ impl Config {
     /// naming `PATH:LINE:COL`. Does not apply the environment or validate.
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         refuse_inline_key(text, path)?;
+        refuse_unknown_events(text, path)?;
         let mut config: Config = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
         config.source = Some(path.to_path_buf());
         Ok(config)
@@ -503,5 +516,43 @@ fn refuse_inline_key(text: &str, path: &Path) -> anyhow::Result<()> {
          (mode 0600) named by [openrouter].management_key_file, or use systemd \
          LoadCredential={MANAGEMENT_KEY_CREDENTIAL}:/path/to/key (see the README)",
         path.display()
+    )))
+}
+
+/// Refuses an event a `[[notify]]` names that keywarden does not notify,
+/// naming `PATH:LINE:COL`, the field (`notify[0].events`) and the valid
+/// names: a misspelt event would silently mute the webhook. A file that does
+/// not parse is left to the full parse to report.
+fn refuse_unknown_events(text: &str, path: &Path) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        notify: Vec<NotifyEvents>,
+    }
+    #[derive(Deserialize)]
+    struct NotifyEvents {
+        #[serde(default)]
+        events: Vec<toml::Spanned<String>>,
+    }
+    let Ok(probe) = toml::from_str::<Probe>(text) else {
+        return Ok(());
+    };
+    let unknown = probe.notify.iter().enumerate().find_map(|(i, n)| {
+        n.events
+            .iter()
+            .find(|e| !e.get_ref().parse().is_ok_and(EventKind::is_notifiable))
+            .map(|e| (i, e))
+    });
+    let Some((i, event)) = unknown else {
+        return Ok(());
+    };
+    let (line, col) = line_col(text, event.span().start);
+    let valid: Vec<&str> = EventKind::notifiable().map(EventKind::as_str).collect();
+    Err(crate::exit::UsageError::new(format!(
+        "{}:{line}:{col}: notify[{i}].events: {:?} is not an event keywarden notifies; valid \
+         names: {}",
+        path.display(),
+        event.get_ref(),
+        valid.join(", ")
     )))
 }

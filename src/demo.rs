@@ -2,13 +2,16 @@
 //! sandbox, through the same runner, engine and store the service uses.
 //! Only the spending and the passing of time are simulated.
 
+use crate::clock::Clock;
 use crate::config::{Config, ManagementKey};
+use crate::context::Shell;
 use crate::engine::Outcome;
-use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
+use crate::engine::apply::{RunReport, RunRequest, Trigger};
 use crate::engine::plan::Change;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
-use crate::openrouter::model::{Field, FieldValue, LimitReset};
+use crate::openrouter::model::LimitReset;
+use crate::output::{FieldsStyle, fields_text};
 use crate::rules::model::Origin;
 use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use crate::store::Store;
@@ -76,12 +79,13 @@ fn hourly_spend(name: &str) -> f64 {
     }
 }
 
-/// Runs the demo, narrating to `out`. Returns the database path used and the runs' reports.
+/// Runs the demo into the database at `database`, narrating to `out`.
+/// Returns the database, still open, for the report.
 pub async fn run(
     options: &DemoOptions,
     database: &Path,
     out: &mut (dyn Write + Send),
-) -> anyhow::Result<Vec<RunReport>> {
+) -> anyhow::Result<Store> {
     let sandbox = Sandbox::start(
         "127.0.0.1:0",
         SandboxOptions {
@@ -97,7 +101,9 @@ pub async fn run(
     config.openrouter.base_url = sandbox.base_url();
     config.openrouter.requests_per_second = 10_000;
     config.database.path = Some(database.to_path_buf());
-    let store = Store::open(database).await?;
+    let clock: Arc<dyn Clock> = Arc::new(account.clone());
+    let shell = Shell::open(config, clock).await?;
+    let store = &shell.store;
     let rules = crate::rules::parse_rules("config/rules.example.toml", EXAMPLE_RULES)
         .map_err(|d| anyhow::anyhow!("the embedded example rules do not parse: {d:?}"))?;
     store
@@ -110,13 +116,7 @@ pub async fn run(
         .await?;
     let key = ManagementKey::from_text(sandbox.management_key().to_string())
         .expect("the sandbox has a management key");
-    let client = Client::new(ClientSettings::with_key(&config, key))?;
-    let runner = Runner::new(
-        store.clone(),
-        client,
-        Arc::new(config),
-        Arc::new(account.clone()),
-    );
+    let runner = shell.runner(Client::new(ClientSettings::with_key(&shell.config, key))?);
 
     writeln!(
         out,
@@ -145,8 +145,7 @@ pub async fn run(
         account.advance(options.step);
     }
     sandbox.shutdown().await;
-    store.close().await;
-    Ok(reports)
+    Ok(shell.store)
 }
 
 /// Each key tries to spend a random amount (more in working hours); the
@@ -204,14 +203,5 @@ fn what(change: &Change) -> String {
     if change.kind == ChangeKind::Drift {
         return "left alone (changed by someone else)".into();
     }
-    change
-        .fields
-        .iter()
-        .map(|(field, fc)| match (field, fc.to) {
-            (Field::Disabled, FieldValue::Bool(true)) => "disabled".to_string(),
-            (Field::Disabled, FieldValue::Bool(false)) => "enabled".to_string(),
-            _ => format!("{field} {} → {}", fc.from, fc.to),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    fields_text(&change.fields, FieldsStyle::Story)
 }

@@ -3,9 +3,17 @@
 //! its own), JSON with `--log-format json` for collectors. Logs go to
 //! standard error; standard output is for what a command prints.
 
-use crate::cli::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
 
 /// Installs the global subscriber, writing to standard error.
 /// `verbose`: 0 info, 1 debug, 2+ trace; `quiet`: warnings only. `RUST_LOG` overrides.

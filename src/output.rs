@@ -1,7 +1,13 @@
 //! Printing listings for people (tables) and programs (CSV, JSON).
 
+use crate::engine::plan::FieldChange;
+use crate::openrouter::model::{Field, FieldValue};
+use anyhow::Context as _;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
 
 /// A table for a terminal: one header row, then `rows` (each cell made
 /// [`printable`]).
@@ -64,6 +70,54 @@ pub fn shorten(s: &str, n: usize) -> String {
     }
 }
 
+/// Writes `text` to `path`, creating the file mode 0600 (a report names
+/// keys and rules); an existing file is replaced in place.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// How a change's fields are written for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldsStyle {
+    /// `disabled false→true; limit 100.00→5.00`: the listings of `plan`,
+    /// `apply` and `history`, as the README documents them.
+    Listing,
+    /// `disabled: true → false, limit: 5.00 → 100.00`: `revert`'s sentences.
+    Sentence,
+    /// `disabled`, `enabled` or `limit 60.00 → 5.00`, joined with `, `: the
+    /// demo's narration.
+    Story,
+}
+
+/// A change's fields, from → to, in `style`.
+pub fn fields_text(fields: &BTreeMap<Field, FieldChange>, style: FieldsStyle) -> String {
+    let separator = match style {
+        FieldsStyle::Listing => "; ",
+        FieldsStyle::Sentence | FieldsStyle::Story => ", ",
+    };
+    fields
+        .iter()
+        .map(|(field, change)| match (style, field, change.to) {
+            (FieldsStyle::Listing, ..) => format!("{field} {}→{}", change.from, change.to),
+            (FieldsStyle::Sentence, ..) => format!("{field}: {} → {}", change.from, change.to),
+            (FieldsStyle::Story, Field::Disabled, FieldValue::Bool(true)) => "disabled".into(),
+            (FieldsStyle::Story, Field::Disabled, FieldValue::Bool(false)) => "enabled".into(),
+            (FieldsStyle::Story, ..) => format!("{field} {} → {}", change.from, change.to),
+        })
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +128,38 @@ mod tests {
         assert_eq!(
             printable("a\u{1b}[2J\r\nb\u{0}\u{9b}"),
             "a\\u{1b}[2J\\r\\nb\\0\\u{9b}"
+        );
+    }
+
+    #[test]
+    fn fields_are_written_in_each_style() {
+        let fields = BTreeMap::from([
+            (
+                Field::Disabled,
+                FieldChange {
+                    from: FieldValue::Bool(false),
+                    to: FieldValue::Bool(true),
+                },
+            ),
+            (
+                Field::Limit,
+                FieldChange {
+                    from: FieldValue::Limit(Some(100.0)),
+                    to: FieldValue::Limit(Some(5.0)),
+                },
+            ),
+        ]);
+        assert_eq!(
+            fields_text(&fields, FieldsStyle::Listing),
+            "disabled false→true; limit 100.00→5.00"
+        );
+        assert_eq!(
+            fields_text(&fields, FieldsStyle::Sentence),
+            "disabled: false → true, limit: 100.00 → 5.00"
+        );
+        assert_eq!(
+            fields_text(&fields, FieldsStyle::Story),
+            "disabled, limit 100.00 → 5.00"
         );
     }
 }

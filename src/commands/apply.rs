@@ -1,16 +1,17 @@
 //! `keywarden apply`: one run now.
 
-use super::{Context, runner};
+use super::Context;
 use crate::cli::ApplyArgs;
 use crate::engine::Outcome;
 use crate::engine::apply::{RunRequest, Trigger};
 use crate::exit;
+use crate::output::{FieldsStyle, fields_text};
 use std::process::ExitCode;
 
 /// Runs `apply`: evaluates every enabled rule (or those named), records and
 /// sends the changes; exit 1 when something failed or was held back.
 pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let runner = runner(ctx).await?;
+    let runner = ctx.runner().await?;
     let due = super::due_rules(&runner, &args.rules).await?;
     let _turn = runner.store.run_turn(super::waiting_for_run).await?;
     let report = runner
@@ -25,7 +26,7 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         let line = format!(
             "#{id} {}  {}  {}  {}  — {} (rule {})",
             change.key_name,
-            super::plan::fields_text(change),
+            fields_text(&change.fields, FieldsStyle::Listing),
             change.kind,
             outcome,
             change.reason,

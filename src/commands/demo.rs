@@ -1,10 +1,9 @@
 //! `keywarden demo`: the offline tour (SPEC §9).
 
 use super::Context;
-use crate::cli::{DemoArgs, GroupBy};
+use crate::cli::DemoArgs;
 use crate::demo::{DemoOptions, run as simulate};
-use crate::report;
-use crate::store::Store;
+use crate::report::{self, GroupBy};
 use chrono::Duration;
 use std::process::ExitCode;
 
@@ -24,16 +23,15 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| temp.path().join("keywarden-demo.db"));
     let mut stdout = std::io::stdout();
-    simulate(&options, &database, &mut stdout).await?;
+    let store = simulate(&options, &database, &mut stdout).await?;
 
-    let store = Store::open(&database).await?;
     let since = options.start;
     let until = options.start + Duration::days(i64::from(options.days));
     let built = report::build(&store, since, until, GroupBy::Rule).await?;
     println!("\n{}", report::text::table(&built));
     let html = report::html::render(&store, &built).await?;
     // Mode 0600, like every report: it names keys and rules.
-    super::report::write_private(std::path::Path::new(REPORT_FILE), &html)?;
+    crate::output::write_private(std::path::Path::new(REPORT_FILE), &html)?;
     println!("The report, with charts: {REPORT_FILE}");
     if ctx.database.is_some() {
         println!(

@@ -2,13 +2,14 @@
 //! (SPEC §4.3).
 
 use super::Context;
-use super::history::resolve_key;
+use super::key_arg::resolve_key;
 use crate::cli::{ExemptCommand, Format};
-use crate::clock::{Clock as _, SystemClock};
+use crate::context::Shell;
+use crate::domain::timestamp::rfc3339;
 use crate::engine::Exemption;
 use crate::exit::UsageError;
 use crate::output;
-use crate::store::{Store, ts};
+use crate::store::Store;
 use crate::timearg::parse_deadline;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 /// Runs `exempt`.
 pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCode> {
-    let now = SystemClock.now();
+    let now = ctx.clock.now();
     match command {
         ExemptCommand::Add {
             key,
@@ -29,7 +30,7 @@ pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCo
             if until <= now {
                 return Err(UsageError::new(format!(
                     "--until: {} is not in the future",
-                    ts(until)
+                    rfc3339(until)
                 )));
             }
             if reason.trim().is_empty() {
@@ -37,8 +38,7 @@ pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCo
                     "--reason: say why the key is exempt (it is recorded)",
                 ));
             }
-            let config = ctx.config()?;
-            let store = Store::open(&config.database_path()).await?;
+            let Shell { config, store, .. } = ctx.open().await?;
             if let Some(rule) = &rule
                 && store.rule(rule).await?.is_none()
             {
@@ -54,13 +54,13 @@ pub async fn run(ctx: &Context, command: ExemptCommand) -> anyhow::Result<ExitCo
                 "exemption {id}: keywarden leaves key {} alone ({}) until {}",
                 label(&store, &key_hash).await?,
                 rule.map_or("every rule".to_string(), |r| format!("rule {r}")),
-                ts(until)
+                rfc3339(until)
             );
             Ok(ExitCode::SUCCESS)
         }
         ExemptCommand::List { format } => list(ctx, format, now).await,
         ExemptCommand::Remove { id } => {
-            let store = Store::open(&ctx.config()?.database_path()).await?;
+            let store = ctx.open().await?.store;
             if !store.remove_exemption(id).await? {
                 return Err(UsageError::new(format!(
                     "no exemption {id} (see `keywarden exempt list`)"
@@ -87,7 +87,7 @@ async fn list(ctx: &Context, format: Format, now: DateTime<Utc>) -> anyhow::Resu
             "--format: exempt list prints table or json",
         ));
     }
-    let store = Store::open(&ctx.config()?.database_path()).await?;
+    let store = ctx.open().await?.store;
     let exemptions = store.exemptions().await?;
     let mut listed = Vec::with_capacity(exemptions.len());
     for exemption in &exemptions {
@@ -115,9 +115,9 @@ async fn list(ctx: &Context, format: Format, now: DateTime<Utc>) -> anyhow::Resu
                 None => e.key_hash.clone(),
             },
             e.rule.clone().unwrap_or_else(|| "(every rule)".into()),
-            ts(e.until),
+            rfc3339(e.until),
             if l.active { "active" } else { "expired" }.to_string(),
-            e.held_at.map(ts).unwrap_or_default(),
+            e.held_at.map(rfc3339).unwrap_or_default(),
             e.reason.clone(),
         ]
     });

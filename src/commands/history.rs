@@ -1,24 +1,21 @@
 //! `keywarden history`: recorded changes, newest first (SPEC §5).
 
 use super::Context;
+use super::key_arg::resolve_key;
 use crate::cli::{Format, HistoryArgs};
-use crate::clock::{Clock as _, SystemClock};
-use crate::config::Config;
-use crate::engine::plan::FieldChange;
+use crate::context::Shell;
+use crate::domain::timestamp::rfc3339;
 use crate::engine::{ChangeKind, Outcome};
-use crate::exit::{Failure, UsageError};
-use crate::openrouter::model::Field;
-use crate::openrouter::{Client, ClientSettings};
-use crate::output;
-use crate::store::{ChangeRow, HistoryFilter, Store, ts as stamp};
+use crate::exit::UsageError;
+use crate::output::{self, FieldsStyle, fields_text};
+use crate::store::{ChangeRow, HistoryFilter};
 use crate::timearg::{parse_time, parse_until};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// Runs `history`.
 pub async fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let now = SystemClock.now();
+    let now = ctx.clock.now();
     let since = time_flag("--since", args.since.as_deref(), |s| parse_time(s, now))?;
     let until = time_flag("--until", args.until.as_deref(), |s| parse_until(s, now))?;
     let kind = named_flag(
@@ -43,8 +40,7 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
             "--format: history prints table, json, jsonl, csv or markdown (html is for `keywarden report`)",
         ));
     }
-    let config = ctx.config()?;
-    let store = Store::open(&config.database_path()).await?;
+    let Shell { config, store, .. } = ctx.open().await?;
     let key_hash = match &args.key {
         Some(key) => Some(resolve_key(&config, &store, key).await?),
         None => None,
@@ -62,8 +58,8 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     if rows.is_empty() {
         let message = format!(
             "no changes recorded between {} and {}",
-            since.map_or("the beginning".into(), stamp),
-            until.map_or("now".into(), stamp)
+            since.map_or("the beginning".into(), rfc3339),
+            until.map_or("now".into(), rfc3339)
         );
         match args.format {
             Format::Json => println!("[]"),
@@ -127,11 +123,11 @@ fn render(rows: &[ChangeRow], format: Format) -> anyhow::Result<String> {
 fn table_row(row: &ChangeRow) -> Vec<String> {
     vec![
         row.id.to_string(),
-        stamp(row.at),
+        rfc3339(row.at),
         row.rule.clone(),
         row.key_name.clone(),
         row.kind.to_string(),
-        fields_text(&row.fields),
+        fields_text(&row.fields, FieldsStyle::Listing),
         row.outcome.to_string(),
         row.reason.clone(),
     ]
@@ -142,7 +138,7 @@ fn csv_row(row: &ChangeRow) -> Vec<String> {
     vec![
         row.id.to_string(),
         optional(row.run_id.map(|r| r.to_string())),
-        stamp(row.at),
+        rfc3339(row.at),
         row.rule.clone(),
         row.key_hash.clone(),
         row.key_name.clone(),
@@ -155,15 +151,6 @@ fn csv_row(row: &ChangeRow) -> Vec<String> {
         row.attempts.to_string(),
         optional(row.request_id.clone()),
     ]
-}
-
-/// A change's fields for people: `disabled false→true; limit 100.00→5.00`.
-pub(crate) fn fields_text(fields: &BTreeMap<Field, FieldChange>) -> String {
-    fields
-        .iter()
-        .map(|(field, change)| format!("{field} {}→{}", change.from, change.to))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A Markdown pipe table (cells with `|` escaped, line breaks flattened,
@@ -207,64 +194,4 @@ fn named_flag<T: std::fmt::Display + Copy>(
             })
         })
         .transpose()
-}
-
-/// Whether `s` has the form of an OpenRouter key hash (64 hex digits).
-fn looks_like_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Resolves a KEY argument: a hash that history knows, a key name that
-/// history knows for exactly one hash, anything shaped like a hash, or else
-/// (when a credential is configured) a name the account has for exactly one
-/// key, looked up live. Ambiguous and unknown names are usage errors.
-pub(crate) async fn resolve_key(
-    config: &Config,
-    store: &Store,
-    key: &str,
-) -> anyhow::Result<String> {
-    if store.key_hash_known(key).await? {
-        return Ok(key.to_string());
-    }
-    let hashes = store.key_hashes_named(key).await?;
-    match hashes.as_slice() {
-        [hash] => Ok(hash.clone()),
-        [] if looks_like_hash(key) => Ok(key.to_string()),
-        [] => resolve_live(config, key).await,
-        _ => Err(UsageError::new(format!(
-            "the key name `{key}` is ambiguous: history knows it for the keys {}; give the hash",
-            hashes.join(", ")
-        ))),
-    }
-}
-
-/// Looks a key name up on the account, when a credential is configured.
-async fn resolve_live(config: &Config, key: &str) -> anyhow::Result<String> {
-    let Ok(settings) = ClientSettings::from_config(config) else {
-        return Err(UsageError::new(format!(
-            "no key named `{key}` in the history; give the key's hash (64 hex digits, see `keywarden keys list`), \
-             or set OPENROUTER_MANAGEMENT_KEY to look the name up on the account"
-        )));
-    };
-    let keys = Client::new(settings)?.list_keys().await.map_err(|e| {
-        anyhow::Error::new(Failure(format!(
-            "no key named `{key}` in the history, and the account could not be asked: {}",
-            e.explain()
-        )))
-    })?;
-    let hashes: Vec<String> = keys
-        .into_iter()
-        .filter(|k| k.name == key)
-        .map(|k| k.hash)
-        .collect();
-    match hashes.as_slice() {
-        [hash] => Ok(hash.clone()),
-        [] => Err(UsageError::new(format!(
-            "no key named `{key}` in the history or on the account (see `keywarden keys list`)"
-        ))),
-        _ => Err(UsageError::new(format!(
-            "the key name `{key}` is ambiguous: the account has it for the keys {}; give the hash",
-            hashes.join(", ")
-        ))),
-    }
 }

@@ -4,12 +4,12 @@
 use super::Context;
 use crate::cli::{Format, KeysCommand};
 use crate::config::Config;
+use crate::context::{client, open_store};
 use crate::engine::Claim;
+use crate::openrouter::Key;
 use crate::openrouter::model::{Field, FieldValue};
-use crate::openrouter::{Client, ClientSettings, Key};
 use crate::output;
 use crate::rules::selector::CompiledSelector;
-use crate::store::Store;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
         ));
     }
     let config = ctx.config()?;
-    let client = Client::new(ClientSettings::from_config(&config)?)?;
+    let client = client(&config)?;
     let keys = client
         .list_keys()
         .await
@@ -82,7 +82,7 @@ async fn holdings(config: &Config, keys: &[Key]) -> anyhow::Result<Holdings> {
     if keys.is_empty() || !path.exists() {
         return Ok(Holdings::default());
     }
-    let store = Store::open(&path).await?;
+    let store = open_store(config).await?;
     let selectors = store
         .rules()
         .await?

@@ -1,17 +1,11 @@
 //! One module per subcommand: each gathers its inputs, calls the core, prints.
 
 use crate::cli::{Cli, Command};
-use crate::clock::SystemClock;
-use crate::config::Config;
+pub use crate::context::Context;
 use crate::engine::apply::{RunError, Runner};
 use crate::exit::UsageError;
-use crate::openrouter::Client;
-use crate::openrouter::client::ClientSettings;
-use crate::store::Store;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 pub mod apply;
 pub mod check_config;
@@ -19,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod exempt;
 pub mod history;
+pub mod key_arg;
 pub mod keys;
 pub mod plan;
 pub mod report;
@@ -27,32 +22,9 @@ pub mod rules;
 pub mod run;
 pub mod sandbox;
 
-/// What every command may need: the global flags and the configuration.
-#[derive(Debug)]
-pub struct Context {
-    /// `--config`.
-    pub config_path: Option<PathBuf>,
-    /// `--database`.
-    pub database: Option<PathBuf>,
-}
-
-impl Context {
-    /// Loads the configuration (exit 2 on error), with `--database` applied.
-    pub fn config(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(self.config_path.as_deref())?;
-        if let Some(db) = &self.database {
-            config.database.path = Some(db.clone());
-        }
-        Ok(config)
-    }
-}
-
 /// Runs the chosen subcommand.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = Context {
-        config_path: cli.config,
-        database: cli.database,
-    };
+    let ctx = Context::new(cli.config, cli.database);
     let Some(command) = cli.command else {
         print!("{}", ORIENTATION);
         return Ok(ExitCode::SUCCESS);
@@ -90,19 +62,6 @@ Then, against your account (a management key in OPENROUTER_MANAGEMENT_KEY):
 
 keywarden --help lists every command; keywarden COMMAND --help explains one.
 ";
-
-/// Opens the database and the API client, with the system clock.
-pub(crate) async fn runner(ctx: &Context) -> anyhow::Result<Runner> {
-    let config = ctx.config()?;
-    let client = Client::new(ClientSettings::from_config(&config)?)?;
-    let store = Store::open(&config.database_path()).await?;
-    Ok(Runner::new(
-        store,
-        client,
-        Arc::new(config),
-        Arc::new(SystemClock),
-    ))
-}
 
 /// Says on standard error that this command waits for the run of another
 /// process on the same database (the service's, or another `apply`).

@@ -1,15 +1,16 @@
 //! `keywarden plan`: what a run would change now (or at `--at`), and why.
 
-use super::{Context, api_failure, runner};
+use super::{Context, api_failure};
 use crate::cli::{Format, PlanArgs};
 use crate::engine::plan::{Change, Plan};
 use crate::exit::UsageError;
+use crate::output::{FieldsStyle, fields_text};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::process::ExitCode;
 
 /// Runs `plan`.
 pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let runner = runner(ctx).await?;
+    let runner = ctx.runner().await?;
     let now = runner.clock.now();
     let at = args
         .at
@@ -69,15 +70,6 @@ fn change_json(c: &Change) -> serde_json::Value {
     })
 }
 
-/// `disabled false→true; limit 100.00→5.00`.
-pub fn fields_text(c: &Change) -> String {
-    c.fields
-        .iter()
-        .map(|(f, fc)| format!("{f} {}→{}", fc.from, fc.to))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// Prints changes as a table, or `no changes` when there are none.
 pub fn print_changes(changes: &[Change]) {
     if changes.is_empty() {
@@ -94,7 +86,7 @@ pub fn print_changes(changes: &[Change]) {
                 c.key_name.as_str(),
                 c.rule.as_str(),
                 c.kind.as_str(),
-                &fields_text(c),
+                &fields_text(&c.fields, FieldsStyle::Listing),
                 &note,
                 c.reason.as_str(),
             ]

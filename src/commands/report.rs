@@ -2,15 +2,14 @@
 
 use super::Context;
 use crate::cli::{Format, ReportArgs};
-use crate::clock::{Clock, SystemClock};
+use crate::context::open_store;
+use crate::domain::timestamp::rfc3339;
 use crate::exit::UsageError;
+use crate::output;
 use crate::report::{self, Report, html, text};
-use crate::store::Store;
 use crate::timearg::{parse_time, parse_until};
-use anyhow::Context as _;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 /// How far back the report looks without `--since`.
@@ -19,8 +18,8 @@ pub const DEFAULT_DAYS: i64 = 30;
 /// Runs `report`.
 pub async fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
-    let (since, until) = period(&args, SystemClock.now())?;
-    let store = Store::open(&config.database_path()).await?;
+    let (since, until) = period(&args, ctx.clock.now())?;
+    let store = open_store(&config).await?;
     let report = report::build(&store, since, until, args.group_by).await?;
     let text = match args.format {
         Format::Table if report.totals.changes == 0 => nothing_recorded(&report),
@@ -37,7 +36,7 @@ pub async fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
     };
     match &args.output {
-        Some(path) => write_private(path, &text)?,
+        Some(path) => output::write_private(path, &text)?,
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
@@ -59,8 +58,8 @@ pub fn period(
     if since >= until {
         return Err(UsageError::new(format!(
             "--since {} is not before --until {}",
-            since.to_rfc3339_opts(SecondsFormat::Secs, true),
-            until.to_rfc3339_opts(SecondsFormat::Secs, true)
+            rfc3339(since),
+            rfc3339(until)
         )));
     }
     Ok((since, until))
@@ -70,23 +69,7 @@ pub fn period(
 fn nothing_recorded(report: &Report) -> String {
     format!(
         "no changes recorded between {} and {}\n",
-        report.since.to_rfc3339_opts(SecondsFormat::Secs, true),
-        report.until.to_rfc3339_opts(SecondsFormat::Secs, true)
+        rfc3339(report.since),
+        rfc3339(report.until)
     )
-}
-
-/// Writes `text` to `path`, creating the file mode 0600 (a report names
-/// keys and rules); an existing file is replaced in place.
-pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

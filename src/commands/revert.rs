@@ -8,24 +8,24 @@
 
 use super::Context;
 use crate::cli::RevertArgs;
-use crate::clock::{Clock, SystemClock};
+use crate::context::{client, open_store};
+use crate::domain::timestamp::rfc3339;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::UsageError;
-use crate::openrouter::Client;
-use crate::openrouter::client::ClientSettings;
 use crate::openrouter::model::{Key, KeyPatch};
+use crate::output::{FieldsStyle, fields_text};
 use crate::rules::selector::CompiledSelector;
 use crate::store::{ChangeRow, Store};
 use crate::timearg::parse_time;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// Runs `revert`.
 pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
-    let now = SystemClock.now();
+    let now = ctx.clock.now();
     let exempt_until = args
         .exempt_until
         .as_deref()
@@ -34,8 +34,8 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     if exempt_until.is_some_and(|t| t <= now) {
         return Err(UsageError::new("--exempt-until must be in the future"));
     }
-    let store = Store::open(&config.database_path()).await?;
-    let client = Client::new(ClientSettings::from_config(&config)?)?;
+    let store = open_store(&config).await?;
+    let client = client(&config)?;
     let change = revertible(&store, args.change_id).await?;
     // A revert reads the key, checks it and PATCHes it: no run in between.
     let _turn = match args.dry_run {
@@ -49,7 +49,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     still_holds(&change, &key)?;
     let asserting = asserting_rules(&store, &change, &key, now).await?;
     let revert = revert_change(&change);
-    let summary = describe(&revert);
+    let summary = fields_text(&revert.fields, FieldsStyle::Sentence);
 
     if args.dry_run {
         if let Some(until) = exempt_until {
@@ -57,7 +57,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "would exempt {} from rule {rule} until {}",
                     key.name,
-                    time(until)
+                    rfc3339(until)
                 );
             }
         }
@@ -90,7 +90,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "exempted {} from rule {rule} until {} (exemption {id})",
                 key.name,
-                time(until)
+                rfc3339(until)
             );
         }
     }
@@ -132,10 +132,6 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
             ids[0]
         )),
     }
-}
-
-fn time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// The change `id`, if it is one that can be put back: applied, and a kind
@@ -235,14 +231,4 @@ fn revert_change(change: &ChangeRow) -> Change {
         fields,
         held: None,
     }
-}
-
-/// `disabled: true → false, limit: 5.00 → none`.
-fn describe(change: &Change) -> String {
-    change
-        .fields
-        .iter()
-        .map(|(f, fc)| format!("{f}: {} → {}", fc.from, fc.to))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -3,12 +3,16 @@
 
 use super::Context;
 use crate::cli::{Format, RulesCommand};
-use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::context::Shell;
+use crate::context::open_store;
+use crate::domain::timestamp::rfc3339;
 use crate::exit::{USAGE, UsageError};
 use crate::rules::file::{read_rules_file, to_toml};
 use crate::rules::model::{Conditions, Origin, Rule, Selector};
 use crate::store::Store;
 use crate::store::rules::{Revision, StoredRule};
+use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,10 +21,10 @@ pub async fn run(ctx: &Context, command: RulesCommand) -> anyhow::Result<ExitCod
     let config = ctx.config()?;
     if let RulesCommand::Import { file, prune } = &command {
         // Validate before the database is even opened: an invalid file changes nothing.
-        return import(&config.database_path(), file, *prune).await;
+        return import(ctx, config, file, *prune).await;
     }
-    let store = Store::open(&config.database_path()).await?;
-    let now = SystemClock.now();
+    let store = open_store(&config).await?;
+    let now = ctx.clock.now();
     match command {
         RulesCommand::List { format } => list(&store.rules().await?, format)?,
         RulesCommand::Show { name } => {
@@ -35,8 +39,8 @@ pub async fn run(ctx: &Context, command: RulesCommand) -> anyhow::Result<ExitCod
             let rules: Vec<Rule> = store.rules().await?.into_iter().map(|s| s.rule).collect();
             print!("{}", to_toml(&rules));
         }
-        RulesCommand::Enable { name } => set_enabled(&store, &name, true).await?,
-        RulesCommand::Disable { name } => set_enabled(&store, &name, false).await?,
+        RulesCommand::Enable { name } => set_enabled(&store, &name, true, now).await?,
+        RulesCommand::Disable { name } => set_enabled(&store, &name, false, now).await?,
         RulesCommand::Remove { name } => {
             if !store.remove_rule(&name, &Origin::Cli, now).await? {
                 return Err(no_rule(&name));
@@ -65,9 +69,14 @@ fn no_rule(name: &str) -> anyhow::Error {
 }
 
 /// `rules enable` / `rules disable`.
-async fn set_enabled(store: &Store, name: &str, enabled: bool) -> anyhow::Result<()> {
+async fn set_enabled(
+    store: &Store,
+    name: &str,
+    enabled: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     if !store
-        .set_rule_enabled(name, enabled, &Origin::Cli, SystemClock.now())
+        .set_rule_enabled(name, enabled, &Origin::Cli, now)
         .await?
     {
         return Err(no_rule(name));
@@ -79,9 +88,15 @@ async fn set_enabled(store: &Store, name: &str, enabled: bool) -> anyhow::Result
     Ok(())
 }
 
-/// `rules import FILE [--prune]`: validates the whole file, then syncs it
-/// in one transaction; any error leaves the database unchanged.
-async fn import(database: &Path, file: &Path, prune: bool) -> anyhow::Result<ExitCode> {
+/// `rules import FILE [--prune]`: validates the whole file, then opens the
+/// database `config` names and syncs it in one transaction; any error
+/// leaves the database unchanged.
+async fn import(
+    ctx: &Context,
+    config: Config,
+    file: &Path,
+    prune: bool,
+) -> anyhow::Result<ExitCode> {
     let parsed = match read_rules_file(file) {
         Ok(parsed) => parsed,
         Err(errors) => {
@@ -102,9 +117,9 @@ async fn import(database: &Path, file: &Path, prune: bool) -> anyhow::Result<Exi
     }
     let absolute = std::path::absolute(file)?;
     let origin = Origin::File(absolute.display().to_string());
-    let store = Store::open(database).await?;
+    let Shell { store, clock, .. } = Shell::open(config, ctx.clock.clone()).await?;
     let summary = store
-        .sync_rules(&origin, &parsed.rules, prune, SystemClock.now())
+        .sync_rules(&origin, &parsed.rules, prune, clock.now())
         .await?;
     println!(
         "imported {}: {} added, {} updated, {} removed, {} unchanged",
@@ -157,8 +172,8 @@ fn list(rules: &[StoredRule], format: Format) -> anyhow::Result<()> {
                         "enabled": s.rule.enabled,
                         "priority": s.rule.priority,
                         "origin": s.origin.as_string(),
-                        "created_at": s.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "updated_at": s.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "created_at": rfc3339(s.created_at),
+                        "updated_at": rfc3339(s.updated_at),
                         "toml": to_toml(std::slice::from_ref(&s.rule)),
                     })
                 })
@@ -243,6 +258,6 @@ fn revision(r: &Revision) -> String {
         what,
         r.rule,
         r.who,
-        r.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        rfc3339(r.at)
     )
 }

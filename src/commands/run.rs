@@ -1,10 +1,8 @@
 //! `keywarden run`: the service (see [`crate::service`]).
 use super::Context;
-use crate::clock::SystemClock;
 use crate::notify::Backoff;
 use crate::service::{self, ServiceOptions};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Internal: the first webhook retry delay in milliseconds (tests use a
@@ -24,10 +22,8 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             .min(Duration::from_millis(ms.saturating_mul(8)));
     }
     service::run(ServiceOptions {
-        config_path: ctx.config_path.clone(),
-        database: ctx.database.clone(),
+        context: ctx.clone(),
         notify_backoff,
-        clock: Arc::new(SystemClock),
     })
     .await?;
     Ok(ExitCode::SUCCESS)

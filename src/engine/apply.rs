@@ -7,13 +7,13 @@ use super::plan::{Change, ChangeKind, Outcome, Plan};
 use super::reconcile::{self, Guard, Inputs, Outcomes};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::event::EventKind;
 use crate::openrouter::model::{Credits, Field, Key, KeyPatch};
 use crate::openrouter::{ApiError, Client};
 use crate::rules::model::{Amount, Rule};
 use crate::rules::source::{self, Resolution};
 use crate::store::{RunSummary, Store};
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -150,12 +150,6 @@ impl Runner {
         }
     }
 
-    fn default_tz(&self) -> anyhow::Result<Tz> {
-        let name = &self.config.daemon.timezone;
-        name.parse::<Tz>()
-            .map_err(|e| anyhow::anyhow!("[daemon].timezone {name:?}: {e}"))
-    }
-
     fn guard(&self, force: bool) -> Guard {
         Guard {
             max_changes_per_run: self.config.daemon.max_changes_per_run,
@@ -277,7 +271,14 @@ impl Runner {
                 "source": source_id, "error": error, "stored_value_used": used, "new_outage": true,
             });
             self.store
-                .record_event(Some(run_id), now, "source_error", Some(rule), None, &detail)
+                .record_event(
+                    Some(run_id),
+                    now,
+                    EventKind::SourceError,
+                    Some(rule),
+                    None,
+                    &detail,
+                )
                 .await?;
         } else {
             tracing::debug!(
@@ -334,7 +335,7 @@ impl Runner {
             amounts: &g.amounts,
             credits: g.credits.as_ref(),
             now,
-            default_tz: self.default_tz()?,
+            default_tz: self.config.daemon.default_timezone()?,
             guard: self.guard(force),
         })
     }
@@ -474,7 +475,14 @@ impl Runner {
                 "max_disable_fraction": self.config.daemon.max_disable_fraction,
             });
             self.store
-                .record_event(Some(run_id), now, "guard_tripped", None, None, &detail)
+                .record_event(
+                    Some(run_id),
+                    now,
+                    EventKind::GuardTripped,
+                    None,
+                    None,
+                    &detail,
+                )
                 .await?;
         }
         Ok(())
@@ -576,7 +584,7 @@ impl Runner {
                 .record_event(
                     Some(report.run_id),
                     self.clock.now(),
-                    "auth_failed",
+                    EventKind::AuthFailed,
                     None,
                     None,
                     &serde_json::json!({ "error": err.to_string() }),
@@ -631,7 +639,7 @@ impl Runner {
                 .record_event(
                     Some(report.run_id),
                     now,
-                    "auth_failed",
+                    EventKind::AuthFailed,
                     None,
                     None,
                     &serde_json::json!({ "error": e.to_string() }),

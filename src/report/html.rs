@@ -6,10 +6,10 @@
 use super::periods::{self, Period};
 use super::text::{TOTAL, hours_minutes, title};
 use super::{Counters, Report, charts};
+use crate::domain::timestamp::rfc3339;
 use crate::engine::Outcome;
 use crate::store::report::{Bucket, BudgetPoint};
 use crate::store::{ChangeRow, HistoryFilter, Store};
-use chrono::SecondsFormat;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -92,8 +92,8 @@ fn page(
     writeln!(
         h,
         "<h1>keywarden report</h1>\n<p class=\"period\">{} to {} (UTC), grouped by {}</p>",
-        report.since.to_rfc3339_opts(SecondsFormat::Secs, true),
-        report.until.to_rfc3339_opts(SecondsFormat::Secs, true),
+        rfc3339(report.since),
+        rfc3339(report.until),
         report.group_by
     )?;
     summary(&mut h, report)?;
@@ -191,10 +191,7 @@ fn summary(h: &mut String, report: &Report) -> anyhow::Result<()> {
                 esc(&b.window),
                 b.budget_usd,
                 b.spend_usd,
-                b.exceeded_at.map_or_else(
-                    || "-".to_string(),
-                    |t| t.to_rfc3339_opts(SecondsFormat::Secs, true)
-                )
+                b.exceeded_at.map_or_else(|| "-".to_string(), rfc3339)
             )?;
         }
         writeln!(h, "</table>")?;
@@ -265,7 +262,7 @@ fn changes_table(h: &mut String, report: &Report, recent: &[ChangeRow]) -> anyho
             "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td class=\"{}\">{}</td><td>{}</td></tr>",
             c.id,
-            c.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            rfc3339(c.at),
             esc(&c.key_name),
             esc(&c.rule),
             c.kind,

@@ -10,12 +10,13 @@ pub mod html;
 pub mod periods;
 pub mod text;
 
-use crate::cli::GroupBy;
+use crate::domain::event::EventKind;
+use crate::domain::timestamp;
 use crate::engine::{ChangeKind, Outcome};
 use crate::store::Store;
 use crate::store::report::{BUDGET_TOLERANCE_USD, Bucket};
-use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
 /// A report: the period, the grouping, the totals and each group's figures.
@@ -23,10 +24,10 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// Start of the period (inclusive).
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "timestamp::serialize")]
     pub since: DateTime<Utc>,
     /// End of the period (exclusive).
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "timestamp::serialize")]
     pub until: DateTime<Utc>,
     /// `key`, `rule`, `day`, `week` or `month`.
     pub group_by: &'static str,
@@ -102,29 +103,35 @@ pub struct BudgetLine {
     /// The highest spend read in the group's period, USD.
     pub spend_usd: f64,
     /// The first reading at or over the budget, if any.
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "timestamp::serialize_opt")]
     pub exceeded_at: Option<DateTime<Utc>>,
 }
 
-fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Secs, true))
+/// How a report groups (`--group-by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    /// Per key.
+    Key,
+    /// Per rule.
+    Rule,
+    /// Per UTC day.
+    Day,
+    /// Per ISO week.
+    Week,
+    /// Per month.
+    Month,
 }
 
-fn rfc3339_opt<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => rfc3339(at, s),
-        None => s.serialize_none(),
-    }
-}
-
-/// The name of a grouping, as `--group-by` spells it.
-pub fn group_by_name(group_by: GroupBy) -> &'static str {
-    match group_by {
-        GroupBy::Key => "key",
-        GroupBy::Rule => "rule",
-        GroupBy::Day => "day",
-        GroupBy::Week => "week",
-        GroupBy::Month => "month",
+impl GroupBy {
+    /// The grouping's name, as `--group-by` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Key => "key",
+            GroupBy::Rule => "rule",
+            GroupBy::Day => "day",
+            GroupBy::Week => "week",
+            GroupBy::Month => "month",
+        }
     }
 }
 
@@ -195,8 +202,8 @@ pub async fn build(
     }
     for (group, kind, n) in store.report_event_counts(since, until, bucket).await? {
         let g = tally.group(&group);
-        match kind.as_str() {
-            "source_error" => g.source_errors = n,
+        match kind {
+            EventKind::SourceError => g.source_errors = n,
             _ if matches!(bucket, Bucket::Day | Bucket::Week | Bucket::Month) => g.guard_trips = n,
             _ => {}
         }
@@ -209,8 +216,8 @@ pub async fn build(
         }
     }
     for (_, kind, n) in store.report_event_counts(since, until, Bucket::All).await? {
-        match kind.as_str() {
-            "source_error" => totals.source_errors = n,
+        match kind {
+            EventKind::SourceError => totals.source_errors = n,
             _ => totals.guard_trips = n,
         }
     }
@@ -258,7 +265,7 @@ pub async fn build(
     Ok(Report {
         since,
         until,
-        group_by: group_by_name(group_by),
+        group_by: group_by.as_str(),
         totals,
         groups,
     })

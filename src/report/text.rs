@@ -2,9 +2,9 @@
 //! a total row, then the budget lines.
 
 use super::{BudgetLine, Counters, Report};
+use crate::domain::timestamp::rfc3339;
 use crate::engine::{ChangeKind, Outcome};
 use crate::output;
-use chrono::{DateTime, SecondsFormat, Utc};
 
 /// The name of the total row.
 pub const TOTAL: &str = "(total)";
@@ -30,10 +30,6 @@ const BUDGET_HEADER: [&str; 6] = [
     "peak spend USD",
     "exceeded at",
 ];
-
-fn time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 /// `36h 31m`: whole hours and minutes (seconds rounded to the minute).
 pub fn hours_minutes(seconds: i64) -> String {
@@ -92,7 +88,7 @@ fn budget_rows(report: &Report) -> Vec<Vec<String>> {
                     b.window.clone(),
                     format!("{:.2}", b.budget_usd),
                     format!("{:.2}", b.spend_usd),
-                    b.exceeded_at.map_or_else(|| "-".into(), time),
+                    b.exceeded_at.map_or_else(|| "-".into(), rfc3339),
                 ]
             })
         })
@@ -103,8 +99,8 @@ fn budget_rows(report: &Report) -> Vec<Vec<String>> {
 pub fn title(report: &Report) -> String {
     format!(
         "keywarden report {} to {}, by {}",
-        time(report.since),
-        time(report.until),
+        rfc3339(report.since),
+        rfc3339(report.until),
         report.group_by
     )
 }
@@ -165,7 +161,7 @@ fn budgets_cell(budgets: &[BudgetLine]) -> String {
                 b.window,
                 b.spend_usd,
                 b.budget_usd,
-                b.exceeded_at.map_or_else(|| "-".into(), time)
+                b.exceeded_at.map_or_else(|| "-".into(), rfc3339)
             )
         })
         .collect::<Vec<_>>()

@@ -12,13 +12,11 @@ pub mod rules_files;
 pub mod schedule;
 pub mod systemd;
 
-use crate::clock::Clock;
-use crate::config::Config;
+use crate::context::{Context, Shell};
+use crate::domain::event::EventKind;
 use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
 use crate::metrics::{Health, Metrics, window_bounds};
 use crate::notify::{Backoff, Notifier, Webhook};
-use crate::openrouter::Client;
-use crate::openrouter::client::ClientSettings;
 use crate::openrouter::model::{Field, FieldValue};
 use crate::rules::Rule;
 use crate::store::Store;
@@ -29,7 +27,6 @@ use lock::InstanceLock;
 use schedule::Schedules;
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,14 +42,10 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// What the service is started with.
 #[derive(Clone)]
 pub struct ServiceOptions {
-    /// `--config`.
-    pub config_path: Option<PathBuf>,
-    /// `--database`.
-    pub database: Option<PathBuf>,
+    /// The global flags and the clock.
+    pub context: Context,
     /// Webhook retry timing.
     pub notify_backoff: Backoff,
-    /// Where "now" comes from.
-    pub clock: Arc<dyn Clock>,
 }
 
 /// Runs the service until `SIGTERM`/`SIGINT`. Configuration, rules files,
@@ -71,14 +64,16 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
     // `READY=1` (or during the start-up run) must not kill the service, as
     // its default action would.
     let signals = Signals::new()?;
-    let config = load_config(&opts)?;
+    let config = opts.context.config()?;
     let db = config.database_path();
     let _lock = InstanceLock::acquire(&db)?;
-    let store = Store::open(&db).await?;
-    rules_files::sync_rules_files(&store, &config.daemon.rules_files, opts.clock.now()).await?;
-    let default_tz = default_tz(&config)?;
-    let metrics = Arc::new(Metrics::new(opts.clock.clone()));
-    let runner = runner(&store, &config, &opts, &metrics)?;
+    let shell = Shell::open(config, opts.context.clock.clone()).await?;
+    let config = &shell.config;
+    rules_files::sync_rules_files(&shell.store, &config.daemon.rules_files, shell.clock.now())
+        .await?;
+    let default_tz = config.daemon.default_timezone()?;
+    let metrics = Arc::new(Metrics::new(shell.clock.clone()));
+    let runner = runner(&shell, &metrics)?;
     let health = Arc::new(Health::default());
     if let Some(listen) = &config.metrics.listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -97,11 +92,10 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
     }
     let (due_tx, due_rx) = mpsc::unbounded_channel();
     let mut service = Service {
-        notifications: Notifications::start(&store, &config, &opts)?,
+        notifications: Notifications::start(&shell, opts.notify_backoff)?,
         opts,
-        config: Arc::new(config),
         default_tz,
-        store,
+        shell,
         runner,
         metrics,
         health,
@@ -111,7 +105,7 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
         wakeup: None,
         last_run: LastRun::Ok,
     };
-    service.metrics.refresh(&service.store).await?;
+    service.metrics.refresh(&service.shell.store).await?;
     tracing::info!(database = %db.display(), "keywarden started");
     service.run_now(Trigger::Startup).await;
     service.reschedule().await?;
@@ -136,35 +130,9 @@ impl Signals {
     }
 }
 
-fn load_config(opts: &ServiceOptions) -> anyhow::Result<Config> {
-    let mut config = Config::load(opts.config_path.as_deref())?;
-    if let Some(db) = &opts.database {
-        config.database.path = Some(db.clone());
-    }
-    Ok(config)
-}
-
-fn default_tz(config: &Config) -> anyhow::Result<Tz> {
-    let name = &config.daemon.timezone;
-    name.parse().map_err(|_| {
-        crate::exit::UsageError::new(format!("[daemon].timezone: unknown timezone {name:?}"))
-    })
-}
-
-fn runner(
-    store: &Store,
-    config: &Config,
-    opts: &ServiceOptions,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<Runner> {
-    let client =
-        Client::new(ClientSettings::from_config(config)?)?.with_observer(metrics.api_observer());
-    Ok(Runner::new(
-        store.clone(),
-        client,
-        Arc::new(config.clone()),
-        opts.clock.clone(),
-    ))
+/// The runner of the service, its API requests observed by `metrics`.
+fn runner(shell: &Shell, metrics: &Arc<Metrics>) -> anyhow::Result<Runner> {
+    Ok(shell.runner(shell.client()?.with_observer(metrics.api_observer())))
 }
 
 /// The webhook worker and how to reach it.
@@ -175,16 +143,12 @@ struct Notifications {
 }
 
 impl Notifications {
-    fn start(
-        store: &Store,
-        config: &Config,
-        opts: &ServiceOptions,
-    ) -> anyhow::Result<Notifications> {
+    fn start(shell: &Shell, backoff: Backoff) -> anyhow::Result<Notifications> {
         let notifier = Notifier::new(
-            store.clone(),
-            Webhook::from_config(&config.notify),
-            opts.notify_backoff,
-            opts.clock.clone(),
+            shell.store.clone(),
+            Webhook::from_config(&shell.config.notify),
+            backoff,
+            shell.clock.clone(),
         )?;
         let wake = notifier.waker();
         let (stop, stopped) = watch::channel(false);
@@ -239,9 +203,9 @@ type RunTask = Pin<Box<dyn Future<Output = (anyhow::Result<RunReport>, Duration)
 
 struct Service {
     opts: ServiceOptions,
-    config: Arc<Config>,
+    /// The configuration in force, the database and the clock.
+    shell: Shell,
     default_tz: Tz,
-    store: Store,
     runner: Runner,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -258,7 +222,7 @@ struct Service {
 impl Service {
     fn spawn_run(&self, req: RunRequest) -> RunTask {
         let runner = self.runner.clone();
-        let store = self.store.clone();
+        let store = self.shell.store.clone();
         tracing::info!(trigger = req.trigger.as_str(), rules = ?req.due, "run starting");
         let task = tokio::task::spawn_local(async move {
             let started = Instant::now();
@@ -317,7 +281,7 @@ impl Service {
                     self.finished(done).await;
                 }
                 _ = tick.tick() => {
-                    let now = self.opts.clock.now();
+                    let now = self.shell.clock.now();
                     self.health.tick(now);
                     if watchdog.is_some() {
                         systemd::watchdog();
@@ -380,8 +344,9 @@ impl Service {
             );
             let detail = serde_json::json!({ "error": message });
             if let Err(e) = self
+                .shell
                 .store
-                .record_service_event(self.opts.clock.now(), "reload_failed", &detail)
+                .record_service_event(self.shell.clock.now(), EventKind::ReloadFailed, &detail)
                 .await
             {
                 tracing::error!("cannot record the failed reload: {e:#}");
@@ -393,23 +358,27 @@ impl Service {
     }
 
     async fn try_reload(&mut self) -> anyhow::Result<()> {
-        let config = load_config(&self.opts)?;
-        if config.database_path() != self.config.database_path() {
+        let config = self.opts.context.config()?;
+        if config.database_path() != self.shell.config.database_path() {
             anyhow::bail!("the database cannot change on reload (restart the service to move it)");
         }
-        let default_tz = default_tz(&config)?;
-        let runner = runner(&self.store, &config, &self.opts, &self.metrics)?;
+        let default_tz = config.daemon.default_timezone()?;
+        let shell = Shell {
+            config: Arc::new(config),
+            ..self.shell.clone()
+        };
+        let runner = runner(&shell, &self.metrics)?;
         rules_files::sync_rules_files(
-            &self.store,
-            &config.daemon.rules_files,
-            self.opts.clock.now(),
+            &shell.store,
+            &shell.config.daemon.rules_files,
+            shell.clock.now(),
         )
         .await?;
-        let notifications = Notifications::start(&self.store, &config, &self.opts)?;
+        let notifications = Notifications::start(&shell, self.opts.notify_backoff)?;
         std::mem::replace(&mut self.notifications, notifications)
             .stop()
             .await;
-        self.config = Arc::new(config);
+        self.shell = shell;
         self.default_tz = default_tz;
         self.runner = runner;
         self.rules.clear(); // reschedule at the next tick
@@ -419,7 +388,7 @@ impl Service {
     /// Rebuilds the schedules when the enabled rules changed (an import,
     /// `rules enable`, a reload).
     async fn follow_rule_changes(&mut self) -> anyhow::Result<()> {
-        let rules = enabled_rules(&self.store).await?;
+        let rules = enabled_rules(&self.shell.store).await?;
         if rules != self.rules || self.schedules.is_none() {
             self.reschedule().await?;
         }
@@ -427,11 +396,11 @@ impl Service {
     }
 
     async fn reschedule(&mut self) -> anyhow::Result<()> {
-        let rules = enabled_rules(&self.store).await?;
+        let rules = enabled_rules(&self.shell.store).await?;
         if let Some(old) = self.schedules.take() {
             old.stop().await;
         }
-        let daemon = &self.config.daemon;
+        let daemon = &self.shell.config.daemon;
         self.schedules = Some(
             Schedules::start(
                 &rules,
@@ -441,7 +410,7 @@ impl Service {
             )
             .await?,
         );
-        let now = self.opts.clock.now();
+        let now = self.shell.clock.now();
         self.wakeup = schedule::next_wakeup(&rules, self.default_tz, now);
         if let Some(interval) =
             schedule::shortest_interval(&rules, &daemon.schedule, self.default_tz, now)
@@ -455,7 +424,7 @@ impl Service {
 
     /// What follows a run: budget warnings, notifications, metrics, status.
     async fn finished(&mut self, done: (anyhow::Result<RunReport>, Duration)) {
-        let now = self.opts.clock.now();
+        let now = self.shell.clock.now();
         match done {
             (Ok(report), took) => {
                 self.last_run = if report.error.is_some() {
@@ -488,7 +457,7 @@ impl Service {
         }
         self.health.run_finished(now);
         self.enqueue().await;
-        if let Err(e) = self.metrics.refresh(&self.store).await {
+        if let Err(e) = self.metrics.refresh(&self.shell.store).await {
             tracing::error!("cannot update the metrics: {e:#}");
         }
         systemd::status(&self.status_line().await);
@@ -497,11 +466,7 @@ impl Service {
 
     /// Enqueues what is new in the history and wakes the webhook worker.
     async fn enqueue(&self) {
-        match self
-            .store
-            .enqueue_notifications(self.opts.clock.now())
-            .await
-        {
+        match crate::notify::enqueue(&self.shell.store, self.shell.clock.now()).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::debug!(items = n, "notifications enqueued");
@@ -514,7 +479,7 @@ impl Service {
     /// Records a `budget_warning` for every `warn_at` fraction a reading
     /// crossed, once per window per key or group.
     async fn warn_budgets(&self, report: &RunReport, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let rules = self.store.rules().await?;
+        let rules = self.shell.store.rules().await?;
         for b in &report.plan.budgets {
             let Some(rule) = rules.iter().find(|r| r.rule.name == *b.rule) else {
                 continue;
@@ -535,6 +500,7 @@ impl Service {
                     budget_usd: b.budget_usd,
                 };
                 if self
+                    .shell
                     .store
                     .record_budget_warning(Some(report.run_id), now, &warning)
                     .await?
@@ -548,14 +514,14 @@ impl Service {
 
     /// `next run 10:05 · 3 keys held disabled · last run ok`.
     async fn status_line(&self) -> String {
-        let now = self.opts.clock.now();
+        let now = self.shell.clock.now();
         let next = schedule::next_run(
             &self.rules,
-            &self.config.daemon.schedule,
+            &self.shell.config.daemon.schedule,
             self.default_tz,
             now,
         );
-        let held = match self.store.claims().await {
+        let held = match self.shell.store.claims().await {
             Ok(claims) => claims
                 .iter()
                 .filter(|c| c.field == Field::Disabled && c.value == FieldValue::Bool(true))

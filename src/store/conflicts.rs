@@ -4,6 +4,7 @@
 
 use super::runs::in_chunks;
 use super::{Store, ts};
+use crate::domain::event::EventKind;
 use crate::engine::plan::Conflict;
 use crate::openrouter::model::Field;
 use chrono::{DateTime, Utc};
@@ -64,7 +65,7 @@ impl Store {
                 values
                     .push_bind(run_id)
                     .push_bind(&at)
-                    .push_bind("conflict")
+                    .push_bind(EventKind::Conflict.as_str())
                     .push_bind(&*c.winner)
                     .push_bind(&*c.key_hash)
                     .push_bind(detail);

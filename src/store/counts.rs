@@ -3,6 +3,7 @@
 //! and `report` show, whoever made the rows (the service or `apply`).
 
 use super::{Store, parse_ts};
+use crate::domain::event::EventKind;
 use chrono::{DateTime, Utc};
 
 /// Counts of the recorded history.
@@ -45,10 +46,10 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let source_errors: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = 'source_error'")
-                .fetch_one(&self.pool)
-                .await?;
+        let source_errors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = ?")
+            .bind(EventKind::SourceError.as_str())
+            .fetch_one(&self.pool)
+            .await?;
         let keys: Vec<(String, i64)> = sqlx::query_as(
             "SELECT CASE s.disabled WHEN 0 THEN 'enabled' ELSE 'disabled' END AS state, COUNT(*)
              FROM snapshots s

@@ -1,8 +1,9 @@
 //! SQLite storage (sqlx): one module per table family. SQL lives here and
 //! in `migrations/` only.
 
+use crate::domain::event::EventKind;
 use anyhow::Context as _;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -134,8 +135,12 @@ pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
 
 /// The stored form of an instant: RFC 3339 UTC with seconds and `Z`, so
 /// that text order is time order.
-pub(crate) fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+pub(crate) use crate::domain::timestamp::rfc3339 as ts;
+
+/// Reads an event kind as stored.
+pub(crate) fn parse_event_kind(s: &str) -> anyhow::Result<EventKind> {
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("unknown event kind {s:?} in the database"))
 }
 
 /// Reads an instant written by [`ts`].

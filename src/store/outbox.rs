@@ -1,19 +1,23 @@
-//! The notification outbox (SPEC §7): enqueueing change rows and events
-//! exactly once, budget warnings once per fraction per window, outages once
-//! with their recovery, and each webhook's delivery position and attempts.
+//! The notification outbox's tables (SPEC §7): the cursor over change rows
+//! and events, budget warnings once per fraction per window, open outages,
+//! the items, and each webhook's delivery position and attempts. Which
+//! events are notified, and what they say, is `notify`'s business.
 
-use super::{Store, parse_ts, ts};
+use super::runs::{CHANGE_COLUMNS, EVENT_COLUMNS, change_row, event_row};
+use super::{ChangeRow, EventRow, Store, parse_event_kind, parse_ts, ts};
+use crate::domain::event::EventKind;
+use crate::engine::Outcome;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::{Row as _, SqliteConnection};
+use sqlx::{Row as _, Sqlite, SqliteConnection, Transaction};
 
 /// One item of the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxItem {
     /// Its id: the delivery order.
     pub id: i64,
-    /// The event name (`key_disabled`, `budget_warning`, …).
-    pub event: String,
+    /// The event (`key_disabled`, `budget_warning`, …).
+    pub event: EventKind,
     /// When the thing happened.
     pub at: DateTime<Utc>,
     /// The JSON object sent to a `format = "json"` webhook.
@@ -117,7 +121,7 @@ impl Store {
                 &mut tx,
                 run_id,
                 at,
-                "budget_warning",
+                EventKind::BudgetWarning,
                 Some(w.rule),
                 w.key_hash,
                 &detail,
@@ -132,106 +136,31 @@ impl Store {
     pub async fn record_service_event(
         &self,
         at: DateTime<Utc>,
-        kind: &str,
+        kind: EventKind,
         detail: &Value,
     ) -> anyhow::Result<i64> {
         let mut conn = self.pool.acquire().await?;
         insert_event(&mut conn, None, at, kind, None, None, detail).await
     }
 
-    /// Enqueues every change row and event not enqueued yet, in one
-    /// transaction with the cursor: final change rows (stopping at the first
-    /// still `pending`), notifiable events (`source_error` and `auth_failed`
-    /// once per outage), and the recovery of outages that ended
-    /// (`auth_recovered` after a run that listed keys, `source_recovered`
-    /// when a source reads fine again). Returns how many items were added.
-    pub async fn enqueue_notifications(&self, at: DateTime<Utc>) -> anyhow::Result<usize> {
+    /// Starts enqueueing notifications: one transaction, holding the write
+    /// lock, that reads what is new since the outbox's cursor and moves the
+    /// cursor past it on [`OutboxBatch::commit`].
+    pub async fn outbox_batch(&self) -> anyhow::Result<OutboxBatch> {
         let mut tx = self.write().await?;
         // Take the write lock first, so nothing is inserted behind the cursor.
         sqlx::query("UPDATE notify_cursor SET id = id")
             .execute(&mut *tx)
             .await?;
-        let (mut last_change, mut last_event): (i64, i64) =
+        let (last_change, last_event): (i64, i64) =
             sqlx::query_as("SELECT last_change_id, last_event_id FROM notify_cursor")
                 .fetch_one(&mut *tx)
                 .await?;
-        let mut added = 0;
-        let rows = sqlx::query(
-            "SELECT id, run_id, at, rule, key_hash, key_name, kind, fields, reason, outcome, error, http_status
-             FROM changes WHERE id > ? ORDER BY id",
-        )
-        .bind(last_change)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &rows {
-            let outcome: String = row.get("outcome");
-            if outcome == "pending" {
-                break;
-            }
-            last_change = row.get("id");
-            let fields: Value = serde_json::from_str(row.get("fields"))?;
-            let Some(event) = change_event(&outcome, &fields) else {
-                continue;
-            };
-            let change_at: String = row.get("at");
-            let payload = json!({
-                "event": event, "at": change_at, "change_id": last_change,
-                "run_id": row.get::<Option<i64>, _>("run_id"),
-                "key_hash": row.get::<String, _>("key_hash"), "key_name": row.get::<String, _>("key_name"),
-                "rule": row.get::<String, _>("rule"), "reason": row.get::<String, _>("reason"),
-                "kind": row.get::<String, _>("kind"), "fields": fields, "outcome": outcome,
-                "error": row.get::<Option<String>, _>("error"),
-                "http_status": row.get::<Option<i64>, _>("http_status"),
-            });
-            insert_item(
-                &mut tx,
-                event,
-                &change_at,
-                &payload,
-                Some(last_change),
-                None,
-            )
-            .await?;
-            added += 1;
-        }
-        for row in events_after(&mut tx, last_event).await? {
-            last_event = row.id;
-            if let Some(payload) = event_payload(&mut tx, &row).await? {
-                insert_item(
-                    &mut tx,
-                    &row.kind,
-                    &ts(row.at),
-                    &payload,
-                    None,
-                    Some(row.id),
-                )
-                .await?;
-                added += 1;
-            }
-        }
-        for (kind, detail) in recoveries(&mut tx).await? {
-            let id = insert_event(&mut tx, None, at, kind, None, None, &detail).await?;
-            let row = EventData {
-                id,
-                run_id: None,
-                at,
-                kind: kind.into(),
-                rule: None,
-                key_hash: None,
-                detail,
-            };
-            let payload = event_json(&row, recovery_reason(&row));
-            insert_item(&mut tx, kind, &ts(at), &payload, None, Some(id)).await?;
-            last_event = id;
-            added += 1;
-        }
-        sqlx::query("UPDATE notify_cursor SET last_change_id = ?, last_event_id = ?")
-            .bind(last_change)
-            .bind(last_event)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(added)
+        Ok(OutboxBatch {
+            tx,
+            last_change,
+            last_event,
+        })
     }
 
     /// Outbox items after `after`, oldest first, at most `limit`.
@@ -247,7 +176,7 @@ impl Store {
             .map(|r| {
                 Ok(OutboxItem {
                     id: r.get("id"),
-                    event: r.get("event"),
+                    event: parse_event_kind(r.get("event"))?,
                     at: parse_ts(r.get("at"))?,
                     payload: serde_json::from_str(r.get("payload"))?,
                 })
@@ -386,187 +315,205 @@ impl Store {
     }
 }
 
-/// The event a final change row is notified as, if any.
-fn change_event(outcome: &str, fields: &Value) -> Option<&'static str> {
-    match outcome {
-        "failed" | "unknown" => Some("change_failed"),
-        "applied" => match fields.pointer("/disabled/to") {
-            Some(Value::Bool(true)) => Some("key_disabled"),
-            Some(Value::Bool(false)) => Some("key_enabled"),
-            _ => None,
-        },
-        _ => None,
+/// An outage notified once when it begins and once when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outage {
+    /// The API refuses the management key.
+    Auth,
+    /// A budget source (by its id) cannot be read.
+    Source(String),
+}
+
+impl Outage {
+    /// The stored `kind` and `subject`.
+    fn columns(&self) -> (&'static str, &str) {
+        match self {
+            Outage::Auth => ("auth", ""),
+            Outage::Source(id) => ("source", id),
+        }
     }
 }
 
-/// An event row, as read inside a transaction.
-struct EventData {
-    id: i64,
-    run_id: Option<i64>,
-    at: DateTime<Utc>,
-    kind: String,
-    rule: Option<String>,
-    key_hash: Option<String>,
-    detail: Value,
+/// Where an outbox item comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOrigin {
+    /// A change row, by id.
+    Change(i64),
+    /// An event row, by id.
+    Event(i64),
 }
 
-async fn events_after(conn: &mut SqliteConnection, after: i64) -> anyhow::Result<Vec<EventData>> {
-    let rows = sqlx::query(
-        "SELECT id, run_id, at, kind, rule, key_hash, detail FROM events WHERE id > ? ORDER BY id",
-    )
-    .bind(after)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EventData {
-                id: r.get("id"),
-                run_id: r.get("run_id"),
-                at: parse_ts(r.get("at"))?,
-                kind: r.get("kind"),
-                rule: r.get("rule"),
-                key_hash: r.get("key_hash"),
-                detail: serde_json::from_str(r.get("detail"))?,
-            })
-        })
-        .collect()
+/// Notifications being enqueued: one transaction with the outbox's cursor,
+/// from [`Store::outbox_batch`]. Nothing is kept unless it is committed.
+pub struct OutboxBatch {
+    tx: Transaction<'static, Sqlite>,
+    last_change: i64,
+    last_event: i64,
 }
 
-/// The payload of an event that is notified, opening outages as it goes;
-/// `None` for events that are not (conflicts, a repeat of an open outage).
-async fn event_payload(
-    conn: &mut SqliteConnection,
-    e: &EventData,
-) -> anyhow::Result<Option<Value>> {
-    let text = |k: &str| {
-        e.detail
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let reason = match e.kind.as_str() {
-        "guard_tripped" => format!(
-            "the blast-radius guard held {} changes back (max_changes_per_run {}, max_disable_fraction {})",
-            e.detail["held_changes"],
-            e.detail["max_changes_per_run"],
-            e.detail["max_disable_fraction"]
-        ),
-        "budget_warning" => format!(
-            "{} spend {:.2} USD reached {:.0}% of the {:.2} USD budget",
-            text("window"),
-            e.detail["spend_usd"].as_f64().unwrap_or(0.0),
-            e.detail["fraction"].as_f64().unwrap_or(0.0) * 100.0,
-            e.detail["budget_usd"].as_f64().unwrap_or(0.0)
-        ),
-        "reload_failed" => format!(
-            "reload failed, the previous rules stay in force: {}",
-            text("error")
-        ),
-        "source_error" => {
-            if e.detail.get("new_outage") != Some(&Value::Bool(true)) {
-                return Ok(None);
+impl OutboxBatch {
+    /// The change rows after the cursor that reached their final outcome,
+    /// oldest first, stopping at the first still `pending`; the cursor moves
+    /// past them.
+    pub async fn final_changes(&mut self) -> anyhow::Result<Vec<ChangeRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE id > ? ORDER BY id"
+        ))
+        .bind(self.last_change)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut found = Vec::new();
+        for row in &rows {
+            let change = change_row(row)?;
+            if change.outcome == Outcome::Pending {
+                break;
             }
-            open_outage(conn, "source", &text("source"), e).await?;
-            format!("budget source {} failed: {}", text("source"), text("error"))
+            self.last_change = change.id;
+            found.push(change);
         }
-        "auth_failed" => {
-            if !open_outage(conn, "auth", "", e).await? {
-                return Ok(None);
-            }
-            format!("the API refused the management key: {}", text("error"))
-        }
-        _ => return Ok(None),
-    };
-    Ok(Some(event_json(e, reason)))
-}
-
-fn event_json(e: &EventData, reason: String) -> Value {
-    json!({
-        "event": e.kind, "at": ts(e.at), "event_id": e.id, "run_id": e.run_id,
-        "rule": e.rule, "key_hash": e.key_hash, "key_name": Value::Null,
-        "reason": reason, "detail": e.detail,
-    })
-}
-
-fn recovery_reason(e: &EventData) -> String {
-    match e.kind.as_str() {
-        "auth_recovered" => "the API accepts the management key again".into(),
-        _ => format!(
-            "budget source {} reads fine again",
-            e.detail.get("source").and_then(Value::as_str).unwrap_or("")
-        ),
+        Ok(found)
     }
-}
 
-/// Opens an outage; `false` when it was open already.
-async fn open_outage(
-    conn: &mut SqliteConnection,
-    kind: &str,
-    subject: &str,
-    e: &EventData,
-) -> anyhow::Result<bool> {
-    let r = sqlx::query(
-        "INSERT OR IGNORE INTO outages (kind, subject, since, run_id) VALUES (?, ?, ?, ?)",
-    )
-    .bind(kind)
-    .bind(subject)
-    .bind(ts(e.at))
-    .bind(e.run_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
+    /// The events after the cursor, oldest first; the cursor moves past them.
+    pub async fn new_events(&mut self) -> anyhow::Result<Vec<EventRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id"
+        ))
+        .bind(self.last_event)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let events = rows
+            .iter()
+            .map(event_row)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(last) = events.last() {
+            self.last_event = last.id;
+        }
+        Ok(events)
+    }
 
-/// Closes the outages that ended and returns their recovery events: the
-/// credential works again when a run after the outage's listed keys
-/// (status `ok` or `failed`); a source when its stored error is gone.
-async fn recoveries(conn: &mut SqliteConnection) -> anyhow::Result<Vec<(&'static str, Value)>> {
-    let mut found = Vec::new();
-    let open: Vec<(String, String, Option<i64>)> =
-        sqlx::query_as("SELECT kind, subject, run_id FROM outages ORDER BY since, kind, subject")
-            .fetch_all(&mut *conn)
-            .await?;
-    for (kind, subject, run_id) in open {
-        let ended = if kind == "auth" {
-            let last: Option<(i64, String)> = sqlx::query_as(
-                "SELECT id, status FROM runs WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *conn)
-            .await?;
-            last.is_some_and(|(id, status)| {
-                id > run_id.unwrap_or(0) && (status == "ok" || status == "failed")
-            })
-        } else {
-            let error: Option<Option<String>> =
-                sqlx::query_scalar("SELECT error FROM source_values WHERE source_id = ?")
-                    .bind(&subject)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            matches!(error, Some(None))
+    /// Opens `outage`, begun at `since` in run `run_id`; `false` when it was
+    /// open already.
+    pub async fn open_outage(
+        &mut self,
+        outage: &Outage,
+        since: DateTime<Utc>,
+        run_id: Option<i64>,
+    ) -> anyhow::Result<bool> {
+        let (kind, subject) = outage.columns();
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO outages (kind, subject, since, run_id) VALUES (?, ?, ?, ?)",
+        )
+        .bind(kind)
+        .bind(subject)
+        .bind(ts(since))
+        .bind(run_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Closes the outages that ended and returns them: the credential works
+    /// again when a run after the outage's listed keys (status `ok` or
+    /// `failed`); a source when its stored error is gone.
+    pub async fn close_ended_outages(&mut self) -> anyhow::Result<Vec<Outage>> {
+        let conn = &mut *self.tx;
+        let mut ended = Vec::new();
+        let open: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT kind, subject, run_id FROM outages ORDER BY since, kind, subject",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for (kind, subject, run_id) in open {
+            let over = if kind == "auth" {
+                let last: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT id, status FROM runs WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+                )
+                .fetch_optional(&mut *conn)
+                .await?;
+                last.is_some_and(|(id, status)| {
+                    id > run_id.unwrap_or(0) && (status == "ok" || status == "failed")
+                })
+            } else {
+                let error: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT error FROM source_values WHERE source_id = ?")
+                        .bind(&subject)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                matches!(error, Some(None))
+            };
+            if !over {
+                continue;
+            }
+            sqlx::query("DELETE FROM outages WHERE kind = ? AND subject = ?")
+                .bind(&kind)
+                .bind(&subject)
+                .execute(&mut *conn)
+                .await?;
+            ended.push(if kind == "auth" {
+                Outage::Auth
+            } else {
+                Outage::Source(subject)
+            });
+        }
+        Ok(ended)
+    }
+
+    /// Records an event of no run (a recovery) at `at`; the cursor moves
+    /// past it. Returns its id.
+    pub async fn record_event(
+        &mut self,
+        at: DateTime<Utc>,
+        kind: EventKind,
+        detail: &Value,
+    ) -> anyhow::Result<i64> {
+        let id = insert_event(&mut self.tx, None, at, kind, None, None, detail).await?;
+        self.last_event = id;
+        Ok(id)
+    }
+
+    /// Adds an item to the outbox.
+    pub async fn enqueue(
+        &mut self,
+        event: EventKind,
+        at: DateTime<Utc>,
+        payload: &Value,
+        origin: ItemOrigin,
+    ) -> anyhow::Result<()> {
+        let (change_id, event_id) = match origin {
+            ItemOrigin::Change(id) => (Some(id), None),
+            ItemOrigin::Event(id) => (None, Some(id)),
         };
-        if !ended {
-            continue;
-        }
-        sqlx::query("DELETE FROM outages WHERE kind = ? AND subject = ?")
-            .bind(&kind)
-            .bind(&subject)
-            .execute(&mut *conn)
-            .await?;
-        found.push(if kind == "auth" {
-            ("auth_recovered", json!({}))
-        } else {
-            ("source_recovered", json!({ "source": subject }))
-        });
+        sqlx::query(
+            "INSERT INTO outbox (event, at, payload, change_id, event_id) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(event.as_str())
+        .bind(ts(at))
+        .bind(payload.to_string())
+        .bind(change_id)
+        .bind(event_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
-    Ok(found)
+
+    /// Moves the cursor past everything read and keeps what was written.
+    pub async fn commit(mut self) -> anyhow::Result<()> {
+        sqlx::query("UPDATE notify_cursor SET last_change_id = ?, last_event_id = ?")
+            .bind(self.last_change)
+            .bind(self.last_event)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 async fn insert_event(
     conn: &mut SqliteConnection,
     run_id: Option<i64>,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: EventKind,
     rule: Option<&str>,
     key_hash: Option<&str>,
     detail: &Value,
@@ -576,31 +523,10 @@ async fn insert_event(
     )
     .bind(run_id)
     .bind(ts(at))
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(rule)
     .bind(key_hash)
     .bind(detail.to_string())
     .fetch_one(&mut *conn)
     .await?)
-}
-
-async fn insert_item(
-    conn: &mut SqliteConnection,
-    event: &str,
-    at: &str,
-    payload: &Value,
-    change_id: Option<i64>,
-    event_id: Option<i64>,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO outbox (event, at, payload, change_id, event_id) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(event)
-    .bind(at)
-    .bind(payload.to_string())
-    .bind(change_id)
-    .bind(event_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

@@ -4,7 +4,8 @@
 //! only the per-group figures come back, never the rows themselves. The
 //! period is `at >= since AND at < until`, exactly as `history` filters.
 
-use super::{Store, parse_ts, ts};
+use super::{Store, parse_event_kind, parse_ts, ts};
+use crate::domain::event::EventKind;
 use crate::engine::{ChangeKind, Outcome};
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
@@ -227,21 +228,23 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         bucket: Bucket,
-    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+    ) -> anyhow::Result<Vec<(String, EventKind, i64)>> {
         let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(&format!(
             "SELECT {} AS grp, kind, COUNT(*) FROM events
-             WHERE kind IN ('source_error', 'guard_tripped') AND at >= ? AND at < ?
+             WHERE kind IN (?, ?) AND at >= ? AND at < ?
              GROUP BY grp, kind ORDER BY grp, kind",
             bucket.sql()
         ))
+        .bind(EventKind::SourceError.as_str())
+        .bind(EventKind::GuardTripped.as_str())
         .bind(ts(since))
         .bind(ts(until))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .filter_map(|(group, kind, n)| Some((group?, kind, n)))
-            .collect())
+            .map(|(group, kind, n)| Ok((group, parse_event_kind(&kind)?, n)))
+            .collect()
     }
 
     /// Per group, the number of runs in `[since, until)` in which the

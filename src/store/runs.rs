@@ -3,13 +3,15 @@
 //! (SPEC §4.2, `ClaimWrites`).
 
 use super::claims::{ClaimWrites, Settled};
-use super::{Store, parse_ts, ts};
+use super::{Store, parse_event_kind, parse_ts, ts};
+use crate::domain::event::EventKind;
+use crate::domain::timestamp;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::openrouter::model::Field;
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
@@ -47,7 +49,7 @@ pub struct ChangeRow {
     /// The run it belongs to (`None` for `revert`).
     pub run_id: Option<i64>,
     /// When it was recorded.
-    #[serde(serialize_with = "serialize_ts")]
+    #[serde(serialize_with = "timestamp::serialize")]
     pub at: DateTime<Utc>,
     /// The rule responsible.
     pub rule: String,
@@ -82,10 +84,10 @@ pub struct EventRow {
     /// The run, if any.
     pub run_id: Option<i64>,
     /// When.
-    #[serde(serialize_with = "serialize_ts")]
+    #[serde(serialize_with = "timestamp::serialize")]
     pub at: DateTime<Utc>,
     /// What kind of event.
-    pub kind: String,
+    pub kind: EventKind,
     /// The rule concerned.
     pub rule: Option<String>,
     /// The key concerned.
@@ -125,7 +127,7 @@ const DISABLED_MOVE: &str = "CASE WHEN kind = 'deleted' THEN 0
      WHEN kind IN ('release', 'revert') AND json_extract(fields, '$.disabled.to') = 1 THEN 2
 END";
 
-const CHANGE_COLUMNS: &str = "id, run_id, at, rule, key_hash, key_name, kind, fields, reason, \
+pub(super) const CHANGE_COLUMNS: &str = "id, run_id, at, rule, key_hash, key_name, kind, fields, reason, \
      outcome, error, http_status, attempts, request_id";
 
 impl Store {
@@ -379,7 +381,7 @@ impl Store {
         &self,
         run_id: Option<i64>,
         at: DateTime<Utc>,
-        kind: &str,
+        kind: EventKind,
         rule: Option<&str>,
         key_hash: Option<&str>,
         detail: &serde_json::Value,
@@ -389,7 +391,7 @@ impl Store {
         )
         .bind(run_id)
         .bind(ts(at))
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(rule)
         .bind(key_hash)
         .bind(detail.to_string())
@@ -404,29 +406,14 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<EventRow>> {
-        let rows = sqlx::query(
-            "SELECT id, run_id, at, kind, rule, key_hash, detail FROM events
-             WHERE at >= ? AND at < ? ORDER BY at, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE at >= ? AND at < ? ORDER BY at, id"
+        ))
         .bind(ts(since))
         .bind(ts(until))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let detail: &str = row.get("detail");
-                Ok(EventRow {
-                    id: row.get("id"),
-                    run_id: row.get("run_id"),
-                    at: parse_ts(row.get("at"))?,
-                    kind: row.get("kind"),
-                    rule: row.get("rule"),
-                    key_hash: row.get("key_hash"),
-                    detail: serde_json::from_str(detail)
-                        .context("bad event detail in the database")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_row).collect()
     }
 }
 
@@ -500,16 +487,30 @@ pub(super) async fn in_chunks<'a, T>(
     Ok(())
 }
 
-fn serialize_ts<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    ts(*at).serialize(s)
-}
-
 /// The stored JSON of a change's fields: `{"field": {"from": v, "to": v}}`.
 fn fields_json(fields: &BTreeMap<Field, FieldChange>) -> String {
     serde_json::to_string(fields).expect("field changes serialize")
 }
 
-fn change_row(row: &SqliteRow) -> anyhow::Result<ChangeRow> {
+/// The columns [`event_row`] reads.
+pub(super) const EVENT_COLUMNS: &str = "id, run_id, at, kind, rule, key_hash, detail";
+
+/// Reads an event row selected as [`EVENT_COLUMNS`].
+pub(super) fn event_row(row: &SqliteRow) -> anyhow::Result<EventRow> {
+    let detail: &str = row.get("detail");
+    Ok(EventRow {
+        id: row.get("id"),
+        run_id: row.get("run_id"),
+        at: parse_ts(row.get("at"))?,
+        kind: parse_event_kind(row.get("kind"))?,
+        rule: row.get("rule"),
+        key_hash: row.get("key_hash"),
+        detail: serde_json::from_str(detail).context("bad event detail in the database")?,
+    })
+}
+
+/// Reads a change row selected as [`CHANGE_COLUMNS`].
+pub(super) fn change_row(row: &SqliteRow) -> anyhow::Result<ChangeRow> {
     let id: i64 = row.get("id");
     let kind: &str = row.get("kind");
     let outcome: &str = row.get("outcome");

@@ -1,8 +1,8 @@
 //! `keywarden check-config` over broken and valid rules files (SPEC §3.4):
 //! every error names file:line:, the rule and the field, and exits 2.
 
+use crate::common::{keywarden, text};
 use std::path::Path;
-use std::process::Command;
 
 /// What one `check-config` run printed and returned.
 struct Outcome {
@@ -23,25 +23,23 @@ fn check_files(files: &[(&str, &str)], daemon: &str) -> Outcome {
         })
         .collect();
     let config = format!("[daemon]\nrules_files = [{}]\n{daemon}", names.join(", "));
-    std::fs::write(dir.path().join("keywarden.toml"), config).unwrap();
-    run_in(dir.path())
+    with_config(dir.path(), &config)
 }
 
-fn run_in(dir: &Path) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_keywarden"))
+/// Writes `config` as `keywarden.toml` in `dir` and runs `check-config` there.
+fn with_config(dir: &Path, config: &str) -> Outcome {
+    std::fs::write(dir.join("keywarden.toml"), config).unwrap();
+    let out = keywarden()
         .current_dir(dir)
         .args(["--config", "keywarden.toml", "--database"])
         .arg(dir.join("kw.db"))
         .arg("check-config")
-        .env_remove("KEYWARDEN_CONFIG")
-        .env_remove("KEYWARDEN_DATABASE")
-        .env_remove("TEAM_B_BUDGET_USD")
         .output()
         .unwrap();
     Outcome {
         code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        stdout: text(&out.stdout),
+        stderr: text(&out.stderr),
     }
 }
 
@@ -370,12 +368,7 @@ fn the_example_rules_pass_without_their_budget_variable() {
 #[test]
 fn a_missing_rules_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("keywarden.toml"),
-        "[daemon]\nrules_files = [\"nope.toml\"]\n",
-    )
-    .unwrap();
-    let out = run_in(dir.path());
+    let out = with_config(dir.path(), "[daemon]\nrules_files = [\"nope.toml\"]\n");
     assert_eq!(out.code, 2);
     assert!(
         out.stderr
@@ -383,6 +376,27 @@ fn a_missing_rules_file_is_an_error() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_misspelt_notify_event_is_refused_naming_the_field_and_the_valid_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = with_config(
+        dir.path(),
+        "[[notify]]\nurl = \"https://hooks.example.com/x\"\nevents = [\"key_disabled\", \"key_disabld\"]\n",
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "keywarden.toml:3:27: notify[0].events: \"key_disabld\" is not an event keywarden \
+             notifies; valid names: key_disabled, key_enabled, change_failed, budget_warning, \
+             guard_tripped, source_error, source_recovered, auth_failed, auth_recovered, \
+             reload_failed"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
 }
 
 #[test]

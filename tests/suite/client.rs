@@ -38,7 +38,7 @@ impl Seen {
     }
 }
 
-/// A writer into a shared buffer, for the tracing subscriber of this binary.
+/// A writer into a shared buffer, for a test's own tracing subscriber.
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
@@ -52,29 +52,43 @@ impl std::io::Write for LogBuffer {
     }
 }
 
-/// Every log line of every test of this binary, at `trace` for every crate.
-/// Installed as the global subscriber before any test sends a request (a
-/// per-test `set_default` misses call sites other tests cached meanwhile).
-fn logs() -> &'static LogBuffer {
-    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = LogBuffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer({
-                let logs = logs.clone();
-                move || logs.clone()
-            })
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
+impl LogBuffer {
+    /// Everything logged so far.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Captures the log lines of the calling thread alone, at `trace` for every
+/// crate, until the guard is dropped: a `#[tokio::test]` runs its client and
+/// sandbox on its own thread, so other tests of this binary (run on other
+/// threads at the same time) cannot write into it.
+///
+/// A global subscriber that records nothing is installed first: while only
+/// one subscriber is known, tracing decides whether a call site is wanted
+/// by asking the subscriber of whichever thread reaches it first, and a call
+/// site first reached by another test would stay muted for this one.
+fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    static NO_GLOBAL_LOGS: std::sync::Once = std::sync::Once::new();
+    NO_GLOBAL_LOGS.call_once(|| {
+        tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
+            .expect("no other global subscriber in the test binary");
+    });
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    (logs, guard)
 }
 
 /// Serves `router` on a random loopback port; the API base URL.
 async fn serve(router: Router) -> String {
-    logs();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -82,7 +96,6 @@ async fn serve(router: Router) -> String {
 }
 
 fn settings(base_url: &str, max_retries: u32) -> ClientSettings {
-    logs();
     ClientSettings {
         base_url: base_url.to_string(),
         management_key: ManagementKey::from_text(KEY.to_string()).unwrap(),
@@ -575,7 +588,6 @@ fn debug_output_never_shows_the_key() {
 use keywarden::sandbox::{JournalEntry, Sandbox, SandboxOptions};
 
 async fn sandbox(keys: usize) -> Sandbox {
-    logs();
     Sandbox::start(
         "127.0.0.1:0",
         SandboxOptions {
@@ -842,6 +854,7 @@ async fn the_requests_per_second_ceiling_holds_for_all_clones() {
 
 #[tokio::test]
 async fn the_management_key_is_in_no_log_line_even_at_trace() {
+    let (logs, _capturing) = capture_logs();
     let sb = sandbox(120).await;
     let key = sb.management_key().to_string();
     let c = sandbox_client(&sb, 1000);
@@ -865,7 +878,7 @@ async fn the_management_key_is_in_no_log_line_even_at_trace() {
         .unwrap();
     let err = c.credits().await.unwrap_err();
     tracing::error!(error = %err, "as a caller would log it");
-    let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("openrouter request"),
         "the client logged: {text}"

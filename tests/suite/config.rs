@@ -4,7 +4,6 @@
 use keywarden::config::{Config, check_url};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const SECRET: &str = "sk-or-v1-inline-secret-0123456789abcdef";
@@ -336,12 +335,40 @@ fn an_empty_or_missing_key_file_is_a_usage_error() {
 
 /// Runs the binary with only the given environment.
 fn keywarden(args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    crate::common::keywarden()
         .args(args)
-        .env_clear()
         .envs(vars.iter().copied())
         .output()
         .unwrap()
+}
+
+#[test]
+fn the_service_refuses_to_start_with_a_misspelt_notify_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "keywarden.toml",
+        "[[notify]]\nurl = \"https://hooks.example.com/x\"\nevents = [\"key_disabld\"]\n",
+    );
+    let database = dir.path().join("kw.db");
+    let out = keywarden(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--database",
+            database.to_str().unwrap(),
+            "run",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = crate::common::text(&out.stderr);
+    assert!(
+        stderr.contains("notify[0].events: \"key_disabld\" is not an event keywarden notifies")
+            && stderr.contains("valid names: key_disabled, key_enabled,"),
+        "{stderr}"
+    );
+    assert!(!database.exists(), "nothing was started");
 }
 
 #[test]

@@ -57,15 +57,12 @@ impl Setup {
     /// `keywarden --config … --database DB ARGS`, against `sandbox` if given,
     /// its output discarded.
     fn command(&self, database: &Path, sandbox: Option<&Sandbox>, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keywarden"));
+        let mut cmd = Command::from(crate::common::keywarden());
         cmd.arg("--config")
             .arg(&self.config)
             .arg("--database")
             .arg(database)
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

@@ -1,23 +1,19 @@
 //! `keywarden demo` (SPEC §9), run as a newcomer would: the built binary,
 //! no configuration, no credential, an empty working directory.
 
+use crate::common::text;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
 /// Runs the binary in `cwd` with an empty environment.
 async fn keywarden(cwd: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    tokio::process::Command::from(crate::common::keywarden())
         .args(args)
-        .env_clear()
         .current_dir(cwd)
         .output()
         .await
         .unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8(out.to_vec()).unwrap()
 }
 
 /// The index of the first line at or after `from` that contains every one of `parts`.

@@ -246,7 +246,7 @@ async fn a_name_history_does_not_know_is_looked_up_on_the_account() {
     let sb = Sandbox::start("127.0.0.1:0", options).await.unwrap();
     let hash = sb.account().keys()[1].hash.clone();
     let exempt = |name: &'static str| {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        tokio::process::Command::from(common::keywarden())
             .arg("--config")
             .arg(dir.path().join("empty.toml"))
             .arg("--database")
@@ -254,7 +254,6 @@ async fn a_name_history_does_not_know_is_looked_up_on_the_account() {
             .args([
                 "exempt", "add", name, "--until", "7d", "--reason", "on call",
             ])
-            .env_clear()
             .env("KEYWARDEN_BASE_URL", sb.base_url())
             .env("OPENROUTER_MANAGEMENT_KEY", sb.management_key())
             .output()

@@ -153,21 +153,19 @@ async fn apply_binary(h: &Harness, max_retries: u32) -> BinaryRun {
         ),
     )
     .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    let out = tokio::process::Command::from(common::keywarden())
         .arg("--config")
         .arg(&config)
         .arg("--database")
         .arg(h.config.database_path())
         .arg("apply")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("KEYWARDEN_BASE_URL", h.sandbox.base_url())
         .env("OPENROUTER_MANAGEMENT_KEY", h.sandbox.management_key())
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = common::text(&out.stdout);
+    let stderr = common::text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     let run_id = stdout
         .lines()

@@ -34,11 +34,10 @@ impl Newcomer {
     }
 
     async fn run(&self, args: &[&str]) -> Output {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        tokio::process::Command::from(crate::common::keywarden())
             .arg("--config")
             .arg(self.config())
             .args(args)
-            .env_clear()
             .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .output()

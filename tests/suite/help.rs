@@ -2,22 +2,18 @@
 //! every example is a command line keywarden accepts, and `keywarden` alone
 //! says what to run first.
 
+use crate::common::text;
 use clap::{CommandFactory, Parser};
 use keywarden::cli::Cli;
 use std::process::Output;
 
 fn keywarden(args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    crate::common::keywarden()
         .args(args)
-        .env_clear()
         .current_dir(dir.path())
         .output()
         .unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8(out.to_vec()).unwrap()
 }
 
 /// Every command path of the CLI (`[]`, `["rules"]`, `["rules", "list"]`, …),

@@ -7,6 +7,7 @@
 //! listing with whatever the test chooses, applies PATCHes to the keys it
 //! holds and records the raw request line of every call.
 
+use crate::common::text;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -191,14 +192,12 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"));
+        let mut cmd = tokio::process::Command::from(crate::common::keywarden());
         cmd.arg("--config")
             .arg(self.dir.path().join("keywarden.toml"))
             .arg("--database")
             .arg(self.database())
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("OPENROUTER_MANAGEMENT_KEY", KEY)
             .env("KEYWARDEN_BASE_URL", &self.base_url)
             .kill_on_drop(true);
@@ -222,10 +221,6 @@ impl Setup {
         pool.close().await;
         rows.into_iter().map(|r| r.0).collect()
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Exit 1 (not 101: no panic) with `expected` in the error.

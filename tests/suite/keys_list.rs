@@ -4,6 +4,7 @@
 
 use crate::common;
 
+use crate::common::text;
 use common::{Harness, nov, seed};
 use keywarden::openrouter::Key;
 use keywarden::sandbox::{Sandbox, SandboxOptions};
@@ -16,11 +17,10 @@ async fn keywarden(args: &[&str], vars: &[(&str, &str)], config: &str) -> Output
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("keywarden.toml");
     std::fs::write(&config_path, config).unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    tokio::process::Command::from(common::keywarden())
         .arg("--config")
         .arg(&config_path)
         .args(args)
-        .env_clear()
         .envs(vars.iter().copied())
         .current_dir(dir.path())
         .output()
@@ -51,10 +51,6 @@ async fn list(sb: &Sandbox, format: &str, verbose: bool) -> Output {
         ("OPENROUTER_MANAGEMENT_KEY", sb.management_key()),
     ];
     keywarden(&args, &vars, "").await
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8(out.to_vec()).unwrap()
 }
 
 #[tokio::test]

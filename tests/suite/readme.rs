@@ -127,9 +127,8 @@ fn every_toml_snippet_is_a_valid_rules_file_or_configuration() {
                 ),
             )
             .unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_keywarden"))
+            let out = crate::common::keywarden()
                 .args(["--config", config.to_str().unwrap(), "check-config"])
-                .env_remove("KEYWARDEN_CONFIG")
                 .output()
                 .unwrap();
             assert!(

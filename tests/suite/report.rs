@@ -280,8 +280,8 @@ async fn applied(
 
 #[tokio::test]
 async fn periods_open_at_since_count_from_since_under_the_rule_that_opened_them() {
-    use keywarden::cli::GroupBy;
     use keywarden::engine::ChangeKind::{Assert, Reassert, Release};
+    use keywarden::report::GroupBy;
     let dir = tempfile::tempdir().unwrap();
     let store = keywarden::store::Store::open(&dir.path().join("kw.db"))
         .await

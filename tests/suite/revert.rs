@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{Harness, nov, seed};
+use common::{Harness, nov, seed, text};
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::model::KeyPatch;
 use keywarden::rules::model::Origin;
@@ -50,21 +50,12 @@ async fn keywarden(h: &Harness, args: &[&str]) -> Output {
         h.config.database_path().display().to_string(),
     ];
     all.extend(args.iter().map(|s| s.to_string()));
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    tokio::process::Command::from(common::keywarden())
         .args(&all)
         .env("OPENROUTER_MANAGEMENT_KEY", h.sandbox.management_key())
-        .env_remove("OPENROUTER_PROVISIONING_KEY")
-        .env_remove("KEYWARDEN_BASE_URL")
         .output()
         .await
         .unwrap()
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,21 +68,19 @@ async fn reverted_change_restores_the_key_and_records_a_revert() {
         .unwrap();
 
     let dry = keywarden(&h, &["revert", "1", "--dry-run"]).await;
-    assert!(dry.status.success(), "{:?}", text(&dry));
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
     assert!(
-        text(&dry)
-            .0
-            .contains("would revert change 1 on team-a-ci: disabled: true → false")
+        text(&dry.stdout).contains("would revert change 1 on team-a-ci: disabled: true → false")
     );
     assert!(h.take_patches().is_empty(), "a dry run sends nothing");
     assert_eq!(h.history().await.len(), 1, "a dry run records nothing");
 
     let out = keywarden(&h, &["revert", "1"]).await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out).0.contains("reverted change 1 on team-a-ci"),
-        "{:?}",
-        text(&out)
+        text(&out.stdout).contains("reverted change 1 on team-a-ci"),
+        "{}",
+        text(&out.stderr)
     );
     let patches = h.take_patches();
     assert_eq!(patches.len(), 1);
@@ -120,8 +109,8 @@ async fn reverted_change_restores_the_key_and_records_a_revert() {
 async fn revert_is_refused_while_a_rule_still_asserts_the_value() {
     let h = disabled_by_rule().await;
     let out = keywarden(&h, &["revert", "1"]).await;
-    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
-    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
     assert!(
         err.contains("rule team-a-monthly still asserts disabled = true"),
         "{err}"
@@ -136,10 +125,9 @@ async fn revert_is_refused_while_a_rule_still_asserts_the_value() {
 async fn exempt_until_adds_the_exemption_and_reverts() {
     let h = disabled_by_rule().await;
     let out = keywarden(&h, &["revert", "1", "--exempt-until", "2099-01-01"]).await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out)
-            .0
+        text(&out.stdout)
             .contains("exempted team-a-ci from rule team-a-monthly until 2099-01-01T00:00:00Z")
     );
     let exemptions = h.store.exemptions().await.unwrap();
@@ -175,12 +163,12 @@ async fn revert_is_refused_when_the_key_no_longer_holds_the_value() {
     let out = keywarden(&h, &["revert", "1"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out).1.contains("has disabled = false now"),
-        "{:?}",
-        text(&out)
+        text(&out.stderr).contains("has disabled = false now"),
+        "{}",
+        text(&out.stderr)
     );
 
     let missing = keywarden(&h, &["revert", "99"]).await;
     assert_eq!(missing.status.code(), Some(2));
-    assert!(text(&missing).1.contains("no change 99"));
+    assert!(text(&missing.stderr).contains("no change 99"));
 }

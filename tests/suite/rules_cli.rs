@@ -1,8 +1,8 @@
 //! `keywarden rules …` against a fresh database: import, list, export,
 //! enable/disable/remove with their revisions, --prune, broken imports.
 
+use crate::common::{keywarden, text};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A temp dir with an empty config and a database path.
 struct Env {
@@ -32,20 +32,18 @@ impl Env {
     }
 
     fn rules(&self, args: &[&str]) -> Out {
-        let out = Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        let out = keywarden()
             .current_dir(self.dir.path())
             .args(["--config", "keywarden.toml", "--database"])
             .arg(self.path("kw.db"))
             .arg("rules")
             .args(args)
-            .env_remove("KEYWARDEN_CONFIG")
-            .env_remove("KEYWARDEN_DATABASE")
             .output()
             .unwrap();
         Out {
             code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
+            stdout: text(&out.stdout),
+            stderr: text(&out.stderr),
         }
     }
 

@@ -172,7 +172,7 @@ events = {events}
 
     /// `keywarden ARGS` at trace level, the key as this pass gives it.
     fn command(&self, args: &[&str], base_url: &str) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"));
+        let mut cmd = crate::common::keywarden();
         cmd.arg("-vvv")
             .args([
                 "--log-format",
@@ -183,12 +183,9 @@ events = {events}
             .arg("--database")
             .arg(self.path("keywarden.db"))
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KEYWARDEN_BASE_URL", base_url)
             .env("FINANCE_TOKEN", FINANCE_TOKEN)
-            .env("KEYWARDEN_NOTIFY_BACKOFF_MS", "100")
-            .stdin(std::process::Stdio::null());
+            .env("KEYWARDEN_NOTIFY_BACKOFF_MS", "100");
         if !self.pass.key_in_file {
             cmd.env("OPENROUTER_MANAGEMENT_KEY", KEY);
         }

@@ -2,6 +2,7 @@
 
 use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Duration, Utc};
+use keywarden::domain::event::EventKind;
 use keywarden::engine::plan::{BudgetReading, Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::model::{Field, FieldValue, Key, Settings};
@@ -1010,14 +1011,21 @@ async fn events_are_recorded_and_read_by_time_range() {
     let run = store.start_run("startup", at(T0), false).await.unwrap();
     let detail = serde_json::json!({"source": "env:BUDGET", "error": "not set"});
     let id = store
-        .record_event(Some(run), at(T0), "source_error", Some("r"), None, &detail)
+        .record_event(
+            Some(run),
+            at(T0),
+            EventKind::SourceError,
+            Some("r"),
+            None,
+            &detail,
+        )
         .await
         .unwrap();
     store
         .record_event(
             None,
             at(T0) + Duration::hours(2),
-            "guard_tripped",
+            EventKind::GuardTripped,
             None,
             Some("k"),
             &serde_json::json!({}),

@@ -4,10 +4,10 @@
 
 use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Utc};
-use keywarden::cli::GroupBy;
 use keywarden::engine::plan::{Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::model::{Field, FieldValue};
+use keywarden::report::GroupBy;
 use keywarden::report::{self, Report};
 use keywarden::store::Store;
 use std::collections::BTreeMap;

@@ -182,19 +182,32 @@ pub fn without_credential(
     database: &std::path::Path,
     args: &[&str],
 ) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    keywarden()
         .arg("--config")
         .arg(config)
         .arg("--database")
         .arg(database)
         .args(args)
-        .env_remove("KEYWARDEN_CONFIG")
-        .env_remove("KEYWARDEN_DATABASE")
-        .env_remove("OPENROUTER_MANAGEMENT_KEY")
-        .env_remove("OPENROUTER_PROVISIONING_KEY")
-        .env_remove("CREDENTIALS_DIRECTORY")
         .output()
         .unwrap()
+}
+
+/// The built binary, as a newcomer's shell would start it: an environment
+/// holding `PATH` only (no credential, no `KEYWARDEN_*`, no budget variable
+/// of the test's own environment) and no standard input. Each test adds the
+/// arguments, variables and directory it needs; an async test runs it
+/// through `tokio::process::Command::from`.
+pub fn keywarden() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keywarden"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// What a command printed, as text (invalid UTF-8 shown as `�`).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The standard output of a command that must have succeeded.

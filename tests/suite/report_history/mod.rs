@@ -156,12 +156,8 @@ pub async fn keywarden(h: &Harness, args: &[&str]) -> Output {
         database(h).display().to_string(),
     ];
     all.extend(args.iter().map(|s| s.to_string()));
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+    tokio::process::Command::from(crate::common::keywarden())
         .args(&all)
-        .env_remove("OPENROUTER_MANAGEMENT_KEY")
-        .env_remove("OPENROUTER_PROVISIONING_KEY")
-        .env_remove("KEYWARDEN_CONFIG")
-        .env_remove("KEYWARDEN_DATABASE")
         .output()
         .await
         .unwrap()

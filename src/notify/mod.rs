@@ -1,33 +1,24 @@
 //! Webhook notifications (SPEC §7): a worker that drains the durable outbox
 //! (`store::outbox`) to every enabled `[[notify]]` that names each event, in
 //! order per webhook, at least once, retrying with exponential backoff, and
-//! recording every attempt. URLs may carry secrets: only `scheme://host` is
+//! recording every attempt; what is enqueued, and its wording, is
+//! [`events`]. URLs may carry secrets: only `scheme://host` is
 //! ever logged or stored.
+
+pub mod events;
 
 use crate::clock::Clock;
 use crate::config::{NotifyConfig, NotifyFormat};
+use crate::domain::event::EventKind;
 use crate::store::Store;
 use crate::store::outbox::{Attempt, OutboxItem};
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use events::body;
+pub use events::enqueue;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-
-/// Every event name a `[[notify]]` may list.
-pub const EVENTS: [&str; 10] = [
-    "key_disabled",
-    "key_enabled",
-    "change_failed",
-    "budget_warning",
-    "guard_tripped",
-    "source_error",
-    "source_recovered",
-    "auth_failed",
-    "auth_recovered",
-    "reload_failed",
-];
 
 /// Retry timing of a failed delivery.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,7 +59,7 @@ pub struct Webhook {
     pub target: String,
     url: String,
     format: NotifyFormat,
-    events: Vec<String>,
+    events: Vec<EventKind>,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -98,8 +89,8 @@ impl Webhook {
     }
 
     /// Whether this webhook wants `event` (no `events` = every event).
-    pub fn wants(&self, event: &str) -> bool {
-        self.events.is_empty() || self.events.iter().any(|e| e == event)
+    pub fn wants(&self, event: EventKind) -> bool {
+        self.events.is_empty() || self.events.contains(&event)
     }
 }
 
@@ -119,29 +110,6 @@ pub fn target(url: &str) -> String {
     }
 }
 
-/// The body sent for `item`: the payload as is (`json`), or a Slack
-/// message whose text has the event name, the key name and the reason.
-pub fn body(format: NotifyFormat, item: &OutboxItem) -> Value {
-    match format {
-        NotifyFormat::Json => item.payload.clone(),
-        NotifyFormat::Slack => {
-            let p = &item.payload;
-            let s = |k: &str| p.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
-            let mut text = format!("keywarden: {}", item.event);
-            if let Some(key) = s("key_name").or(s("key_hash")) {
-                text.push_str(&format!(" · key {key}"));
-            }
-            if let Some(rule) = s("rule") {
-                text.push_str(&format!(" · rule {rule}"));
-            }
-            if let Some(reason) = s("reason") {
-                text.push_str(&format!(": {reason}"));
-            }
-            json!({ "text": text })
-        }
-    }
-}
-
 /// The delivery worker.
 pub struct Notifier {
     store: Store,
@@ -153,7 +121,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// A worker for `webhooks`; [`Notifier::wake`] makes it look at once.
+    /// A worker for `webhooks`; the handle of [`Notifier::waker`] makes it look at once.
     pub fn new(
         store: Store,
         webhooks: Vec<Webhook>,
@@ -211,7 +179,7 @@ impl Notifier {
                 return Ok(None);
             }
             for item in items {
-                if !w.wants(&item.event) {
+                if !w.wants(item.event) {
                     self.store.skip_delivery(&w.id, item.id).await?;
                     continue;
                 }
@@ -334,11 +302,12 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
-    fn item(event: &str, payload: Value) -> OutboxItem {
+    fn item(event: EventKind, payload: Value) -> OutboxItem {
         OutboxItem {
             id: 1,
-            event: event.into(),
+            event,
             at: "2026-11-27T10:00:00Z".parse().unwrap(),
             payload,
         }
@@ -358,11 +327,14 @@ mod tests {
         let p = json!({"event": "key_disabled", "key_name": "team-a-ci", "rule": "team-a-monthly",
                        "reason": "group monthly spend 52.10 USD >= budget 50.00 USD"});
         assert_eq!(
-            body(NotifyFormat::Slack, &item("key_disabled", p.clone())),
+            body(
+                NotifyFormat::Slack,
+                &item(EventKind::KeyDisabled, p.clone())
+            ),
             json!({"text": "keywarden: key_disabled · key team-a-ci · rule team-a-monthly: group monthly spend 52.10 USD >= budget 50.00 USD"})
         );
         assert_eq!(
-            body(NotifyFormat::Json, &item("key_disabled", p.clone())),
+            body(NotifyFormat::Json, &item(EventKind::KeyDisabled, p.clone())),
             p
         );
     }
@@ -372,13 +344,13 @@ mod tests {
         let hooks = Webhook::from_config(&[NotifyConfig {
             url: "https://hooks.slack.com/services/T000/B000/SECRET".into(),
             format: NotifyFormat::Slack,
-            events: vec!["key_disabled".into()],
+            events: vec![EventKind::KeyDisabled],
             enabled: true,
         }]);
         assert_eq!(hooks[0].target, "https://hooks.slack.com");
         assert!(!format!("{:?}", hooks[0]).contains("SECRET"));
-        assert!(hooks[0].wants("key_disabled"));
-        assert!(!hooks[0].wants("key_enabled"));
+        assert!(hooks[0].wants(EventKind::KeyDisabled));
+        assert!(!hooks[0].wants(EventKind::KeyEnabled));
         assert_eq!(hooks[0].id.len(), 16);
     }
 }

@@ -1,0 +1,4 @@
+//! The vocabulary every layer shares.
+
+pub mod event;
+pub mod timestamp;
