@@ -7,6 +7,7 @@ use super::faults::{ActiveFaults, Faults};
 use super::journal::{Journal, JournalEntry};
 use super::seed::{SeedKey, sha256_hex};
 use super::window::{Periods, UsageCounter};
+use crate::clock::Clock;
 use crate::openrouter::model::{Credits, Key, KeyPatch, LimitReset};
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -670,6 +671,13 @@ impl Account {
             tracing::error!("sandbox reset could not re-create its keys: {e}");
         }
         *state = fresh;
+    }
+}
+
+/// The sandbox's clock: tests and the demo run keywarden on simulated time.
+impl Clock for Account {
+    fn now(&self) -> DateTime<Utc> {
+        Account::now(self)
     }
 }
 

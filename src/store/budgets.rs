@@ -2,7 +2,7 @@
 //! `keywarden report` (SPEC §5), sampled like usage snapshots
 //! (`budget_reading_marks` keeps when each rule's were last recorded).
 
-use super::runs::in_chunks;
+use super::batch::in_chunks;
 use super::{Store, parse_ts, ts};
 use crate::engine::plan::BudgetReading;
 use chrono::{DateTime, Utc};

@@ -2,7 +2,7 @@
 //! already recorded as events and still holding, so that each is recorded
 //! once, in the run where it begins.
 
-use super::runs::in_chunks;
+use super::batch::in_chunks;
 use super::{Store, ts};
 use crate::engine::plan::Conflict;
 use crate::openrouter::model::Field;

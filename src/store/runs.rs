@@ -2,6 +2,7 @@
 //! (SPEC §5). Recording and completing changes also settles their claims
 //! (SPEC §4.2, `ClaimWrites`).
 
+use super::batch::in_chunks;
 use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_ts, ts};
 use crate::engine::plan::{Change, FieldChange};
@@ -10,9 +11,8 @@ use crate::openrouter::model::Field;
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
-use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row as _, Sqlite};
 use std::collections::{BTreeMap, HashMap};
 
 /// The counts and status a run ends with.
@@ -475,29 +475,6 @@ fn settled(id: i64, change: &Change, at: DateTime<Utc>) -> Settled<'_> {
         fields: &change.fields,
         at,
     }
-}
-
-/// SQLite's limit on the parameters of one statement
-/// (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled SQLite, 3.32 and later).
-const MAX_BINDS: usize = 32_766;
-
-/// Runs `head VALUES (…), (…) tail` over `items`, each item a tuple of
-/// `binds` parameters pushed by `push`, in as few statements as SQLite's
-/// parameter limit allows (none for no items).
-pub(super) async fn in_chunks<'a, T>(
-    conn: &mut SqliteConnection,
-    head: &str,
-    tail: &str,
-    binds: usize,
-    items: &'a [T],
-    mut push: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
-) -> anyhow::Result<()> {
-    for chunk in items.chunks(MAX_BINDS / binds) {
-        let mut query = QueryBuilder::new(head);
-        query.push_values(chunk, &mut push).push(tail);
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 fn serialize_ts<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
