@@ -3,12 +3,12 @@
 //! Only the spending and the passing of time are simulated.
 
 use crate::config::{Config, ManagementKey};
+use crate::domain::{Field, FieldValue, LimitReset};
 use crate::engine::Outcome;
 use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
 use crate::engine::plan::Change;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
-use crate::openrouter::model::{Field, FieldValue, LimitReset};
 use crate::rules::model::Origin;
 use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use crate::store::Store;
@@ -208,8 +208,8 @@ fn what(change: &Change) -> String {
         .fields
         .iter()
         .map(|(field, fc)| match (field, fc.to) {
-            (Field::Disabled, FieldValue::Bool(true)) => "disabled".to_string(),
-            (Field::Disabled, FieldValue::Bool(false)) => "enabled".to_string(),
+            (Field::Disabled, FieldValue::Disabled(true)) => "disabled".to_string(),
+            (Field::Disabled, FieldValue::Disabled(false)) => "enabled".to_string(),
             _ => format!("{field} {} → {}", fc.from, fc.to),
         })
         .collect::<Vec<_>>()

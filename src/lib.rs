@@ -9,6 +9,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod engine;
 pub mod exit;
 pub mod logging;

@@ -4,9 +4,10 @@
 use super::Context;
 use crate::cli::{Format, KeysCommand};
 use crate::config::Config;
+use crate::domain::Key;
+use crate::domain::{Field, FieldValue};
 use crate::engine::Claim;
-use crate::openrouter::model::{Field, FieldValue};
-use crate::openrouter::{Client, ClientSettings, Key};
+use crate::openrouter::{Client, ClientSettings};
 use crate::output;
 use crate::rules::selector::CompiledSelector;
 use crate::store::Store;
@@ -121,8 +122,8 @@ fn json<'a>(
 /// `disabled by team-a-monthly`, `limit 5.00 by support-holidays`.
 fn claim_text(claim: &Claim) -> String {
     let what = match (claim.field, claim.value) {
-        (Field::Disabled, FieldValue::Bool(true)) => "disabled".to_string(),
-        (Field::Disabled, FieldValue::Bool(false)) => "enabled".to_string(),
+        (Field::Disabled, FieldValue::Disabled(true)) => "disabled".to_string(),
+        (Field::Disabled, FieldValue::Disabled(false)) => "enabled".to_string(),
         (field, value) => format!("{field} {value}"),
     };
     format!("{what} by {}", claim.rule)
@@ -291,8 +292,8 @@ mod tests {
             claims: vec![
                 claim(
                     Field::Disabled,
-                    FieldValue::Bool(false),
-                    FieldValue::Bool(true),
+                    FieldValue::Disabled(false),
+                    FieldValue::Disabled(true),
                 ),
                 claim(
                     Field::Limit,
@@ -309,8 +310,8 @@ mod tests {
         );
         let enabled = claim(
             Field::Disabled,
-            FieldValue::Bool(true),
-            FieldValue::Bool(false),
+            FieldValue::Disabled(true),
+            FieldValue::Disabled(false),
         );
         assert_eq!(claim_text(&enabled), "enabled by team-a-monthly");
     }

@@ -9,12 +9,13 @@
 use super::Context;
 use crate::cli::RevertArgs;
 use crate::clock::{Clock, SystemClock};
+use crate::domain::Key;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::UsageError;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
-use crate::openrouter::model::{Key, KeyPatch};
+use crate::openrouter::model::KeyPatch;
 use crate::rules::selector::CompiledSelector;
 use crate::store::{ChangeRow, Store};
 use crate::timearg::parse_time;
@@ -94,8 +95,8 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
         .record_changes(None, now, std::slice::from_ref(&revert), None)
         .await?;
     let mut patch = KeyPatch::default();
-    for (field, fc) in &revert.fields {
-        patch.set(fc.to, *field);
+    for fc in revert.fields.values() {
+        patch.set(fc.to);
     }
     let attempted = client.update_key(&key.hash, &patch).await;
     let (outcome, error) = match &attempted.result {
@@ -187,7 +188,7 @@ async fn asserting_rules(
             .set
             .fields()
             .iter()
-            .any(|(f, v)| change.fields.get(f).is_some_and(|fc| fc.to == *v));
+            .any(|v| change.fields.get(&v.field()).is_some_and(|fc| fc.to == *v));
         let holds = states
             .get(&rule.name)
             .is_some_and(|(_, holding)| holding.contains(&key.hash));

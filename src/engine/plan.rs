@@ -1,7 +1,8 @@
 //! The output of the pure core: a [`Plan`] of per-key changes, each with
 //! its fields (from → to), kind, rule and a human-readable reason.
 
-use crate::openrouter::model::{Field, FieldValue, KeyPatch};
+use crate::domain::{Field, FieldValue, Window};
+use crate::openrouter::model::KeyPatch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -126,7 +127,7 @@ impl Change {
     pub fn disables(&self) -> bool {
         self.fields
             .get(&Field::Disabled)
-            .is_some_and(|c| c.to == FieldValue::Bool(true))
+            .is_some_and(|c| c.to == FieldValue::Disabled(true))
     }
 }
 
@@ -164,8 +165,8 @@ pub struct BudgetReading {
     pub rule: Arc<str>,
     /// The key (scope `each`) or `None` (scope `group`).
     pub key_hash: Option<Arc<str>>,
-    /// The window's name ([`crate::rules::model::Window::as_str`]).
-    pub window: &'static str,
+    /// The window the spend is counted in.
+    pub window: Window,
     /// Spend in the window, USD.
     pub spend_usd: f64,
     /// The budget, USD.
@@ -196,8 +197,8 @@ impl Plan {
             .filter(|c| c.held.is_none() && c.sends_patch())
         {
             let patch = by_key.entry(&c.key_hash).or_default();
-            for (field, fc) in &c.fields {
-                patch.set(fc.to, *field);
+            for fc in c.fields.values() {
+                patch.set(fc.to);
             }
         }
         by_key

@@ -8,7 +8,8 @@
 use super::evaluate::{Amounts, CompiledRule, Evaluation, SharedHashes, Truth, Verdict, evaluate};
 use super::inputs::{Claim, Exemption};
 use super::plan::{Change, ChangeKind, Conflict, FieldChange, Outcome, Plan};
-use crate::openrouter::model::{Credits, Field, FieldValue, Key};
+use crate::domain::{Field, FieldValue, Key};
+use crate::openrouter::model::Credits;
 use crate::rules::model::Rule;
 use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Utc};
@@ -115,8 +116,8 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                 Truth::Unknown => {
                     // Not evaluated: the rule neither asserts nor releases
                     // anything on this key in this run.
-                    for (field, _) in rule.rule.set.fields() {
-                        frozen.insert((i, field));
+                    for value in rule.rule.set.fields() {
+                        frozen.insert((i, value.field()));
                     }
                     held_before(i)
                 }
@@ -167,7 +168,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
                 continue;
             }
             let current = key.get(field);
-            let claim = key_claims.and_then(|c| c[field_index(field)]);
+            let claim = key_claims.and_then(|c| c[field.index()]);
             let step = match wanted.winner(i, field) {
                 Some((n, value)) => {
                     if current == value {
@@ -316,19 +317,11 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     Ok(out)
 }
 
-/// The position of `field` in [`Field::ALL`].
-fn field_index(field: Field) -> usize {
-    Field::ALL
-        .iter()
-        .position(|&f| f == field)
-        .expect("every field is in Field::ALL")
-}
-
 /// The rule that wins each field of each key: the highest priority of the
 /// rules holding for the key that set the field, ties to the name first.
 struct Wanted {
-    /// Each rule's `set`, as (field, value).
-    sets: Vec<Vec<(Field, FieldValue)>>,
+    /// Each rule's `set`.
+    sets: Vec<Vec<FieldValue>>,
     /// Per key and field, the winning rule's position (`NONE`: no rule sets it).
     winners: Vec<[u32; Field::ALL.len()]>,
     /// Equal-priority losers: (key, field, the loser's place best first,
@@ -349,13 +342,12 @@ impl Wanted {
             let (a, b) = (rules[a].rule, rules[b].rule);
             b.priority.cmp(&a.priority).then(a.name.cmp(&b.name))
         });
-        let sets: Vec<Vec<(Field, FieldValue)>> =
-            rules.iter().map(|r| r.rule.set.fields()).collect();
+        let sets: Vec<Vec<FieldValue>> = rules.iter().map(|r| r.rule.set.fields()).collect();
         let mut winners = vec![[NONE; Field::ALL.len()]; keys];
         let mut losers = Vec::new();
         for (place, &n) in order.iter().enumerate() {
             let fields: Vec<(usize, FieldValue)> =
-                sets[n].iter().map(|&(f, v)| (field_index(f), v)).collect();
+                sets[n].iter().map(|&v| (v.field().index(), v)).collect();
             for &(i, holds) in &verdicts[n] {
                 if !holds {
                     continue;
@@ -387,7 +379,7 @@ impl Wanted {
 
     /// The rule that wins `field` of key `i`, and the value it wants.
     fn winner(&self, i: usize, field: Field) -> Option<(usize, FieldValue)> {
-        let n = self.winners[i][field_index(field)];
+        let n = self.winners[i][field.index()];
         if n == NONE {
             return None;
         }
@@ -417,8 +409,8 @@ impl Wanted {
 }
 
 /// The value `set` gives `field`, if it sets it.
-fn value_of(set: &[(Field, FieldValue)], field: Field) -> Option<FieldValue> {
-    set.iter().find(|(f, _)| *f == field).map(|&(_, v)| v)
+fn value_of(set: &[FieldValue], field: Field) -> Option<FieldValue> {
+    set.iter().find(|v| v.field() == field).copied()
 }
 
 /// The claims of one key, by field.
@@ -442,7 +434,7 @@ impl<'a> ClaimsByKey<'a> {
                 claims.push([None; Field::ALL.len()]);
                 claims.len() - 1
             });
-            claims[at][field_index(c.field)] = Some(c);
+            claims[at][c.field.index()] = Some(c);
         }
         let seen = vec![false; claims.len()];
         ClaimsByKey {

@@ -4,7 +4,7 @@ use super::evaluate::Amounts;
 use super::inputs::{Claim, Exemption};
 use super::plan::{ChangeKind, Outcome};
 use super::reconcile::{Guard, Inputs, Outcomes, plan};
-use crate::openrouter::model::{Field, FieldValue, Key, LimitReset, Settings};
+use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
 use crate::rules::model::*;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -120,7 +120,7 @@ impl World {
             for (field, fc) in &c.fields {
                 match c.kind {
                     ChangeKind::Assert | ChangeKind::Reassert => {
-                        k.set(*field, fc.to);
+                        k.set(fc.to);
                         let original = self
                             .claims
                             .iter()
@@ -138,7 +138,7 @@ impl World {
                         });
                     }
                     ChangeKind::Release => {
-                        k.set(*field, fc.to);
+                        k.set(fc.to);
                         self.claims
                             .retain(|cl| !(cl.key_hash == c.key_hash && cl.field == *field));
                     }
@@ -614,8 +614,8 @@ fn claims_of_a_deleted_key_are_dropped() {
         key_hash: "h-gone".into(),
         field: Field::Disabled,
         rule: "r".into(),
-        original: FieldValue::Bool(false),
-        value: FieldValue::Bool(true),
+        original: FieldValue::Disabled(false),
+        value: FieldValue::Disabled(true),
         since: at(2026, 1, 1, 0),
     });
     let o = w.plan(at(2026, 1, 2, 0));

@@ -14,12 +14,12 @@ pub mod systemd;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::{Field, FieldValue};
 use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
-use crate::metrics::{Health, Metrics, window_bounds};
+use crate::metrics::{Health, Metrics};
 use crate::notify::{Backoff, Notifier, Webhook};
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
-use crate::openrouter::model::{Field, FieldValue};
 use crate::rules::Rule;
 use crate::store::Store;
 use crate::store::outbox::BudgetWarning;
@@ -471,8 +471,10 @@ impl Service {
             let Some(rule) = rules.iter().find(|r| r.rule.name == *b.rule) else {
                 continue;
             };
-            let window_start =
-                window_bounds(b.window, now).map_or(DateTime::UNIX_EPOCH, |(s, _)| s);
+            let window_start = b
+                .window
+                .bounds(now)
+                .map_or(DateTime::UNIX_EPOCH, |w| w.start);
             for &fraction in &rule.rule.warn_at {
                 if b.budget_usd <= 0.0 || b.spend_usd < fraction * b.budget_usd {
                     continue;
@@ -480,7 +482,7 @@ impl Service {
                 let warning = BudgetWarning {
                     rule: &b.rule,
                     key_hash: b.key_hash.as_deref(),
-                    window: b.window,
+                    window: b.window.as_str(),
                     window_start,
                     fraction,
                     spend_usd: b.spend_usd,
@@ -510,7 +512,7 @@ impl Service {
         let held = match self.store.claims().await {
             Ok(claims) => claims
                 .iter()
-                .filter(|c| c.field == Field::Disabled && c.value == FieldValue::Bool(true))
+                .filter(|c| c.field == Field::Disabled && c.value == FieldValue::Disabled(true))
                 .map(|c| c.key_hash.as_str())
                 .collect::<BTreeSet<_>>()
                 .len(),

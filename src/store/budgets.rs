@@ -61,7 +61,7 @@ impl Store {
                     .push_bind(&at)
                     .push_bind(&*r.rule)
                     .push_bind(r.key_hash.as_deref())
-                    .push_bind(r.window)
+                    .push_bind(r.window.as_str())
                     .push_bind(r.spend_usd)
                     .push_bind(r.budget_usd);
             },

@@ -4,8 +4,8 @@
 
 use super::batch::in_chunks;
 use super::{Store, ts};
+use crate::domain::Field;
 use crate::engine::plan::Conflict;
-use crate::openrouter::model::Field;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashSet};
 

@@ -5,9 +5,9 @@
 use super::batch::in_chunks;
 use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_ts, ts};
+use crate::domain::Field;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
-use crate::openrouter::model::Field;
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
@@ -520,7 +520,7 @@ fn parse_fields(json: &str) -> anyhow::Result<BTreeMap<Field, FieldChange>> {
             let side = |which: &str| {
                 change
                     .get(which)
-                    .and_then(|v| crate::openrouter::model::FieldValue::from_json(field, v))
+                    .and_then(|v| crate::domain::FieldValue::from_json(field, v))
                     .ok_or_else(|| anyhow!("bad {which} of {name}"))
             };
             Ok((

@@ -5,9 +5,9 @@ use crate::common;
 
 use chrono::{Duration, TimeZone, Utc};
 use common::{Harness, nov, seed};
+use keywarden::domain::LimitReset;
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::KeyPatch;
-use keywarden::openrouter::model::LimitReset;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -10,9 +10,9 @@ use crate::common;
 
 use chrono::{TimeZone, Utc};
 use common::{Harness, nov};
+use keywarden::domain::{Field, FieldValue, LimitReset};
 use keywarden::engine::apply::RunReport;
 use keywarden::engine::{ChangeKind, Outcome};
-use keywarden::openrouter::model::{Field, FieldValue, LimitReset};
 use keywarden::sandbox::faults::{Faults, Latency, OneOrMany};
 use keywarden::sandbox::{JournalEntry, SeedKey};
 use keywarden::store::{ChangeRow, HistoryFilter};
@@ -345,10 +345,10 @@ async fn under_faults_every_key_converges_and_history_matches_the_journal_one_to
         assert_eq!(
             fields,
             BTreeMap::from([
-                (Field::Disabled, FieldValue::Bool(true)),
+                (Field::Disabled, FieldValue::Disabled(true)),
                 (
                     Field::LimitReset,
-                    FieldValue::Reset(Some(LimitReset::Daily))
+                    FieldValue::LimitReset(Some(LimitReset::Daily))
                 ),
             ]),
             "the claims of {hash}, whose answer was dropped"

@@ -2,9 +2,9 @@
 
 use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Duration, Utc};
+use keywarden::domain::{Field, FieldValue, Key, Settings, Window};
 use keywarden::engine::plan::{BudgetReading, Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
-use keywarden::openrouter::model::{Field, FieldValue, Key, Settings};
 use keywarden::rules::model::{Conditions, Origin, Rule, Selector};
 use keywarden::store::{HistoryFilter, RunSummary, Store};
 use std::collections::{BTreeMap, BTreeSet};
@@ -294,8 +294,8 @@ fn disable(key: &str, rule: &str) -> Change {
         rule,
         ChangeKind::Assert,
         Field::Disabled,
-        FieldValue::Bool(false),
-        FieldValue::Bool(true),
+        FieldValue::Disabled(false),
+        FieldValue::Disabled(true),
     )
 }
 
@@ -374,8 +374,8 @@ async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
         "r",
         ChangeKind::Drift,
         Field::Disabled,
-        FieldValue::Bool(true),
-        FieldValue::Bool(false),
+        FieldValue::Disabled(true),
+        FieldValue::Disabled(false),
     );
     let changes = vec![
         disable("k1", "r"),
@@ -449,8 +449,8 @@ async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
                 "k1",
                 Field::Disabled,
                 "r",
-                FieldValue::Bool(false),
-                FieldValue::Bool(true),
+                FieldValue::Disabled(false),
+                FieldValue::Disabled(true),
                 at(T0)
             ),
             (
@@ -465,8 +465,8 @@ async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
                 "k2",
                 Field::Disabled,
                 "r",
-                FieldValue::Bool(false),
-                FieldValue::Bool(true),
+                FieldValue::Disabled(false),
+                FieldValue::Disabled(true),
                 at(T0)
             ),
         ]
@@ -655,16 +655,16 @@ async fn applied_release_drift_and_deleted_drop_claims() {
         "r",
         ChangeKind::Release,
         Field::Disabled,
-        FieldValue::Bool(true),
-        FieldValue::Bool(false),
+        FieldValue::Disabled(true),
+        FieldValue::Disabled(false),
     );
     let drift = change(
         "k2",
         "r",
         ChangeKind::Drift,
         Field::Disabled,
-        FieldValue::Bool(true),
-        FieldValue::Bool(false),
+        FieldValue::Disabled(true),
+        FieldValue::Disabled(false),
     );
     let mut deleted = disable("k3", "r");
     deleted.kind = ChangeKind::Deleted;
@@ -926,8 +926,8 @@ async fn history_filters_and_orders_newest_first() {
                 "r",
                 ChangeKind::Release,
                 Field::Disabled,
-                FieldValue::Bool(true),
-                FieldValue::Bool(false),
+                FieldValue::Disabled(true),
+                FieldValue::Disabled(false),
             )],
             None,
         )
@@ -1318,7 +1318,7 @@ fn reading(rule: &str, key_hash: Option<&str>, spend_usd: f64) -> BudgetReading 
     BudgetReading {
         rule: rule.into(),
         key_hash: key_hash.map(Into::into),
-        window: "daily",
+        window: Window::Daily,
         spend_usd,
         budget_usd: 10.0,
     }

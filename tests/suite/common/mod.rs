@@ -136,7 +136,7 @@ impl Harness {
     }
 
     /// The key named `name`, as the sandbox has it now.
-    pub fn key(&self, name: &str) -> keywarden::openrouter::Key {
+    pub fn key(&self, name: &str) -> keywarden::domain::Key {
         let hash = self.hash(name);
         self.sandbox.account().key(&hash).unwrap()
     }
