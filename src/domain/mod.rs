@@ -1,15 +1,17 @@
 //! The vocabulary every layer shares: an observed [`Key`], its settable
 //! [`Field`]s and their typed [`FieldValue`]s, the [`Settings`] a rule
-//! asserts, and the UTC [`Window`]s usage and limits are counted in.
+//! asserts, the account's [`Credits`], and the UTC [`Window`]s usage and limits are counted in.
 //!
 //! Nothing here does I/O; the rules, the core, the client, the store and the
 //! sandbox all speak these types.
 
+pub mod credits;
 pub mod field;
 pub mod key;
 pub mod settings;
 pub mod window;
 
+pub use credits::Credits;
 pub use field::{Field, FieldValue};
 pub use key::Key;
 pub use settings::Settings;

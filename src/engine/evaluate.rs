@@ -3,9 +3,9 @@
 //! this run — with the figures that decided it, for the change's reason.
 
 use super::plan::{BudgetReading, Skip};
+use crate::domain::Credits;
 use crate::domain::Key;
 use crate::domain::Window;
-use crate::openrouter::model::Credits;
 use crate::rules::calendar;
 use crate::rules::model::{Amount, Budget, Conditions, Rule, Scope};
 use chrono::{DateTime, Datelike, Utc};

@@ -8,8 +8,8 @@
 use super::evaluate::{Amounts, CompiledRule, Evaluation, SharedHashes, Truth, Verdict, evaluate};
 use super::inputs::{Claim, Exemption};
 use super::plan::{Change, ChangeKind, Conflict, FieldChange, Outcome, Plan};
+use crate::domain::Credits;
 use crate::domain::{Field, FieldValue, Key};
-use crate::openrouter::model::Credits;
 use crate::rules::model::Rule;
 use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Utc};

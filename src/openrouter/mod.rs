@@ -6,4 +6,4 @@ pub mod model;
 
 pub use client::{Attempted, Client, ClientSettings};
 pub use error::ApiError;
-pub use model::{Credits, CurrentKey, KeyPatch};
+pub use model::{CurrentKey, KeyPatch};
