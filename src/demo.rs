@@ -5,11 +5,11 @@
 use crate::config::{Config, ManagementKey};
 use crate::domain::{Field, FieldValue, LimitReset};
 use crate::engine::Outcome;
-use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
 use crate::engine::plan::Change;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
 use crate::rules::model::Origin;
+use crate::run::{RunReport, RunRequest, Runner, Trigger};
 use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use crate::store::Store;
 use chrono::{DateTime, Duration, TimeZone, Utc};

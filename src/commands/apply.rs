@@ -3,8 +3,8 @@
 use super::{Context, runner};
 use crate::cli::ApplyArgs;
 use crate::engine::Outcome;
-use crate::engine::apply::{RunRequest, Trigger};
 use crate::exit;
+use crate::run::{RunRequest, Trigger};
 use std::process::ExitCode;
 
 /// Runs `apply`: evaluates every enabled rule (or those named), records and

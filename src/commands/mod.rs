@@ -3,10 +3,10 @@
 use crate::cli::{Cli, Command};
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::engine::apply::{RunError, Runner};
 use crate::exit::UsageError;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
+use crate::run::{RunError, Runner};
 use crate::store::Store;
 use std::collections::BTreeSet;
 use std::path::PathBuf;

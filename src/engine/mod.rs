@@ -1,6 +1,5 @@
 //! The pure core: (rules, keys, claims, exemptions, budget values, now) → Plan.
 
-pub mod apply;
 pub mod evaluate;
 pub mod inputs;
 pub mod plan;

@@ -2,7 +2,6 @@
 //! its fields (from → to), kind, rule and a human-readable reason.
 
 use crate::domain::{Field, FieldValue, Window};
-use crate::openrouter::model::KeyPatch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -173,6 +172,15 @@ pub struct BudgetReading {
     pub budget_usd: f64,
 }
 
+/// The new values of one key, sent in one PATCH.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyUpdate {
+    /// The key's hash.
+    pub key_hash: String,
+    /// The values, in field order.
+    pub values: Vec<FieldValue>,
+}
+
 /// Everything a run would do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
@@ -187,23 +195,24 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The PATCH body for each key that needs one, in key order: the union
-    /// of the fields of its changes that are to be sent.
-    pub fn patches(&self) -> Vec<(String, KeyPatch)> {
-        let mut by_key: BTreeMap<&str, KeyPatch> = BTreeMap::new();
+    /// What to send to each key that needs a PATCH, in key order: the
+    /// union of the fields of its changes that are to be sent.
+    pub fn patches(&self) -> Vec<KeyUpdate> {
+        let mut by_key: BTreeMap<&str, BTreeMap<Field, FieldValue>> = BTreeMap::new();
         for c in self
             .changes
             .iter()
             .filter(|c| c.held.is_none() && c.sends_patch())
         {
-            let patch = by_key.entry(&c.key_hash).or_default();
-            for fc in c.fields.values() {
-                patch.set(fc.to);
-            }
+            let values = by_key.entry(&c.key_hash).or_default();
+            values.extend(c.fields.iter().map(|(field, fc)| (*field, fc.to)));
         }
         by_key
             .into_iter()
-            .map(|(k, p)| (k.to_string(), p))
+            .map(|(key_hash, values)| KeyUpdate {
+                key_hash: key_hash.to_string(),
+                values: values.into_values().collect(),
+            })
             .collect()
     }
 }

@@ -356,10 +356,10 @@ async fn run_notes(h: &Harness, run_id: i64) -> serde_json::Value {
 }
 
 /// A run of the rule `rule` only (as `apply --rule` or a schedule makes it).
-async fn run_only(h: &Harness, rule: &str) -> keywarden::engine::apply::RunReport {
+async fn run_only(h: &Harness, rule: &str) -> keywarden::run::RunReport {
     h.runner
-        .run(&keywarden::engine::apply::RunRequest {
-            trigger: keywarden::engine::apply::Trigger::Manual,
+        .run(&keywarden::run::RunRequest {
+            trigger: keywarden::run::Trigger::Manual,
             due: Some([rule.to_string()].into()),
             dry_run: false,
             force: false,
@@ -641,15 +641,15 @@ async fn a_refused_credential_stops_the_run_and_is_recorded() {
     let config = (*h.config).clone();
     let client =
         keywarden::openrouter::Client::new(common::settings(&config, "sk-or-v1-wrong")).unwrap();
-    let runner = keywarden::engine::apply::Runner::new(
+    let runner = keywarden::run::Runner::new(
         h.store.clone(),
         client,
         h.config.clone(),
         Arc::new(h.sandbox.account().clone()),
     );
     let report = runner
-        .run(&keywarden::engine::apply::RunRequest {
-            trigger: keywarden::engine::apply::Trigger::Manual,
+        .run(&keywarden::run::RunRequest {
+            trigger: keywarden::run::Trigger::Manual,
             due: None,
             dry_run: false,
             force: false,
