@@ -88,7 +88,11 @@ pub fn print_changes(changes: &[Change]) {
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["key", "rule", "kind", "change", "note", "reason"]);
     for c in changes {
-        let note = c.held.map(|o| o.to_string()).unwrap_or_default();
+        let note = c
+            .held
+            .as_ref()
+            .map(|h| h.outcome().to_string())
+            .unwrap_or_default();
         table.add_row(
             [
                 c.key_name.as_str(),

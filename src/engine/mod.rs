@@ -4,8 +4,9 @@ pub mod evaluate;
 pub mod inputs;
 pub mod plan;
 pub mod reconcile;
+pub mod settle;
 #[cfg(test)]
 mod tests;
 
 pub use inputs::{Claim, Exemption};
-pub use plan::{Change, ChangeKind, Outcome, Plan};
+pub use plan::{Change, ChangeKind, Hold, Outcome, Plan};

@@ -3,7 +3,7 @@
 
 use crate::domain::{Field, FieldValue, Window};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -86,6 +86,37 @@ names!(Outcome {
     Unknown = "unknown",
 });
 
+/// Why a change is held back before sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// A person's exemption covers it (SPEC §4.3): recorded `skipped`,
+    /// once per exemption.
+    Exemption {
+        /// The exemptions covering it that had held nothing back yet: the
+        /// shell marks them as having held a change.
+        first_held: Vec<i64>,
+    },
+    /// The blast-radius guard held it (SPEC §4.6): recorded `held`.
+    Guard,
+}
+
+impl Hold {
+    /// The outcome the change is recorded with.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Hold::Exemption { .. } => Outcome::Skipped,
+            Hold::Guard => Outcome::Held,
+        }
+    }
+}
+
+impl Serialize for Hold {
+    /// As its outcome (`skipped`, `held`).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.outcome().serialize(s)
+    }
+}
+
 /// One field's move: `{"from": …, "to": …}` as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FieldChange {
@@ -111,9 +142,8 @@ pub struct Change {
     pub fields: BTreeMap<Field, FieldChange>,
     /// A person's explanation, with the figures that triggered it.
     pub reason: String,
-    /// `Some` when the change is held back before sending (`skipped`, `held`);
-    /// `None` = to be sent.
-    pub held: Option<Outcome>,
+    /// Why the change is held back before sending; `None` = to be sent.
+    pub held: Option<Hold>,
 }
 
 impl Change {
@@ -195,6 +225,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The exemptions that hold a change back for the first time in this
+    /// run (to be marked, so that `skipped` is recorded once).
+    pub fn exemptions_first_held(&self) -> BTreeSet<i64> {
+        self.changes
+            .iter()
+            .filter_map(|c| match &c.held {
+                Some(Hold::Exemption { first_held }) => Some(first_held),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect()
+    }
+
     /// What to send to each key that needs a PATCH, in key order: the
     /// union of the fields of its changes that are to be sent.
     pub fn patches(&self) -> Vec<KeyUpdate> {

@@ -7,7 +7,7 @@
 
 use super::evaluate::{Amounts, CompiledRule, Evaluation, SharedHashes, Truth, Verdict, evaluate};
 use super::inputs::{Claim, Exemption};
-use super::plan::{Change, ChangeKind, Conflict, FieldChange, Outcome, Plan};
+use super::plan::{Change, ChangeKind, Conflict, FieldChange, Hold, Plan};
 use crate::domain::Credits;
 use crate::domain::{Field, FieldValue, Key};
 use crate::rules::model::Rule;
@@ -148,11 +148,12 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
     out.plan.conflicts = wanted.conflicts(&compiled, &hashes, &frozen);
 
     let mut claims = ClaimsByKey::new(inputs.claims);
-    let exempt = |hash: &str, rule: &str| -> Option<&Exemption> {
+    let exempt = |hash: &str, rule: &str| -> Vec<&Exemption> {
         inputs
             .exemptions
             .iter()
-            .find(|e| e.covers(hash, rule, inputs.now))
+            .filter(|e| e.covers(hash, rule, inputs.now))
+            .collect()
     };
 
     // 4. The differences, one change row per key × rule × kind.
@@ -230,14 +231,21 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Outcomes> {
             } else {
                 current
             };
-            let held = match exempt(&key.hash, rule) {
+            let covering = exempt(&key.hash, rule);
+            let held = match covering.first() {
                 Some(e) if e.held_at.is_some() || exemptions_held.contains(&e.id) => {
                     // Recorded once already: hold it back silently.
                     continue;
                 }
                 Some(e) => {
                     exemptions_held.insert(e.id);
-                    Some(Outcome::Skipped)
+                    Some(Hold::Exemption {
+                        first_held: covering
+                            .iter()
+                            .filter(|e| e.held_at.is_none())
+                            .map(|e| e.id)
+                            .collect(),
+                    })
                 }
                 None => None,
             };
@@ -522,7 +530,7 @@ fn apply_guard(plan: &mut Plan, watched: usize, guard: Guard) -> bool {
         )
     };
     for change in plan.changes.iter_mut().filter(|c| sending(c)) {
-        change.held = Some(Outcome::Held);
+        change.held = Some(Hold::Guard);
         change.reason = format!("{}; {why}", change.reason);
     }
     true

@@ -2,7 +2,7 @@
 
 use super::evaluate::Amounts;
 use super::inputs::{Claim, Exemption};
-use super::plan::{ChangeKind, KeyUpdate, Outcome};
+use super::plan::{ChangeKind, Hold, KeyUpdate, Outcome};
 use super::reconcile::{Guard, Inputs, Outcomes, plan};
 use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
 use crate::rules::model::*;
@@ -341,7 +341,10 @@ fn an_exemption_holds_back_once_then_silently() {
     });
     let o = w.plan(now);
     assert_eq!(o.plan.changes.len(), 1);
-    assert_eq!(o.plan.changes[0].held, Some(Outcome::Skipped));
+    assert_eq!(
+        o.plan.changes[0].held.as_ref().map(Hold::outcome),
+        Some(Outcome::Skipped)
+    );
     assert!(o.plan.patches().is_empty());
     w.exemptions[0].held_at = Some(now);
     assert!(w.plan(now).plan.changes.is_empty());
@@ -606,7 +609,7 @@ fn the_guard_holds_every_change_when_too_many_keys_would_be_disabled() {
     let o = w.plan(at(2026, 1, 1, 0));
     assert!(o.guard_tripped);
     assert_eq!(o.plan.changes.len(), 6);
-    assert!(o.plan.changes.iter().all(|c| c.held == Some(Outcome::Held)));
+    assert!(o.plan.changes.iter().all(|c| c.held == Some(Hold::Guard)));
     assert!(o.plan.patches().is_empty());
     w.guard.force = true;
     let o = w.plan(at(2026, 1, 1, 0));

@@ -11,7 +11,7 @@ pub mod sources;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::reconcile::{self, Guard, Inputs, Outcomes};
-use crate::engine::{Change, ChangeKind, Outcome, Plan};
+use crate::engine::{Change, ChangeKind, Hold, Outcome, Plan};
 use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -254,14 +254,14 @@ impl Runner {
         let mut finals: Vec<Outcome> = plan
             .changes
             .iter()
-            .map(|c| initial.or(c.held).unwrap_or(Outcome::Pending))
+            .map(|c| {
+                initial
+                    .or(c.held.as_ref().map(Hold::outcome))
+                    .unwrap_or(Outcome::Pending)
+            })
             .collect();
-        for c in plan
-            .changes
-            .iter()
-            .filter(|c| c.held == Some(Outcome::Skipped))
-        {
-            self.mark_exemption(c, now).await?;
+        for id in plan.exemptions_first_held() {
+            self.store.mark_exemption_held(id, now).await?;
         }
         if !dry_run {
             self.send(&plan, &ids, &mut finals, &mut report).await?;

@@ -5,25 +5,13 @@
 use super::{RunError, RunReport, Runner};
 use crate::domain::{Field, Key};
 use crate::engine::reconcile::Outcomes;
-use crate::engine::{Change, Outcome};
+use crate::engine::settle::{Settlement, settle};
+use crate::engine::{Hold, Outcome};
 use crate::store::RunSummary;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 
 impl Runner {
-    pub(super) async fn mark_exemption(
-        &self,
-        change: &Change,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        for e in self.store.exemptions().await? {
-            if e.held_at.is_none() && e.covers(&change.key_hash, &change.rule, now) {
-                self.store.mark_exemption_held(e.id, now).await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Records the budget readings (a rule's when the run changes a key
     /// under it, else at most once per `[history].snapshot_interval`), the
     /// conflicts that begin (once: a conflict still holding from an earlier
@@ -70,7 +58,7 @@ impl Runner {
                 .plan
                 .changes
                 .iter()
-                .filter(|c| c.held == Some(Outcome::Held))
+                .filter(|c| c.held == Some(Hold::Guard))
                 .map(|c| c.key_hash.as_str())
                 .collect();
             let detail = serde_json::json!({
@@ -96,14 +84,8 @@ impl Runner {
         let by_hash: HashMap<&str, &Key> = keys.iter().map(|k| (k.hash.as_str(), k)).collect();
         let mut resolved = Vec::new();
         for row in self.store.open_changes().await? {
-            let outcome = match by_hash.get(row.key_hash.as_str()) {
-                Some(key) if row.fields.iter().all(|(f, fc)| key.get(*f) == fc.to) => {
-                    Outcome::Applied
-                }
-                _ => Outcome::Failed,
-            };
-            let error = (outcome == Outcome::Failed)
-                .then(|| format!("found not applied by run {run_id}; planned again"));
+            let key = by_hash.get(row.key_hash.as_str()).copied();
+            let Settlement { outcome, error } = settle(&row.fields, key, run_id);
             self.store
                 .complete_changes(
                     &[row.id],

@@ -7,7 +7,7 @@ use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_ts, ts};
 use crate::domain::Field;
 use crate::engine::plan::{Change, FieldChange};
-use crate::engine::{ChangeKind, Outcome};
+use crate::engine::{ChangeKind, Hold, Outcome};
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
@@ -447,7 +447,12 @@ fn new_rows(changes: &[Change], initial: Option<Outcome>, last_id: i64) -> Vec<N
         .iter()
         .zip(last_id + 1..)
         .map(|(change, id)| {
-            let outcome = change.held.or(initial).unwrap_or(Outcome::Pending);
+            let outcome = change
+                .held
+                .as_ref()
+                .map(Hold::outcome)
+                .or(initial)
+                .unwrap_or(Outcome::Pending);
             let sent = outcome == Outcome::Pending && change.sends_patch();
             let request_id = sent.then(|| {
                 request_ids

@@ -4,7 +4,7 @@ use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Duration, Utc};
 use keywarden::domain::{Field, FieldValue, Key, Settings, Window};
 use keywarden::engine::plan::{BudgetReading, Change, FieldChange};
-use keywarden::engine::{ChangeKind, Outcome};
+use keywarden::engine::{ChangeKind, Hold, Outcome};
 use keywarden::rules::model::{Conditions, Origin, Rule, Selector};
 use keywarden::store::{HistoryFilter, RunSummary, Store};
 use std::collections::{BTreeMap, BTreeSet};
@@ -368,7 +368,9 @@ async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
     let (_dir, store) = store().await;
     let run = store.start_run("manual", at(T0), false).await.unwrap();
     let mut held = disable("k3", "r");
-    held.held = Some(Outcome::Skipped);
+    held.held = Some(Hold::Exemption {
+        first_held: vec![1],
+    });
     let drift = change(
         "k4",
         "r",
