@@ -23,7 +23,7 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return Err(api_failure(e)),
     };
-    let plan = &preview.outcomes.plan;
+    let plan = &preview.reconciliation.plan;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan_json(plan))?),
         _ => {

@@ -3,7 +3,7 @@
 use super::evaluate::Amounts;
 use super::inputs::{Claim, Exemption};
 use super::plan::{ChangeKind, Hold, KeyUpdate, Outcome};
-use super::reconcile::{Guard, Inputs, Outcomes, plan};
+use super::reconcile::{Guard, Inputs, Reconciliation, plan};
 use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
 use crate::rules::model::*;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -105,7 +105,7 @@ impl World {
         }
     }
 
-    fn plan(&self, now: DateTime<Utc>) -> Outcomes {
+    fn plan(&self, now: DateTime<Utc>) -> Reconciliation {
         let standing = HashMap::new();
         plan(&Inputs {
             rules: &self.rules,
@@ -124,7 +124,7 @@ impl World {
     }
 
     /// Applies a plan to the keys and claims as a successful run would.
-    fn apply(&mut self, o: &Outcomes, now: DateTime<Utc>) {
+    fn apply(&mut self, o: &Reconciliation, now: DateTime<Utc>) {
         for c in o.plan.changes.iter().filter(|c| c.held.is_none()) {
             let k = self.keys.iter_mut().find(|k| k.hash == c.key_hash).unwrap();
             for (field, fc) in &c.fields {
@@ -161,7 +161,7 @@ impl World {
     }
 }
 
-fn kinds(o: &Outcomes) -> Vec<(String, ChangeKind)> {
+fn kinds(o: &Reconciliation) -> Vec<(String, ChangeKind)> {
     o.plan
         .changes
         .iter()

@@ -10,7 +10,7 @@ pub mod sources;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::reconcile::{self, Guard, Inputs, Outcomes};
+use crate::engine::reconcile::{self, Guard, Inputs, Reconciliation};
 use crate::engine::{Change, ChangeKind, Hold, Outcome, Plan};
 use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
@@ -101,7 +101,7 @@ pub struct Preview {
     /// Keys listed.
     pub keys_seen: usize,
     /// The plan and holding sets.
-    pub outcomes: Outcomes,
+    pub reconciliation: Reconciliation,
 }
 
 /// Carries out runs against one account and one database.
@@ -170,11 +170,11 @@ impl Runner {
             Ok(g) => g,
             Err(e) => return Ok(Err(e)),
         };
-        let outcomes = self.plan_with(&gathered, due, now, false).await?;
+        let reconciliation = self.plan_with(&gathered, due, now, false).await?;
         Ok(Ok(Preview {
             at: now,
             keys_seen: gathered.keys.len(),
-            outcomes,
+            reconciliation,
         }))
     }
 
@@ -184,7 +184,7 @@ impl Runner {
         due: Option<&BTreeSet<String>>,
         now: DateTime<Utc>,
         force: bool,
-    ) -> anyhow::Result<Outcomes> {
+    ) -> anyhow::Result<Reconciliation> {
         let claims = self.store.claims().await?;
         let exemptions = self.store.exemptions().await?;
         let standing: HashMap<String, BTreeSet<String>> = self
@@ -228,16 +228,16 @@ impl Runner {
         };
         report.keys_seen = gathered.keys.len();
         report.resolved = self.resolve_open(&gathered.keys, run_id).await?;
-        let outcomes = self.plan_with(&gathered, due, now, req.force).await?;
-        report.guard_tripped = outcomes.guard_tripped;
-        for (rule, holding) in &outcomes.holding {
+        let reconciliation = self.plan_with(&gathered, due, now, req.force).await?;
+        report.guard_tripped = reconciliation.guard_tripped;
+        for (rule, holding) in &reconciliation.holding {
             let hashes = holding.iter().map(|&i| gathered.keys[i].hash.as_str());
             self.store.save_rule_state(rule, now, hashes).await?;
         }
-        self.record_notes(run_id, now, &outcomes, &gathered.keys)
+        self.record_notes(run_id, now, &reconciliation, &gathered.keys)
             .await?;
 
-        let mut plan = outcomes.plan;
+        let mut plan = reconciliation.plan;
         for c in plan.changes.iter_mut() {
             // A vanished key has no name in the listing: history remembers it.
             if c.kind == ChangeKind::Deleted

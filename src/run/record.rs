@@ -4,7 +4,7 @@
 
 use super::{RunError, RunReport, Runner};
 use crate::domain::{Field, Key};
-use crate::engine::reconcile::Outcomes;
+use crate::engine::reconcile::Reconciliation;
 use crate::engine::settle::{Settlement, settle};
 use crate::engine::{Hold, Outcome};
 use crate::store::RunSummary;
@@ -20,7 +20,7 @@ impl Runner {
         &self,
         run_id: i64,
         now: DateTime<Utc>,
-        o: &Outcomes,
+        o: &Reconciliation,
         keys: &[Key],
     ) -> anyhow::Result<()> {
         let changed: BTreeSet<&str> = o.plan.changes.iter().map(|c| &*c.rule).collect();

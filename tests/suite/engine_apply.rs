@@ -188,7 +188,7 @@ async fn a_season_sets_daily_limits_and_gives_back_exactly_the_original() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(preview.outcomes.plan.changes.len(), 1);
+    assert_eq!(preview.reconciliation.plan.changes.len(), 1);
     assert!(h.take_patches().is_empty());
     assert!(h.history().await.is_empty());
     assert!(h.apply().await.rows.is_empty(), "not in season yet");
@@ -378,7 +378,7 @@ async fn a_conflict_is_recorded_once_when_it_begins_and_again_only_after_it_ende
     )
     .await;
     let preview = h.runner.preview(None, None).await.unwrap().unwrap();
-    assert_eq!(preview.outcomes.plan.conflicts.len(), 1);
+    assert_eq!(preview.reconciliation.plan.conflicts.len(), 1);
     assert!(conflict_events(&h).await.is_empty(), "plan records nothing");
 
     let first = h.apply().await;
