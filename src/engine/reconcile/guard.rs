@@ -11,19 +11,8 @@ pub(super) fn apply(plan: &mut Plan, watched: usize, guard: Guard) -> bool {
     if guard.force {
         return false;
     }
-    let sending = |c: &&mut Change| c.held.is_none() && c.sends_patch();
-    let keys: HashSet<&str> = plan
-        .changes
-        .iter()
-        .filter(|c| c.held.is_none() && c.sends_patch())
-        .map(|c| c.key_hash.as_str())
-        .collect();
-    let disabling: HashSet<&str> = plan
-        .changes
-        .iter()
-        .filter(|c| c.held.is_none() && c.disables())
-        .map(|c| c.key_hash.as_str())
-        .collect();
+    let keys = keys_where(plan, Change::sends_patch);
+    let disabling = keys_where(plan, Change::disables);
     let too_many = keys.len() > guard.max_changes_per_run;
     let too_disabling =
         watched > 0 && disabling.len() as f64 / watched as f64 > guard.max_disable_fraction;
@@ -43,9 +32,22 @@ pub(super) fn apply(plan: &mut Plan, watched: usize, guard: Guard) -> bool {
             guard.max_disable_fraction
         )
     };
-    for change in plan.changes.iter_mut().filter(|c| sending(c)) {
+    for change in plan
+        .changes
+        .iter_mut()
+        .filter(|c| c.held.is_none() && c.sends_patch())
+    {
         change.held = Some(Hold::Guard);
         change.reason = format!("{}; {why}", change.reason);
     }
     true
+}
+
+/// The keys of the changes not held back for which `what` is true.
+fn keys_where(plan: &Plan, what: fn(&Change) -> bool) -> HashSet<&str> {
+    plan.changes
+        .iter()
+        .filter(|c| c.held.is_none() && what(c))
+        .map(|c| c.key_hash.as_str())
+        .collect()
 }
