@@ -9,7 +9,7 @@ use crate::engine::plan::Change;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
 use crate::rules::model::Origin;
-use crate::run::{RunReport, RunRequest, Runner, Trigger};
+use crate::run::{RecordedChange, RunReport, RunRequest, Runner, Trigger};
 use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use crate::store::Store;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -173,7 +173,10 @@ fn narrate(
     at: DateTime<Utc>,
     report: &RunReport,
 ) -> anyhow::Result<()> {
-    for (_, change, outcome) in &report.rows {
+    for RecordedChange {
+        change, outcome, ..
+    } in &report.rows
+    {
         let note = match outcome {
             Outcome::Applied => String::new(),
             other => format!(" [{other}]"),

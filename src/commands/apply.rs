@@ -4,7 +4,7 @@ use super::{Context, runner};
 use crate::cli::ApplyArgs;
 use crate::engine::Outcome;
 use crate::exit;
-use crate::run::{RunRequest, Trigger};
+use crate::run::{RecordedChange, Resolved, RunRequest, Trigger};
 use std::process::ExitCode;
 
 /// Runs `apply`: evaluates every enabled rule (or those named), records and
@@ -20,7 +20,12 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             force: args.force,
         })
         .await?;
-    for (id, change, outcome) in &report.rows {
+    for RecordedChange {
+        id,
+        change,
+        outcome,
+    } in &report.rows
+    {
         let line = format!(
             "#{id} {}  {}  {}  {}  — {} (rule {})",
             change.key_name,
@@ -32,7 +37,7 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         );
         println!("{}", crate::output::printable(&line));
     }
-    for (id, outcome) in &report.resolved {
+    for Resolved { id, outcome } in &report.resolved {
         println!("#{id} from an earlier run resolved: {outcome}");
     }
     let summary: Vec<String> = Outcome::ALL

@@ -65,22 +65,42 @@ pub struct RunReport {
     pub run_id: i64,
     /// The plan it carried out.
     pub plan: Plan,
-    /// Each change row: its id, the change, and its final outcome.
-    pub rows: Vec<(i64, Change, Outcome)>,
+    /// Each change row, with its final outcome.
+    pub rows: Vec<RecordedChange>,
     /// Keys listed.
     pub keys_seen: usize,
     /// Whether the guard held changes back.
     pub guard_tripped: bool,
     /// Set when the run stopped early (credential refused, API unreachable).
     pub error: Option<String>,
-    /// Open rows of earlier runs resolved by this one: (id, outcome).
-    pub resolved: Vec<(i64, Outcome)>,
+    /// Open rows of earlier runs resolved by this one.
+    pub resolved: Vec<Resolved>,
+}
+
+/// One change row of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedChange {
+    /// The row's id.
+    pub id: i64,
+    /// The change.
+    pub change: Change,
+    /// Its final outcome in this run.
+    pub outcome: Outcome,
+}
+
+/// A row left open by an earlier run, settled by this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Resolved {
+    /// The row's id.
+    pub id: i64,
+    /// Its outcome now.
+    pub outcome: Outcome,
 }
 
 impl RunReport {
     /// Rows that ended with `outcome`.
     pub fn count(&self, outcome: Outcome) -> usize {
-        self.rows.iter().filter(|(_, _, o)| *o == outcome).count()
+        self.rows.iter().filter(|r| r.outcome == outcome).count()
     }
 
     /// SPEC §6: exit 1 when a change failed or ended unknown, the API failed,
@@ -270,7 +290,11 @@ impl Runner {
             .into_iter()
             .zip(plan.changes.iter().cloned())
             .zip(finals)
-            .map(|((id, c), o)| (id, c, o))
+            .map(|((id, change), outcome)| RecordedChange {
+                id,
+                change,
+                outcome,
+            })
             .collect();
         report.plan = plan;
         self.store

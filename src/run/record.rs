@@ -2,7 +2,7 @@
 //! readings, conflicts, a guard trip), exemptions that held a change, rows
 //! left open by an earlier run, and the run row itself (SPEC §4.5, §5).
 
-use super::{RunError, RunReport, Runner};
+use super::{Resolved, RunError, RunReport, Runner};
 use crate::domain::{Field, Key};
 use crate::engine::reconcile::Reconciliation;
 use crate::engine::settle::{Settlement, settle};
@@ -80,7 +80,7 @@ impl Runner {
         &self,
         keys: &[Key],
         run_id: i64,
-    ) -> anyhow::Result<Vec<(i64, Outcome)>> {
+    ) -> anyhow::Result<Vec<Resolved>> {
         let by_hash: HashMap<&str, &Key> = keys.iter().map(|k| (k.hash.as_str(), k)).collect();
         let mut resolved = Vec::new();
         for row in self.store.open_changes().await? {
@@ -95,7 +95,10 @@ impl Runner {
                     error.as_deref(),
                 )
                 .await?;
-            resolved.push((row.id, outcome));
+            resolved.push(Resolved {
+                id: row.id,
+                outcome,
+            });
         }
         Ok(resolved)
     }
@@ -149,7 +152,7 @@ impl Runner {
             "skips": report.plan.skips,
             // Each conflict is an event when it begins; the run keeps the count.
             "conflicts": report.plan.conflicts.len(),
-            "resolved": report.resolved.iter().map(|(id, o)| serde_json::json!({"id": id, "outcome": o})).collect::<Vec<_>>(),
+            "resolved": report.resolved,
         });
         self.store
             .finish_run(

@@ -84,7 +84,7 @@ async fn group_budget_disables_all_its_keys_once_and_gives_them_back_at_the_mont
     let kinds: Vec<(String, ChangeKind, Outcome)> = report
         .rows
         .iter()
-        .map(|(_, c, o)| (c.key_name.clone(), c.kind, *o))
+        .map(|r| (r.change.key_name.clone(), r.change.kind, r.outcome))
         .collect();
     assert_eq!(
         kinds,
@@ -122,7 +122,7 @@ async fn a_key_re_enabled_by_a_person_is_reasserted_unless_exempt() {
 
     let report = h.apply().await;
     assert_eq!(report.rows.len(), 1);
-    let (_, change, outcome) = &report.rows[0];
+    let (change, outcome) = (&report.rows[0].change, &report.rows[0].outcome);
     assert_eq!(
         (change.kind, *outcome),
         (ChangeKind::Reassert, Outcome::Applied)
@@ -144,7 +144,7 @@ async fn a_key_re_enabled_by_a_person_is_reasserted_unless_exempt() {
     let skipped: Vec<_> = first
         .rows
         .iter()
-        .filter(|(_, _, o)| *o == Outcome::Skipped)
+        .filter(|r| r.outcome == Outcome::Skipped)
         .collect();
     assert_eq!(skipped.len(), 1);
     assert!(second.rows.is_empty());
@@ -215,7 +215,7 @@ async fn a_season_sets_daily_limits_and_gives_back_exactly_the_original() {
         .set_now(Utc.with_ymd_and_hms(2027, 1, 11, 0, 1, 0).unwrap());
     let report = h.apply().await;
     assert_eq!(report.rows.len(), 1);
-    assert_eq!(report.rows[0].1.kind, ChangeKind::Release);
+    assert_eq!(report.rows[0].change.kind, ChangeKind::Release);
     let k = h.key("support-1");
     assert_eq!(
         (k.limit, k.limit_reset.as_deref()),
@@ -250,7 +250,7 @@ async fn a_limit_a_person_changed_during_the_season_is_left_as_drift() {
         .set_now(Utc.with_ymd_and_hms(2027, 2, 1, 0, 0, 0).unwrap());
     h.take_patches();
     let report = h.apply().await;
-    let mut kinds: Vec<ChangeKind> = report.rows.iter().map(|(_, c, _)| c.kind).collect();
+    let mut kinds: Vec<ChangeKind> = report.rows.iter().map(|r| r.change.kind).collect();
     kinds.sort();
     assert_eq!(kinds, vec![ChangeKind::Release, ChangeKind::Drift]);
     let patches = h.take_patches();
@@ -612,7 +612,7 @@ async fn a_deleted_key_loses_its_claims() {
     let deleted: Vec<_> = report
         .rows
         .iter()
-        .filter(|(_, c, _)| c.kind == ChangeKind::Deleted)
+        .filter(|r| r.change.kind == ChangeKind::Deleted)
         .collect();
     assert_eq!(deleted.len(), 1);
     let row = h
