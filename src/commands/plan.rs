@@ -19,10 +19,10 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let due = super::due_rules(&runner, &args.rules).await?;
-    let preview = match runner.preview(due.as_ref(), at).await? {
-        Ok(p) => p,
-        Err(e) => return Err(api_failure(e)),
-    };
+    let preview = runner
+        .preview(due.as_ref(), at)
+        .await
+        .map_err(api_failure)?;
     let plan = &preview.reconciliation.plan;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan_json(plan))?),

@@ -31,7 +31,7 @@ impl Runner {
         due: Option<&BTreeSet<String>>,
         run_id: Option<i64>,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<Gathered, RunError>> {
+    ) -> Result<Gathered, RunError> {
         let rules: Vec<Rule> = self
             .store
             .rules()
@@ -43,15 +43,15 @@ impl Runner {
         let keys = match self.client.list_keys().await {
             Ok(keys) => keys,
             Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
-                return Ok(Err(RunError::AuthFailed(e)));
+                return Err(RunError::AuthFailed(e));
             }
-            Err(e) => return Ok(Err(RunError::Api(e))),
+            Err(e) => return Err(RunError::Api(e)),
         };
         let credits = if rules.iter().any(|r| r.when.credits_below.is_some()) {
             match self.client.credits().await {
                 Ok(c) => Some(c),
                 Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
-                    return Ok(Err(RunError::AuthFailed(e)));
+                    return Err(RunError::AuthFailed(e));
                 }
                 Err(e) => {
                     tracing::warn!("cannot read the account's credits: {e}");
@@ -62,12 +62,12 @@ impl Runner {
             None
         };
         let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
-        Ok(Ok(Gathered {
+        Ok(Gathered {
             keys,
             credits,
             amounts,
             rules,
-        }))
+        })
     }
 
     /// Reads the budget sources of the due rules (each source once), falling

@@ -138,8 +138,8 @@ pub struct Runner {
     http: reqwest::Client,
 }
 
-/// A failure that stops a run before any change is planned; displayed with
-/// what to do about it ([`ApiError::explain`]).
+/// A failure that stops a run before any change is planned. The API's are
+/// displayed with what to do about them ([`ApiError::explain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The API refused the credential (401/403).
@@ -148,6 +148,9 @@ pub enum RunError {
     /// The API failed otherwise.
     #[error("{}", .0.explain())]
     Api(ApiError),
+    /// keywarden itself failed (the database, the configuration).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 impl Runner {
@@ -184,18 +187,15 @@ impl Runner {
         &self,
         due: Option<&BTreeSet<String>>,
         at: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<Result<Preview, RunError>> {
+    ) -> Result<Preview, RunError> {
         let now = at.unwrap_or_else(|| self.clock.now());
-        let gathered = match self.gather(due, None, now).await? {
-            Ok(g) => g,
-            Err(e) => return Ok(Err(e)),
-        };
+        let gathered = self.gather(due, None, now).await?;
         let reconciliation = self.plan_with(&gathered, due, now, false).await?;
-        Ok(Ok(Preview {
+        Ok(Preview {
             at: now,
             keys_seen: gathered.keys.len(),
             reconciliation,
-        }))
+        })
     }
 
     async fn plan_with(
@@ -242,8 +242,9 @@ impl Runner {
             ..RunReport::default()
         };
         let due = req.due.as_ref();
-        let gathered = match self.gather(due, Some(run_id), now).await? {
+        let gathered = match self.gather(due, Some(run_id), now).await {
             Ok(g) => g,
+            Err(RunError::Internal(e)) => return Err(e),
             Err(e) => return self.stop(report, e, now).await,
         };
         report.keys_seen = gathered.keys.len();

@@ -111,7 +111,7 @@ impl Runner {
     ) -> anyhow::Result<RunReport> {
         let (status, message) = match &err {
             RunError::AuthFailed(_) => ("auth_failed", err.to_string()),
-            RunError::Api(_) => ("error", err.to_string()),
+            RunError::Api(_) | RunError::Internal(_) => ("error", err.to_string()),
         };
         if let RunError::AuthFailed(e) = &err {
             self.store

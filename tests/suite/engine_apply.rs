@@ -186,7 +186,6 @@ async fn a_season_sets_daily_limits_and_gives_back_exactly_the_original() {
             Some(Utc.with_ymd_and_hms(2026, 12, 24, 12, 0, 0).unwrap()),
         )
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(preview.reconciliation.plan.changes.len(), 1);
     assert!(h.take_patches().is_empty());
@@ -377,7 +376,7 @@ async fn a_conflict_is_recorded_once_when_it_begins_and_again_only_after_it_ende
         |_| {},
     )
     .await;
-    let preview = h.runner.preview(None, None).await.unwrap().unwrap();
+    let preview = h.runner.preview(None, None).await.unwrap();
     assert_eq!(preview.reconciliation.plan.conflicts.len(), 1);
     assert!(conflict_events(&h).await.is_empty(), "plan records nothing");
 
