@@ -1,10 +1,15 @@
 //! The writable settings of a key that rules may assert, and their values.
 //!
 //! A [`FieldValue`] carries the field it belongs to, so a value of the wrong
-//! type for a field cannot be built. Adding a settable field means one
-//! variant in [`Field`] and one in [`FieldValue`]; the compiler then names
-//! every `match` (wire name, JSON, [`super::Key`], the PATCH body,
-//! [`super::Settings`]) that has to say what the new field does.
+//! type for a field cannot be built.
+//!
+//! Adding a settable field (say `guardrail`): a variant in [`Field`] (and
+//! in [`Field::ALL`]) and one in [`FieldValue`] carrying its value type;
+//! every `match` on them is exhaustive, so the compiler then names each
+//! place that must say what the new field is: its wire name and JSON here,
+//! [`super::Key::get`]/[`super::Key::set`], the PATCH body
+//! (`openrouter::KeyPatch::set`); add it to [`super::Settings`] (and its
+//! `fields`) and to the rules parser for a rule to assert it.
 
 use super::window::LimitReset;
 use serde::{Deserialize, Serialize, Serializer};
@@ -79,13 +84,20 @@ impl PartialEq for FieldValue {
     /// they agree to a millionth of a dollar.
     fn eq(&self, other: &Self) -> bool {
         use FieldValue::*;
-        match (self, other) {
-            (Disabled(a), Disabled(b)) | (IncludeByokInLimit(a), IncludeByokInLimit(b)) => a == b,
-            (Limit(Some(a)), Limit(Some(b))) => (a - b).abs() < 1e-6,
-            (Limit(a), Limit(b)) => a.is_none() && b.is_none(),
-            (LimitReset(a), LimitReset(b)) => a == b,
-            _ => false,
+        match *self {
+            Disabled(a) => matches!(*other, Disabled(b) if a == b),
+            Limit(a) => matches!(*other, Limit(b) if same_limit(a, b)),
+            LimitReset(a) => matches!(*other, LimitReset(b) if a == b),
+            IncludeByokInLimit(a) => matches!(*other, IncludeByokInLimit(b) if a == b),
         }
+    }
+}
+
+/// Whether two limits agree to a millionth of a dollar (no limit equals only no limit).
+fn same_limit(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-6,
+        (a, b) => a.is_none() && b.is_none(),
     }
 }
 
@@ -114,16 +126,20 @@ impl FieldValue {
     /// Reads the wire JSON of `field`; `None` when the JSON has the wrong type.
     pub fn from_json(field: Field, v: &serde_json::Value) -> Option<FieldValue> {
         use serde_json::Value;
-        match (field, v) {
-            (Field::Disabled, Value::Bool(b)) => Some(FieldValue::Disabled(*b)),
-            (Field::IncludeByokInLimit, Value::Bool(b)) => Some(FieldValue::IncludeByokInLimit(*b)),
-            (Field::Limit, Value::Null) => Some(FieldValue::Limit(None)),
-            (Field::Limit, Value::Number(n)) => n.as_f64().map(|x| FieldValue::Limit(Some(x))),
-            (Field::LimitReset, Value::Null) => Some(FieldValue::LimitReset(None)),
-            (Field::LimitReset, Value::String(s)) => {
-                LimitReset::parse(s).map(|r| FieldValue::LimitReset(Some(r)))
-            }
-            _ => None,
+        match field {
+            Field::Disabled => v.as_bool().map(FieldValue::Disabled),
+            Field::Limit => match v {
+                Value::Null => Some(FieldValue::Limit(None)),
+                _ => v.as_f64().map(|x| FieldValue::Limit(Some(x))),
+            },
+            Field::LimitReset => match v {
+                Value::Null => Some(FieldValue::LimitReset(None)),
+                _ => v
+                    .as_str()
+                    .and_then(LimitReset::parse)
+                    .map(|r| FieldValue::LimitReset(Some(r))),
+            },
+            Field::IncludeByokInLimit => v.as_bool().map(FieldValue::IncludeByokInLimit),
         }
     }
 }
@@ -163,6 +179,18 @@ mod tests {
         for v in values {
             assert_eq!(FieldValue::from_json(v.field(), &v.to_json()), Some(v));
         }
+        assert_eq!(
+            FieldValue::from_json(Field::Disabled, &serde_json::json!(1)),
+            None
+        );
+        assert_eq!(
+            FieldValue::from_json(Field::Limit, &serde_json::json!("5")),
+            None
+        );
+        assert_eq!(
+            FieldValue::from_json(Field::LimitReset, &serde_json::json!("yearly")),
+            None
+        );
         assert_eq!(
             Field::ALL.map(Field::index),
             [0, 1, 2, 3],
