@@ -1,8 +1,14 @@
-//! Reading a budget source now: a number from the environment, a file or
-//! a URL (SPEC §3.2).
+//! Budget sources (SPEC §3.2): reading one now — a number from the
+//! environment, a file or a URL — and, for a run, reading each source of
+//! the due rules once, with the stored last good value standing in by
+//! [`crate::rules::source::resolve`]'s policy, and the outage recorded.
 
-use crate::rules::model::{Source, SourceKind};
-use crate::rules::source::{SourceError, amount};
+use super::Runner;
+use crate::engine::evaluate::Amounts;
+use crate::rules::model::{Amount, Rule, Source, SourceKind};
+use crate::rules::source::{Resolution, SourceError, amount, resolve};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Largest body read from a budget URL.
@@ -85,6 +91,100 @@ fn shown_url(url: &str) -> String {
             u.path()
         ),
         Err(_) => "(invalid URL)".into(),
+    }
+}
+
+impl Runner {
+    /// Reads the budget sources of the due rules (each source once), falling
+    /// back on the stored last good value by [`resolve`]'s policy.
+    pub(super) async fn read_budget_sources(
+        &self,
+        rules: &[Rule],
+        due: Option<&BTreeSet<String>>,
+        run_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Amounts> {
+        let mut amounts = Amounts::new();
+        for rule in rules
+            .iter()
+            .filter(|r| due.is_none_or(|d| d.contains(&r.name)))
+        {
+            let amounts_of_rule = [
+                rule.when.budget.as_ref().map(|b| &b.usd),
+                rule.when.credits_below.as_ref(),
+            ];
+            for amount in amounts_of_rule.into_iter().flatten() {
+                let Amount::Source(src) = amount else {
+                    continue;
+                };
+                let id = src.id();
+                if amounts.contains_key(&id) {
+                    continue;
+                }
+                let fresh = read(src, &self.http).await;
+                let stored = self.store.source_value(&id).await?;
+                let max_age = Duration::from_secs(src.max_age_secs);
+                let value = match resolve(fresh, stored, max_age, now) {
+                    Resolution::Fresh(v) => {
+                        if run_id.is_some() {
+                            self.store.save_source_value(&id, v, now).await?;
+                        }
+                        Some(v)
+                    }
+                    Resolution::Stale { value, error } => {
+                        self.source_failed(
+                            run_id,
+                            &rule.name,
+                            &id,
+                            &error.to_string(),
+                            Some(value),
+                            now,
+                        )
+                        .await?;
+                        Some(value)
+                    }
+                    Resolution::Unavailable { error } => {
+                        self.source_failed(run_id, &rule.name, &id, &error.to_string(), None, now)
+                            .await?;
+                        None
+                    }
+                };
+                amounts.insert(id, value);
+            }
+        }
+        Ok(amounts)
+    }
+
+    async fn source_failed(
+        &self,
+        run_id: Option<i64>,
+        rule: &str,
+        source_id: &str,
+        error: &str,
+        used: Option<f64>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let Some(run_id) = run_id else {
+            tracing::warn!(rule, source = source_id, "budget source failed: {error}");
+            return Ok(());
+        };
+        // Recorded (and so notified) once per outage; every run notes it in its skips.
+        if self.store.save_source_error(source_id, error, now).await? {
+            tracing::warn!(rule, source = source_id, "budget source failed: {error}");
+            let detail = serde_json::json!({
+                "source": source_id, "error": error, "stored_value_used": used, "new_outage": true,
+            });
+            self.store
+                .record_event(Some(run_id), now, "source_error", Some(rule), None, &detail)
+                .await?;
+        } else {
+            tracing::debug!(
+                rule,
+                source = source_id,
+                "budget source still failing: {error}"
+            );
+        }
+        Ok(())
     }
 }
 
