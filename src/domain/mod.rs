@@ -1,6 +1,7 @@
 //! The vocabulary every layer shares: an observed [`Key`], its settable
 //! [`Field`]s and their typed [`FieldValue`]s, the [`Settings`] a rule
-//! asserts, the account's [`Credits`], and the UTC [`Window`]s usage and limits are counted in.
+//! asserts, the account's [`Credits`], and the UTC [`Window`]s usage is
+//! counted in and limits reset on, with their bounds.
 //!
 //! Nothing here does I/O; the rules, the core, the client, the store and the
 //! sandbox all speak these types.

@@ -1,6 +1,7 @@
-//! OpenRouter's usage windows, in UTC: days, weeks from Monday 00:00, months
-//! from the 1st, and counters that roll over lazily when the clock crosses a
-//! boundary (O(1) per key: nothing is swept when time moves).
+//! The simulated account's usage counters, per UTC window (days, weeks from
+//! Monday 00:00, months from the 1st; their bounds are
+//! [`crate::domain::Window::bounds`]), which roll over lazily when the clock
+//! crosses a boundary (O(1) per key: nothing is swept when time moves).
 
 use crate::domain::LimitReset;
 use chrono::{DateTime, Datelike, Utc};

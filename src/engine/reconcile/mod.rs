@@ -2,14 +2,14 @@
 //! values and `now`, the [`Plan`] of a run (SPEC §4.1–4.3, 4.6), in named
 //! phases:
 //!
-//! 1. [`verdicts`]: each rule's truth for each key it selects (or its
+//! 1. `verdicts`: each rule's truth for each key it selects (or its
 //!    standing result, when it is not due);
-//! 2. [`wanted`]: the rule that wins each field of each key, and the
+//! 2. `wanted`: the rule that wins each field of each key, and the
 //!    equal-priority conflicts;
-//! 3. [`changes`]: the differences between what is wanted and what the keys
+//! 3. `changes`: the differences between what is wanted and what the keys
 //!    have, one change per key × rule × kind, exemptions applied; then the
 //!    claims on keys that no longer exist;
-//! 4. [`guard`]: the blast-radius guard holds the changes back when a run
+//! 4. `guard`: the blast-radius guard holds the changes back when a run
 //!    would change too much.
 //!
 //! Level-triggered: the plan says what every key's settings should be and
