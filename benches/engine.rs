@@ -9,11 +9,11 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use keywarden::domain::Key;
 use keywarden::engine::evaluate::Amounts;
 use keywarden::engine::plan::Plan;
 use keywarden::engine::reconcile::{Guard, Inputs, plan};
 use keywarden::engine::{ChangeKind, Claim};
-use keywarden::openrouter::Key;
 use keywarden::rules::model::Rule;
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -66,7 +66,7 @@ fn settled(case: &Case, plan: &Plan, now: DateTime<Utc>) -> Case {
     for change in &plan.changes {
         let key = &mut keys[position[&change.key_hash]];
         for (&field, fc) in &change.fields {
-            key.set(field, fc.to);
+            key.set(fc.to);
             if change.kind == ChangeKind::Assert {
                 claims.push(Claim {
                     key_hash: change.key_hash.clone(),

@@ -7,8 +7,8 @@
 mod support;
 
 use keywarden::config::{Config, ManagementKey};
-use keywarden::engine::apply::{RunRequest, Runner, Trigger};
 use keywarden::openrouter::{Client, ClientSettings};
+use keywarden::run::{RunRequest, Runner, Trigger};
 use keywarden::sandbox::faults::Latency;
 use keywarden::sandbox::{Faults, Sandbox, SandboxOptions};
 use keywarden::store::Store;

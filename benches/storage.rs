@@ -7,9 +7,9 @@
 mod support;
 
 use chrono::{DateTime, Duration as Days, TimeZone, Utc};
+use keywarden::domain::{Field, FieldValue};
 use keywarden::engine::plan::FieldChange;
 use keywarden::engine::{Change, ChangeKind, Outcome};
-use keywarden::openrouter::{Field, FieldValue};
 use keywarden::report::GroupBy;
 use keywarden::store::Store;
 use sqlx::{ConnectOptions as _, Connection as _};
@@ -41,8 +41,8 @@ fn run_changes() -> Vec<Change> {
             fields: BTreeMap::from([(
                 Field::Disabled,
                 FieldChange {
-                    from: FieldValue::Bool(false),
-                    to: FieldValue::Bool(true),
+                    from: FieldValue::Disabled(false),
+                    to: FieldValue::Disabled(true),
                 },
             )]),
             reason: "daily spend 2.00 USD reached the budget of 1.00 USD".into(),

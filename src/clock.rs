@@ -27,10 +27,3 @@ impl Clock for FixedClock {
         self.0
     }
 }
-
-/// The sandbox's clock: tests and the demo run keywarden on simulated time.
-impl Clock for crate::sandbox::Account {
-    fn now(&self) -> DateTime<Utc> {
-        crate::sandbox::Account::now(self)
-    }
-}

@@ -5,9 +5,9 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::engine::apply::Runner;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
+use crate::run::Runner;
 use crate::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -5,14 +5,14 @@
 use crate::clock::Clock;
 use crate::config::{Config, ManagementKey};
 use crate::context::Shell;
+use crate::domain::LimitReset;
 use crate::engine::Outcome;
-use crate::engine::apply::{RunReport, RunRequest, Trigger};
 use crate::engine::plan::Change;
 use crate::openrouter::Client;
 use crate::openrouter::client::ClientSettings;
-use crate::openrouter::model::LimitReset;
 use crate::output::{FieldsStyle, fields_text};
 use crate::rules::model::Origin;
+use crate::run::{RecordedChange, RunReport, RunRequest, Trigger};
 use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use crate::store::Store;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -172,7 +172,10 @@ fn narrate(
     at: DateTime<Utc>,
     report: &RunReport,
 ) -> anyhow::Result<()> {
-    for (_, change, outcome) in &report.rows {
+    for RecordedChange {
+        change, outcome, ..
+    } in &report.rows
+    {
         let note = match outcome {
             Outcome::Applied => String::new(),
             other => format!(" [{other}]"),

@@ -1,8 +1,8 @@
 //! keywarden: a budget watchdog for OpenRouter API keys.
 //!
 //! The functional core is [`engine`] (rules + observed keys + claims + now
-//! → a plan); everything else is the shell that gathers its inputs and
-//! carries the plan out.
+//! → a plan), speaking the vocabulary of [`domain`]; everything else is the
+//! shell that gathers its inputs and carries the plan out ([`run`]).
 
 pub mod cli;
 pub mod clock;
@@ -20,6 +20,7 @@ pub mod openrouter;
 pub mod output;
 pub mod report;
 pub mod rules;
+pub mod run;
 pub mod sandbox;
 pub mod service;
 pub mod store;

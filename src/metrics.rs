@@ -8,6 +8,7 @@
 //! method and status, and timed, through [`Metrics::api_observer`].
 
 use crate::clock::Clock;
+use crate::domain::Window;
 use crate::engine::plan::BudgetReading;
 use crate::store::Store;
 use axum::Router;
@@ -15,7 +16,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use chrono::{DateTime, Datelike, Duration as Days, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -85,7 +86,7 @@ pub struct Metrics {
     budget: Family<BudgetLabels, GaugeF>,
     window_reset: Family<WindowLabels, GaugeF>,
     last_success: GaugeF,
-    windows: Mutex<BTreeSet<String>>,
+    windows: Mutex<BTreeSet<Window>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -242,7 +243,7 @@ impl Metrics {
             };
             self.spend.get_or_create(&labels).set(b.spend_usd);
             self.budget.get_or_create(&labels).set(b.budget_usd);
-            windows.insert(b.window.to_string());
+            windows.insert(b.window);
         }
     }
 
@@ -250,10 +251,12 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let now = self.clock.now();
         for w in self.windows.lock().expect("metrics lock").iter() {
-            if let Some((_, end)) = window_bounds(w, now) {
+            if let Some(bounds) = w.bounds(now) {
                 self.window_reset
-                    .get_or_create(&WindowLabels { window: w.clone() })
-                    .set((end - now).num_milliseconds() as f64 / 1000.0);
+                    .get_or_create(&WindowLabels {
+                        window: w.to_string(),
+                    })
+                    .set((bounds.end - now).num_milliseconds() as f64 / 1000.0);
             }
         }
         let mut out = String::new();
@@ -269,32 +272,6 @@ fn raise(counter: &Counter, total: u64) {
     if total > now {
         counter.inc_by(total - now);
     }
-}
-
-/// The UTC bounds `[start, end)` of the budget window named `window`
-/// (`daily`, `weekly` Monday–Sunday, `monthly`) containing `now`; `None`
-/// for `total`, which never resets.
-pub fn window_bounds(window: &str, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let day = now.date_naive();
-    let (start, end) = match window {
-        "daily" => (day, day + Days::days(1)),
-        "weekly" => {
-            let monday = day - Days::days(i64::from(day.weekday().num_days_from_monday()));
-            (monday, monday + Days::days(7))
-        }
-        "monthly" => {
-            let first = day.with_day(1)?;
-            let next = if first.month() == 12 {
-                first.with_year(first.year() + 1)?.with_month(1)?
-            } else {
-                first.with_month(first.month() + 1)?
-            };
-            (first, next)
-        }
-        _ => return None,
-    };
-    let at = |d: chrono::NaiveDate| Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN));
-    Some((at(start), at(end)))
 }
 
 /// What `/healthz` looks at: the run loop's heartbeat and the last run.
@@ -375,24 +352,6 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn budget_windows_are_utc_days_monday_weeks_and_months() {
-        let now = utc("2026-12-31T15:00:00Z"); // a Thursday
-        assert_eq!(
-            window_bounds("daily", now),
-            Some((utc("2026-12-31T00:00:00Z"), utc("2027-01-01T00:00:00Z")))
-        );
-        assert_eq!(
-            window_bounds("weekly", now),
-            Some((utc("2026-12-28T00:00:00Z"), utc("2027-01-04T00:00:00Z")))
-        );
-        assert_eq!(
-            window_bounds("monthly", now),
-            Some((utc("2026-12-01T00:00:00Z"), utc("2027-01-01T00:00:00Z")))
-        );
-        assert_eq!(window_bounds("total", now), None);
     }
 
     #[test]

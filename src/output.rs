@@ -1,7 +1,7 @@
 //! Printing listings for people (tables) and programs (CSV, JSON).
 
+use crate::domain::{Field, FieldValue};
 use crate::engine::plan::FieldChange;
-use crate::openrouter::model::{Field, FieldValue};
 use anyhow::Context as _;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use std::borrow::Cow;
@@ -110,8 +110,8 @@ pub fn fields_text(fields: &BTreeMap<Field, FieldChange>, style: FieldsStyle) ->
         .map(|(field, change)| match (style, field, change.to) {
             (FieldsStyle::Listing, ..) => format!("{field} {}→{}", change.from, change.to),
             (FieldsStyle::Sentence, ..) => format!("{field}: {} → {}", change.from, change.to),
-            (FieldsStyle::Story, Field::Disabled, FieldValue::Bool(true)) => "disabled".into(),
-            (FieldsStyle::Story, Field::Disabled, FieldValue::Bool(false)) => "enabled".into(),
+            (FieldsStyle::Story, Field::Disabled, FieldValue::Disabled(true)) => "disabled".into(),
+            (FieldsStyle::Story, Field::Disabled, FieldValue::Disabled(false)) => "enabled".into(),
             (FieldsStyle::Story, ..) => format!("{field} {} → {}", change.from, change.to),
         })
         .collect::<Vec<_>>()
@@ -137,8 +137,8 @@ mod tests {
             (
                 Field::Disabled,
                 FieldChange {
-                    from: FieldValue::Bool(false),
-                    to: FieldValue::Bool(true),
+                    from: FieldValue::Disabled(false),
+                    to: FieldValue::Disabled(true),
                 },
             ),
             (

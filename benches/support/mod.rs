@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
-use keywarden::openrouter::Key;
+use keywarden::domain::Key;
 use keywarden::rules::model::Rule;
 use keywarden::sandbox::{Account, seed};
 use secrecy::SecretString;

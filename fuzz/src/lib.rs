@@ -3,7 +3,8 @@
 //! it on stable with proptest and on every input a fuzzer found failing).
 //! Each panics when its property does not hold; a returned `()` is a pass.
 
-use keywarden::openrouter::model::{Credits, CurrentKey, Data, ErrorBody, Field, Key, KeyPatch};
+use keywarden::domain::{Credits, Field, Key};
+use keywarden::openrouter::model::{CurrentKey, Data, ErrorBody, KeyPatch};
 use keywarden::rules::{Severity, file::to_toml, parse_rules};
 
 /// Any text as a rules file: the parser returns rules or diagnostics and

@@ -3,9 +3,9 @@
 use super::Context;
 use crate::cli::ApplyArgs;
 use crate::engine::Outcome;
-use crate::engine::apply::{RunRequest, Trigger};
 use crate::exit;
 use crate::output::{FieldsStyle, fields_text};
+use crate::run::{RecordedChange, Resolved, RunRequest, Trigger};
 use std::process::ExitCode;
 
 /// Runs `apply`: evaluates every enabled rule (or those named), records and
@@ -22,7 +22,12 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             force: args.force,
         })
         .await?;
-    for (id, change, outcome) in &report.rows {
+    for RecordedChange {
+        id,
+        change,
+        outcome,
+    } in &report.rows
+    {
         let line = format!(
             "#{id} {}  {}  {}  {}  — {} (rule {})",
             change.key_name,
@@ -34,7 +39,7 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         );
         println!("{}", crate::output::printable(&line));
     }
-    for (id, outcome) in &report.resolved {
+    for Resolved { id, outcome } in &report.resolved {
         println!("#{id} from an earlier run resolved: {outcome}");
     }
     let summary: Vec<String> = Outcome::ALL

@@ -5,9 +5,9 @@ use super::Context;
 use crate::cli::{Format, KeysCommand};
 use crate::config::Config;
 use crate::context::{client, open_store};
+use crate::domain::Key;
+use crate::domain::{Field, FieldValue};
 use crate::engine::Claim;
-use crate::openrouter::Key;
-use crate::openrouter::model::{Field, FieldValue};
 use crate::output;
 use crate::rules::selector::CompiledSelector;
 use serde::Serialize;
@@ -121,8 +121,8 @@ fn json<'a>(
 /// `disabled by team-a-monthly`, `limit 5.00 by support-holidays`.
 fn claim_text(claim: &Claim) -> String {
     let what = match (claim.field, claim.value) {
-        (Field::Disabled, FieldValue::Bool(true)) => "disabled".to_string(),
-        (Field::Disabled, FieldValue::Bool(false)) => "enabled".to_string(),
+        (Field::Disabled, FieldValue::Disabled(true)) => "disabled".to_string(),
+        (Field::Disabled, FieldValue::Disabled(false)) => "enabled".to_string(),
         (field, value) => format!("{field} {value}"),
     };
     format!("{what} by {}", claim.rule)
@@ -291,8 +291,8 @@ mod tests {
             claims: vec![
                 claim(
                     Field::Disabled,
-                    FieldValue::Bool(false),
-                    FieldValue::Bool(true),
+                    FieldValue::Disabled(false),
+                    FieldValue::Disabled(true),
                 ),
                 claim(
                     Field::Limit,
@@ -309,8 +309,8 @@ mod tests {
         );
         let enabled = claim(
             Field::Disabled,
-            FieldValue::Bool(true),
-            FieldValue::Bool(false),
+            FieldValue::Disabled(true),
+            FieldValue::Disabled(false),
         );
         assert_eq!(claim_text(&enabled), "enabled by team-a-monthly");
     }

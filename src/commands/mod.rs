@@ -2,8 +2,8 @@
 
 use crate::cli::{Cli, Command};
 pub use crate::context::Context;
-use crate::engine::apply::{RunError, Runner};
 use crate::exit::UsageError;
+use crate::run::{RunError, Runner};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -102,7 +102,11 @@ pub(crate) async fn due_rules(
 
 /// The error a run that could not start ends with (exit 1), in words that
 /// say what to do: the same as `keys list` and `apply` print ([`RunError`]'s
-/// display is [`crate::openrouter::ApiError::explain`]).
+/// display is [`crate::openrouter::ApiError::explain`]). keywarden's own
+/// failures pass through as they are.
 pub(crate) fn api_failure(err: RunError) -> anyhow::Error {
-    anyhow::Error::new(crate::exit::Failure(err.to_string()))
+    match err {
+        RunError::Internal(e) => e,
+        api => anyhow::Error::new(crate::exit::Failure(api.to_string())),
+    }
 }

@@ -20,11 +20,11 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let due = super::due_rules(&runner, &args.rules).await?;
-    let preview = match runner.preview(due.as_ref(), at).await? {
-        Ok(p) => p,
-        Err(e) => return Err(api_failure(e)),
-    };
-    let plan = &preview.outcomes.plan;
+    let preview = runner
+        .preview(due.as_ref(), at)
+        .await
+        .map_err(api_failure)?;
+    let plan = &preview.reconciliation.plan;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan_json(plan))?),
         _ => {
@@ -80,7 +80,11 @@ pub fn print_changes(changes: &[Change]) {
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["key", "rule", "kind", "change", "note", "reason"]);
     for c in changes {
-        let note = c.held.map(|o| o.to_string()).unwrap_or_default();
+        let note = c
+            .held
+            .as_ref()
+            .map(|h| h.outcome().to_string())
+            .unwrap_or_default();
         table.add_row(
             [
                 c.key_name.as_str(),

@@ -9,11 +9,12 @@
 use super::Context;
 use crate::cli::RevertArgs;
 use crate::context::{client, open_store};
+use crate::domain::Key;
 use crate::domain::timestamp::rfc3339;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::UsageError;
-use crate::openrouter::model::{Key, KeyPatch};
+use crate::openrouter::model::KeyPatch;
 use crate::output::{FieldsStyle, fields_text};
 use crate::rules::selector::CompiledSelector;
 use crate::store::{ChangeRow, Store};
@@ -99,8 +100,8 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
         .record_changes(None, now, std::slice::from_ref(&revert), None)
         .await?;
     let mut patch = KeyPatch::default();
-    for (field, fc) in &revert.fields {
-        patch.set(fc.to, *field);
+    for fc in revert.fields.values() {
+        patch.set(fc.to);
     }
     let attempted = client.update_key(&key.hash, &patch).await;
     let (outcome, error) = match &attempted.result {
@@ -188,7 +189,7 @@ async fn asserting_rules(
             .set
             .fields()
             .iter()
-            .any(|(f, v)| change.fields.get(f).is_some_and(|fc| fc.to == *v));
+            .any(|v| change.fields.get(&v.field()).is_some_and(|fc| fc.to == *v));
         let holds = states
             .get(&rule.name)
             .is_some_and(|(_, holding)| holding.contains(&key.hash));

@@ -147,7 +147,7 @@ fn list(rules: &[StoredRule], format: Format) -> anyhow::Result<()> {
                     r.set
                         .fields()
                         .iter()
-                        .map(|(f, v)| format!("{f}={v}"))
+                        .map(|v| format!("{}={v}", v.field()))
                         .collect::<Vec<_>>()
                         .join(", "),
                     s.origin.as_string(),

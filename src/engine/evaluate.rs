@@ -3,9 +3,11 @@
 //! this run — with the figures that decided it, for the change's reason.
 
 use super::plan::{BudgetReading, Skip};
-use crate::openrouter::model::{Credits, Key};
+use crate::domain::Credits;
+use crate::domain::Key;
+use crate::domain::Window;
 use crate::rules::calendar;
-use crate::rules::model::{Amount, Budget, Conditions, Rule, Scope, Window};
+use crate::rules::model::{Amount, Budget, Conditions, Rule, Scope};
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use std::cell::OnceCell;
@@ -467,7 +469,7 @@ impl BudgetView {
         let reading = |key_hash: Option<Arc<str>>, spend_usd: f64| BudgetReading {
             rule: Arc::clone(rule),
             key_hash,
-            window: self.window.as_str(),
+            window: self.window,
             spend_usd,
             budget_usd: usd,
         };

@@ -1,7 +1,7 @@
 //! What the pure core is given besides rules and keys: claims, exemptions,
 //! budget values and the standing results of rules not due in this run.
 
-use crate::openrouter::model::{Field, FieldValue};
+use crate::domain::{Field, FieldValue};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 

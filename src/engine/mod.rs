@@ -1,13 +1,20 @@
-//! The pure core: (rules, keys, claims, exemptions, budget values, now) → Plan.
+//! The pure core: (rules, keys, claims, exemptions, budget values, now) →
+//! Plan. No I/O, no clock, no database: [`crate::run`] gathers the inputs
+//! and carries the plan out.
+//!
+//! [`evaluate`] decides a rule's conditions for a key, [`reconcile`] makes
+//! the plan, [`plan`] holds what it decided, [`settle`] says how a row left
+//! open by an earlier run ends, [`inputs`] are the claims and exemptions
+//! it is given.
 
-pub mod apply;
 pub mod evaluate;
 pub mod forecast;
 pub mod inputs;
 pub mod plan;
 pub mod reconcile;
+pub mod settle;
 #[cfg(test)]
 mod tests;
 
 pub use inputs::{Claim, Exemption};
-pub use plan::{Change, ChangeKind, Outcome, Plan};
+pub use plan::{Change, ChangeKind, Hold, Outcome, Plan};

@@ -1,9 +1,9 @@
 //! The output of the pure core: a [`Plan`] of per-key changes, each with
 //! its fields (from → to), kind, rule and a human-readable reason.
 
-use crate::openrouter::model::{Field, FieldValue, KeyPatch};
+use crate::domain::{Field, FieldValue, Window};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -86,6 +86,37 @@ names!(Outcome {
     Unknown = "unknown",
 });
 
+/// Why a change is held back before sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// A person's exemption covers it (SPEC §4.3): recorded `skipped`,
+    /// once per exemption.
+    Exemption {
+        /// The exemptions covering it that had held nothing back yet: the
+        /// shell marks them as having held a change.
+        first_held: Vec<i64>,
+    },
+    /// The blast-radius guard held it (SPEC §4.6): recorded `held`.
+    Guard,
+}
+
+impl Hold {
+    /// The outcome the change is recorded with.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Hold::Exemption { .. } => Outcome::Skipped,
+            Hold::Guard => Outcome::Held,
+        }
+    }
+}
+
+impl Serialize for Hold {
+    /// As its outcome (`skipped`, `held`).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.outcome().serialize(s)
+    }
+}
+
 /// One field's move: `{"from": …, "to": …}` as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FieldChange {
@@ -111,9 +142,8 @@ pub struct Change {
     pub fields: BTreeMap<Field, FieldChange>,
     /// A person's explanation, with the figures that triggered it.
     pub reason: String,
-    /// `Some` when the change is held back before sending (`skipped`, `held`);
-    /// `None` = to be sent.
-    pub held: Option<Outcome>,
+    /// Why the change is held back before sending; `None` = to be sent.
+    pub held: Option<Hold>,
 }
 
 impl Change {
@@ -126,7 +156,7 @@ impl Change {
     pub fn disables(&self) -> bool {
         self.fields
             .get(&Field::Disabled)
-            .is_some_and(|c| c.to == FieldValue::Bool(true))
+            .is_some_and(|c| c.to == FieldValue::Disabled(true))
     }
 }
 
@@ -164,12 +194,21 @@ pub struct BudgetReading {
     pub rule: Arc<str>,
     /// The key (scope `each`) or `None` (scope `group`).
     pub key_hash: Option<Arc<str>>,
-    /// The window's name ([`crate::rules::model::Window::as_str`]).
-    pub window: &'static str,
+    /// The window the spend is counted in.
+    pub window: Window,
     /// Spend in the window, USD.
     pub spend_usd: f64,
     /// The budget, USD.
     pub budget_usd: f64,
+}
+
+/// The new values of one key, sent in one PATCH.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyUpdate {
+    /// The key's hash.
+    pub key_hash: String,
+    /// The values, in field order.
+    pub values: Vec<FieldValue>,
 }
 
 /// Everything a run would do.
@@ -186,23 +225,38 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The PATCH body for each key that needs one, in key order: the union
-    /// of the fields of its changes that are to be sent.
-    pub fn patches(&self) -> Vec<(String, KeyPatch)> {
-        let mut by_key: BTreeMap<&str, KeyPatch> = BTreeMap::new();
+    /// The exemptions that hold a change back for the first time in this
+    /// run (to be marked, so that `skipped` is recorded once).
+    pub fn exemptions_first_held(&self) -> BTreeSet<i64> {
+        self.changes
+            .iter()
+            .filter_map(|c| match &c.held {
+                Some(Hold::Exemption { first_held }) => Some(first_held),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// What to send to each key that needs a PATCH, in key order: the
+    /// union of the fields of its changes that are to be sent.
+    pub fn patches(&self) -> Vec<KeyUpdate> {
+        let mut by_key: BTreeMap<&str, BTreeMap<Field, FieldValue>> = BTreeMap::new();
         for c in self
             .changes
             .iter()
             .filter(|c| c.held.is_none() && c.sends_patch())
         {
-            let patch = by_key.entry(&c.key_hash).or_default();
-            for (field, fc) in &c.fields {
-                patch.set(fc.to, *field);
-            }
+            let values = by_key.entry(&c.key_hash).or_default();
+            values.extend(c.fields.iter().map(|(field, fc)| (*field, fc.to)));
         }
         by_key
             .into_iter()
-            .map(|(k, p)| (k.to_string(), p))
+            .map(|(key_hash, values)| KeyUpdate {
+                key_hash: key_hash.to_string(),
+                values: values.into_values().collect(),
+            })
             .collect()
     }
 }

@@ -2,12 +2,22 @@
 
 use super::evaluate::Amounts;
 use super::inputs::{Claim, Exemption};
-use super::plan::{ChangeKind, Outcome};
-use super::reconcile::{Guard, Inputs, Outcomes, plan};
-use crate::openrouter::model::{Field, FieldValue, Key, LimitReset, Settings};
+use super::plan::{ChangeKind, Hold, KeyUpdate, Outcome};
+use super::reconcile::{Guard, Inputs, Reconciliation, plan};
+use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
 use crate::rules::model::*;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use std::collections::{BTreeSet, HashMap};
+
+/// The JSON body of the PATCH that carries `update`.
+fn body(update: &KeyUpdate) -> serde_json::Value {
+    update
+        .values
+        .iter()
+        .map(|v| (v.field().to_string(), v.to_json()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
 
 fn key(name: &str) -> Key {
     serde_json::from_value(serde_json::json!({
@@ -95,7 +105,7 @@ impl World {
         }
     }
 
-    fn plan(&self, now: DateTime<Utc>) -> Outcomes {
+    fn plan(&self, now: DateTime<Utc>) -> Reconciliation {
         let standing = HashMap::new();
         plan(&Inputs {
             rules: &self.rules,
@@ -114,13 +124,13 @@ impl World {
     }
 
     /// Applies a plan to the keys and claims as a successful run would.
-    fn apply(&mut self, o: &Outcomes, now: DateTime<Utc>) {
+    fn apply(&mut self, o: &Reconciliation, now: DateTime<Utc>) {
         for c in o.plan.changes.iter().filter(|c| c.held.is_none()) {
             let k = self.keys.iter_mut().find(|k| k.hash == c.key_hash).unwrap();
             for (field, fc) in &c.fields {
                 match c.kind {
                     ChangeKind::Assert | ChangeKind::Reassert => {
-                        k.set(*field, fc.to);
+                        k.set(fc.to);
                         let original = self
                             .claims
                             .iter()
@@ -138,7 +148,7 @@ impl World {
                         });
                     }
                     ChangeKind::Release => {
-                        k.set(*field, fc.to);
+                        k.set(fc.to);
                         self.claims
                             .retain(|cl| !(cl.key_hash == c.key_hash && cl.field == *field));
                     }
@@ -151,7 +161,7 @@ impl World {
     }
 }
 
-fn kinds(o: &Outcomes) -> Vec<(String, ChangeKind)> {
+fn kinds(o: &Reconciliation) -> Vec<(String, ChangeKind)> {
     o.plan
         .changes
         .iter()
@@ -189,10 +199,7 @@ fn group_budget_disables_every_selected_key_and_says_why() {
     }
     let patches = o.plan.patches();
     assert_eq!(patches.len(), 3);
-    assert_eq!(
-        serde_json::to_string(&patches[0].1).unwrap(),
-        r#"{"disabled":true}"#
-    );
+    assert_eq!(body(&patches[0]).to_string(), r#"{"disabled":true}"#);
     w.apply(&o, now);
     assert!(
         w.plan(now).plan.changes.is_empty(),
@@ -334,7 +341,10 @@ fn an_exemption_holds_back_once_then_silently() {
     });
     let o = w.plan(now);
     assert_eq!(o.plan.changes.len(), 1);
-    assert_eq!(o.plan.changes[0].held, Some(Outcome::Skipped));
+    assert_eq!(
+        o.plan.changes[0].held.as_ref().map(Hold::outcome),
+        Some(Outcome::Skipped)
+    );
     assert!(o.plan.patches().is_empty());
     w.exemptions[0].held_at = Some(now);
     assert!(w.plan(now).plan.changes.is_empty());
@@ -371,7 +381,7 @@ fn a_season_sets_and_gives_back_exactly_the_original() {
     let inside = at(2026, 11, 15, 0);
     let o = w.plan(inside);
     assert_eq!(o.plan.changes.len(), 1);
-    let patch = serde_json::to_value(&o.plan.patches()[0].1).unwrap();
+    let patch = body(&o.plan.patches()[0]);
     assert_eq!(
         patch,
         serde_json::json!({"limit": 5.0, "limit_reset": "daily"})
@@ -414,7 +424,7 @@ fn a_limit_changed_by_a_person_during_the_season_is_drift_and_left() {
             (ChangeKind::Drift, vec![Field::Limit])
         ]
     );
-    let patch = serde_json::to_value(&o.plan.patches()[0].1).unwrap();
+    let patch = body(&o.plan.patches()[0]);
     assert_eq!(
         patch,
         serde_json::json!({"limit_reset": "monthly"}),
@@ -599,7 +609,7 @@ fn the_guard_holds_every_change_when_too_many_keys_would_be_disabled() {
     let o = w.plan(at(2026, 1, 1, 0));
     assert!(o.guard_tripped);
     assert_eq!(o.plan.changes.len(), 6);
-    assert!(o.plan.changes.iter().all(|c| c.held == Some(Outcome::Held)));
+    assert!(o.plan.changes.iter().all(|c| c.held == Some(Hold::Guard)));
     assert!(o.plan.patches().is_empty());
     w.guard.force = true;
     let o = w.plan(at(2026, 1, 1, 0));
@@ -614,8 +624,8 @@ fn claims_of_a_deleted_key_are_dropped() {
         key_hash: "h-gone".into(),
         field: Field::Disabled,
         rule: "r".into(),
-        original: FieldValue::Bool(false),
-        value: FieldValue::Bool(true),
+        original: FieldValue::Disabled(false),
+        value: FieldValue::Disabled(true),
         since: at(2026, 1, 1, 0),
     });
     let o = w.plan(at(2026, 1, 2, 0));

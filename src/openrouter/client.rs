@@ -8,8 +8,9 @@
 //! answer never came (it may have been applied).
 
 use super::error::ApiError;
-use super::model::{Credits, CurrentKey, Data, ErrorBody, Key, KeyPatch};
+use super::model::{CurrentKey, Data, ErrorBody, KeyPatch};
 use crate::config::{Config, ManagementKey};
+use crate::domain::{Credits, Key};
 use backon::BackoffBuilder;
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};

@@ -1,4 +1,4 @@
-//! OpenRouter's management API: the data model and the HTTP client.
+//! OpenRouter's management API: the wire models and the HTTP client.
 
 pub mod client;
 pub mod error;
@@ -6,4 +6,4 @@ pub mod model;
 
 pub use client::{Attempted, Client, ClientSettings};
 pub use error::ApiError;
-pub use model::{Credits, CurrentKey, Field, FieldValue, Key, KeyPatch, LimitReset};
+pub use model::{CurrentKey, KeyPatch};

@@ -7,7 +7,7 @@
 
 use super::periods::Period;
 use super::reached;
-use crate::openrouter::model::Field;
+use crate::domain::Field;
 use crate::store::report::BudgetPoint;
 use chrono::{DateTime, Utc};
 use plotters::coord::Shift;

@@ -3,8 +3,8 @@
 //! release, drift or revert of the field, or by the key's deletion. A
 //! period still open is counted up to the end of the report.
 
+use crate::domain::{Field, FieldValue};
 use crate::engine::ChangeKind;
-use crate::openrouter::model::{Field, FieldValue};
 use crate::store::ChangeRow;
 use crate::store::report::{Bucket, DisabledTransition};
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
@@ -105,7 +105,7 @@ pub fn held_periods<'a>(changes: impl IntoIterator<Item = &'a ChangeRow>) -> Vec
         match c.kind {
             ChangeKind::Assert | ChangeKind::Reassert => {
                 for (field, fc) in &c.fields {
-                    if *field != Field::Disabled || fc.to == FieldValue::Bool(true) {
+                    if *field != Field::Disabled || fc.to == FieldValue::Disabled(true) {
                         tracker.open(&c.key_hash, &c.key_name, &c.rule, *field, c.at);
                     }
                 }

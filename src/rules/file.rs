@@ -7,9 +7,9 @@
 use super::diagnostic::{Diagnostic, LineIndex, Position, Severity};
 use super::model::{
     Amount, Between, Budget, Conditions, Exclude, Hours, Match, Rule, Scope, Season, Selector,
-    Settings, Source, SourceKind, Window,
+    Source, SourceKind,
 };
-use crate::openrouter::model::LimitReset;
+use crate::domain::{LimitReset, Settings, Window};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Weekday};
 use std::ops::Range;
 use std::path::Path;
@@ -954,7 +954,7 @@ impl Parser<'_> {
         Some(Between { start, end })
     }
 
-    fn settings(&mut self, n: Node) -> Option<super::model::Settings> {
+    fn settings(&mut self, n: Node) -> Option<Settings> {
         let t = self.table(
             n,
             "set",

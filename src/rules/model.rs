@@ -4,7 +4,7 @@
 //! A rule is also stored in the database as its canonical TOML/JSON form
 //! (see [`Rule`]'s serde impls), so these types round-trip through serde.
 
-pub use crate::openrouter::model::Settings;
+use crate::domain::{Settings, Window};
 use chrono::{NaiveDateTime, NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 
@@ -92,32 +92,6 @@ impl Conditions {
             || self.between.is_some()
             || self.weekdays.is_some()
             || self.hours.is_some()
-    }
-}
-
-/// The spend window a budget is measured over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Window {
-    /// `usage_daily` (UTC day).
-    Daily,
-    /// `usage_weekly` (UTC Monday–Sunday).
-    Weekly,
-    /// `usage_monthly` (UTC month).
-    Monthly,
-    /// Lifetime `usage`.
-    Total,
-}
-
-impl Window {
-    /// The name used in rules and reasons.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Window::Daily => "daily",
-            Window::Weekly => "weekly",
-            Window::Monthly => "monthly",
-            Window::Total => "total",
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Selectors compiled once (SPEC §3.1): which keys a rule applies to.
 
 use super::model::{Exclude, Match, Selector};
-use crate::openrouter::model::Key;
+use crate::domain::Key;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// A [`Selector`] with its globs compiled, ready to test many keys.

@@ -19,9 +19,9 @@ pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -
                 continue;
             }
             let theirs = a.rule.set.fields();
-            for (field, mine) in b.rule.set.fields() {
-                let Some((_, other)) = theirs.iter().find(|(f, v)| *f == field && *v != mine)
-                else {
+            for mine in b.rule.set.fields() {
+                let field = mine.field();
+                let Some(other) = theirs.iter().find(|v| v.field() == field && **v != mine) else {
                     continue;
                 };
                 let winner = a.rule.name.as_str().min(b.rule.name.as_str());

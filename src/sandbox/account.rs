@@ -8,7 +8,10 @@ use super::journal::{Journal, JournalEntry};
 use super::seed::{SeedKey, sha256_hex};
 use super::traffic::{self, Stream, TrafficSpec};
 use super::window::{Periods, UsageCounter};
-use crate::openrouter::model::{Credits, Key, KeyPatch, LimitReset};
+use crate::clock::Clock;
+use crate::domain::Credits;
+use crate::domain::{Key, LimitReset};
+use crate::openrouter::model::KeyPatch;
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -737,6 +740,13 @@ impl Account {
             tracing::error!("sandbox reset could not re-create its keys: {e}");
         }
         *state = fresh;
+    }
+}
+
+/// The sandbox's clock: tests and the demo run keywarden on simulated time.
+impl Clock for Account {
+    fn now(&self) -> DateTime<Utc> {
+        Account::now(self)
     }
 }
 

@@ -1,8 +1,7 @@
 //! The body of `GET /key`: the key the request was authenticated with, with
 //! the required fields of `openapi-keys.yaml` and the newer ones of `NOTES.md`.
 
-use super::window::next_reset;
-use crate::openrouter::model::{Key, LimitReset};
+use crate::domain::{Key, LimitReset};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
@@ -135,7 +134,7 @@ impl CurrentKeyView {
                 remaining_usd: (limit - spend).max(0.0),
                 reset_interval: key.limit_reset.clone(),
                 resets_at: reset
-                    .map(|r| next_reset(r, now).to_rfc3339_opts(SecondsFormat::Secs, true)),
+                    .map(|r| r.next_reset(now).to_rfc3339_opts(SecondsFormat::Secs, true)),
                 scope: "key_limit".into(),
                 spend_usd: spend,
             }

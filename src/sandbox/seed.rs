@@ -1,7 +1,7 @@
 //! The keys a sandbox starts with: `--keys N` deterministic keys and
 //! `--seed FILE` keys from JSON.
 
-use crate::openrouter::model::LimitReset;
+use crate::domain::LimitReset;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

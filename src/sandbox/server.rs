@@ -4,7 +4,9 @@
 use super::account::{Account, AccountError, Caller, NewKey};
 use super::journal::JournalEntry;
 use crate::clock::{Clock, SystemClock};
-use crate::openrouter::model::{Credits, Data, ErrorBody, ErrorData, Key, KeyPatch};
+use crate::domain::Credits;
+use crate::domain::Key;
+use crate::openrouter::model::{Data, ErrorBody, ErrorData, KeyPatch};
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};

@@ -1,9 +1,10 @@
-//! OpenRouter's usage windows, in UTC: days, weeks from Monday 00:00, months
-//! from the 1st, and counters that roll over lazily when the clock crosses a
-//! boundary (O(1) per key: nothing is swept when time moves).
+//! The simulated account's usage counters, per UTC window (days, weeks from
+//! Monday 00:00, months from the 1st; their bounds are
+//! [`crate::domain::Window::bounds`]), which roll over lazily when the clock
+//! crosses a boundary (O(1) per key: nothing is swept when time moves).
 
-use crate::openrouter::model::LimitReset;
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use crate::domain::LimitReset;
+use chrono::{DateTime, Datelike, Utc};
 
 /// The numbered UTC day, week and month an instant falls in. Two instants
 /// are in the same window exactly when they have the same number for it.
@@ -26,27 +27,6 @@ impl Periods {
             // 1970-01-01 was a Thursday, three days after a Monday.
             week: (day + 3).div_euclid(7),
             month: i64::from(t.year()) * 12 + i64::from(t.month0()),
-        }
-    }
-}
-
-/// When the `reset` window that holds `t` ends: the next UTC midnight, the
-/// next Monday 00:00 UTC, or the next 1st of a month 00:00 UTC.
-pub fn next_reset(reset: LimitReset, t: DateTime<Utc>) -> DateTime<Utc> {
-    let p = Periods::at(t);
-    let midnight = |day: i64| Utc.timestamp_opt(day * 86_400, 0).single().unwrap_or(t);
-    match reset {
-        LimitReset::Daily => midnight(p.day + 1),
-        LimitReset::Weekly => midnight((p.week + 1) * 7 - 3),
-        LimitReset::Monthly => {
-            let (y, m) = if t.month() == 12 {
-                (t.year() + 1, 1)
-            } else {
-                (t.year(), t.month() + 1)
-            };
-            NaiveDate::from_ymd_opt(y, m, 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map_or(t, |d| d.and_utc())
         }
     }
 }
@@ -147,25 +127,8 @@ mod tests {
         assert_eq!(sat.week, sun.week);
         assert_ne!(sun.week, mon.week);
         assert_eq!(
-            next_reset(LimitReset::Weekly, t("2026-11-29T23:59:59Z")),
+            LimitReset::Weekly.next_reset(t("2026-11-29T23:59:59Z")),
             t("2026-11-30T00:00:00Z")
-        );
-    }
-
-    #[test]
-    fn next_reset_of_each_window() {
-        let now = t("2026-12-31T18:00:00Z");
-        assert_eq!(
-            next_reset(LimitReset::Daily, now),
-            t("2027-01-01T00:00:00Z")
-        );
-        assert_eq!(
-            next_reset(LimitReset::Monthly, now),
-            t("2027-01-01T00:00:00Z")
-        );
-        assert_eq!(
-            next_reset(LimitReset::Monthly, t("2026-02-10T00:00:00Z")),
-            t("2026-03-01T00:00:00Z")
         );
     }
 

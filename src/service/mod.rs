@@ -14,11 +14,11 @@ pub mod systemd;
 
 use crate::context::{Context, Shell};
 use crate::domain::event::EventKind;
-use crate::engine::apply::{RunReport, RunRequest, Runner, Trigger};
-use crate::metrics::{Health, Metrics, window_bounds};
+use crate::domain::{Field, FieldValue};
+use crate::metrics::{Health, Metrics};
 use crate::notify::{Backoff, Notifier, Webhook};
-use crate::openrouter::model::{Field, FieldValue};
 use crate::rules::Rule;
+use crate::run::{RunReport, RunRequest, Runner, Trigger};
 use crate::store::Store;
 use crate::store::outbox::BudgetWarning;
 use chrono::{DateTime, Utc};
@@ -484,8 +484,10 @@ impl Service {
             let Some(rule) = rules.iter().find(|r| r.rule.name == *b.rule) else {
                 continue;
             };
-            let window_start =
-                window_bounds(b.window, now).map_or(DateTime::UNIX_EPOCH, |(s, _)| s);
+            let window_start = b
+                .window
+                .bounds(now)
+                .map_or(DateTime::UNIX_EPOCH, |w| w.start);
             for &fraction in &rule.rule.warn_at {
                 if b.budget_usd <= 0.0 || b.spend_usd < fraction * b.budget_usd {
                     continue;
@@ -493,7 +495,7 @@ impl Service {
                 let warning = BudgetWarning {
                     rule: &b.rule,
                     key_hash: b.key_hash.as_deref(),
-                    window: b.window,
+                    window: b.window.as_str(),
                     window_start,
                     fraction,
                     spend_usd: b.spend_usd,
@@ -524,7 +526,7 @@ impl Service {
         let held = match self.shell.store.claims().await {
             Ok(claims) => claims
                 .iter()
-                .filter(|c| c.field == Field::Disabled && c.value == FieldValue::Bool(true))
+                .filter(|c| c.field == Field::Disabled && c.value == FieldValue::Disabled(true))
                 .map(|c| c.key_hash.as_str())
                 .collect::<BTreeSet<_>>()
                 .len(),

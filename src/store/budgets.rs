@@ -2,7 +2,7 @@
 //! `keywarden report` (SPEC §5), sampled like usage snapshots
 //! (`budget_reading_marks` keeps when each rule's were last recorded).
 
-use super::runs::in_chunks;
+use super::batch::in_chunks;
 use super::{Store, parse_ts, ts};
 use crate::engine::plan::BudgetReading;
 use chrono::{DateTime, Utc};
@@ -61,7 +61,7 @@ impl Store {
                     .push_bind(&at)
                     .push_bind(&*r.rule)
                     .push_bind(r.key_hash.as_deref())
-                    .push_bind(r.window)
+                    .push_bind(r.window.as_str())
                     .push_bind(r.spend_usd)
                     .push_bind(r.budget_usd);
             },

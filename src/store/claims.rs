@@ -1,11 +1,11 @@
 //! The `claims` and `exemptions` tables (SPEC §4.2, §4.3), and the claim
 //! writes that follow the outcome of change rows.
 
-use super::runs::in_chunks;
+use super::batch::in_chunks;
 use super::{Store, parse_ts, ts};
+use crate::domain::{Field, FieldValue};
 use crate::engine::plan::FieldChange;
 use crate::engine::{ChangeKind, Claim, Exemption, Outcome};
-use crate::openrouter::model::{Field, FieldValue};
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use sqlx::{Row as _, SqliteConnection};

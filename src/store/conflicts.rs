@@ -2,11 +2,11 @@
 //! already recorded as events and still holding, so that each is recorded
 //! once, in the run where it begins.
 
-use super::runs::in_chunks;
+use super::batch::in_chunks;
 use super::{Store, ts};
+use crate::domain::Field;
 use crate::domain::event::EventKind;
 use crate::engine::plan::Conflict;
-use crate::openrouter::model::Field;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashSet};
 

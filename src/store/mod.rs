@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod backup;
+mod batch;
 pub mod budgets;
 pub mod claims;
 pub mod conflicts;

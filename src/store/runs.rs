@@ -2,19 +2,19 @@
 //! (SPEC §5). Recording and completing changes also settles their claims
 //! (SPEC §4.2, `ClaimWrites`).
 
+use super::batch::in_chunks;
 use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_event_kind, parse_ts, ts};
+use crate::domain::Field;
 use crate::domain::event::EventKind;
 use crate::domain::timestamp;
 use crate::engine::plan::{Change, FieldChange};
-use crate::engine::{ChangeKind, Outcome};
-use crate::openrouter::model::Field;
+use crate::engine::{ChangeKind, Hold, Outcome};
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row as _, Sqlite};
 use std::collections::{BTreeMap, HashMap};
 
 /// The counts and status a run ends with.
@@ -434,7 +434,12 @@ fn new_rows(changes: &[Change], initial: Option<Outcome>, last_id: i64) -> Vec<N
         .iter()
         .zip(last_id + 1..)
         .map(|(change, id)| {
-            let outcome = change.held.or(initial).unwrap_or(Outcome::Pending);
+            let outcome = change
+                .held
+                .as_ref()
+                .map(Hold::outcome)
+                .or(initial)
+                .unwrap_or(Outcome::Pending);
             let sent = outcome == Outcome::Pending && change.sends_patch();
             let request_id = sent.then(|| {
                 request_ids
@@ -462,29 +467,6 @@ fn settled(id: i64, change: &Change, at: DateTime<Utc>) -> Settled<'_> {
         fields: &change.fields,
         at,
     }
-}
-
-/// SQLite's limit on the parameters of one statement
-/// (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled SQLite, 3.32 and later).
-const MAX_BINDS: usize = 32_766;
-
-/// Runs `head VALUES (…), (…) tail` over `items`, each item a tuple of
-/// `binds` parameters pushed by `push`, in as few statements as SQLite's
-/// parameter limit allows (none for no items).
-pub(super) async fn in_chunks<'a, T>(
-    conn: &mut SqliteConnection,
-    head: &str,
-    tail: &str,
-    binds: usize,
-    items: &'a [T],
-    mut push: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
-) -> anyhow::Result<()> {
-    for chunk in items.chunks(MAX_BINDS / binds) {
-        let mut query = QueryBuilder::new(head);
-        query.push_values(chunk, &mut push).push(tail);
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 /// The stored JSON of a change's fields: `{"field": {"from": v, "to": v}}`.
@@ -544,7 +526,7 @@ fn parse_fields(json: &str) -> anyhow::Result<BTreeMap<Field, FieldChange>> {
             let side = |which: &str| {
                 change
                     .get(which)
-                    .and_then(|v| crate::openrouter::model::FieldValue::from_json(field, v))
+                    .and_then(|v| crate::domain::FieldValue::from_json(field, v))
                     .ok_or_else(|| anyhow!("bad {which} of {name}"))
             };
             Ok((

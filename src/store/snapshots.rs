@@ -2,7 +2,7 @@
 //! most one per key per `snapshot_interval`, and only when usage moved.
 
 use super::{Store, parse_ts, ts};
-use crate::openrouter::model::Key;
+use crate::domain::Key;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use std::collections::HashMap;

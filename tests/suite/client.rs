@@ -670,7 +670,7 @@ async fn each_writable_field_is_patched_exactly_as_asked() {
         ),
         (
             KeyPatch {
-                limit_reset: Some(Some(keywarden::openrouter::LimitReset::Weekly)),
+                limit_reset: Some(Some(keywarden::domain::LimitReset::Weekly)),
                 ..Default::default()
             },
             json!({"limit_reset": "weekly"}),

@@ -8,7 +8,7 @@
 //! is either absent or complete.
 
 use chrono::Utc;
-use keywarden::openrouter::model::{Field, FieldValue};
+use keywarden::domain::{Field, FieldValue};
 use keywarden::rules::model::Origin;
 use keywarden::sandbox::faults::{Faults, Latency};
 use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
@@ -254,7 +254,7 @@ async fn a_run_killed_at_random_points_loses_nothing_and_doubles_nothing() {
                 "round {i}: claim on {}",
                 key.name
             );
-            assert_eq!(claim.original, FieldValue::Bool(false));
+            assert_eq!(claim.original, FieldValue::Disabled(false));
         }
     }
 

@@ -4,7 +4,7 @@ use crate::common;
 
 use chrono::{Duration, Utc};
 use common::stdout;
-use keywarden::openrouter::model::Key;
+use keywarden::domain::Key;
 use keywarden::store::Store;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

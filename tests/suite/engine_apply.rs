@@ -5,9 +5,9 @@ use crate::common;
 
 use chrono::{Duration, TimeZone, Utc};
 use common::{Harness, nov, seed};
+use keywarden::domain::LimitReset;
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::openrouter::KeyPatch;
-use keywarden::openrouter::model::LimitReset;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -84,7 +84,7 @@ async fn group_budget_disables_all_its_keys_once_and_gives_them_back_at_the_mont
     let kinds: Vec<(String, ChangeKind, Outcome)> = report
         .rows
         .iter()
-        .map(|(_, c, o)| (c.key_name.clone(), c.kind, *o))
+        .map(|r| (r.change.key_name.clone(), r.change.kind, r.outcome))
         .collect();
     assert_eq!(
         kinds,
@@ -122,7 +122,7 @@ async fn a_key_re_enabled_by_a_person_is_reasserted_unless_exempt() {
 
     let report = h.apply().await;
     assert_eq!(report.rows.len(), 1);
-    let (_, change, outcome) = &report.rows[0];
+    let (change, outcome) = (&report.rows[0].change, &report.rows[0].outcome);
     assert_eq!(
         (change.kind, *outcome),
         (ChangeKind::Reassert, Outcome::Applied)
@@ -144,7 +144,7 @@ async fn a_key_re_enabled_by_a_person_is_reasserted_unless_exempt() {
     let skipped: Vec<_> = first
         .rows
         .iter()
-        .filter(|(_, _, o)| *o == Outcome::Skipped)
+        .filter(|r| r.outcome == Outcome::Skipped)
         .collect();
     assert_eq!(skipped.len(), 1);
     assert!(second.rows.is_empty());
@@ -186,9 +186,8 @@ async fn a_season_sets_daily_limits_and_gives_back_exactly_the_original() {
             Some(Utc.with_ymd_and_hms(2026, 12, 24, 12, 0, 0).unwrap()),
         )
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(preview.outcomes.plan.changes.len(), 1);
+    assert_eq!(preview.reconciliation.plan.changes.len(), 1);
     assert!(h.take_patches().is_empty());
     assert!(h.history().await.is_empty());
     assert!(h.apply().await.rows.is_empty(), "not in season yet");
@@ -215,7 +214,7 @@ async fn a_season_sets_daily_limits_and_gives_back_exactly_the_original() {
         .set_now(Utc.with_ymd_and_hms(2027, 1, 11, 0, 1, 0).unwrap());
     let report = h.apply().await;
     assert_eq!(report.rows.len(), 1);
-    assert_eq!(report.rows[0].1.kind, ChangeKind::Release);
+    assert_eq!(report.rows[0].change.kind, ChangeKind::Release);
     let k = h.key("support-1");
     assert_eq!(
         (k.limit, k.limit_reset.as_deref()),
@@ -250,7 +249,7 @@ async fn a_limit_a_person_changed_during_the_season_is_left_as_drift() {
         .set_now(Utc.with_ymd_and_hms(2027, 2, 1, 0, 0, 0).unwrap());
     h.take_patches();
     let report = h.apply().await;
-    let mut kinds: Vec<ChangeKind> = report.rows.iter().map(|(_, c, _)| c.kind).collect();
+    let mut kinds: Vec<ChangeKind> = report.rows.iter().map(|r| r.change.kind).collect();
     kinds.sort();
     assert_eq!(kinds, vec![ChangeKind::Release, ChangeKind::Drift]);
     let patches = h.take_patches();
@@ -356,10 +355,10 @@ async fn run_notes(h: &Harness, run_id: i64) -> serde_json::Value {
 }
 
 /// A run of the rule `rule` only (as `apply --rule` or a schedule makes it).
-async fn run_only(h: &Harness, rule: &str) -> keywarden::engine::apply::RunReport {
+async fn run_only(h: &Harness, rule: &str) -> keywarden::run::RunReport {
     h.runner
-        .run(&keywarden::engine::apply::RunRequest {
-            trigger: keywarden::engine::apply::Trigger::Manual,
+        .run(&keywarden::run::RunRequest {
+            trigger: keywarden::run::Trigger::Manual,
             due: Some([rule.to_string()].into()),
             dry_run: false,
             force: false,
@@ -377,8 +376,8 @@ async fn a_conflict_is_recorded_once_when_it_begins_and_again_only_after_it_ende
         |_| {},
     )
     .await;
-    let preview = h.runner.preview(None, None).await.unwrap().unwrap();
-    assert_eq!(preview.outcomes.plan.conflicts.len(), 1);
+    let preview = h.runner.preview(None, None).await.unwrap();
+    assert_eq!(preview.reconciliation.plan.conflicts.len(), 1);
     assert!(conflict_events(&h).await.is_empty(), "plan records nothing");
 
     let first = h.apply().await;
@@ -612,7 +611,7 @@ async fn a_deleted_key_loses_its_claims() {
     let deleted: Vec<_> = report
         .rows
         .iter()
-        .filter(|(_, c, _)| c.kind == ChangeKind::Deleted)
+        .filter(|r| r.change.kind == ChangeKind::Deleted)
         .collect();
     assert_eq!(deleted.len(), 1);
     let row = h
@@ -641,15 +640,15 @@ async fn a_refused_credential_stops_the_run_and_is_recorded() {
     let config = (*h.config).clone();
     let client =
         keywarden::openrouter::Client::new(common::settings(&config, "sk-or-v1-wrong")).unwrap();
-    let runner = keywarden::engine::apply::Runner::new(
+    let runner = keywarden::run::Runner::new(
         h.store.clone(),
         client,
         h.config.clone(),
         Arc::new(h.sandbox.account().clone()),
     );
     let report = runner
-        .run(&keywarden::engine::apply::RunRequest {
-            trigger: keywarden::engine::apply::Trigger::Manual,
+        .run(&keywarden::run::RunRequest {
+            trigger: keywarden::run::Trigger::Manual,
             due: None,
             dry_run: false,
             force: false,

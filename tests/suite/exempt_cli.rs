@@ -4,10 +4,10 @@ use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{offline as keywarden, stdout};
+use keywarden::domain::{Field, FieldValue, Settings};
 use keywarden::engine::plan::{Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
-use keywarden::openrouter::model::{Field, FieldValue};
-use keywarden::rules::model::{Conditions, Origin, Rule, Selector, Settings};
+use keywarden::rules::model::{Conditions, Origin, Rule, Selector};
 use keywarden::store::Store;
 use std::collections::BTreeMap;
 use std::process::Output;
@@ -57,8 +57,8 @@ async fn seeded() -> (tempfile::TempDir, Store) {
         fields: BTreeMap::from([(
             Field::Disabled,
             FieldChange {
-                from: FieldValue::Bool(false),
-                to: FieldValue::Bool(true),
+                from: FieldValue::Disabled(false),
+                to: FieldValue::Disabled(true),
             },
         )]),
         reason: "over budget".into(),

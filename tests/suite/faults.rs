@@ -10,9 +10,9 @@ use crate::common;
 
 use chrono::{TimeZone, Utc};
 use common::{Harness, nov};
-use keywarden::engine::apply::RunReport;
+use keywarden::domain::{Field, FieldValue, LimitReset};
 use keywarden::engine::{ChangeKind, Outcome};
-use keywarden::openrouter::model::{Field, FieldValue, LimitReset};
+use keywarden::run::{Resolved, RunReport};
 use keywarden::sandbox::faults::{Faults, Latency, OneOrMany};
 use keywarden::sandbox::{JournalEntry, SeedKey};
 use keywarden::store::{ChangeRow, HistoryFilter};
@@ -181,7 +181,7 @@ async fn apply_binary(h: &Harness, max_retries: u32) -> BinaryRun {
 /// Runs until every key is as the rules want (at most [`MAX_RUNS`], the
 /// first of them `first`), then until a run finds nothing to do, which
 /// must not count as failed. Returns the rows the runs resolved.
-async fn converge(h: &Harness, holding: bool, first: Option<BinaryRun>) -> Vec<(i64, Outcome)> {
+async fn converge(h: &Harness, holding: bool, first: Option<BinaryRun>) -> Vec<Resolved> {
     let mut runs = 0;
     let mut resolved = Vec::new();
     if let Some(run) = first {
@@ -323,7 +323,7 @@ async fn under_faults_every_key_converges_and_history_matches_the_journal_one_to
     // Changes whose answer was lost ended `unknown` and were resolved to
     // `applied` by a later run; they kept their claims.
     let mut dropped: BTreeSet<String> = BTreeSet::new();
-    for (id, outcome) in &resolved {
+    for Resolved { id, outcome } in &resolved {
         let row = h.store.change(*id).await.unwrap().unwrap();
         assert_eq!(*outcome, Outcome::Applied, "{row:?}");
         assert_eq!(row.outcome, Outcome::Applied, "{row:?}");
@@ -343,10 +343,10 @@ async fn under_faults_every_key_converges_and_history_matches_the_journal_one_to
         assert_eq!(
             fields,
             BTreeMap::from([
-                (Field::Disabled, FieldValue::Bool(true)),
+                (Field::Disabled, FieldValue::Disabled(true)),
                 (
                     Field::LimitReset,
-                    FieldValue::Reset(Some(LimitReset::Daily))
+                    FieldValue::LimitReset(Some(LimitReset::Daily))
                 ),
             ]),
             "the claims of {hash}, whose answer was dropped"

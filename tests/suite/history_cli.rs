@@ -5,9 +5,9 @@ use crate::common;
 
 use chrono::{DateTime, Utc};
 use common::{offline as keywarden, stdout};
+use keywarden::domain::{Field, FieldValue};
 use keywarden::engine::plan::{Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
-use keywarden::openrouter::model::{Field, FieldValue};
 use keywarden::store::Store;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -59,8 +59,8 @@ async fn seeded() -> tempfile::TempDir {
                 ChangeKind::Assert,
                 (
                     Field::Disabled,
-                    FieldValue::Bool(false),
-                    FieldValue::Bool(true),
+                    FieldValue::Disabled(false),
+                    FieldValue::Disabled(true),
                 ),
                 "group monthly spend 52.10 USD >= budget 50.00 USD",
             )],
@@ -127,8 +127,8 @@ async fn seeded() -> tempfile::TempDir {
                 ChangeKind::Drift,
                 (
                     Field::Disabled,
-                    FieldValue::Bool(true),
-                    FieldValue::Bool(false),
+                    FieldValue::Disabled(true),
+                    FieldValue::Disabled(false),
                 ),
                 "someone re-enabled it",
             )],
@@ -333,8 +333,8 @@ async fn an_ambiguous_or_unknown_key_name_is_a_usage_error() {
                 ChangeKind::Assert,
                 (
                     Field::Disabled,
-                    FieldValue::Bool(false),
-                    FieldValue::Bool(true),
+                    FieldValue::Disabled(false),
+                    FieldValue::Disabled(true),
                 ),
                 "renamed",
             )],

@@ -6,7 +6,7 @@ use crate::common;
 
 use crate::common::text;
 use common::{Harness, nov, seed};
-use keywarden::openrouter::Key;
+use keywarden::domain::Key;
 use keywarden::sandbox::{Sandbox, SandboxOptions};
 use serde_json::json;
 use std::process::Output;

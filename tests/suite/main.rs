@@ -11,6 +11,7 @@ mod common;
 mod daemon;
 mod report_history;
 
+mod architecture;
 mod busy;
 mod check_config;
 mod client;

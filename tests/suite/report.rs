@@ -243,8 +243,8 @@ async fn applied(
     kind: keywarden::engine::ChangeKind,
     to_disabled: bool,
 ) {
+    use keywarden::domain::{Field, FieldValue};
     use keywarden::engine::plan::{Change, FieldChange};
-    use keywarden::openrouter::model::{Field, FieldValue};
     let when = chrono::DateTime::parse_from_rfc3339(when).unwrap().to_utc();
     let change = Change {
         key_hash: key.into(),
@@ -254,8 +254,8 @@ async fn applied(
         fields: std::collections::BTreeMap::from([(
             Field::Disabled,
             FieldChange {
-                from: FieldValue::Bool(!to_disabled),
-                to: FieldValue::Bool(to_disabled),
+                from: FieldValue::Disabled(!to_disabled),
+                to: FieldValue::Disabled(to_disabled),
             },
         )]),
         reason: "test".into(),

@@ -26,7 +26,7 @@ async fn disabled_by_rule() -> Harness {
     h.spend("team-a-ci", 60.0);
     let run = h.apply().await;
     assert_eq!(run.rows.len(), 1);
-    assert_eq!(run.rows[0].0, 1);
+    assert_eq!(run.rows[0].id, 1);
     assert!(h.key("team-a-ci").disabled);
     h.take_patches();
     h

@@ -2,7 +2,7 @@
 //! people drive it.
 
 use chrono::{DateTime, Utc};
-use keywarden::openrouter::model::LimitReset;
+use keywarden::domain::LimitReset;
 use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! clients written against OpenRouter accept it.
 
 use chrono::{DateTime, Utc};
-use keywarden::openrouter::model::LimitReset;
+use keywarden::domain::LimitReset;
 use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use reqwest::Method;
 use serde_json::{Value, json};

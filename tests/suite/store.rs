@@ -3,9 +3,9 @@
 use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Duration, Utc};
 use keywarden::domain::event::EventKind;
+use keywarden::domain::{Field, FieldValue, Key, Settings, Window};
 use keywarden::engine::plan::{BudgetReading, Change, FieldChange};
-use keywarden::engine::{ChangeKind, Outcome};
-use keywarden::openrouter::model::{Field, FieldValue, Key, Settings};
+use keywarden::engine::{ChangeKind, Hold, Outcome};
 use keywarden::rules::model::{Conditions, Origin, Rule, Selector};
 use keywarden::store::{HistoryFilter, RunSummary, Store};
 use std::collections::{BTreeMap, BTreeSet};
@@ -295,8 +295,8 @@ fn disable(key: &str, rule: &str) -> Change {
         rule,
         ChangeKind::Assert,
         Field::Disabled,
-        FieldValue::Bool(false),
-        FieldValue::Bool(true),
+        FieldValue::Disabled(false),
+        FieldValue::Disabled(true),
     )
 }
 
@@ -369,14 +369,16 @@ async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
     let (_dir, store) = store().await;
     let run = store.start_run("manual", at(T0), false).await.unwrap();
     let mut held = disable("k3", "r");
-    held.held = Some(Outcome::Skipped);
+    held.held = Some(Hold::Exemption {
+        first_held: vec![1],
+    });
     let drift = change(
         "k4",
         "r",
         ChangeKind::Drift,
         Field::Disabled,
-        FieldValue::Bool(true),
-        FieldValue::Bool(false),
+        FieldValue::Disabled(true),
+        FieldValue::Disabled(false),
     );
     let changes = vec![
         disable("k1", "r"),
@@ -450,8 +452,8 @@ async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
                 "k1",
                 Field::Disabled,
                 "r",
-                FieldValue::Bool(false),
-                FieldValue::Bool(true),
+                FieldValue::Disabled(false),
+                FieldValue::Disabled(true),
                 at(T0)
             ),
             (
@@ -466,8 +468,8 @@ async fn recording_changes_writes_pending_rows_and_their_claims_in_one_go() {
                 "k2",
                 Field::Disabled,
                 "r",
-                FieldValue::Bool(false),
-                FieldValue::Bool(true),
+                FieldValue::Disabled(false),
+                FieldValue::Disabled(true),
                 at(T0)
             ),
         ]
@@ -656,16 +658,16 @@ async fn applied_release_drift_and_deleted_drop_claims() {
         "r",
         ChangeKind::Release,
         Field::Disabled,
-        FieldValue::Bool(true),
-        FieldValue::Bool(false),
+        FieldValue::Disabled(true),
+        FieldValue::Disabled(false),
     );
     let drift = change(
         "k2",
         "r",
         ChangeKind::Drift,
         Field::Disabled,
-        FieldValue::Bool(true),
-        FieldValue::Bool(false),
+        FieldValue::Disabled(true),
+        FieldValue::Disabled(false),
     );
     let mut deleted = disable("k3", "r");
     deleted.kind = ChangeKind::Deleted;
@@ -927,8 +929,8 @@ async fn history_filters_and_orders_newest_first() {
                 "r",
                 ChangeKind::Release,
                 Field::Disabled,
-                FieldValue::Bool(true),
-                FieldValue::Bool(false),
+                FieldValue::Disabled(true),
+                FieldValue::Disabled(false),
             )],
             None,
         )
@@ -1326,7 +1328,7 @@ fn reading(rule: &str, key_hash: Option<&str>, spend_usd: f64) -> BudgetReading 
     BudgetReading {
         rule: rule.into(),
         key_hash: key_hash.map(Into::into),
-        window: "daily",
+        window: Window::Daily,
         spend_usd,
         budget_usd: 10.0,
     }

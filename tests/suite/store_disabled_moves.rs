@@ -4,9 +4,9 @@
 
 use crate::common::{migrated_before, raw};
 use chrono::{DateTime, Utc};
+use keywarden::domain::{Field, FieldValue};
 use keywarden::engine::plan::{Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
-use keywarden::openrouter::model::{Field, FieldValue};
 use keywarden::report::GroupBy;
 use keywarden::report::{self, Report};
 use keywarden::store::Store;
@@ -26,8 +26,8 @@ fn disabled(key: &str, rule: &str, kind: ChangeKind, from: bool, to: bool) -> Ch
         fields: BTreeMap::from([(
             Field::Disabled,
             FieldChange {
-                from: FieldValue::Bool(from),
-                to: FieldValue::Bool(to),
+                from: FieldValue::Disabled(from),
+                to: FieldValue::Disabled(to),
             },
         )]),
         reason: format!("{rule} says so"),

@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use keywarden::config::{Config, ManagementKey};
-use keywarden::engine::apply::{RunReport, RunRequest, Runner, Trigger};
 use keywarden::openrouter::Client;
 use keywarden::openrouter::client::ClientSettings;
 use keywarden::rules::model::Origin;
+use keywarden::run::{RunReport, RunRequest, Runner, Trigger};
 use keywarden::sandbox::{JournalEntry, Sandbox, SandboxOptions, SeedKey};
 use keywarden::store::Store;
 use keywarden::store::runs::{ChangeRow, HistoryFilter};
@@ -136,7 +136,7 @@ impl Harness {
     }
 
     /// The key named `name`, as the sandbox has it now.
-    pub fn key(&self, name: &str) -> keywarden::openrouter::Key {
+    pub fn key(&self, name: &str) -> keywarden::domain::Key {
         let hash = self.hash(name);
         self.sandbox.account().key(&hash).unwrap()
     }

@@ -5,7 +5,8 @@
 
 use crate::common::{Harness, seed};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use keywarden::openrouter::model::{KeyPatch, LimitReset};
+use keywarden::domain::LimitReset;
+use keywarden::openrouter::model::KeyPatch;
 use keywarden::sandbox::Faults;
 use keywarden::sandbox::SeedKey;
 use std::path::PathBuf;

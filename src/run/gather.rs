@@ -1,0 +1,72 @@
+//! Gathering a run's inputs: the enabled rules, the listed keys, the
+//! account's credits when a rule needs them, and the due rules' budget
+//! sources (SPEC §3.2, §4.1).
+
+use super::{RunError, Runner};
+use crate::domain::{Credits, Key};
+use crate::engine::evaluate::Amounts;
+use crate::openrouter::ApiError;
+use crate::rules::model::Rule;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+
+/// What a run plans from, besides what the store holds.
+pub(super) struct Gathered {
+    /// Every watched key, as listed now.
+    pub(super) keys: Vec<Key>,
+    /// The account's credits, when a rule needs them and they could be read.
+    pub(super) credits: Option<Credits>,
+    /// The budget amounts read from sources.
+    pub(super) amounts: Amounts,
+    /// The enabled rules.
+    pub(super) rules: Vec<Rule>,
+}
+
+impl Runner {
+    /// Lists keys, reads credits when needed and the due rules' budget
+    /// sources. `run_id`: the run recording what the sources gave (`None`
+    /// for `plan`, which records nothing).
+    pub(super) async fn gather(
+        &self,
+        due: Option<&BTreeSet<String>>,
+        run_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Gathered, RunError> {
+        let rules: Vec<Rule> = self
+            .store
+            .rules()
+            .await?
+            .into_iter()
+            .map(|s| s.rule)
+            .filter(|r| r.enabled)
+            .collect();
+        let keys = match self.client.list_keys().await {
+            Ok(keys) => keys,
+            Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
+                return Err(RunError::AuthFailed(e));
+            }
+            Err(e) => return Err(RunError::Api(e)),
+        };
+        let credits = if rules.iter().any(|r| r.when.credits_below.is_some()) {
+            match self.client.credits().await {
+                Ok(c) => Some(c),
+                Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
+                    return Err(RunError::AuthFailed(e));
+                }
+                Err(e) => {
+                    tracing::warn!("cannot read the account's credits: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
+        Ok(Gathered {
+            keys,
+            credits,
+            amounts,
+            rules,
+        })
+    }
+}
