@@ -4,7 +4,7 @@
 //! Each panics when its property does not hold; a returned `()` is a pass.
 
 use keywarden::openrouter::model::{Credits, CurrentKey, Data, ErrorBody, Field, Key, KeyPatch};
-use keywarden::rules::{Severity, file::to_toml, parse_rules};
+use keywarden::rules::{Severity, export::to_toml, parse_rules};
 
 /// Any text as a rules file: the parser returns rules or diagnostics and
 /// never panics; every diagnostic names a line and column inside the text

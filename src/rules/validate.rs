@@ -1,10 +1,20 @@
-//! Checks that compare rules (SPEC §3.4): duplicate names across files, and
+//! Checks that compare rules (SPEC §3.4): duplicate names, and
 //! rules of equal priority that can set one field of one key to different
 //! values (a warning).
 
-use super::diagnostic::{Diagnostic, Severity};
-use super::file::{Located, RulesFile};
-use super::model::{Match, Selector};
+use super::diagnostic::{Diagnostic, Position, Severity};
+use super::model::{Match, Rule, Selector};
+
+/// A rule and where it was defined, for diagnostics that compare rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Located<'a> {
+    /// The file.
+    pub file: &'a str,
+    /// The rule's place in it.
+    pub pos: Position,
+    /// The rule.
+    pub rule: &'a Rule,
+}
 
 /// Warnings for every pair of rules (accepted by `pair`) of equal priority
 /// that can set the same field of the same key to different values.
@@ -44,40 +54,32 @@ pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -
     out
 }
 
-/// Checks across several valid rules files: a name defined in two files is
-/// an error; rules of different files that conflict get a warning.
-pub fn across_files(files: &[RulesFile]) -> Vec<Diagnostic> {
-    let located: Vec<Located> = files
-        .iter()
-        .flat_map(|f| {
-            f.rules.iter().zip(&f.positions).map(|(rule, pos)| Located {
-                file: &f.path,
-                pos: *pos,
-                rule,
-            })
-        })
-        .collect();
+/// An error for every rule whose name an earlier rule already has: "at
+/// line N" of the same file, or "in FILE:N" of another.
+pub fn duplicate_names(rules: &[Located]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (i, b) in located.iter().enumerate() {
-        if let Some(a) = located[..i]
-            .iter()
-            .find(|a| a.rule.name == b.rule.name && a.file != b.file)
-        {
-            out.push(Diagnostic {
-                severity: Severity::Error,
-                file: b.file.to_string(),
-                line: b.pos.line,
-                col: b.pos.col,
-                rule: Some(b.rule.name.clone()),
-                field: Some("name".into()),
-                message: format!(
-                    "duplicate name: rule {:?} is already defined in {}:{}",
-                    a.rule.name, a.file, a.pos.line
-                ),
-            });
-        }
+    for (i, b) in rules.iter().enumerate() {
+        let Some(a) = rules[..i].iter().find(|a| a.rule.name == b.rule.name) else {
+            continue;
+        };
+        let place = if a.file == b.file {
+            format!("at line {}", a.pos.line)
+        } else {
+            format!("in {}:{}", a.file, a.pos.line)
+        };
+        out.push(Diagnostic {
+            severity: Severity::Error,
+            file: b.file.to_string(),
+            line: b.pos.line,
+            col: b.pos.col,
+            rule: Some(b.rule.name.clone()),
+            field: Some("name".into()),
+            message: format!(
+                "duplicate name: rule {:?} is already defined {place}",
+                a.rule.name
+            ),
+        });
     }
-    out.extend(conflicts(&located, |a, b| a.file != b.file));
     out
 }
 
