@@ -4,11 +4,12 @@
 use super::checks::{
     check_env_name, check_header_name, check_header_value, check_nonempty, check_pointer,
 };
-use super::walk::{Node, Parser};
+use super::walk::{Node, Parser, Reported};
 use crate::rules::model::{Amount, DEFAULT_MAX_AGE_SECS, Source, SourceKind};
 use crate::url_policy::check_url;
 
 impl Parser<'_> {
+    /// `usd`: a number or a budget source.
     pub(super) fn amount(&mut self, n: Node, field: &str) -> Option<Amount> {
         if n.table().is_none() {
             return self.amount_number(n, field).map(Amount::Fixed);
@@ -45,8 +46,8 @@ impl Parser<'_> {
             }
         }
         let max_age_secs = match self.opt_str(&t, "max_age") {
-            Some(None) => Some(DEFAULT_MAX_AGE_SECS),
-            Some(Some((s, m))) => match humantime::parse_duration(s) {
+            Ok(None) => Some(DEFAULT_MAX_AGE_SECS),
+            Ok(Some((s, m))) => match humantime::parse_duration(s) {
                 Ok(d) => Some(d.as_secs()),
                 Err(e) => {
                     self.bad(
@@ -57,30 +58,13 @@ impl Parser<'_> {
                     None
                 }
             },
-            None => None,
+            Err(Reported) => None,
         };
-        let pointer = match self.opt_str(&t, "pointer") {
-            Some(Some((p, pn))) => match check_pointer(p) {
-                Ok(()) => Some(Some(p.to_string())),
-                Err(msg) => {
-                    self.bad(pn, &t.field("pointer"), msg);
-                    None
-                }
-            },
-            other => other.map(|_| None),
-        };
-        let source = self.opt_str(&t, kind).and_then(|v| {
-            let (s, sn) = v?;
-            let checked = match kind {
-                "env" => check_env_name(s),
-                "file" => check_nonempty(s).map(|_| ()),
-                _ => check_url("the url", s).map(|_| ()),
-            };
-            if let Err(msg) = checked {
-                self.bad(sn, &t.field(kind), msg);
-                return None;
-            }
-            Some(s.to_string())
+        let pointer = self.checked_str(&t, "pointer", check_pointer);
+        let source = self.checked_str(&t, kind, |s| match kind {
+            "env" => check_env_name(s),
+            "file" => check_nonempty(s).map(|_| ()),
+            _ => check_url("the url", s).map(|_| ()),
         });
         let headers = match t.get("headers") {
             None => Some(Vec::new()),
@@ -89,16 +73,17 @@ impl Parser<'_> {
         if self.diags.len() > errors_before {
             return None;
         }
-        let value = source?;
+        // The kind's own key is in the table: a valid source has a value.
+        let value = source.ok()??;
         let kind = match kind {
             "env" => SourceKind::Env { name: value },
             "file" => SourceKind::File {
                 path: value,
-                pointer: pointer?,
+                pointer: pointer.ok()?,
             },
             _ => SourceKind::Url {
                 url: value,
-                pointer: pointer?,
+                pointer: pointer.ok()?,
                 headers: headers?,
             },
         };
@@ -108,6 +93,7 @@ impl Parser<'_> {
         }))
     }
 
+    /// `headers` of a URL source: names and values, or `env:NAME`.
     fn headers(&mut self, n: Node, field: &str) -> Option<Vec<(String, String)>> {
         let Some(table) = n.table() else {
             self.wrong_type(n, field, "a table of header names and values");

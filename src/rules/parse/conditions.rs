@@ -4,11 +4,12 @@
 use super::scalar::{
     local_datetime, parse_hours, parse_local_datetime, parse_month_day, parse_weekday,
 };
-use super::walk::{Node, Parser, valid};
+use super::walk::{Node, Parser, Reported};
 use crate::rules::model::{Between, Budget, Conditions, Scope, Season, Window};
 use toml_edit::Value;
 
 impl Parser<'_> {
+    /// `when`: the conditions.
     pub(super) fn conditions(&mut self, n: Node) -> Option<Conditions> {
         let t = self.table(
             n,
@@ -23,35 +24,35 @@ impl Parser<'_> {
             ],
         )?;
         let errors_before = self.diags.len();
-        let budget = t.get("budget").map(|b| self.budget(b));
-        let credits_below = t.get("credits_below").map(|c| {
-            let ct = self.table(c, "when.credits_below", &["usd"])?;
+        let budget = self.optional(t.get("budget"), Self::budget);
+        let credits_below = self.optional(t.get("credits_below"), |p, c| {
+            let ct = p.table(c, "when.credits_below", &["usd"])?;
             match ct.get("usd") {
-                Some(u) => self.amount(u, "when.credits_below.usd"),
+                Some(u) => p.amount(u, "when.credits_below.usd"),
                 None => {
-                    self.missing(&ct, "usd", "the amount of credits (usd = 10.0)");
+                    p.missing(&ct, "usd", "the amount of credits (usd = 10.0)");
                     None
                 }
             }
         });
-        let season = t.get("season").map(|s| self.season(s));
-        let between = t.get("between").map(|b| self.between(b));
-        let weekdays = t
-            .get("weekdays")
-            .map(|_| self.str_list(&t, "weekdays", parse_weekday));
-        let hours = t.get("hours").map(|h| match h.str() {
+        let season = self.optional(t.get("season"), Self::season);
+        let between = self.optional(t.get("between"), Self::between);
+        let weekdays = self.optional(t.get("weekdays"), |p, _| {
+            p.str_list(&t, "weekdays", parse_weekday)
+        });
+        let hours = self.optional(t.get("hours"), |p, h| match h.str() {
             Some(s) => parse_hours(s)
-                .map_err(|msg| self.bad(h, "when.hours", msg))
+                .map_err(|msg| p.bad(h, "when.hours", msg))
                 .ok(),
             None => {
-                self.wrong_type(h, "when.hours", "a string \"HH:MM-HH:MM\"");
+                p.wrong_type(h, "when.hours", "a string \"HH:MM-HH:MM\"");
                 None
             }
         });
         if self.diags.len() > errors_before {
             return None;
         }
-        if let Some(Some(w)) = &weekdays {
+        if let Ok(Some(w)) = &weekdays {
             if w.is_empty() {
                 self.bad(
                     t.get("weekdays")?,
@@ -62,15 +63,16 @@ impl Parser<'_> {
             }
         }
         Some(Conditions {
-            budget: valid(budget)?,
-            credits_below: valid(credits_below)?,
-            season: valid(season)?,
-            between: valid(between)?,
-            weekdays: valid(weekdays)?,
-            hours: valid(hours)?,
+            budget: budget.ok()?,
+            credits_below: credits_below.ok()?,
+            season: season.ok()?,
+            between: between.ok()?,
+            weekdays: weekdays.ok()?,
+            hours: hours.ok()?,
         })
     }
 
+    /// `when.budget`: an amount, a window, a scope and the share `at`.
     fn budget(&mut self, n: Node) -> Option<Budget> {
         let t = self.table(
             n,
@@ -86,7 +88,7 @@ impl Parser<'_> {
             }
         };
         let window = match self.opt_str(&t, "window") {
-            Some(None) => {
+            Ok(None) => {
                 self.missing(
                     &t,
                     "window",
@@ -94,7 +96,7 @@ impl Parser<'_> {
                 );
                 None
             }
-            Some(Some((s, w))) => match s {
+            Ok(Some((s, w))) => match s {
                 "daily" => Some(Window::Daily),
                 "weekly" => Some(Window::Weekly),
                 "monthly" => Some(Window::Monthly),
@@ -108,13 +110,13 @@ impl Parser<'_> {
                     None
                 }
             },
-            None => None,
+            Err(Reported) => None,
         };
         let scope = match self.opt_str(&t, "scope") {
-            Some(None) => Some(Scope::Each),
-            Some(Some(("each", _))) => Some(Scope::Each),
-            Some(Some(("group", _))) => Some(Scope::Group),
-            Some(Some((s, w))) => {
+            Ok(None) => Some(Scope::Each),
+            Ok(Some(("each", _))) => Some(Scope::Each),
+            Ok(Some(("group", _))) => Some(Scope::Group),
+            Ok(Some((s, w))) => {
                 self.bad(
                     w,
                     "when.budget.scope",
@@ -122,7 +124,7 @@ impl Parser<'_> {
                 );
                 None
             }
-            None => None,
+            Err(Reported) => None,
         };
         let include_byok = self
             .opt_bool(&t, "include_byok")
@@ -152,15 +154,15 @@ impl Parser<'_> {
             usd: usd?,
             window: window?,
             scope: scope?,
-            include_byok: include_byok?,
+            include_byok: include_byok.ok()?,
             at: at?,
         })
     }
 
-    /// `usd`: a number or a budget source.
+    /// `season`: two `MM-DD` days.
     fn season(&mut self, n: Node) -> Option<Season> {
         let t = self.table(n, "when.season", &["from", "to"])?;
-        let end = |p: &mut Self, key: &str| match p.opt_str(&t, key)? {
+        let end = |p: &mut Self, key: &str| match p.opt_str(&t, key).ok()? {
             None => {
                 p.missing(&t, key, "a date MM-DD");
                 None
@@ -177,6 +179,7 @@ impl Parser<'_> {
         })
     }
 
+    /// `between`: a local start and a later end.
     fn between(&mut self, n: Node) -> Option<Between> {
         let t = self.table(n, "when.between", &["start", "end"])?;
         let end = |p: &mut Self, key: &str| {

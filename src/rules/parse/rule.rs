@@ -3,7 +3,7 @@
 //! [`super::conditions`].
 
 use super::checks::{check_glob, check_name, check_nonempty, check_schedule, check_timezone};
-use super::walk::{Node, Parser, Tbl};
+use super::walk::{Node, Parser, Refused, Reported, Tbl};
 use crate::openrouter::model::LimitReset;
 use crate::rules::diagnostic::Position;
 use crate::rules::model::{Conditions, Exclude, Match, Rule, Selector, Settings};
@@ -64,26 +64,8 @@ impl Parser<'_> {
             }
             Some(n) => self.selector(n),
         };
-        let schedule = self.opt_str(&t, "schedule").and_then(|s| match s {
-            None => Some(None),
-            Some((s, n)) => match check_schedule(s) {
-                Ok(()) => Some(Some(s.to_string())),
-                Err(msg) => {
-                    self.bad(n, "schedule", msg);
-                    None
-                }
-            },
-        });
-        let timezone = self.opt_str(&t, "timezone").and_then(|s| match s {
-            None => Some(None),
-            Some((s, n)) => match check_timezone(s) {
-                Ok(()) => Some(Some(s.to_string())),
-                Err(msg) => {
-                    self.bad(n, "timezone", msg);
-                    None
-                }
-            },
-        });
+        let schedule = self.checked_str(&t, "schedule", check_schedule);
+        let timezone = self.checked_str(&t, "timezone", check_timezone);
         let when = match t.get("when") {
             None => Some(Conditions::default()),
             Some(n) => self.conditions(n),
@@ -106,12 +88,12 @@ impl Parser<'_> {
         Some((
             Rule {
                 name: name?,
-                description: description?,
-                enabled: enabled?,
+                description: description.ok()?,
+                enabled: enabled.ok()?,
                 priority: priority?,
                 keys: keys?,
-                schedule: schedule?,
-                timezone: timezone?,
+                schedule: schedule.ok()?,
+                timezone: timezone.ok()?,
                 when: when?,
                 set: set?,
                 warn_at: warn_at?,
@@ -120,6 +102,7 @@ impl Parser<'_> {
         ))
     }
 
+    /// `warn_at`: fractions of the budget, which needs a budget condition.
     fn warn_at(&mut self, t: &Tbl, when: Option<&Conditions>) -> Option<Vec<f64>> {
         let Some(n) = t.get("warn_at") else {
             return Some(Vec::new());
@@ -136,27 +119,13 @@ impl Parser<'_> {
             );
             return None;
         }
-        let mut out = Vec::new();
-        let mut ok = true;
-        for (i, e) in elems.into_iter().enumerate() {
-            let field = format!("warn_at[{i}]");
-            match e.number() {
-                Some(x) if x > 0.0 && x <= 1.0 => out.push(x),
-                Some(x) => {
-                    self.bad(
-                        e,
-                        &field,
-                        format!("{x} is not a fraction of the budget in (0, 1]"),
-                    );
-                    ok = false;
-                }
-                None => {
-                    self.wrong_type(e, &field, "a number");
-                    ok = false;
-                }
-            }
-        }
-        ok.then_some(out)
+        self.elements(elems, "warn_at", |e| match e.number() {
+            Some(x) if x > 0.0 && x <= 1.0 => Ok(x),
+            Some(x) => Err(Refused::Invalid(format!(
+                "{x} is not a fraction of the budget in (0, 1]"
+            ))),
+            None => Err(Refused::WrongType("a number")),
+        })
     }
 
     /// `keys`: `"all"` or a selector table.
@@ -215,7 +184,7 @@ impl Parser<'_> {
         Some(Selector::Match(m))
     }
 
-    /// `when`: the conditions.
+    /// `set`: the settings asserted while the rule holds.
     fn settings(&mut self, n: Node) -> Option<Settings> {
         let t = self.table(
             n,
@@ -225,12 +194,14 @@ impl Parser<'_> {
         let errors_before = self.diags.len();
         let disabled = self.opt_bool(&t, "disabled");
         let include_byok_in_limit = self.opt_bool(&t, "include_byok_in_limit");
+        // `limit = "none"` is `Some(None)`: Settings' "no limit".
         let limit = match t.get("limit") {
-            None => Some(None),
-            Some(l) if l.str() == Some("none") => Some(Some(None)),
-            Some(l) if l.number().is_some() => {
-                self.amount_number(l, "set.limit").map(|x| Some(Some(x)))
-            }
+            None => Ok(None),
+            Some(l) if l.str() == Some("none") => Ok(Some(None)),
+            Some(l) if l.number().is_some() => self
+                .amount_number(l, "set.limit")
+                .map(|x| Some(Some(x)))
+                .ok_or(Reported),
             Some(l) => {
                 let msg = match l.str() {
                     Some(s) => format!(
@@ -242,29 +213,29 @@ impl Parser<'_> {
                     ),
                 };
                 self.bad(l, "set.limit", msg);
-                None
+                Err(Reported)
             }
         };
         let limit_reset = match self.opt_str(&t, "limit_reset") {
-            Some(None) => Some(None),
-            Some(Some(("none", _))) => Some(Some(None)),
-            Some(Some((s, r))) => match LimitReset::parse(s) {
-                Some(reset) => Some(Some(Some(reset))),
+            Ok(None) => Ok(None),
+            Ok(Some(("none", _))) => Ok(Some(None)),
+            Ok(Some((s, r))) => match LimitReset::parse(s) {
+                Some(reset) => Ok(Some(Some(reset))),
                 None => {
                     self.bad(r, "set.limit_reset", format!("unknown limit_reset {s:?} (expected daily, weekly, monthly or \"none\")"));
-                    None
+                    Err(Reported)
                 }
             },
-            None => None,
+            Err(reported) => Err(reported),
         };
         if self.diags.len() > errors_before {
             return None;
         }
         let settings = Settings {
-            disabled: disabled?,
-            limit: limit?,
-            limit_reset: limit_reset?,
-            include_byok_in_limit: include_byok_in_limit?,
+            disabled: disabled.ok()?,
+            limit: limit.ok()?,
+            limit_reset: limit_reset.ok()?,
+            include_byok_in_limit: include_byok_in_limit.ok()?,
         };
         if settings.fields().is_empty() {
             self.bad(

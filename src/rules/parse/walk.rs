@@ -9,12 +9,16 @@ use toml_edit::{Item, TableLike, Value};
 /// table of an array of tables.
 #[derive(Clone, Copy)]
 pub(super) enum Node<'a> {
+    /// A value or table of a table.
     Item(&'a Item),
+    /// An element of an array.
     Value(&'a Value),
+    /// A table of an array of tables.
     Table(&'a toml_edit::Table),
 }
 
 impl<'a> Node<'a> {
+    /// Where the value is in the text.
     pub(super) fn span(self) -> Option<Range<usize>> {
         match self {
             Node::Item(i) => i.span(),
@@ -23,6 +27,7 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// The value, unless it is a table of an array of tables.
     pub(super) fn value(self) -> Option<&'a Value> {
         match self {
             Node::Item(i) => i.as_value(),
@@ -31,6 +36,7 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// The value as a table (a `[table]` or an inline table).
     pub(super) fn table(self) -> Option<&'a dyn TableLike> {
         match self {
             Node::Item(i) => i.as_table_like(),
@@ -49,10 +55,12 @@ impl<'a> Node<'a> {
             .map(|a| a.iter().map(Node::Value).collect())
     }
 
+    /// The value as a string.
     pub(super) fn str(self) -> Option<&'a str> {
         self.value().and_then(Value::as_str)
     }
 
+    /// The value as a boolean.
     pub(super) fn bool(self) -> Option<bool> {
         self.value().and_then(Value::as_bool)
     }
@@ -63,6 +71,7 @@ impl<'a> Node<'a> {
         v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
     }
 
+    /// What the value is, for "expected …, found …".
     pub(super) fn type_name(self) -> &'static str {
         match self {
             Node::Item(Item::Table(_)) | Node::Table(_) => "a table",
@@ -85,16 +94,21 @@ impl<'a> Node<'a> {
 /// and its path from the rule.
 #[derive(Clone)]
 pub(super) struct Tbl<'a, 'p> {
+    /// The table.
     pub(super) table: &'a dyn TableLike,
+    /// Where the table is.
     pub(super) span: Option<Range<usize>>,
+    /// Its dotted path from the rule (empty for the rule itself).
     pub(super) path: &'p str,
 }
 
 impl<'a> Tbl<'a, '_> {
+    /// The value of `key`, when given.
     pub(super) fn get(&self, key: &str) -> Option<Node<'a>> {
         self.table.get(key).filter(|i| !i.is_none()).map(Node::Item)
     }
 
+    /// The dotted path of `key` from the rule (`when.budget.usd`).
     pub(super) fn field(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
@@ -106,14 +120,18 @@ impl<'a> Tbl<'a, '_> {
 
 /// Collects diagnostics while walking one document.
 pub(super) struct Parser<'t> {
+    /// The file, as it was named.
     pub(super) file: &'t str,
+    /// Its text's line starts.
     pub(super) lines: LineIndex<'t>,
     /// The rule being read: its name or `#N`.
     pub(super) rule: Option<String>,
+    /// The errors found so far.
     pub(super) diags: Vec<Diagnostic>,
 }
 
 impl Parser<'_> {
+    /// An error at `span` about `field`, in the rule being read.
     pub(super) fn push(
         &mut self,
         span: Option<Range<usize>>,
@@ -137,6 +155,7 @@ impl Parser<'_> {
         self.push(node.span(), Some(field), message);
     }
 
+    /// An error: the value at `node` is not `expected`.
     pub(super) fn wrong_type(&mut self, node: Node, field: &str, expected: &str) {
         let msg = format!("expected {expected}, found {}", node.type_name());
         self.bad(node, field, msg);
@@ -184,6 +203,7 @@ impl Parser<'_> {
         })
     }
 
+    /// An error: the table `t` lacks `key`, which is `what`.
     pub(super) fn missing(&mut self, t: &Tbl, key: &str, what: &str) {
         self.push(
             t.span.clone(),
@@ -192,34 +212,64 @@ impl Parser<'_> {
         );
     }
 
+    /// The string `key` of `t`, when given.
     pub(super) fn opt_str<'a>(
         &mut self,
         t: &Tbl<'a, '_>,
         key: &str,
-    ) -> Option<Option<(&'a str, Node<'a>)>> {
-        match t.get(key) {
-            None => Some(None),
-            Some(n) => match n.str() {
-                Some(s) => Some(Some((s, n))),
-                None => {
-                    self.wrong_type(n, &t.field(key), "a string");
-                    None
-                }
-            },
+    ) -> Optional<(&'a str, Node<'a>)> {
+        let Some(n) = t.get(key) else {
+            return Ok(None);
+        };
+        match n.str() {
+            Some(s) => Ok(Some((s, n))),
+            None => {
+                self.wrong_type(n, &t.field(key), "a string");
+                Err(Reported)
+            }
         }
     }
 
-    pub(super) fn opt_bool(&mut self, t: &Tbl, key: &str) -> Option<Option<bool>> {
-        match t.get(key) {
-            None => Some(None),
-            Some(n) => match n.bool() {
-                Some(b) => Some(Some(b)),
-                None => {
-                    self.wrong_type(n, &t.field(key), "true or false");
-                    None
-                }
-            },
+    /// The string `key` of `t`, when given, accepted by `check`.
+    pub(super) fn checked_str(
+        &mut self,
+        t: &Tbl,
+        key: &str,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Optional<String> {
+        let Some((s, n)) = self.opt_str(t, key)? else {
+            return Ok(None);
+        };
+        match check(s) {
+            Ok(()) => Ok(Some(s.to_string())),
+            Err(msg) => {
+                self.bad(n, &t.field(key), msg);
+                Err(Reported)
+            }
         }
+    }
+
+    /// The boolean `key` of `t`, when given.
+    pub(super) fn opt_bool(&mut self, t: &Tbl, key: &str) -> Optional<bool> {
+        let Some(n) = t.get(key) else {
+            return Ok(None);
+        };
+        match n.bool() {
+            Some(b) => Ok(Some(b)),
+            None => {
+                self.wrong_type(n, &t.field(key), "true or false");
+                Err(Reported)
+            }
+        }
+    }
+
+    /// Reads the part at `node` with `read`, when it is given.
+    pub(super) fn optional<'a, T>(
+        &mut self,
+        node: Option<Node<'a>>,
+        read: impl FnOnce(&mut Self, Node<'a>) -> Option<T>,
+    ) -> Optional<T> {
+        node.map_or(Ok(None), |n| read(self, n).map(Some).ok_or(Reported))
     }
 
     /// A number ≥ 0 (USD).
@@ -260,20 +310,32 @@ impl Parser<'_> {
             self.wrong_type(n, &field, "an array of strings");
             return None;
         };
+        self.elements(elems, &field, |e| {
+            let s = e.str().ok_or(Refused::WrongType("a string"))?;
+            check(s).map_err(Refused::Invalid)
+        })
+    }
+
+    /// Reads every element of the list `field` with `read`, reporting each
+    /// one it refuses; `None` when it refused any.
+    pub(super) fn elements<T>(
+        &mut self,
+        elems: Vec<Node>,
+        field: &str,
+        mut read: impl FnMut(Node) -> Result<T, Refused>,
+    ) -> Option<Vec<T>> {
         let mut out = Vec::new();
         let mut ok = true;
         for (i, e) in elems.into_iter().enumerate() {
             let f = format!("{field}[{i}]");
-            match e.str() {
-                Some(s) => match check(s) {
-                    Ok(v) => out.push(v),
-                    Err(msg) => {
-                        self.bad(e, &f, msg);
-                        ok = false;
-                    }
-                },
-                None => {
-                    self.wrong_type(e, &f, "a string");
+            match read(e) {
+                Ok(v) => out.push(v),
+                Err(Refused::WrongType(expected)) => {
+                    self.wrong_type(e, &f, expected);
+                    ok = false;
+                }
+                Err(Refused::Invalid(msg)) => {
+                    self.bad(e, &f, msg);
                     ok = false;
                 }
             }
@@ -282,12 +344,18 @@ impl Parser<'_> {
     }
 }
 
-/// An optional part of a rule: `None` when given and invalid, else
-/// `Some(None)` (not given) or `Some(Some(value))`.
-pub(super) fn valid<T>(part: Option<Option<T>>) -> Option<Option<T>> {
-    match part {
-        None => Some(None),
-        Some(Some(v)) => Some(Some(v)),
-        Some(None) => None,
-    }
+/// Why an element of a list was refused.
+pub(super) enum Refused {
+    /// It is not of the type expected (named, e.g. "a string").
+    WrongType(&'static str),
+    /// It is of the right type but not valid: the message says why.
+    Invalid(String),
 }
+
+/// A part of a rule that is invalid: its diagnostic has been pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reported;
+
+/// What reading an optional part of a rule gave: `Ok(None)` when it is not
+/// given, `Ok(Some(value))`, or `Err(Reported)` when it is invalid.
+pub(super) type Optional<T> = Result<Option<T>, Reported>;
