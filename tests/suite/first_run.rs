@@ -227,15 +227,7 @@ async fn a_key_in_the_config_exits_2_and_says_where_it_belongs() {
 
 #[tokio::test]
 async fn plan_says_once_per_rule_that_its_budget_source_is_unavailable() {
-    let sb = Sandbox::start(
-        "127.0.0.1:0",
-        SandboxOptions {
-            keys: 24,
-            ..SandboxOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sb = crate::common::sandbox_with_keys(24).await;
     let base = sb.base_url();
     // TEAM_B_BUDGET_USD is not set: team-b-monthly (4 team-b keys) is not evaluated.
     let me = Newcomer::new(

@@ -6,7 +6,6 @@
 //! file (and heading) that exists. Blocks marked ` ```console ` (root,
 //! systemd, long-running servers) are shown, not run.
 
-use keywarden::sandbox::{Sandbox, SandboxOptions};
 use std::path::Path;
 use std::process::Command;
 
@@ -63,15 +62,7 @@ fn the_two_set_up_commands_are_the_first_commands() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_runnable_block_runs_against_the_sandbox() {
-    let sandbox = Sandbox::start(
-        "127.0.0.1:0",
-        SandboxOptions {
-            keys: 24,
-            ..SandboxOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sandbox = crate::common::sandbox_with_keys(24).await;
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
