@@ -75,11 +75,6 @@ pub fn fields_text(c: &Change) -> String {
         .join("; ")
 }
 
-/// Prints changes as a table, or `no changes` when there are none.
-pub fn print_changes(changes: &[Change]) {
-    print!("{}", changes_text(changes));
-}
-
 /// The changes as a table, or `no changes` when there are none; ends with a
 /// newline.
 fn changes_text(changes: &[Change]) -> String {
