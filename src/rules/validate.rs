@@ -99,39 +99,71 @@ pub fn can_overlap(a: &Selector, b: &Selector) -> bool {
     }
 }
 
+/// Which list of a selector an item is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemKind {
+    /// `hashes`: compared exactly.
+    Hash,
+    /// `names`: globs.
+    Name,
+    /// `labels`: globs.
+    Label,
+    /// `workspaces`: compared exactly.
+    Workspace,
+}
+
 /// One listed item of a selector: its kind and its pattern.
-type Item<'a> = (u8, &'a str);
+#[derive(Debug, Clone, Copy)]
+struct Item<'a> {
+    kind: ItemKind,
+    pattern: &'a str,
+}
+
+impl Item<'_> {
+    /// Characters that make a pattern a glob.
+    const META: [char; 5] = ['*', '?', '[', '{', '\\'];
+
+    /// Whether the item is a glob (names and labels with a glob character).
+    fn is_glob(&self) -> bool {
+        matches!(self.kind, ItemKind::Name | ItemKind::Label) && self.pattern.contains(Self::META)
+    }
+
+    /// The literal text before the first glob character.
+    fn prefix(&self) -> &str {
+        &self.pattern[..self.pattern.find(Self::META).unwrap_or(0)]
+    }
+
+    /// The literal text after the last glob character.
+    fn suffix(&self) -> &str {
+        &self.pattern[self.pattern.rfind(Self::META).map_or(0, |i| i + 1)..]
+    }
+}
 
 fn items(m: &Match) -> Vec<Item<'_>> {
-    let lists: [&[String]; 4] = [&m.hashes, &m.names, &m.labels, &m.workspaces];
+    let lists: [(ItemKind, &[String]); 4] = [
+        (ItemKind::Hash, &m.hashes),
+        (ItemKind::Name, &m.names),
+        (ItemKind::Label, &m.labels),
+        (ItemKind::Workspace, &m.workspaces),
+    ];
     lists
-        .iter()
-        .enumerate()
-        .flat_map(|(kind, list)| list.iter().map(move |s| (kind as u8, s.as_str())))
+        .into_iter()
+        .flat_map(|(kind, list)| list.iter().map(move |s| Item { kind, pattern: s }))
         .collect()
 }
 
 fn item_overlaps(a: &Item, b: &Item) -> bool {
-    const META: [char; 5] = ['*', '?', '[', '{', '\\'];
-    // Hashes (kind 0) and workspaces (kind 3) are compared exactly.
-    let glob = |item: &Item| matches!(item.0, 1 | 2) && item.1.contains(META);
-    if a.0 != b.0 {
+    if a.kind != b.kind {
         return true;
     }
-    match (glob(a), glob(b)) {
-        (false, false) => a.1 == b.1,
-        (true, false) => glob_matches(a.1, b.1),
-        (false, true) => glob_matches(b.1, a.1),
+    match (a.is_glob(), b.is_glob()) {
+        (false, false) => a.pattern == b.pattern,
+        (true, false) => glob_matches(a.pattern, b.pattern),
+        (false, true) => glob_matches(b.pattern, a.pattern),
         (true, true) => {
             // No name matches both when their literal prefixes (or suffixes) differ.
-            let (pa, pb) = (
-                &a.1[..a.1.find(META).unwrap_or(0)],
-                &b.1[..b.1.find(META).unwrap_or(0)],
-            );
-            let (sa, sb) = (
-                &a.1[a.1.rfind(META).map_or(0, |i| i + 1)..],
-                &b.1[b.1.rfind(META).map_or(0, |i| i + 1)..],
-            );
+            let (pa, pb) = (a.prefix(), b.prefix());
+            let (sa, sb) = (a.suffix(), b.suffix());
             (pa.starts_with(pb) || pb.starts_with(pa)) && (sa.ends_with(sb) || sb.ends_with(sa))
         }
     }
