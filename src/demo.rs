@@ -25,6 +25,26 @@ use std::sync::Arc;
 /// The rules the demo runs: the example file, embedded.
 pub const EXAMPLE_RULES: &str = include_str!("../config/rules.example.toml");
 
+/// The environment variable the example's `team-b-monthly` rule reads its
+/// budget from (a budget source, SPEC §3.2).
+pub const TEAM_B_BUDGET_ENV: &str = "TEAM_B_BUDGET_USD";
+
+/// Team B's monthly budget in the demo, as finance would set it.
+pub const TEAM_B_BUDGET_USD: &str = "150";
+
+/// Sets the environment the example rules read ([`TEAM_B_BUDGET_ENV`]), as
+/// an operator sets it for the service, so that every rule of the demo is
+/// evaluated (and the demo tells the same story whatever the shell has set).
+///
+/// # Safety
+///
+/// No other thread may read or write the environment meanwhile: call it
+/// before any thread is started.
+pub unsafe fn set_environment() {
+    // SAFETY: the caller guarantees that no other thread exists yet.
+    unsafe { std::env::set_var(TEAM_B_BUDGET_ENV, TEAM_B_BUDGET_USD) }
+}
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -120,7 +140,8 @@ pub async fn run(
 
     writeln!(
         out,
-        "keywarden demo: {} simulated days from {}, {} keys, the rules of config/rules.example.toml\n",
+        "keywarden demo: {} simulated days from {}, {} keys, the rules of config/rules.example.toml \
+         ({TEAM_B_BUDGET_ENV}={TEAM_B_BUDGET_USD})\n",
         options.days,
         options.start.format("%Y-%m-%d"),
         keys().len()

@@ -25,3 +25,4 @@ pub mod sandbox;
 pub mod service;
 pub mod store;
 pub mod timearg;
+pub mod url_policy;

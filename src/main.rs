@@ -21,6 +21,10 @@ fn main() -> ExitCode {
     if matches!(cli.command, Some(Command::Run)) {
         memory::limit_arenas();
     }
+    if matches!(cli.command, Some(Command::Demo(_))) {
+        // SAFETY: no thread has been started yet (the runtime starts below).
+        unsafe { keywarden::demo::set_environment() };
+    }
     logging::init(cli.log_format, cli.verbose, cli.quiet);
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     match runtime.block_on(commands::dispatch(cli)) {

@@ -5,7 +5,7 @@
 
 use keywarden::domain::{Credits, Field, Key};
 use keywarden::openrouter::model::{CurrentKey, Data, ErrorBody, KeyPatch};
-use keywarden::rules::{Severity, file::to_toml, parse_rules};
+use keywarden::rules::{Severity, export::to_toml, parse_rules};
 
 /// Any text as a rules file: the parser returns rules or diagnostics and
 /// never panics; every diagnostic names a line and column inside the text

@@ -4,8 +4,8 @@
 use super::Context;
 use crate::config::Config;
 use crate::rules::diagnostic::{Diagnostic, LineIndex, Severity};
-use crate::rules::file::{RulesFile, check_schedule, check_timezone, read_rules_file};
-use crate::rules::validate::across_files;
+use crate::rules::parse::checks::{check_schedule, check_timezone};
+use crate::rules::parse::{RulesFile, across_files, read_rules_file};
 use std::process::ExitCode;
 
 /// Runs `check-config`: prints every diagnostic to stderr, one a line, then

@@ -6,6 +6,8 @@ use crate::engine::plan::{Change, Plan};
 use crate::exit::UsageError;
 use crate::output::{FieldsStyle, fields_text};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use std::collections::HashSet;
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Runs `plan`.
@@ -28,22 +30,17 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&plan_json(plan))?),
         _ => {
-            println!(
-                "plan at {} over {} keys:",
+            let header = format!(
+                "plan at {} over {} keys:\n",
                 preview.at.format("%Y-%m-%d %H:%M UTC"),
                 preview.keys_seen
             );
-            print_changes(&plan.changes);
-            for c in &plan.conflicts {
-                println!(
-                    "conflict: rules {} and {} (equal priority) set {} of key {} differently; {} wins",
-                    c.winner, c.loser, c.field, c.key_hash, c.winner
-                );
-            }
-            for s in &plan.skips {
-                let line = format!("not evaluated: rule {}: {}", s.rule, s.reason);
-                println!("{}", crate::output::printable(&line));
-            }
+            // One write of whole lines: a log line on the same terminal or
+            // pipe never lands in the middle of one.
+            let text = header + &changes_text(&plan.changes) + &notes_text(plan);
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -70,11 +67,11 @@ fn change_json(c: &Change) -> serde_json::Value {
     })
 }
 
-/// Prints changes as a table, or `no changes` when there are none.
-pub fn print_changes(changes: &[Change]) {
+/// The changes as a table, or `no changes` when there are none; ends with a
+/// newline.
+fn changes_text(changes: &[Change]) -> String {
     if changes.is_empty() {
-        println!("no changes: every key already has the settings its rules want");
-        return;
+        return "no changes: every key already has the settings its rules want\n".into();
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -97,5 +94,27 @@ pub fn print_changes(changes: &[Change]) {
             .map(crate::output::printable),
         );
     }
-    println!("{table}");
+    format!("{table}\n")
+}
+
+/// The lines under the table: each conflict, and each rule that was not
+/// evaluated, once per rule and reason (a per-key skip repeats for every
+/// key the rule selects).
+fn notes_text(plan: &Plan) -> String {
+    let conflicts = plan.conflicts.iter().map(|c| {
+        format!(
+            "conflict: rules {} and {} (equal priority) set {} of key {} differently; {} wins\n",
+            c.winner, c.loser, c.field, c.key_hash, c.winner
+        )
+    });
+    let mut seen = HashSet::new();
+    let skips = plan
+        .skips
+        .iter()
+        .filter(|s| seen.insert((s.rule.as_str(), s.reason.as_str())))
+        .map(|s| {
+            let line = format!("not evaluated: rule {}: {}", s.rule, s.reason);
+            format!("{}\n", crate::output::printable(&line))
+        });
+    conflicts.chain(skips).collect()
 }

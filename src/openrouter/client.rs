@@ -135,7 +135,7 @@ impl Client {
     /// Builds a client. Fails on a bad base URL, a key that cannot be an
     /// HTTP header, or zero concurrency or rate.
     pub fn new(s: ClientSettings) -> anyhow::Result<Client> {
-        let base = crate::config::check_url("[openrouter].base_url", &s.base_url)
+        let base = crate::url_policy::check_url("[openrouter].base_url", &s.base_url)
             .map_err(anyhow::Error::msg)?;
         if base.cannot_be_a_base() {
             anyhow::bail!("[openrouter].base_url cannot be used as a base URL");

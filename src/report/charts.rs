@@ -47,15 +47,25 @@ pub fn budget_chart(
 ) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, 320)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
+        let body = root
+            .titled(
+                &format!("{rule}: {window} spend against budget"),
+                (FONT, 20),
+            )
+            .map_err(err)?;
+        // The legend has a row of its own above the plot, where no line,
+        // dot or "exceeded" note can be under it.
+        let (legend, plot) = body.split_vertically(LEGEND_HEIGHT);
+        draw_budget_legend(&legend)?;
         let top = points
             .iter()
             .map(|p| p.spend_usd.max(p.budget_usd))
             .fold(1.0_f64, f64::max)
             * 1.15;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{rule}: {window} spend against budget"), (FONT, 20))
+        let decimals = usd_tick_decimals(top);
+        let mut chart = ChartBuilder::on(&plot)
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(64)
@@ -65,8 +75,9 @@ pub fn budget_chart(
             .configure_mesh()
             .x_labels(10)
             .x_label_formatter(&|x| day_label(*x))
+            .y_labels(Y_LABELS)
             .y_desc("USD")
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&|y| format!("{y:.decimals$}"))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
@@ -76,17 +87,13 @@ pub fn budget_chart(
                 points.iter().map(|p| xy(p, p.budget_usd)),
                 BUDGET.stroke_width(2),
             ))
-            .map_err(err)?
-            .label("budget")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BUDGET.stroke_width(2)));
+            .map_err(err)?;
         chart
             .draw_series(LineSeries::new(
                 points.iter().map(|p| xy(p, p.spend_usd)),
                 SPEND.stroke_width(2),
             ))
-            .map_err(err)?
-            .label("spend")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], SPEND.stroke_width(2)));
+            .map_err(err)?;
         let crossings: Vec<&BudgetPoint> = points
             .iter()
             .enumerate()
@@ -106,20 +113,58 @@ pub fn budget_chart(
                         (FONT, 13).into_font().color(&BUDGET),
                     )
             }))
-            .map_err(err)?
-            .label("budget reached")
-            .legend(|(x, y)| Circle::new((x + 9, y), 4, BUDGET.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK.mix(0.3))
-            .background_style(WHITE.mix(0.9))
-            .label_font((FONT, 13))
-            .draw()
             .map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// The height of the legend row of a budget chart, in pixels.
+const LEGEND_HEIGHT: u32 = 24;
+
+/// The most labels on the USD axis.
+const Y_LABELS: usize = 11;
+
+/// The legend of a budget chart, in one row: the budget and spend lines and
+/// the mark of a crossing.
+fn draw_budget_legend(area: &DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()> {
+    let font = (FONT, 13).into_font().color(&BLACK);
+    let y = LEGEND_HEIGHT as i32 / 2;
+    let mut x = 80;
+    for (label, color) in [("budget", BUDGET), ("spend", SPEND)] {
+        area.draw(&PathElement::new(
+            [(x, y), (x + 18, y)],
+            color.stroke_width(2),
+        ))
+        .map_err(err)?;
+        area.draw(&Text::new(label, (x + 24, y - 7), font.clone()))
+            .map_err(err)?;
+        x += 100;
+    }
+    area.draw(&Circle::new((x + 9, y), 4, BUDGET.filled()))
+        .map_err(err)?;
+    area.draw(&Text::new("budget reached", (x + 24, y - 7), font))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// How many decimals the USD axis of `0..top` needs for its labels to
+/// differ (0 for 0, 10, 20…; 1 for 0.0, 0.5, 1.0…).
+fn usd_tick_decimals(top: f64) -> usize {
+    (0..4)
+        .find(|&d| usd_tick_labels(top, d).windows(2).all(|w| w[0] != w[1]))
+        .unwrap_or(4)
+}
+
+/// The labels plotters puts on the USD axis of `0..top`, with `decimals`.
+fn usd_tick_labels(top: f64, decimals: usize) -> Vec<String> {
+    use plotters::coord::ranged1d::Ranged;
+    use plotters::coord::types::RangedCoordf64;
+    RangedCoordf64::from(0.0..top)
+        .key_points(Y_LABELS)
+        .iter()
+        .map(|y| format!("{y:.decimals$}"))
+        .collect()
 }
 
 /// One row per key over `[since, until)`: a red bar while keywarden held
@@ -223,4 +268,26 @@ fn draw_timeline(
             .map_err(err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usd_axis_labels_of_a_small_budget_are_distinct_and_have_decimals() {
+        let decimals = usd_tick_decimals(2.3);
+        assert!(decimals >= 1, "a 0-2.3 axis needs decimals");
+        let labels = usd_tick_labels(2.3, decimals);
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct, labels);
+        assert!(labels.len() > 2, "{labels:?}");
+    }
+
+    #[test]
+    fn usd_axis_labels_of_a_large_budget_are_whole_dollars() {
+        assert_eq!(usd_tick_decimals(57.5), 0);
+        assert_eq!(usd_tick_decimals(1150.0), 0);
+    }
 }

@@ -1,5 +1,5 @@
 //! Rules as keywarden keeps them: parsed and valid by construction
-//! (the only way to make one is [`crate::rules::file`]'s parser).
+//! (the only way to make one from text is the rules-file parser, `rules::parse`).
 //!
 //! A rule is also stored in the database as its canonical TOML/JSON form
 //! (see [`Rule`]'s serde impls), so these types round-trip through serde.
@@ -129,6 +129,9 @@ pub enum Amount {
     /// Read from an external source.
     Source(Source),
 }
+
+/// The default `max_age` of a budget source: 24 hours.
+pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
 
 /// An external budget source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

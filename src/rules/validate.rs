@@ -1,10 +1,20 @@
-//! Checks that compare rules (SPEC §3.4): duplicate names across files, and
+//! Checks that compare rules (SPEC §3.4): duplicate names, and
 //! rules of equal priority that can set one field of one key to different
 //! values (a warning).
 
-use super::diagnostic::{Diagnostic, Severity};
-use super::file::{Located, RulesFile};
-use super::model::{Match, Selector};
+use super::diagnostic::{Diagnostic, Position, Severity};
+use super::model::{Match, Rule, Selector};
+
+/// A rule and where it was defined, for diagnostics that compare rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Located<'a> {
+    /// The file.
+    pub file: &'a str,
+    /// The rule's place in it.
+    pub pos: Position,
+    /// The rule.
+    pub rule: &'a Rule,
+}
 
 /// Warnings for every pair of rules (accepted by `pair`) of equal priority
 /// that can set the same field of the same key to different values.
@@ -44,40 +54,32 @@ pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -
     out
 }
 
-/// Checks across several valid rules files: a name defined in two files is
-/// an error; rules of different files that conflict get a warning.
-pub fn across_files(files: &[RulesFile]) -> Vec<Diagnostic> {
-    let located: Vec<Located> = files
-        .iter()
-        .flat_map(|f| {
-            f.rules.iter().zip(&f.positions).map(|(rule, pos)| Located {
-                file: &f.path,
-                pos: *pos,
-                rule,
-            })
-        })
-        .collect();
+/// An error for every rule whose name an earlier rule already has: "at
+/// line N" of the same file, or "in FILE:N" of another.
+pub fn duplicate_names(rules: &[Located]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (i, b) in located.iter().enumerate() {
-        if let Some(a) = located[..i]
-            .iter()
-            .find(|a| a.rule.name == b.rule.name && a.file != b.file)
-        {
-            out.push(Diagnostic {
-                severity: Severity::Error,
-                file: b.file.to_string(),
-                line: b.pos.line,
-                col: b.pos.col,
-                rule: Some(b.rule.name.clone()),
-                field: Some("name".into()),
-                message: format!(
-                    "duplicate name: rule {:?} is already defined in {}:{}",
-                    a.rule.name, a.file, a.pos.line
-                ),
-            });
-        }
+    for (i, b) in rules.iter().enumerate() {
+        let Some(a) = rules[..i].iter().find(|a| a.rule.name == b.rule.name) else {
+            continue;
+        };
+        let place = if a.file == b.file {
+            format!("at line {}", a.pos.line)
+        } else {
+            format!("in {}:{}", a.file, a.pos.line)
+        };
+        out.push(Diagnostic {
+            severity: Severity::Error,
+            file: b.file.to_string(),
+            line: b.pos.line,
+            col: b.pos.col,
+            rule: Some(b.rule.name.clone()),
+            field: Some("name".into()),
+            message: format!(
+                "duplicate name: rule {:?} is already defined {place}",
+                a.rule.name
+            ),
+        });
     }
-    out.extend(conflicts(&located, |a, b| a.file != b.file));
     out
 }
 
@@ -97,39 +99,71 @@ pub fn can_overlap(a: &Selector, b: &Selector) -> bool {
     }
 }
 
+/// Which list of a selector an item is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemKind {
+    /// `hashes`: compared exactly.
+    Hash,
+    /// `names`: globs.
+    Name,
+    /// `labels`: globs.
+    Label,
+    /// `workspaces`: compared exactly.
+    Workspace,
+}
+
 /// One listed item of a selector: its kind and its pattern.
-type Item<'a> = (u8, &'a str);
+#[derive(Debug, Clone, Copy)]
+struct Item<'a> {
+    kind: ItemKind,
+    pattern: &'a str,
+}
+
+impl Item<'_> {
+    /// Characters that make a pattern a glob.
+    const META: [char; 5] = ['*', '?', '[', '{', '\\'];
+
+    /// Whether the item is a glob (names and labels with a glob character).
+    fn is_glob(&self) -> bool {
+        matches!(self.kind, ItemKind::Name | ItemKind::Label) && self.pattern.contains(Self::META)
+    }
+
+    /// The literal text before the first glob character.
+    fn prefix(&self) -> &str {
+        &self.pattern[..self.pattern.find(Self::META).unwrap_or(0)]
+    }
+
+    /// The literal text after the last glob character.
+    fn suffix(&self) -> &str {
+        &self.pattern[self.pattern.rfind(Self::META).map_or(0, |i| i + 1)..]
+    }
+}
 
 fn items(m: &Match) -> Vec<Item<'_>> {
-    let lists: [&[String]; 4] = [&m.hashes, &m.names, &m.labels, &m.workspaces];
+    let lists: [(ItemKind, &[String]); 4] = [
+        (ItemKind::Hash, &m.hashes),
+        (ItemKind::Name, &m.names),
+        (ItemKind::Label, &m.labels),
+        (ItemKind::Workspace, &m.workspaces),
+    ];
     lists
-        .iter()
-        .enumerate()
-        .flat_map(|(kind, list)| list.iter().map(move |s| (kind as u8, s.as_str())))
+        .into_iter()
+        .flat_map(|(kind, list)| list.iter().map(move |s| Item { kind, pattern: s }))
         .collect()
 }
 
 fn item_overlaps(a: &Item, b: &Item) -> bool {
-    const META: [char; 5] = ['*', '?', '[', '{', '\\'];
-    // Hashes (kind 0) and workspaces (kind 3) are compared exactly.
-    let glob = |item: &Item| matches!(item.0, 1 | 2) && item.1.contains(META);
-    if a.0 != b.0 {
+    if a.kind != b.kind {
         return true;
     }
-    match (glob(a), glob(b)) {
-        (false, false) => a.1 == b.1,
-        (true, false) => glob_matches(a.1, b.1),
-        (false, true) => glob_matches(b.1, a.1),
+    match (a.is_glob(), b.is_glob()) {
+        (false, false) => a.pattern == b.pattern,
+        (true, false) => glob_matches(a.pattern, b.pattern),
+        (false, true) => glob_matches(b.pattern, a.pattern),
         (true, true) => {
             // No name matches both when their literal prefixes (or suffixes) differ.
-            let (pa, pb) = (
-                &a.1[..a.1.find(META).unwrap_or(0)],
-                &b.1[..b.1.find(META).unwrap_or(0)],
-            );
-            let (sa, sb) = (
-                &a.1[a.1.rfind(META).map_or(0, |i| i + 1)..],
-                &b.1[b.1.rfind(META).map_or(0, |i| i + 1)..],
-            );
+            let (pa, pb) = (a.prefix(), b.prefix());
+            let (sa, sb) = (a.suffix(), b.suffix());
             (pa.starts_with(pb) || pb.starts_with(pa)) && (sa.ends_with(sb) || sb.ends_with(sa))
         }
     }

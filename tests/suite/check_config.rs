@@ -401,12 +401,7 @@ fn a_misspelt_notify_event_is_refused_naming_the_field_and_the_valid_names() {
 
 #[test]
 fn every_toml_snippet_of_the_rule_cookbook_passes() {
-    let doc = include_str!("../../README.md");
-    let cookbook = doc
-        .split("## Rule cookbook")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("the README has a rule cookbook");
+    let cookbook = include_str!("../../docs/cookbook.md");
     let blocks: Vec<&str> = cookbook
         .split("```toml\n")
         .skip(1)

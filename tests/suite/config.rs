@@ -1,7 +1,8 @@
 //! The configuration file (SPEC §2): defaults, unknown keys, inline keys,
 //! URL rules, overrides and the management key lookup.
 
-use keywarden::config::{Config, check_url};
+use keywarden::config::Config;
+use keywarden::url_policy::check_url;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;

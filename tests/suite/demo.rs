@@ -100,3 +100,19 @@ async fn days_and_database_keep_a_short_history_to_explore() {
     );
     assert!(rows.iter().any(|r| r["rule"] == "team-a-monthly"));
 }
+
+#[tokio::test]
+async fn the_demo_evaluates_every_example_rule_without_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keywarden(dir.path(), &["demo", "--days", "2"]).await;
+    let (story, log) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        !log.contains("WARN") && !story.contains("WARN"),
+        "the demo's own example does not warn:\n{log}{story}"
+    );
+    assert!(
+        story.contains("TEAM_B_BUDGET_USD=150"),
+        "the demo says where team-b's budget comes from:\n{story}"
+    );
+}

@@ -223,3 +223,32 @@ async fn a_key_in_the_config_exits_2_and_says_where_it_belongs() {
         "nothing was created"
     );
 }
+
+#[tokio::test]
+async fn plan_says_once_per_rule_that_its_budget_source_is_unavailable() {
+    let sb = crate::common::sandbox_with_keys(24).await;
+    let base = sb.base_url();
+    // TEAM_B_BUDGET_USD is not set: team-b-monthly (4 team-b keys) is not evaluated.
+    let me = Newcomer::new(
+        "",
+        &[
+            ("KEYWARDEN_BASE_URL", base.as_str()),
+            ("OPENROUTER_MANAGEMENT_KEY", sb.management_key()),
+        ],
+    );
+    me.import_example_rules().await;
+    let out = me.run(&["plan"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let skipped: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.starts_with("not evaluated:"))
+        .collect();
+    assert_eq!(
+        skipped,
+        ["not evaluated: rule team-b-monthly: budget source env:TEAM_B_BUDGET_USD unavailable"],
+        "{printed}"
+    );
+    let warnings = stderr(&out).matches("TEAM_B_BUDGET_USD is not set").count();
+    assert_eq!(warnings, 1, "{}", stderr(&out));
+}

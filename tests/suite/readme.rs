@@ -1,23 +1,57 @@
-//! The README is the user's manual, so what it shows must work: its set-up
-//! commands come first, every runnable (` ```sh `) block runs green against a
-//! sandbox, in order, as a newcomer would type it, and every TOML snippet is
-//! a valid rules file or configuration. Blocks marked ` ```console ` (root,
+//! The README and the pages of `docs/` are the user's manual, so what they
+//! show must work: the README's set-up commands come first, every runnable
+//! (` ```sh `) block runs green against a sandbox, in order (the README's,
+//! then each page's), as a newcomer would type it, every TOML snippet is a
+//! valid rules file or configuration, and every relative link leads to a
+//! file (and heading) that exists. Blocks marked ` ```console ` (root,
 //! systemd, long-running servers) are shown, not run.
 
-use keywarden::sandbox::{Sandbox, SandboxOptions};
 use std::path::Path;
 use std::process::Command;
 
 const README: &str = include_str!("../../README.md");
 
-/// The fenced blocks of `info` (e.g. `sh`, `toml`), in order.
-fn blocks(info: &str) -> Vec<&'static str> {
+/// The pages of `docs/`, in the order their runnable blocks run.
+const DOCS: &[(&str, &str)] = &[
+    ("docs/sandbox.md", include_str!("../../docs/sandbox.md")),
+    (
+        "docs/production.md",
+        include_str!("../../docs/production.md"),
+    ),
+    ("docs/cookbook.md", include_str!("../../docs/cookbook.md")),
+    ("docs/reports.md", include_str!("../../docs/reports.md")),
+    ("docs/commands.md", include_str!("../../docs/commands.md")),
+    (
+        "docs/configuration.md",
+        include_str!("../../docs/configuration.md"),
+    ),
+    (
+        "docs/reliability.md",
+        include_str!("../../docs/reliability.md"),
+    ),
+    (
+        "docs/performance.md",
+        include_str!("../../docs/performance.md"),
+    ),
+];
+
+/// The README and every page of `docs/`: (path, text).
+fn manual() -> impl Iterator<Item = (&'static str, &'static str)> {
+    std::iter::once(("README.md", README)).chain(DOCS.iter().copied())
+}
+
+/// The fenced blocks of `info` (e.g. `sh`, `toml`) of `doc`, in order.
+fn blocks(doc: &'static str, info: &str) -> Vec<&'static str> {
     let fence = format!("```{info}\n");
-    README
-        .split(&fence)
+    doc.split(&fence)
         .skip(1)
         .map(|rest| rest.split("\n```").next().unwrap())
         .collect()
+}
+
+/// The fenced blocks of `info` of the README and of every page, in order.
+fn manual_blocks(info: &str) -> Vec<&'static str> {
+    manual().flat_map(|(_, doc)| blocks(doc, info)).collect()
 }
 
 #[test]
@@ -28,15 +62,7 @@ fn the_two_set_up_commands_are_the_first_commands() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_runnable_block_runs_against_the_sandbox() {
-    let sandbox = Sandbox::start(
-        "127.0.0.1:0",
-        SandboxOptions {
-            keys: 24,
-            ..SandboxOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sandbox = crate::common::sandbox_with_keys(24).await;
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
@@ -57,7 +83,7 @@ async fn every_runnable_block_runs_against_the_sandbox() {
         std::env::var("PATH").unwrap_or_default()
     );
 
-    let runnable = blocks("sh");
+    let runnable = manual_blocks("sh");
     assert!(
         runnable.len() >= 4,
         "found {} runnable blocks",
@@ -108,7 +134,7 @@ async fn every_runnable_block_runs_against_the_sandbox() {
 
 #[test]
 fn every_toml_snippet_is_a_valid_rules_file_or_configuration() {
-    let snippets = blocks("toml");
+    let snippets = manual_blocks("toml");
     assert!(snippets.len() >= 12, "found {} toml blocks", snippets.len());
     let dir = tempfile::tempdir().unwrap();
     for (n, snippet) in snippets.iter().enumerate() {
@@ -146,4 +172,95 @@ fn every_toml_snippet_is_a_valid_rules_file_or_configuration() {
             );
         }
     }
+}
+
+/// The anchor GitHub gives a heading: lower case, spaces to `-`, other
+/// punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of the headings of `doc` (outside code blocks).
+fn anchors(doc: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut out = Vec::new();
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            out.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// The targets of the Markdown links and images of `doc`: `[text](target)`.
+fn link_targets(doc: &str) -> Vec<&str> {
+    doc.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .collect()
+}
+
+#[test]
+fn every_page_of_docs_is_checked_here() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages: Vec<String> = std::fs::read_dir(repo.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    pages.sort();
+    let mut checked: Vec<String> = DOCS.iter().map(|(path, _)| path.to_string()).collect();
+    checked.sort();
+    assert_eq!(pages, checked, "add the page to DOCS");
+}
+
+#[test]
+fn every_relative_link_leads_to_a_file_and_heading_that_exist() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for (path, doc) in manual() {
+        let dir = repo.join(path).parent().unwrap().to_path_buf();
+        for target in link_targets(doc) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let (resolved, text) = if file.is_empty() {
+                (repo.join(path), doc.to_string())
+            } else {
+                let resolved = dir.join(file);
+                assert!(
+                    resolved.exists(),
+                    "{path}: the link ({target}) leads to no file"
+                );
+                let text = if file.ends_with(".md") {
+                    std::fs::read_to_string(&resolved).unwrap()
+                } else {
+                    String::new()
+                };
+                (resolved, text)
+            };
+            if !fragment.is_empty() {
+                assert!(
+                    anchors(&text).iter().any(|a| a == fragment),
+                    "{path}: the link ({target}) names no heading of {}",
+                    resolved.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} relative links found");
 }

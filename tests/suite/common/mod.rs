@@ -35,6 +35,20 @@ pub fn seed(name: &str) -> SeedKey {
     }
 }
 
+/// A sandbox on a free loopback port with `keys` generated keys
+/// (`team-a-01`, `team-b-01`, …), following real time.
+pub async fn sandbox_with_keys(keys: usize) -> Sandbox {
+    Sandbox::start(
+        "127.0.0.1:0",
+        SandboxOptions {
+            keys,
+            ..SandboxOptions::default()
+        },
+    )
+    .await
+    .expect("sandbox starts")
+}
+
 /// 10:00 UTC on a day of November 2026.
 pub fn nov(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, 10, 0, 0).unwrap()
