@@ -3,13 +3,13 @@
 //! the items, and each webhook's delivery position and attempts. Which
 //! events are notified, and what they say, is `notify`'s business.
 
-use super::runs::{CHANGE_COLUMNS, EVENT_COLUMNS, change_row, event_row};
+use super::runs::{CHANGE_COLUMNS, EVENT_COLUMNS, change_row, event_row, insert_event};
 use super::{ChangeRow, EventRow, Store, parse_event_kind, parse_ts, ts};
 use crate::domain::event::EventKind;
 use crate::engine::Outcome;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::{Row as _, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Row as _, Sqlite, Transaction};
 
 /// One item of the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -507,26 +507,4 @@ impl OutboxBatch {
         self.tx.commit().await?;
         Ok(())
     }
-}
-
-async fn insert_event(
-    conn: &mut SqliteConnection,
-    run_id: Option<i64>,
-    at: DateTime<Utc>,
-    kind: EventKind,
-    rule: Option<&str>,
-    key_hash: Option<&str>,
-    detail: &Value,
-) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO events (run_id, at, kind, rule, key_hash, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(run_id)
-    .bind(ts(at))
-    .bind(kind.as_str())
-    .bind(rule)
-    .bind(key_hash)
-    .bind(detail.to_string())
-    .fetch_one(&mut *conn)
-    .await?)
 }

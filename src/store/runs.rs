@@ -386,18 +386,8 @@ impl Store {
         key_hash: Option<&str>,
         detail: &serde_json::Value,
     ) -> anyhow::Result<i64> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO events (run_id, at, kind, rule, key_hash, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(run_id)
-        .bind(ts(at))
-        .bind(kind.as_str())
-        .bind(rule)
-        .bind(key_hash)
-        .bind(detail.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
+        let mut conn = self.pool.acquire().await?;
+        insert_event(&mut conn, run_id, at, kind, rule, key_hash, detail).await
     }
 
     /// Events in `[since, until)`, oldest first.
@@ -538,4 +528,27 @@ fn parse_fields(json: &str) -> anyhow::Result<BTreeMap<Field, FieldChange>> {
             ))
         })
         .collect()
+}
+
+/// Inserts one event row on `conn` (inside a transaction or not); returns its id.
+pub(super) async fn insert_event(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: Option<i64>,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    rule: Option<&str>,
+    key_hash: Option<&str>,
+    detail: &serde_json::Value,
+) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO events (run_id, at, kind, rule, key_hash, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(run_id)
+    .bind(ts(at))
+    .bind(kind.as_str())
+    .bind(rule)
+    .bind(key_hash)
+    .bind(detail.to_string())
+    .fetch_one(&mut *conn)
+    .await?)
 }
