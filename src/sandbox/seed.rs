@@ -179,6 +179,20 @@ pub(crate) fn sha256_hex(text: &str) -> String {
     format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
+/// A version-4-shaped UUID derived from `text`, so ids repeat across runs:
+/// `xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx`.
+pub(crate) fn uuid_of(text: &str) -> String {
+    let hex = sha256_hex(text);
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

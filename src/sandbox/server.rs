@@ -3,6 +3,7 @@
 
 use super::account::{Account, AccountError, Caller, NewKey};
 use super::journal::JournalEntry;
+use super::{guardrail_routes, workspace_routes};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::Credits;
 use crate::domain::Key;
@@ -26,7 +27,8 @@ pub(crate) const API_PREFIX: &str = "/api/v1";
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 1 << 20;
 
-/// The `/api/v1` router.
+/// The `/api/v1` router: keys, credits, workspaces and guardrails, with
+/// the journal and the faults around every route.
 pub(crate) fn router(account: Account) -> Router {
     Router::new()
         .route("/keys", get(list_keys).post(create_key))
@@ -36,6 +38,8 @@ pub(crate) fn router(account: Account) -> Router {
         )
         .route("/key", get(current_key))
         .route("/credits", get(credits))
+        .merge(workspace_routes::router())
+        .merge(guardrail_routes::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             account.clone(),
@@ -73,14 +77,17 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Account
 #[derive(Debug, Clone, Copy)]
 struct Applied;
 
-fn applied(response: impl IntoResponse) -> Response {
+pub(super) fn applied(response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
     response.extensions_mut().insert(Applied);
     response
 }
 
 /// Only the management key may call the management endpoints.
-fn require_management(account: &Account, headers: &HeaderMap) -> Result<(), AccountError> {
+pub(super) fn require_management(
+    account: &Account,
+    headers: &HeaderMap,
+) -> Result<(), AccountError> {
     match account.authenticate(headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))? {
         Caller::Management => Ok(()),
         Caller::Key(_) => Err(AccountError::NotManagement),
@@ -159,10 +166,11 @@ async fn patch_key(
     Ok(applied(Json(Data { data })))
 }
 
-/// `DELETE /keys/{hash}` answer.
+/// The answer of a `DELETE`: `{"deleted": true}`.
 #[derive(Debug, Serialize)]
-struct Deleted {
-    deleted: bool,
+pub(super) struct Deleted {
+    /// Always `true`.
+    pub(super) deleted: bool,
 }
 
 async fn delete_key(
