@@ -37,6 +37,7 @@ mod report_browser;
 mod revert;
 mod rules_cli;
 mod sandbox;
+mod sandbox_guardrails;
 mod sandbox_schema;
 mod secrets;
 mod service;
