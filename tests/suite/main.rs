@@ -39,6 +39,7 @@ mod rules_cli;
 mod sandbox;
 mod sandbox_guardrails;
 mod sandbox_schema;
+mod sdk;
 mod secrets;
 mod service;
 mod store;
