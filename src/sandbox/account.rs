@@ -8,7 +8,7 @@ use super::current_key::CurrentKeyView;
 use super::faults::{ActiveFaults, Faults};
 use super::guardrail::{Assignment, Guardrail, Refusal, start_guardrails};
 use super::journal::{Journal, JournalEntry};
-use super::seed::{SeedKey, sha256_hex};
+use super::seed::{SeedKey, sha256_hex, uuid_of};
 use super::traffic::{self, Stream, TrafficSpec};
 use super::window::{Periods, UsageCounter};
 use super::workspace::{Workspace, start_workspaces};
@@ -289,7 +289,11 @@ impl KeyRecord {
             last_used_at: None,
             usage,
             byok,
-            assignment: None,
+            assignment: seed.guardrail_id.as_ref().map(|guardrail_id| Assignment {
+                id: uuid_of(&format!("seeded assignment\n{}", seed.hash())),
+                guardrail_id: guardrail_id.clone(),
+                created_at: now,
+            }),
         }
     }
 
@@ -471,6 +475,14 @@ impl State {
         let now = self.clock.now();
         for seed in seeds {
             seed.validate().map_err(AccountError::Invalid)?;
+            if let Some(id) = &seed.guardrail_id {
+                if !self.guardrails.iter().any(|g| &g.id == id) {
+                    return Err(AccountError::Invalid(format!(
+                        "key {:?}: no guardrail has id {id}",
+                        seed.name
+                    )));
+                }
+            }
             self.insert(KeyRecord::from_seed(seed, now))?;
         }
         Ok(())
@@ -835,6 +847,10 @@ impl Clock for Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::guardrail::{CHEAP_MODELS_ONLY, GuardrailFields, KeyHashes, NO_TRAINING};
+    use crate::sandbox::paging::PageRequest;
+    use crate::sandbox::seed::{generated, spread_over_workspaces};
+    use crate::sandbox::workspace::{RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -876,6 +892,66 @@ mod tests {
     }
 
     #[test]
+    fn spread_keys_sit_in_three_workspaces_and_some_hold_a_guardrail() {
+        let mut seeds = generated(8);
+        spread_over_workspaces(&mut seeds);
+        let acc = account(seeds);
+        let page = PageRequest::default();
+        let workspaces: Vec<String> = acc
+            .keys()
+            .into_iter()
+            .filter_map(|k| k.workspace_id)
+            .collect();
+        assert_eq!(
+            workspaces[..3],
+            [DEFAULT_WORKSPACE, RESEARCH_WORKSPACE, SUPPORT_WORKSPACE]
+        );
+        assert_eq!(acc.list(0, true, None).len(), 3);
+        let held: Vec<String> = acc
+            .assignments(None, page)
+            .unwrap()
+            .data
+            .into_iter()
+            .map(|a| a.guardrail_id)
+            .collect();
+        assert_eq!(
+            held,
+            [
+                CHEAP_MODELS_ONLY,
+                NO_TRAINING,
+                CHEAP_MODELS_ONLY,
+                NO_TRAINING
+            ]
+        );
+    }
+
+    #[test]
+    fn a_seed_key_on_an_unknown_guardrail_is_refused() {
+        let seed = SeedKey {
+            name: "a".into(),
+            guardrail_id: Some("nope".into()),
+            ..SeedKey::default()
+        };
+        let err = Account::new(vec![seed], SecretString::from("k"), None).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn reset_forgets_created_guardrails_and_assignments() {
+        let acc = account(generated(2));
+        let page = PageRequest::default();
+        let hashes = KeyHashes {
+            key_hashes: acc.keys().into_iter().map(|k| k.hash).collect(),
+        };
+        acc.assign_keys(NO_TRAINING, &hashes).unwrap();
+        let new: GuardrailFields = serde_json::from_str(r#"{"name": "extra"}"#).unwrap();
+        acc.create_guardrail(new).unwrap();
+        acc.reset();
+        assert_eq!(acc.guardrails(page, None).total_count, 2);
+        assert_eq!(acc.assignments(None, page).unwrap().total_count, 0);
+    }
+
+    #[test]
     fn duplicate_hashes_are_refused() {
         let seed = SeedKey {
             name: "a".into(),
@@ -888,7 +964,7 @@ mod tests {
 
     #[test]
     fn reset_restores_the_seeded_keys_and_credits() {
-        let acc = account(super::super::seed::generated(3));
+        let acc = account(generated(3));
         let (created, _) = acc
             .create_key(NewKey {
                 name: "new".into(),

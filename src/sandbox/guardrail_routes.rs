@@ -13,8 +13,7 @@
 use super::account::{Account, AccountError};
 use super::guardrail::{Assigned, Guardrail, KeyAssignment, KeyHashes, Unassigned};
 use super::paging::{Page, PageRequest};
-use super::server::{Deleted, applied, parse_json, require_management};
-use super::workspace_routes::page_of;
+use super::server::{Deleted, applied, page_of, parse_json, require_management};
 use crate::openrouter::model::Data;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -151,7 +150,6 @@ async fn assignments(
 ) -> Result<Json<Page<KeyAssignment>>, AccountError> {
     require_management(&account, &headers)?;
     let id = id_of(path)?;
-    account.guardrail(&id)?;
     Ok(Json(account.assignments(Some(&id), page_of(query)?)?))
 }
 

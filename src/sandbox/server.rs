@@ -3,6 +3,7 @@
 
 use super::account::{Account, AccountError, Caller, NewKey};
 use super::journal::JournalEntry;
+use super::paging::PageRequest;
 use super::{guardrail_routes, workspace_routes};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::Credits;
@@ -71,6 +72,14 @@ impl IntoResponse for AccountError {
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AccountError> {
     serde_json::from_slice(bytes)
         .map_err(|e| AccountError::Invalid(format!("Invalid request body: {e}")))
+}
+
+/// The paging of a listing's query; a 400 saying what is wrong otherwise.
+pub(super) fn page_of(
+    query: Result<Query<PageRequest>, QueryRejection>,
+) -> Result<PageRequest, AccountError> {
+    let Query(page) = query.map_err(|e| AccountError::Invalid(e.body_text()))?;
+    page.validate()
 }
 
 /// Marks a response whose request changed the account (for the journal).

@@ -8,7 +8,7 @@
 
 use super::account::{Account, AccountError};
 use super::paging::{Page, PageRequest};
-use super::server::{applied, parse_json, require_management};
+use super::server::{applied, page_of, parse_json, require_management};
 use super::workspace::Workspace;
 use crate::openrouter::model::Data;
 use axum::body::Bytes;
@@ -24,14 +24,6 @@ pub(super) fn router() -> Router<Account> {
     Router::new()
         .route("/workspaces", get(list).post(create))
         .route("/workspaces/{id}", get(one))
-}
-
-/// The paging of a listing's query; a 400 saying what is wrong otherwise.
-pub(super) fn page_of(
-    query: Result<Query<PageRequest>, QueryRejection>,
-) -> Result<PageRequest, AccountError> {
-    let Query(page) = query.map_err(|e| AccountError::Invalid(e.body_text()))?;
-    page.validate()
 }
 
 async fn list(
