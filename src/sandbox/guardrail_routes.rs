@@ -13,12 +13,13 @@
 use super::account::{Account, AccountError};
 use super::guardrail::{Assigned, Guardrail, KeyAssignment, KeyHashes, Unassigned};
 use super::paging::{Page, PageRequest};
-use super::server::{Deleted, applied, page_of, parse_json, require_management};
+use super::server::{Deleted, Managed, applied, page_of, parse_json};
 use crate::openrouter::model::Data;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,10 +38,23 @@ pub(super) fn router() -> Router<Account> {
         .route("/guardrails/{id}/assignments/keys/remove", post(unassign))
 }
 
-/// A `{id}` path segment; one that cannot be decoded names no guardrail.
-fn id_of(path: Result<Path<String>, PathRejection>) -> Result<String, AccountError> {
-    path.map(|Path(id)| id)
-        .map_err(|_| AccountError::GuardrailNotFound)
+/// The `{id}` of a guardrail the account holds (404 otherwise, before the
+/// body is read).
+struct KnownGuardrail(String);
+
+impl FromRequestParts<Account> for KnownGuardrail {
+    type Rejection = AccountError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        account: &Account,
+    ) -> Result<KnownGuardrail, AccountError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, account)
+            .await
+            .map_err(|_| AccountError::GuardrailNotFound)?;
+        account.guardrail(&id)?;
+        Ok(KnownGuardrail(id))
+    }
 }
 
 /// The query of `GET /guardrails` (flattening [`PageRequest`] in would
@@ -56,11 +70,9 @@ struct ListQuery {
 }
 
 async fn list(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page<Guardrail>>, AccountError> {
-    require_management(&account, &headers)?;
     let Query(ListQuery {
         offset,
         limit,
@@ -70,94 +82,68 @@ async fn list(
     Ok(Json(account.guardrails(page, workspace_id.as_deref())))
 }
 
-async fn create(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
+async fn create(Managed(account): Managed, body: Bytes) -> Result<Response, AccountError> {
     let data = account.create_guardrail(parse_json(&body)?)?;
     Ok(applied((StatusCode::CREATED, Json(Data { data }))))
 }
 
 async fn one(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    Managed(account): Managed,
+    KnownGuardrail(id): KnownGuardrail,
 ) -> Result<Json<Data<Guardrail>>, AccountError> {
-    require_management(&account, &headers)?;
     Ok(Json(Data {
-        data: account.guardrail(&id_of(path)?)?,
+        data: account.guardrail(&id)?,
     }))
 }
 
 async fn update(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    Managed(account): Managed,
+    KnownGuardrail(id): KnownGuardrail,
     body: Bytes,
 ) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
-    let id = id_of(path)?;
-    account.guardrail(&id)?;
     let data = account.update_guardrail(&id, parse_json(&body)?)?;
     Ok(applied(Json(Data { data })))
 }
 
 async fn delete(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    Managed(account): Managed,
+    KnownGuardrail(id): KnownGuardrail,
 ) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
-    account.delete_guardrail(&id_of(path)?)?;
+    account.delete_guardrail(&id)?;
     Ok(applied(Json(Deleted { deleted: true })))
 }
 
 async fn assign(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    Managed(account): Managed,
+    KnownGuardrail(id): KnownGuardrail,
     body: Bytes,
 ) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
-    let id = id_of(path)?;
-    account.guardrail(&id)?;
     let hashes: KeyHashes = parse_json(&body)?;
     let answer: Assigned = account.assign_keys(&id, &hashes)?;
     Ok(applied(Json(answer)))
 }
 
 async fn unassign(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    Managed(account): Managed,
+    KnownGuardrail(id): KnownGuardrail,
     body: Bytes,
 ) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
-    let id = id_of(path)?;
-    account.guardrail(&id)?;
     let hashes: KeyHashes = parse_json(&body)?;
     let answer: Unassigned = account.unassign_keys(&id, &hashes)?;
     Ok(applied(Json(answer)))
 }
 
 async fn assignments(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    Managed(account): Managed,
+    KnownGuardrail(id): KnownGuardrail,
     query: Result<Query<PageRequest>, QueryRejection>,
 ) -> Result<Json<Page<KeyAssignment>>, AccountError> {
-    require_management(&account, &headers)?;
-    let id = id_of(path)?;
     Ok(Json(account.assignments(Some(&id), page_of(query)?)?))
 }
 
 async fn all_assignments(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     query: Result<Query<PageRequest>, QueryRejection>,
 ) -> Result<Json<Page<KeyAssignment>>, AccountError> {
-    require_management(&account, &headers)?;
     Ok(Json(account.assignments(None, page_of(query)?)?))
 }

@@ -8,13 +8,13 @@
 
 use super::account::{Account, AccountError};
 use super::paging::{Page, PageRequest};
-use super::server::{applied, page_of, parse_json, require_management};
+use super::server::{Managed, applied, page_of, parse_json};
 use super::workspace::Workspace;
 use crate::openrouter::model::Data;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -27,30 +27,21 @@ pub(super) fn router() -> Router<Account> {
 }
 
 async fn list(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     query: Result<Query<PageRequest>, QueryRejection>,
 ) -> Result<Json<Page<Workspace>>, AccountError> {
-    require_management(&account, &headers)?;
     Ok(Json(account.workspaces(page_of(query)?)))
 }
 
-async fn create(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
+async fn create(Managed(account): Managed, body: Bytes) -> Result<Response, AccountError> {
     let data = account.create_workspace(parse_json(&body)?)?;
     Ok(applied((StatusCode::CREATED, Json(Data { data }))))
 }
 
 async fn one(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Data<Workspace>>, AccountError> {
-    require_management(&account, &headers)?;
     let Path(id) = path.map_err(|_| AccountError::WorkspaceNotFound)?;
     Ok(Json(Data {
         data: account.workspace(&id)?,
