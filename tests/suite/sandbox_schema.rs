@@ -173,9 +173,37 @@ fn the_checker_catches_missing_and_mistyped_fields() {
 /// One request: spec path, method, request path, body, bearer, expected status.
 type Case<'a> = (&'a str, Method, String, Option<Value>, Option<&'a str>, u16);
 
+/// A sandbox with three generated keys, then `seed_keys`, its clock
+/// standing at 2026-11-27T10:00:00Z.
+async fn start_sandbox(seed_keys: Vec<SeedKey>) -> Sandbox {
+    let opts = SandboxOptions {
+        keys: 3,
+        seed_keys,
+        management_key: None,
+        start: Some(
+            DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ),
+    };
+    Sandbox::start("127.0.0.1:0", opts).await.unwrap()
+}
+
 /// A `GET` case.
 fn get<'a>(spec_path: &'a str, path: &str, bearer: Option<&'a str>, want: u16) -> Case<'a> {
     (spec_path, Method::GET, path.to_owned(), None, bearer, want)
+}
+
+/// A case with a JSON body.
+fn with_body<'a>(
+    spec_path: &'a str,
+    method: Method,
+    path: &str,
+    body: Value,
+    bearer: Option<&'a str>,
+    want: u16,
+) -> Case<'a> {
+    (spec_path, method, path.to_owned(), Some(body), bearer, want)
 }
 
 /// Sends `case` to the sandbox at `base`, asserts its status and that its
@@ -223,17 +251,7 @@ async fn every_answer_matches_the_published_schema_and_carries_the_newer_fields(
         limit_reset: Some(LimitReset::Monthly),
         ..SeedKey::default()
     };
-    let opts = SandboxOptions {
-        keys: 3,
-        seed_keys: vec![limited],
-        management_key: None,
-        start: Some(
-            DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        ),
-    };
-    let sandbox = Sandbox::start("127.0.0.1:0", opts).await.unwrap();
+    let sandbox = start_sandbox(vec![limited]).await;
     let http = reqwest::Client::new();
     let base = sandbox.base_url();
     let mgmt = sandbox.management_key().to_owned();
@@ -452,17 +470,7 @@ async fn every_answer_matches_the_published_schema_and_carries_the_newer_fields(
 #[tokio::test]
 async fn every_workspace_and_guardrail_answer_matches_the_management_schema() {
     let root = spec_at(MANAGEMENT_SPEC);
-    let opts = SandboxOptions {
-        keys: 3,
-        seed_keys: vec![],
-        management_key: None,
-        start: Some(
-            DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        ),
-    };
-    let sandbox = Sandbox::start("127.0.0.1:0", opts).await.unwrap();
+    let sandbox = start_sandbox(vec![]).await;
     let http = reqwest::Client::new();
     let base = sandbox.base_url();
     let mgmt = sandbox.management_key().to_owned();
@@ -482,43 +490,43 @@ async fn every_workspace_and_guardrail_answer_matches_the_management_schema() {
         get("/workspaces", "/workspaces", m, 200),
         get("/workspaces", "/workspaces?offset=1&limit=1", m, 200),
         get("/workspaces", "/workspaces", None, 401),
-        (
+        with_body(
             "/workspaces",
             Method::POST,
-            "/workspaces".into(),
-            Some(json!({"name": "Growth", "slug": "growth", "description": null})),
+            "/workspaces",
+            json!({"name": "Growth", "slug": "growth", "description": null}),
             m,
             201,
         ),
-        (
+        with_body(
             "/workspaces",
             Method::POST,
-            "/workspaces".into(),
-            Some(json!({"name": "Growth", "slug": "Not A Slug"})),
+            "/workspaces",
+            json!({"name": "Growth", "slug": "Not A Slug"}),
             m,
             400,
         ),
-        (
+        with_body(
             "/workspaces",
             Method::POST,
-            "/workspaces".into(),
-            Some(json!({"name": "Again", "slug": "research"})),
+            "/workspaces",
+            json!({"name": "Again", "slug": "research"}),
             m,
             400,
         ),
-        (
+        with_body(
             "/workspaces",
             Method::POST,
-            "/workspaces".into(),
-            Some(json!({"name": "x", "slug": "x"})),
+            "/workspaces",
+            json!({"name": "x", "slug": "x"}),
             None,
             401,
         ),
-        (
+        with_body(
             "/workspaces",
             Method::POST,
-            "/workspaces".into(),
-            Some(json!({"name": "x", "slug": "x"})),
+            "/workspaces",
+            json!({"name": "x", "slug": "x"}),
             Some(&key_secret),
             403,
         ),
@@ -534,105 +542,105 @@ async fn every_workspace_and_guardrail_answer_matches_the_management_schema() {
         get("/guardrails", "/guardrails", m, 200),
         get("/guardrails", "/guardrails?limit=0", m, 400),
         get("/guardrails", "/guardrails", None, 401),
-        (
+        with_body(
             "/guardrails",
             Method::POST,
-            "/guardrails".into(),
-            Some(json!({
+            "/guardrails",
+            json!({
                 "name": "capped", "limit_usd": 50, "reset_interval": "monthly",
                 "allowed_providers": ["openai"], "enforce_zdr": true,
-            })),
+            }),
             m,
             201,
         ),
-        (
+        with_body(
             "/guardrails",
             Method::POST,
-            "/guardrails".into(),
-            Some(json!({"name": "bad", "reset_interval": "yearly"})),
+            "/guardrails",
+            json!({"name": "bad", "reset_interval": "yearly"}),
             m,
             400,
         ),
-        (
+        with_body(
             "/guardrails",
             Method::POST,
-            "/guardrails".into(),
-            Some(json!({"name": "x"})),
+            "/guardrails",
+            json!({"name": "x"}),
             None,
             401,
         ),
-        (
+        with_body(
             "/guardrails",
             Method::POST,
-            "/guardrails".into(),
-            Some(json!({"name": "x"})),
+            "/guardrails",
+            json!({"name": "x"}),
             Some(&key_secret),
             403,
         ),
         get("/guardrails/{id}", &cheap, m, 200),
         get("/guardrails/{id}", unknown, m, 404),
         get("/guardrails/{id}", &cheap, None, 401),
-        (
+        with_body(
             "/guardrails/{id}",
             Method::PATCH,
-            format!("/guardrails/{NO_TRAINING}"),
-            Some(json!({"limit_usd": 75, "reset_interval": "weekly", "description": null})),
+            &format!("/guardrails/{NO_TRAINING}"),
+            json!({"limit_usd": 75, "reset_interval": "weekly", "description": null}),
             m,
             200,
         ),
-        (
+        with_body(
             "/guardrails/{id}",
             Method::PATCH,
-            format!("/guardrails/{NO_TRAINING}"),
-            Some(json!({"allowed_models": []})),
+            &format!("/guardrails/{NO_TRAINING}"),
+            json!({"allowed_models": []}),
             m,
             400,
         ),
-        (
+        with_body(
             "/guardrails/{id}",
             Method::PATCH,
-            unknown.into(),
-            Some(json!({"limit_usd": 1})),
+            unknown,
+            json!({"limit_usd": 1}),
             m,
             404,
         ),
-        (
+        with_body(
             "/guardrails/{id}",
             Method::PATCH,
-            cheap.clone(),
-            Some(json!({"limit_usd": 1})),
+            &cheap,
+            json!({"limit_usd": 1}),
             None,
             401,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys",
             Method::POST,
-            format!("{cheap}/assignments/keys"),
-            Some(hashes.clone()),
+            &format!("{cheap}/assignments/keys"),
+            hashes.clone(),
             m,
             200,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys",
             Method::POST,
-            format!("{cheap}/assignments/keys"),
-            Some(json!({"key_hashes": []})),
+            &format!("{cheap}/assignments/keys"),
+            json!({"key_hashes": []}),
             m,
             400,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys",
             Method::POST,
-            format!("{unknown}/assignments/keys"),
-            Some(hashes.clone()),
+            &format!("{unknown}/assignments/keys"),
+            hashes.clone(),
             m,
             404,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys",
             Method::POST,
-            format!("{cheap}/assignments/keys"),
-            Some(hashes.clone()),
+            &format!("{cheap}/assignments/keys"),
+            hashes.clone(),
             None,
             401,
         ),
@@ -666,35 +674,35 @@ async fn every_workspace_and_guardrail_answer_matches_the_management_schema() {
             None,
             401,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys/remove",
             Method::POST,
-            format!("{cheap}/assignments/keys/remove"),
-            Some(hashes.clone()),
+            &format!("{cheap}/assignments/keys/remove"),
+            hashes.clone(),
             m,
             200,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys/remove",
             Method::POST,
-            format!("{cheap}/assignments/keys/remove"),
-            Some(json!({"hashes": []})),
+            &format!("{cheap}/assignments/keys/remove"),
+            json!({"hashes": []}),
             m,
             400,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys/remove",
             Method::POST,
-            format!("{unknown}/assignments/keys/remove"),
-            Some(hashes.clone()),
+            &format!("{unknown}/assignments/keys/remove"),
+            hashes.clone(),
             m,
             404,
         ),
-        (
+        with_body(
             "/guardrails/{id}/assignments/keys/remove",
             Method::POST,
-            format!("{cheap}/assignments/keys/remove"),
-            Some(hashes.clone()),
+            &format!("{cheap}/assignments/keys/remove"),
+            hashes.clone(),
             None,
             401,
         ),
