@@ -1,13 +1,17 @@
-//! The simulated account: its keys and their usage, credits, the sandbox
-//! clock, the faults in force and the journal. Cheap to clone; every clone
-//! is the same account.
+//! The simulated account: its keys and their usage, workspaces, guardrails
+//! and which key holds which, credits, the sandbox clock, the faults in
+//! force and the journal. Cheap to clone; every clone is the same account.
+
+mod catalog;
 
 use super::current_key::CurrentKeyView;
 use super::faults::{ActiveFaults, Faults};
+use super::guardrail::{Assignment, Guardrail, Refusal, start_guardrails};
 use super::journal::{Journal, JournalEntry};
-use super::seed::{SeedKey, sha256_hex};
+use super::seed::{SeedKey, sha256_hex, uuid_of};
 use super::traffic::{self, Stream, TrafficSpec};
 use super::window::{Periods, UsageCounter};
+use super::workspace::{Workspace, start_workspaces};
 use crate::clock::Clock;
 use crate::domain::Credits;
 use crate::domain::{Key, LimitReset};
@@ -25,8 +29,9 @@ pub const DEFAULT_WORKSPACE: &str = "00000000-0000-4000-8000-00000000a11c";
 pub const START_CREDITS: f64 = 1000.0;
 /// Keys per `GET /keys` page.
 pub const PAGE_SIZE: usize = 100;
-/// The `creator_user_id` of every sandbox key.
-const CREATOR: &str = "user_sandbox";
+/// The `creator_user_id` of every sandbox key, the `created_by` of its
+/// workspaces and the `assigned_by` of its guardrail assignments.
+pub(crate) const CREATOR: &str = "user_sandbox";
 
 /// Why the account refused an operation; [`AccountError::status`] is its HTTP status.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,6 +48,22 @@ pub enum AccountError {
     /// No key has that hash (404).
     #[error("Key not found")]
     NotFound,
+    /// No workspace has that id or slug (404).
+    #[error("Workspace not found")]
+    WorkspaceNotFound,
+    /// No guardrail has that id (404).
+    #[error("Guardrail not found")]
+    GuardrailNotFound,
+    /// Spend on a model the key's guardrail does not allow (403).
+    #[error("{}", refusal_message(model, guardrail, *refusal))]
+    ModelRefused {
+        /// The model asked for.
+        model: String,
+        /// The name of the key's guardrail.
+        guardrail: String,
+        /// Which of its lists refused it.
+        refusal: Refusal,
+    },
     /// The request is malformed (400).
     #[error("{0}")]
     Invalid(String),
@@ -69,12 +90,28 @@ impl AccountError {
         match self {
             AccountError::MissingAuth | AccountError::BadAuth => 401,
             AccountError::OverLimit { .. } => 402,
-            AccountError::NotManagement | AccountError::Disabled | AccountError::Expired => 403,
-            AccountError::NotFound => 404,
+            AccountError::NotManagement
+            | AccountError::Disabled
+            | AccountError::Expired
+            | AccountError::ModelRefused { .. } => 403,
+            AccountError::NotFound
+            | AccountError::WorkspaceNotFound
+            | AccountError::GuardrailNotFound => 404,
             AccountError::DuplicateHash(_) => 409,
             AccountError::Invalid(_) => 400,
         }
     }
+}
+
+/// What a refused spend says: the model, the guardrail and its list.
+fn refusal_message(model: &str, guardrail: &str, refusal: Refusal) -> String {
+    let why = match refusal {
+        Refusal::ModelNotAllowed => "is not in its allowed models",
+        Refusal::ModelIgnored => "is in its ignored models",
+        Refusal::ProviderNotAllowed => "is from a provider not in its allowed providers",
+        Refusal::ProviderIgnored => "is from a provider in its ignored providers",
+    };
+    format!("Model {model} is not allowed by this key's guardrail {guardrail}: it {why}")
 }
 
 /// Who a request is authenticated as.
@@ -110,6 +147,18 @@ pub struct NewKey {
     /// Workspace (default: the default workspace).
     #[serde(default)]
     pub workspace_id: Option<String>,
+}
+
+/// One spend on a key (`POST /_sandbox/spend`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spend {
+    /// How much, in USD (≥ 0).
+    pub usd: f64,
+    /// BYOK spend rather than credit spend.
+    pub byok: bool,
+    /// The model spent on (`provider/name`); checked against the key's
+    /// guardrail. `None`: no model, no check.
+    pub model: Option<String>,
 }
 
 /// The sandbox clock: stands still (moved only when told) or follows real
@@ -158,6 +207,8 @@ struct KeyRecord {
     last_used_at: Option<DateTime<Utc>>,
     usage: UsageCounter,
     byok: UsageCounter,
+    /// The guardrail it holds, if any.
+    assignment: Option<Assignment>,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -238,6 +289,11 @@ impl KeyRecord {
             last_used_at: None,
             usage,
             byok,
+            assignment: seed.guardrail_id.as_ref().map(|guardrail_id| Assignment {
+                id: uuid_of(&format!("seeded assignment\n{}", seed.hash())),
+                guardrail_id: guardrail_id.clone(),
+                created_at: now,
+            }),
         }
     }
 
@@ -298,6 +354,12 @@ struct State {
     journal: Journal,
     /// Simulated traffic in force, spent as the clock moves.
     traffic: Vec<Stream>,
+    /// Workspaces in creation order.
+    workspaces: Vec<Workspace>,
+    /// Guardrails in creation order.
+    guardrails: Vec<Guardrail>,
+    /// Numbers the workspaces, guardrails and assignments created, for their ids.
+    next_id: u64,
 }
 
 impl State {
@@ -315,6 +377,9 @@ impl State {
             faults: ActiveFaults::default(),
             journal: Journal::default(),
             traffic: Vec::new(),
+            workspaces: start_workspaces(clock.now()),
+            guardrails: start_guardrails(clock.now()),
+            next_id: 0,
         }
     }
 
@@ -322,11 +387,14 @@ impl State {
     fn spend_at(
         &mut self,
         hash: &str,
-        usd: f64,
-        byok: bool,
+        spend: &Spend,
         at: DateTime<Utc>,
     ) -> Result<&KeyRecord, AccountError> {
+        let Spend { usd, byok, .. } = *spend;
         let periods = Periods::at(at);
+        if let Some(model) = &spend.model {
+            self.admit(hash, model)?;
+        }
         let key = self.key_mut(hash)?;
         if key.disabled {
             return Err(AccountError::Disabled);
@@ -374,7 +442,12 @@ impl State {
                 let at = DateTime::from_timestamp(minute * 60, 0).unwrap_or(now);
                 for (hash, salt) in &selected {
                     let usd = stream.spec.spend_in(minute, *salt);
-                    let spent = self.spend_at(hash, usd, stream.spec.byok, at).is_ok();
+                    let spend = Spend {
+                        usd,
+                        byok: stream.spec.byok,
+                        model: None,
+                    };
+                    let spent = self.spend_at(hash, &spend, at).is_ok();
                     stream.count(spent.then_some(usd));
                 }
             }
@@ -402,6 +475,14 @@ impl State {
         let now = self.clock.now();
         for seed in seeds {
             seed.validate().map_err(AccountError::Invalid)?;
+            if let Some(id) = &seed.guardrail_id {
+                if !self.guardrails.iter().any(|g| &g.id == id) {
+                    return Err(AccountError::Invalid(format!(
+                        "key {:?}: no guardrail has id {id}",
+                        seed.name
+                    )));
+                }
+            }
             self.insert(KeyRecord::from_seed(seed, now))?;
         }
         Ok(())
@@ -634,12 +715,25 @@ impl Account {
     /// key counts BYOK in it. Credit (non-BYOK) spend also adds to the
     /// account's `total_usage`.
     pub fn spend(&self, hash: &str, usd: f64, byok: bool) -> Result<Key, AccountError> {
-        if !usd.is_finite() || usd < 0.0 {
+        self.spend_on(
+            hash,
+            &Spend {
+                usd,
+                byok,
+                model: None,
+            },
+        )
+    }
+
+    /// Like [`Account::spend`], on the model `spend` names if any: refused
+    /// (403) when the key's guardrail does not allow that model.
+    pub fn spend_on(&self, hash: &str, spend: &Spend) -> Result<Key, AccountError> {
+        if !spend.usd.is_finite() || spend.usd < 0.0 {
             return Err(AccountError::Invalid("`usd` must be a number >= 0".into()));
         }
         let mut state = self.state();
         let now = state.clock.now();
-        let key = state.spend_at(hash, usd, byok, now)?;
+        let key = state.spend_at(hash, spend, now)?;
         Ok(key.wire(Periods::at(now)))
     }
 
@@ -753,6 +847,10 @@ impl Clock for Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::guardrail::{CHEAP_MODELS_ONLY, GuardrailFields, KeyHashes, NO_TRAINING};
+    use crate::sandbox::paging::PageRequest;
+    use crate::sandbox::seed::{generated, spread_over_workspaces};
+    use crate::sandbox::workspace::{RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -794,6 +892,66 @@ mod tests {
     }
 
     #[test]
+    fn spread_keys_sit_in_three_workspaces_and_some_hold_a_guardrail() {
+        let mut seeds = generated(8);
+        spread_over_workspaces(&mut seeds);
+        let acc = account(seeds);
+        let page = PageRequest::default();
+        let workspaces: Vec<String> = acc
+            .keys()
+            .into_iter()
+            .filter_map(|k| k.workspace_id)
+            .collect();
+        assert_eq!(
+            workspaces[..3],
+            [DEFAULT_WORKSPACE, RESEARCH_WORKSPACE, SUPPORT_WORKSPACE]
+        );
+        assert_eq!(acc.list(0, true, None).len(), 3);
+        let held: Vec<String> = acc
+            .assignments(None, page)
+            .unwrap()
+            .data
+            .into_iter()
+            .map(|a| a.guardrail_id)
+            .collect();
+        assert_eq!(
+            held,
+            [
+                CHEAP_MODELS_ONLY,
+                NO_TRAINING,
+                CHEAP_MODELS_ONLY,
+                NO_TRAINING
+            ]
+        );
+    }
+
+    #[test]
+    fn a_seed_key_on_an_unknown_guardrail_is_refused() {
+        let seed = SeedKey {
+            name: "a".into(),
+            guardrail_id: Some("nope".into()),
+            ..SeedKey::default()
+        };
+        let err = Account::new(vec![seed], SecretString::from("k"), None).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn reset_forgets_created_guardrails_and_assignments() {
+        let acc = account(generated(2));
+        let page = PageRequest::default();
+        let hashes = KeyHashes {
+            key_hashes: acc.keys().into_iter().map(|k| k.hash).collect(),
+        };
+        acc.assign_keys(NO_TRAINING, &hashes).unwrap();
+        let new: GuardrailFields = serde_json::from_str(r#"{"name": "extra"}"#).unwrap();
+        acc.create_guardrail(new).unwrap();
+        acc.reset();
+        assert_eq!(acc.guardrails(page, None).total_count, 2);
+        assert_eq!(acc.assignments(None, page).unwrap().total_count, 0);
+    }
+
+    #[test]
     fn duplicate_hashes_are_refused() {
         let seed = SeedKey {
             name: "a".into(),
@@ -806,7 +964,7 @@ mod tests {
 
     #[test]
     fn reset_restores_the_seeded_keys_and_credits() {
-        let acc = account(super::super::seed::generated(3));
+        let acc = account(generated(3));
         let (created, _) = acc
             .create_key(NewKey {
                 name: "new".into(),

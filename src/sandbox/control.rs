@@ -2,7 +2,7 @@
 //!
 //! | route | body | answer |
 //! | --- | --- | --- |
-//! | `POST /spend` | `{"hash", "usd", "byok": false}` | `{"data": key}`; 403 disabled, 402 over limit, 404 |
+//! | `POST /spend` | `{"hash", "usd", "byok": false, "model": null}` | `{"data": key}`; 403 disabled or a model its guardrail refuses, 402 over limit, 404 |
 //! | `GET`/`POST /clock` | `{"now": RFC 3339}` or `{"advance": "36h"}` | `{"now"}` |
 //! | `GET`/`POST /faults` | see [`Faults`]; `{}` clears | the faults in force |
 //! | `GET`/`DELETE /requests` | | the journal / `{"cleared": n}` |
@@ -10,7 +10,7 @@
 //! | `POST /credits` | `{"total_credits"}` | `{"data": credits}` |
 //! | `POST /reset` | | `{"reset": true}` |
 
-use super::account::{Account, AccountError};
+use super::account::{Account, AccountError, Spend};
 use super::faults::Faults;
 use super::journal::JournalEntry;
 use super::server::{error_response, parse_json};
@@ -62,23 +62,30 @@ fn is_loopback(ip: IpAddr) -> bool {
     ip.to_canonical().is_loopback()
 }
 
-/// `POST /spend` body.
+/// `POST /spend` body: the key and the fields of a [`Spend`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Spend {
+struct SpendOn {
     hash: String,
     usd: f64,
     #[serde(default)]
     byok: bool,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 async fn spend(
     State(account): State<Account>,
     body: Bytes,
 ) -> Result<Json<Data<Key>>, AccountError> {
-    let Spend { hash, usd, byok } = parse_json(&body)?;
+    let SpendOn {
+        hash,
+        usd,
+        byok,
+        model,
+    } = parse_json(&body)?;
     Ok(Json(Data {
-        data: account.spend(&hash, usd, byok)?,
+        data: account.spend_on(&hash, &Spend { usd, byok, model })?,
     }))
 }
 

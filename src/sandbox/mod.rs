@@ -1,7 +1,30 @@
-//! A local fake of OpenRouter's management API (SPEC §8): `/api/v1` as in
-//! `openapi-keys.yaml` (plus the newer fields of `NOTES.md`) over a
-//! simulated [`Account`], and the `/_sandbox` control API that moves its
-//! clock, spends on its keys and injects faults.
+//! A local fake of OpenRouter's management API (SPEC §8, §12): `/api/v1` as
+//! in `openapi-keys.yaml` (plus the newer fields of `NOTES.md`) and
+//! `openapi-management.yaml` over a simulated [`Account`], and the
+//! `/_sandbox` control API that moves its clock, spends on its keys and
+//! injects faults.
+//!
+//! | `/api/v1` route | what it serves |
+//! | --- | --- |
+//! | `GET`/`POST /keys`, `GET`/`PATCH`/`DELETE /keys/{hash}`, `GET /key`, `GET /credits` | keys and credits |
+//! | `GET`/`POST /workspaces`, `GET /workspaces/{id}` | workspaces, by id or slug (see `workspace_routes`) |
+//! | `GET`/`POST /guardrails`, `GET`/`PATCH`/`DELETE /guardrails/{id}` | guardrails (see `guardrail_routes`) |
+//! | `POST /guardrails/{id}/assignments/keys[/remove]`, `GET /guardrails/{id}/assignments/keys`, `GET /guardrails/assignments/keys` | which key holds which guardrail: at most one each, assigning replaces |
+//!
+//! Every route wants the management key (401 without a known key, 403 for
+//! another key; `GET /key` answers any key), and every one goes through the
+//! same faults, latency, `drop_rate` and journal. Listings of workspaces,
+//! guardrails and assignments are paged by `offset` and `limit` (1–100,
+//! default 50) and answer `{"data", "total_count"}`.
+//!
+//! The account starts with three workspaces, `default` (where every key goes
+//! unless told otherwise), `research` and `support`, and two guardrails in
+//! the default workspace: `cheap-models-only` (allows only
+//! [`guardrail::CHEAP_MODELS`]) and `no-training`. A key's guardrail decides
+//! which models `POST /_sandbox/spend` with a `"model"` may spend on (403
+//! otherwise). A seed key may name the guardrail it holds at start
+//! (`guardrail_id`); [`seed::spread_over_workspaces`] spreads keys over the
+//! three workspaces and the two guardrails.
 //!
 //! It shares the model types with the client and nothing else.
 
@@ -9,13 +32,18 @@ pub mod account;
 mod control;
 pub mod current_key;
 pub mod faults;
+pub mod guardrail;
+mod guardrail_routes;
 pub mod journal;
+pub mod paging;
 pub mod seed;
 mod server;
 pub mod traffic;
 pub mod window;
+pub mod workspace;
+mod workspace_routes;
 
-pub use account::{Account, AccountError, NewKey};
+pub use account::{Account, AccountError, NewKey, Spend};
 pub use faults::Faults;
 pub use journal::JournalEntry;
 pub use seed::SeedKey;

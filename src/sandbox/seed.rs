@@ -1,6 +1,9 @@
 //! The keys a sandbox starts with: `--keys N` deterministic keys and
 //! `--seed FILE` keys from JSON.
 
+use super::account::DEFAULT_WORKSPACE;
+use super::guardrail::{CHEAP_MODELS_ONLY, NO_TRAINING};
+use super::workspace::{RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
 use crate::domain::LimitReset;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -17,7 +20,7 @@ use std::path::Path;
 ///
 /// Only `name` is required. `hash` defaults to the SHA-256 of the name (64
 /// hex digits), `label` to the key's visible prefix, `workspace_id` to the
-/// default workspace, every flag to `false`, `limit` and `limit_reset` to
+/// default workspace, `guardrail_id` to none, every flag to `false`, `limit` and `limit_reset` to
 /// `null`, every usage figure to 0 — except the lifetime `usage` (and
 /// `byok_usage`), which defaults to the largest of its windows. The window
 /// figures count as spend in the windows of the sandbox clock at start.
@@ -48,6 +51,10 @@ pub struct SeedKey {
     /// Workspace (default: the default workspace).
     #[serde(default)]
     pub workspace_id: Option<String>,
+    /// The id of the guardrail it holds at start, one the sandbox starts
+    /// with (default: none).
+    #[serde(default)]
+    pub guardrail_id: Option<String>,
     /// External user id.
     #[serde(default)]
     pub external_user: Option<String>,
@@ -117,6 +124,29 @@ pub fn generated(n: usize) -> Vec<SeedKey> {
         .collect()
 }
 
+/// Spreads `keys` over the three workspaces the sandbox starts with, in
+/// turn (`default`, `research`, `support`), and assigns every fourth key,
+/// from the second, `cheap-models-only` and every fourth, from the fourth,
+/// `no-training`. Keys that name a workspace or guardrail keep it.
+///
+/// Not applied to `--keys N` yet: keywarden lists only the default
+/// workspace's keys until it learns `[openrouter] workspaces`.
+pub fn spread_over_workspaces(keys: &mut [SeedKey]) {
+    let workspaces = [DEFAULT_WORKSPACE, RESEARCH_WORKSPACE, SUPPORT_WORKSPACE];
+    for (i, key) in keys.iter_mut().enumerate() {
+        key.workspace_id
+            .get_or_insert_with(|| workspaces[i % workspaces.len()].to_owned());
+        let guardrail = match i % 4 {
+            1 => Some(CHEAP_MODELS_ONLY),
+            3 => Some(NO_TRAINING),
+            _ => None,
+        };
+        if key.guardrail_id.is_none() {
+            key.guardrail_id = guardrail.map(str::to_owned);
+        }
+    }
+}
+
 /// Reads a `--seed` file: a JSON array of [`SeedKey`]. Errors name the file
 /// and, for bad JSON, the line and column.
 pub fn load(path: &Path) -> anyhow::Result<Vec<SeedKey>> {
@@ -177,6 +207,20 @@ impl SeedKey {
 /// Lower-case hex SHA-256 of `text`: 64 characters.
 pub(crate) fn sha256_hex(text: &str) -> String {
     format!("{:x}", Sha256::digest(text.as_bytes()))
+}
+
+/// A version-4-shaped UUID derived from `text`, so ids repeat across runs:
+/// `xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx`.
+pub(crate) fn uuid_of(text: &str) -> String {
+    let hex = sha256_hex(text);
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]

@@ -3,14 +3,17 @@
 
 use super::account::{Account, AccountError, Caller, NewKey};
 use super::journal::JournalEntry;
+use super::paging::PageRequest;
+use super::{guardrail_routes, workspace_routes};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::Credits;
 use crate::domain::Key;
 use crate::openrouter::model::{Data, ErrorBody, ErrorData, KeyPatch};
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +29,8 @@ pub(crate) const API_PREFIX: &str = "/api/v1";
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 1 << 20;
 
-/// The `/api/v1` router.
+/// The `/api/v1` router: keys, credits, workspaces and guardrails, with
+/// the journal and the faults around every route.
 pub(crate) fn router(account: Account) -> Router {
     Router::new()
         .route("/keys", get(list_keys).post(create_key))
@@ -36,6 +40,8 @@ pub(crate) fn router(account: Account) -> Router {
         )
         .route("/key", get(current_key))
         .route("/credits", get(credits))
+        .merge(workspace_routes::router())
+        .merge(guardrail_routes::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             account.clone(),
@@ -69,21 +75,44 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Account
         .map_err(|e| AccountError::Invalid(format!("Invalid request body: {e}")))
 }
 
+/// The paging of a listing's query; a 400 saying what is wrong otherwise.
+pub(super) fn page_of(
+    query: Result<Query<PageRequest>, QueryRejection>,
+) -> Result<PageRequest, AccountError> {
+    let Query(page) = query.map_err(|e| AccountError::Invalid(e.body_text()))?;
+    page.validate()
+}
+
 /// Marks a response whose request changed the account (for the journal).
 #[derive(Debug, Clone, Copy)]
 struct Applied;
 
-fn applied(response: impl IntoResponse) -> Response {
+pub(super) fn applied(response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
     response.extensions_mut().insert(Applied);
     response
 }
 
-/// Only the management key may call the management endpoints.
-fn require_management(account: &Account, headers: &HeaderMap) -> Result<(), AccountError> {
-    match account.authenticate(headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))? {
-        Caller::Management => Ok(()),
-        Caller::Key(_) => Err(AccountError::NotManagement),
+/// The account, for a request authenticated with the management key: only
+/// it may call the management endpoints (401 without a known key, 403 for
+/// another key).
+pub(super) struct Managed(pub(super) Account);
+
+impl FromRequestParts<Account> for Managed {
+    type Rejection = AccountError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        account: &Account,
+    ) -> Result<Managed, AccountError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match account.authenticate(header)? {
+            Caller::Management => Ok(Managed(account.clone())),
+            Caller::Key(_) => Err(AccountError::NotManagement),
+        }
     }
 }
 
@@ -104,11 +133,9 @@ struct ListParams {
 }
 
 async fn list_keys(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Data<Vec<Key>>>, AccountError> {
-    require_management(&account, &headers)?;
     let Query(params) = query.map_err(|e| AccountError::Invalid(e.body_text()))?;
     let data = account.list(
         params.offset.unwrap_or(0),
@@ -125,52 +152,42 @@ struct Created {
     key: String,
 }
 
-async fn create_key(
-    State(account): State<Account>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
+async fn create_key(Managed(account): Managed, body: Bytes) -> Result<Response, AccountError> {
     let (data, key) = account.create_key(parse_json::<NewKey>(&body)?)?;
     Ok(applied((StatusCode::CREATED, Json(Created { data, key }))))
 }
 
 async fn get_key(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Data<Key>>, AccountError> {
-    require_management(&account, &headers)?;
     Ok(Json(Data {
         data: account.key(&hash_of(path)?)?,
     }))
 }
 
 async fn patch_key(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
     let hash = hash_of(path)?;
     let patch: KeyPatch = parse_json(&body)?;
     let data = account.patch_key(&hash, &patch)?;
     Ok(applied(Json(Data { data })))
 }
 
-/// `DELETE /keys/{hash}` answer.
+/// The answer of a `DELETE`: `{"deleted": true}`.
 #[derive(Debug, Serialize)]
-struct Deleted {
-    deleted: bool,
+pub(super) struct Deleted {
+    /// Always `true`.
+    pub(super) deleted: bool,
 }
 
 async fn delete_key(
-    State(account): State<Account>,
-    headers: HeaderMap,
+    Managed(account): Managed,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AccountError> {
-    require_management(&account, &headers)?;
     account.delete_key(&hash_of(path)?)?;
     Ok(applied(Json(Deleted { deleted: true })))
 }
@@ -186,11 +203,7 @@ async fn current_key(
     .into_response())
 }
 
-async fn credits(
-    State(account): State<Account>,
-    headers: HeaderMap,
-) -> Result<Json<Data<Credits>>, AccountError> {
-    require_management(&account, &headers)?;
+async fn credits(Managed(account): Managed) -> Result<Json<Data<Credits>>, AccountError> {
     Ok(Json(Data {
         data: account.credits(),
     }))

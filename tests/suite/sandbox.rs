@@ -12,13 +12,14 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 /// A running sandbox and an HTTP client for it.
-struct Env {
-    sandbox: Sandbox,
-    http: Client,
+pub(crate) struct Env {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) http: Client,
 }
 
 impl Env {
-    async fn start(keys: usize, seed_keys: Vec<SeedKey>, start: &str) -> Env {
+    /// A sandbox with `keys` generated keys, then `seed_keys`, its clock at `start`.
+    pub(crate) async fn start(keys: usize, seed_keys: Vec<SeedKey>, start: &str) -> Env {
         let opts = SandboxOptions {
             keys,
             seed_keys,
@@ -32,7 +33,12 @@ impl Env {
     }
 
     /// An `/api/v1` request with the management key.
-    async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let url = format!("{}{path}", self.sandbox.base_url());
         let mut req = self
             .http
@@ -46,7 +52,7 @@ impl Env {
     }
 
     /// A `/_sandbox` request.
-    async fn control(
+    pub(crate) async fn control(
         &self,
         method: Method,
         path: &str,

@@ -1,9 +1,11 @@
 //! Every body the sandbox answers matches OpenRouter's published schema
-//! (`openapi-keys.yaml`) and carries the newer fields of `NOTES.md`, so that
-//! clients written against OpenRouter accept it.
+//! (`openapi-keys.yaml` for keys and credits, `openapi-management.yaml` for
+//! workspaces and guardrails) and carries the newer fields of `NOTES.md`, so
+//! that clients written against OpenRouter accept it.
 
 use chrono::{DateTime, Utc};
 use keywarden::domain::LimitReset;
+use keywarden::sandbox::guardrail::{CHEAP_MODELS_ONLY, NO_TRAINING};
 use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -15,9 +17,28 @@ const SPEC: &str = concat!(
     "/tests/fixtures/openrouter/openapi-keys.yaml"
 );
 
+/// The larger published schema: workspaces, guardrails, assignments.
+const MANAGEMENT_SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/openrouter/openapi-management.yaml"
+);
+
 fn spec() -> Value {
-    let text = std::fs::read_to_string(SPEC).unwrap_or_else(|e| panic!("{SPEC}: {e}"));
+    spec_at(SPEC)
+}
+
+fn spec_at(path: &str) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_yaml::from_str(&text).unwrap()
+}
+
+/// Whether `text` is a UUID: 8-4-4-4-12 hex digits.
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Follows a local `$ref` (`#/components/schemas/X`).
@@ -47,8 +68,9 @@ fn has_type(value: &Value, ty: &str) -> bool {
 }
 
 /// Collects every way `value` breaks `schema`: a missing `required`
-/// property, a value of an undeclared type, a `const` not met; recursing
-/// into `properties` and array `items`.
+/// property, a value of an undeclared type, a `const` not met, a value
+/// outside its `enum`, a string that is not the `uuid` its `format` says;
+/// recursing into `properties` and array `items`.
 fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     let schema = resolve(root, schema);
     if let Some(ty) = schema.get("type") {
@@ -66,6 +88,16 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec
         if c != value {
             errors.push(format!("{at}: {value} is not the constant {c}"));
         }
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        if !options.contains(value) {
+            errors.push(format!("{at}: {value} is not one of {options:?}"));
+        }
+    }
+    if schema.get("format").and_then(Value::as_str) == Some("uuid")
+        && value.as_str().is_some_and(|s| !is_uuid(s))
+    {
+        errors.push(format!("{at}: {value} is not a uuid"));
     }
     if let Some(obj) = value.as_object() {
         for name in schema
@@ -141,6 +173,67 @@ fn the_checker_catches_missing_and_mistyped_fields() {
 /// One request: spec path, method, request path, body, bearer, expected status.
 type Case<'a> = (&'a str, Method, String, Option<Value>, Option<&'a str>, u16);
 
+/// A sandbox with three generated keys, then `seed_keys`, its clock
+/// standing at 2026-11-27T10:00:00Z.
+async fn start_sandbox(seed_keys: Vec<SeedKey>) -> Sandbox {
+    let opts = SandboxOptions {
+        keys: 3,
+        seed_keys,
+        management_key: None,
+        start: Some(
+            DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        ),
+    };
+    Sandbox::start("127.0.0.1:0", opts).await.unwrap()
+}
+
+/// A `GET` case.
+fn get<'a>(spec_path: &'a str, path: &str, bearer: Option<&'a str>, want: u16) -> Case<'a> {
+    (spec_path, Method::GET, path.to_owned(), None, bearer, want)
+}
+
+/// A case with a JSON body.
+fn with_body<'a>(
+    spec_path: &'a str,
+    method: Method,
+    path: &str,
+    body: Value,
+    bearer: Option<&'a str>,
+    want: u16,
+) -> Case<'a> {
+    (spec_path, method, path.to_owned(), Some(body), bearer, want)
+}
+
+/// Sends `case` to the sandbox at `base`, asserts its status and that its
+/// body matches what `root` declares for it; returns the body.
+async fn answer(root: &Value, http: &reqwest::Client, base: &str, case: Case<'_>) -> Value {
+    let (spec_path, method, path, body, bearer, want) = case;
+    let mut req = http.request(method.clone(), format!("{base}{path}"));
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), want, "{method} {path}");
+    let body: Value = resp.json().await.unwrap();
+    let errors = errors_of(
+        root,
+        spec_path,
+        &method.as_str().to_lowercase(),
+        want,
+        &body,
+    );
+    assert!(
+        errors.is_empty(),
+        "{method} {path} -> {want}: {errors:#?}\n{body}"
+    );
+    body
+}
+
 /// The fields `NOTES.md` adds to every key object.
 const NEWER_KEY_FIELDS: [&str; 4] = [
     "workspace_id",
@@ -158,17 +251,7 @@ async fn every_answer_matches_the_published_schema_and_carries_the_newer_fields(
         limit_reset: Some(LimitReset::Monthly),
         ..SeedKey::default()
     };
-    let opts = SandboxOptions {
-        keys: 3,
-        seed_keys: vec![limited],
-        management_key: None,
-        start: Some(
-            DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
-                .unwrap()
-                .with_timezone(&Utc),
-        ),
-    };
-    let sandbox = Sandbox::start("127.0.0.1:0", opts).await.unwrap();
+    let sandbox = start_sandbox(vec![limited]).await;
     let http = reqwest::Client::new();
     let base = sandbox.base_url();
     let mgmt = sandbox.management_key().to_owned();
@@ -307,28 +390,9 @@ async fn every_answer_matches_the_published_schema_and_carries_the_newer_fields(
         ("/credits", Method::GET, "/credits".into(), None, None, 401),
     ];
     let mut secret = None;
-    for (spec_path, method, path, body, bearer, want) in cases {
-        let mut req = http.request(method.clone(), format!("{base}{path}"));
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), want, "{method} {path}");
-        let body: Value = resp.json().await.unwrap();
-        let errors = errors_of(
-            &root,
-            spec_path,
-            &method.as_str().to_lowercase(),
-            want,
-            &body,
-        );
-        assert!(
-            errors.is_empty(),
-            "{method} {path} -> {want}: {errors:#?}\n{body}"
-        );
+    for case in cases {
+        let (spec_path, method, path, want) = (case.0, case.1.clone(), case.2.clone(), case.5);
+        let body = answer(&root, &http, &base, case).await;
 
         let keys: Vec<&Value> = match (&body["data"], spec_path) {
             (Value::Array(list), _) => list.iter().collect(),
@@ -400,5 +464,283 @@ async fn every_answer_matches_the_published_schema_and_carries_the_newer_fields(
         );
     }
     assert_eq!(body["data"]["budgets"], json!([layer]));
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_workspace_and_guardrail_answer_matches_the_management_schema() {
+    let root = spec_at(MANAGEMENT_SPEC);
+    let sandbox = start_sandbox(vec![]).await;
+    let http = reqwest::Client::new();
+    let base = sandbox.base_url();
+    let mgmt = sandbox.management_key().to_owned();
+    let hash = sandbox.account().keys()[0].hash.clone();
+    let (_, key_secret) = sandbox
+        .account()
+        .create_key(keywarden::sandbox::NewKey {
+            name: "not management".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let hashes = json!({ "key_hashes": [hash] });
+    let cheap = format!("/guardrails/{CHEAP_MODELS_ONLY}");
+    let unknown = "/guardrails/00000000-0000-4000-8000-000000000000";
+    let m = Some(mgmt.as_str());
+    let cases: Vec<Case> = vec![
+        get("/workspaces", "/workspaces", m, 200),
+        get("/workspaces", "/workspaces?offset=1&limit=1", m, 200),
+        get("/workspaces", "/workspaces", None, 401),
+        with_body(
+            "/workspaces",
+            Method::POST,
+            "/workspaces",
+            json!({"name": "Growth", "slug": "growth", "description": null}),
+            m,
+            201,
+        ),
+        with_body(
+            "/workspaces",
+            Method::POST,
+            "/workspaces",
+            json!({"name": "Growth", "slug": "Not A Slug"}),
+            m,
+            400,
+        ),
+        with_body(
+            "/workspaces",
+            Method::POST,
+            "/workspaces",
+            json!({"name": "Again", "slug": "research"}),
+            m,
+            400,
+        ),
+        with_body(
+            "/workspaces",
+            Method::POST,
+            "/workspaces",
+            json!({"name": "x", "slug": "x"}),
+            None,
+            401,
+        ),
+        with_body(
+            "/workspaces",
+            Method::POST,
+            "/workspaces",
+            json!({"name": "x", "slug": "x"}),
+            Some(&key_secret),
+            403,
+        ),
+        get("/workspaces/{id}", "/workspaces/research", m, 200),
+        get(
+            "/workspaces/{id}",
+            "/workspaces/00000000-0000-4000-8000-00000000a11c",
+            m,
+            200,
+        ),
+        get("/workspaces/{id}", "/workspaces/nowhere", m, 404),
+        get("/workspaces/{id}", "/workspaces/research", None, 401),
+        get("/guardrails", "/guardrails", m, 200),
+        get("/guardrails", "/guardrails?limit=0", m, 400),
+        get("/guardrails", "/guardrails", None, 401),
+        with_body(
+            "/guardrails",
+            Method::POST,
+            "/guardrails",
+            json!({
+                "name": "capped", "limit_usd": 50, "reset_interval": "monthly",
+                "allowed_providers": ["openai"], "enforce_zdr": true,
+            }),
+            m,
+            201,
+        ),
+        with_body(
+            "/guardrails",
+            Method::POST,
+            "/guardrails",
+            json!({"name": "bad", "reset_interval": "yearly"}),
+            m,
+            400,
+        ),
+        with_body(
+            "/guardrails",
+            Method::POST,
+            "/guardrails",
+            json!({"name": "x"}),
+            None,
+            401,
+        ),
+        with_body(
+            "/guardrails",
+            Method::POST,
+            "/guardrails",
+            json!({"name": "x"}),
+            Some(&key_secret),
+            403,
+        ),
+        get("/guardrails/{id}", &cheap, m, 200),
+        get("/guardrails/{id}", unknown, m, 404),
+        get("/guardrails/{id}", &cheap, None, 401),
+        with_body(
+            "/guardrails/{id}",
+            Method::PATCH,
+            &format!("/guardrails/{NO_TRAINING}"),
+            json!({"limit_usd": 75, "reset_interval": "weekly", "description": null}),
+            m,
+            200,
+        ),
+        with_body(
+            "/guardrails/{id}",
+            Method::PATCH,
+            &format!("/guardrails/{NO_TRAINING}"),
+            json!({"allowed_models": []}),
+            m,
+            400,
+        ),
+        with_body(
+            "/guardrails/{id}",
+            Method::PATCH,
+            unknown,
+            json!({"limit_usd": 1}),
+            m,
+            404,
+        ),
+        with_body(
+            "/guardrails/{id}",
+            Method::PATCH,
+            &cheap,
+            json!({"limit_usd": 1}),
+            None,
+            401,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys",
+            Method::POST,
+            &format!("{cheap}/assignments/keys"),
+            hashes.clone(),
+            m,
+            200,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys",
+            Method::POST,
+            &format!("{cheap}/assignments/keys"),
+            json!({"key_hashes": []}),
+            m,
+            400,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys",
+            Method::POST,
+            &format!("{unknown}/assignments/keys"),
+            hashes.clone(),
+            m,
+            404,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys",
+            Method::POST,
+            &format!("{cheap}/assignments/keys"),
+            hashes.clone(),
+            None,
+            401,
+        ),
+        get(
+            "/guardrails/{id}/assignments/keys",
+            &format!("{cheap}/assignments/keys"),
+            m,
+            200,
+        ),
+        get(
+            "/guardrails/{id}/assignments/keys",
+            &format!("{unknown}/assignments/keys"),
+            m,
+            404,
+        ),
+        get(
+            "/guardrails/{id}/assignments/keys",
+            &format!("{cheap}/assignments/keys"),
+            None,
+            401,
+        ),
+        get(
+            "/guardrails/assignments/keys",
+            "/guardrails/assignments/keys",
+            m,
+            200,
+        ),
+        get(
+            "/guardrails/assignments/keys",
+            "/guardrails/assignments/keys",
+            None,
+            401,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys/remove",
+            Method::POST,
+            &format!("{cheap}/assignments/keys/remove"),
+            hashes.clone(),
+            m,
+            200,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys/remove",
+            Method::POST,
+            &format!("{cheap}/assignments/keys/remove"),
+            json!({"hashes": []}),
+            m,
+            400,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys/remove",
+            Method::POST,
+            &format!("{unknown}/assignments/keys/remove"),
+            hashes.clone(),
+            m,
+            404,
+        ),
+        with_body(
+            "/guardrails/{id}/assignments/keys/remove",
+            Method::POST,
+            &format!("{cheap}/assignments/keys/remove"),
+            hashes.clone(),
+            None,
+            401,
+        ),
+        (
+            "/guardrails/{id}",
+            Method::DELETE,
+            cheap.clone(),
+            None,
+            None,
+            401,
+        ),
+        (
+            "/guardrails/{id}",
+            Method::DELETE,
+            cheap.clone(),
+            None,
+            m,
+            200,
+        ),
+        (
+            "/guardrails/{id}",
+            Method::DELETE,
+            cheap.clone(),
+            None,
+            m,
+            404,
+        ),
+    ];
+    let mut bodies = Vec::new();
+    for case in cases {
+        bodies.push(answer(&root, &http, &base, case).await);
+    }
+    // Lists hold something to check: three workspaces, two guardrails, one
+    // assignment while it lasted.
+    assert_eq!(bodies[0]["total_count"], 3);
+    assert_eq!(bodies[1]["data"].as_array().unwrap().len(), 1);
+    assert_eq!(bodies[12]["total_count"], 2);
+    assert_eq!(bodies[30]["total_count"], 1);
+    assert_eq!(bodies[30]["data"][0]["key_hash"], json!(hash));
     sandbox.shutdown().await;
 }
