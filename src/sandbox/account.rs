@@ -5,10 +5,13 @@
 mod catalog;
 
 use super::current_key::CurrentKeyView;
+pub use super::error::AccountError;
 use super::faults::{ActiveFaults, Faults};
-use super::guardrail::{Assignment, Guardrail, Refusal, start_guardrails};
+use super::guardrail::{Assignment, Guardrail, start_guardrails};
+pub use super::ids::DEFAULT_WORKSPACE;
+use super::ids::{CREATOR, sha256_hex, uuid_of};
 use super::journal::{Journal, JournalEntry};
-use super::seed::{SeedKey, sha256_hex, uuid_of};
+use super::seed::SeedKey;
 use super::traffic::{self, Stream, TrafficSpec};
 use super::window::{Periods, UsageCounter};
 use super::workspace::{Workspace, start_workspaces};
@@ -23,96 +26,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-/// The workspace keys belong to unless told otherwise.
-pub const DEFAULT_WORKSPACE: &str = "00000000-0000-4000-8000-00000000a11c";
 /// The account's credits at start (USD).
 pub const START_CREDITS: f64 = 1000.0;
 /// Keys per `GET /keys` page.
 pub const PAGE_SIZE: usize = 100;
-/// The `creator_user_id` of every sandbox key, the `created_by` of its
-/// workspaces and the `assigned_by` of its guardrail assignments.
-pub(crate) const CREATOR: &str = "user_sandbox";
-
-/// Why the account refused an operation; [`AccountError::status`] is its HTTP status.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AccountError {
-    /// No `Authorization: Bearer …` header (401).
-    #[error("Missing Authentication header")]
-    MissingAuth,
-    /// A bearer token the account does not know (401).
-    #[error("Invalid credentials")]
-    BadAuth,
-    /// A key that is not the management key called a management endpoint (403).
-    #[error("Only management keys can perform this operation")]
-    NotManagement,
-    /// No key has that hash (404).
-    #[error("Key not found")]
-    NotFound,
-    /// No workspace has that id or slug (404).
-    #[error("Workspace not found")]
-    WorkspaceNotFound,
-    /// No guardrail has that id (404).
-    #[error("Guardrail not found")]
-    GuardrailNotFound,
-    /// Spend on a model the key's guardrail does not allow (403).
-    #[error("{}", refusal_message(model, guardrail, *refusal))]
-    ModelRefused {
-        /// The model asked for.
-        model: String,
-        /// The name of the key's guardrail.
-        guardrail: String,
-        /// Which of its lists refused it.
-        refusal: Refusal,
-    },
-    /// The request is malformed (400).
-    #[error("{0}")]
-    Invalid(String),
-    /// Spend on a disabled key (403).
-    #[error("Key is disabled")]
-    Disabled,
-    /// Spend on an expired key (403).
-    #[error("Key has expired")]
-    Expired,
-    /// Spend on a key whose limit is used up (402).
-    #[error("Key limit exceeded: nothing left of its {limit} USD limit")]
-    OverLimit {
-        /// The key's limit.
-        limit: f64,
-    },
-    /// Two keys with one hash (409).
-    #[error("A key with hash {0} already exists")]
-    DuplicateHash(String),
-}
-
-impl AccountError {
-    /// The HTTP status of this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            AccountError::MissingAuth | AccountError::BadAuth => 401,
-            AccountError::OverLimit { .. } => 402,
-            AccountError::NotManagement
-            | AccountError::Disabled
-            | AccountError::Expired
-            | AccountError::ModelRefused { .. } => 403,
-            AccountError::NotFound
-            | AccountError::WorkspaceNotFound
-            | AccountError::GuardrailNotFound => 404,
-            AccountError::DuplicateHash(_) => 409,
-            AccountError::Invalid(_) => 400,
-        }
-    }
-}
-
-/// What a refused spend says: the model, the guardrail and its list.
-fn refusal_message(model: &str, guardrail: &str, refusal: Refusal) -> String {
-    let why = match refusal {
-        Refusal::ModelNotAllowed => "is not in its allowed models",
-        Refusal::ModelIgnored => "is in its ignored models",
-        Refusal::ProviderNotAllowed => "is from a provider not in its allowed providers",
-        Refusal::ProviderIgnored => "is from a provider in its ignored providers",
-    };
-    format!("Model {model} is not allowed by this key's guardrail {guardrail}: it {why}")
-}
 
 /// Who a request is authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]

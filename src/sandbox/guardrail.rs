@@ -4,7 +4,9 @@
 //! (`cheap-models-only`, `no-training`), and which models a guardrail lets
 //! a key spend on.
 
-use super::account::{AccountError, DEFAULT_WORKSPACE};
+use super::error::AccountError;
+pub use super::error::Refusal;
+use super::ids::DEFAULT_WORKSPACE;
 use crate::domain::LimitReset;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -71,19 +73,6 @@ pub struct Guardrail {
     pub created_at: String,
     /// Last update (RFC 3339), `null` if never.
     pub updated_at: Option<String>,
-}
-
-/// Why a guardrail refuses a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The model is not on its `allowed_models`.
-    ModelNotAllowed,
-    /// The model is on its `ignored_models`.
-    ModelIgnored,
-    /// The model's provider is not on its `allowed_providers`.
-    ProviderNotAllowed,
-    /// The model's provider is on its `ignored_providers`.
-    ProviderIgnored,
 }
 
 impl Guardrail {

@@ -31,9 +31,11 @@
 pub mod account;
 mod control;
 pub mod current_key;
+pub mod error;
 pub mod faults;
 pub mod guardrail;
 mod guardrail_routes;
+pub mod ids;
 pub mod journal;
 pub mod paging;
 pub mod seed;
@@ -119,7 +121,13 @@ impl Sandbox {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let app = Router::new()
-            .nest(server::API_PREFIX, server::router(account.clone()))
+            .nest(
+                server::API_PREFIX,
+                server::router(
+                    account.clone(),
+                    workspace_routes::router().merge(guardrail_routes::router()),
+                ),
+            )
             .nest("/_sandbox", control::router(account.clone()))
             .fallback(server::not_found);
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -1,14 +1,13 @@
 //! The keys a sandbox starts with: `--keys N` deterministic keys and
 //! `--seed FILE` keys from JSON.
 
-use super::account::DEFAULT_WORKSPACE;
 use super::guardrail::{CHEAP_MODELS_ONLY, NO_TRAINING};
+use super::ids::{DEFAULT_WORKSPACE, sha256_hex};
 use super::workspace::{RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
 use crate::domain::LimitReset;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// One key to start with. A `--seed` file is a JSON array of these:
@@ -202,25 +201,6 @@ impl SeedKey {
     pub fn hash(&self) -> String {
         self.hash.clone().unwrap_or_else(|| sha256_hex(&self.name))
     }
-}
-
-/// Lower-case hex SHA-256 of `text`: 64 characters.
-pub(crate) fn sha256_hex(text: &str) -> String {
-    format!("{:x}", Sha256::digest(text.as_bytes()))
-}
-
-/// A version-4-shaped UUID derived from `text`, so ids repeat across runs:
-/// `xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx`.
-pub(crate) fn uuid_of(text: &str) -> String {
-    let hex = sha256_hex(text);
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
 }
 
 #[cfg(test)]

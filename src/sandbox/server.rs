@@ -4,7 +4,6 @@
 use super::account::{Account, AccountError, Caller, NewKey};
 use super::journal::JournalEntry;
 use super::paging::PageRequest;
-use super::{guardrail_routes, workspace_routes};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::Credits;
 use crate::domain::Key;
@@ -29,9 +28,10 @@ pub(crate) const API_PREFIX: &str = "/api/v1";
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 1 << 20;
 
-/// The `/api/v1` router: keys, credits, workspaces and guardrails, with
-/// the journal and the faults around every route.
-pub(crate) fn router(account: Account) -> Router {
+/// The `/api/v1` router: keys and credits, and the routes of `more`
+/// (workspaces, guardrails), with the journal and the faults around every
+/// route.
+pub(crate) fn router(account: Account, more: Router<Account>) -> Router {
     Router::new()
         .route("/keys", get(list_keys).post(create_key))
         .route(
@@ -40,8 +40,7 @@ pub(crate) fn router(account: Account) -> Router {
         )
         .route("/key", get(current_key))
         .route("/credits", get(credits))
-        .merge(workspace_routes::router())
-        .merge(guardrail_routes::router())
+        .merge(more)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             account.clone(),

@@ -2,8 +2,8 @@
 //! `openapi-management.yaml`, the body of `POST /workspaces`, and the three
 //! workspaces every sandbox starts with (`default`, `research`, `support`).
 
-use super::account::{AccountError, CREATOR, DEFAULT_WORKSPACE};
-use super::seed::uuid_of;
+use super::error::AccountError;
+use super::ids::{CREATOR, DEFAULT_WORKSPACE, uuid_of};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 

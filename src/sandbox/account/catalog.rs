@@ -4,8 +4,8 @@
 use super::super::guardrail::{
     Assigned, Assignment, Guardrail, GuardrailFields, KeyAssignment, KeyHashes, Unassigned,
 };
+use super::super::ids::uuid_of;
 use super::super::paging::{Page, PageRequest};
-use super::super::seed::uuid_of;
 use super::super::workspace::{NewWorkspace, Workspace};
 use super::{Account, AccountError, CREATOR, KeyRecord, State, rfc3339};
 use chrono::{DateTime, Utc};
