@@ -153,6 +153,18 @@ impl Forecast {
     }
 }
 
+/// The longest `lookback` of the enabled rules with a forecast condition:
+/// how far back forecasts read snapshots, and how long they are kept at
+/// least; `None` when no enabled rule forecasts.
+pub fn longest_lookback(rules: &[Rule]) -> Option<chrono::Duration> {
+    rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| r.when.forecast.as_ref())
+        .map(Forecast::lookback)
+        .max()
+}
+
 fn secs(s: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
 }

@@ -216,6 +216,7 @@ impl Runner {
             exemptions: &exemptions,
             amounts: &g.amounts,
             credits: g.credits.as_ref(),
+            series: &g.series,
             now,
             default_tz: self.config.daemon.default_timezone()?,
             guard: self.guard(force),
@@ -292,7 +293,12 @@ impl Runner {
             .collect();
         report.plan = plan;
         self.store
-            .record_snapshots(now, &gathered.keys, self.config.history.snapshot_interval)
+            .record_snapshots_for(
+                now,
+                &gathered.keys,
+                self.config.history.snapshot_interval,
+                &gathered.forecast_keys,
+            )
             .await?;
         self.finish(&report, gathered.rules.len()).await?;
         Ok(report)
