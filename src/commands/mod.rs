@@ -12,6 +12,7 @@ pub mod check_config;
 pub mod db;
 pub mod demo;
 pub mod exempt;
+pub mod forecast;
 pub mod history;
 pub mod key_arg;
 pub mod keys;
@@ -33,6 +34,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => run::run(&ctx).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Plan(args) => plan::run(&ctx, args).await,
+        Command::Forecast(args) => forecast::run(&ctx, args).await,
         Command::CheckConfig => check_config::run(&ctx).await,
         Command::Rules(cmd) => rules::run(&ctx, cmd).await,
         Command::Keys(cmd) => keys::run(&ctx, cmd).await,

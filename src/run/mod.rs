@@ -4,6 +4,7 @@
 //! `apply`, `run`, `demo` and the service.
 
 mod gather;
+mod outlook;
 mod record;
 mod send;
 pub mod sources;

@@ -194,3 +194,125 @@ set.limit = 45.0
         rows[0].reason
     );
 }
+
+/// Runs the binary against the harness's sandbox and database.
+async fn binary(h: &Harness, args: &[&str]) -> std::process::Output {
+    let db = h.config.database_path();
+    let out = tokio::process::Command::from(crate::common::keywarden())
+        .arg("--database")
+        .arg(&db)
+        .args(args)
+        .env("KEYWARDEN_BASE_URL", h.sandbox.base_url())
+        .env("OPENROUTER_MANAGEMENT_KEY", h.sandbox.management_key())
+        .current_dir(h.dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::common::text(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test]
+async fn forecast_json_has_the_pinned_shape_nulls_and_order_and_changes_nothing() {
+    let rules = r#"
+[[rule]]
+name = "team-b-daily"
+keys = { names = ["team-b-*"] }
+when.budget = { usd = 5.0, window = "daily" }
+set.disabled = true
+
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 50.0, window = "monthly", scope = "group", lookback = "2h", within = "3d" }
+set.limit = 45.0
+"#;
+    let keys = ["team-a-01", "team-a-02", "team-b-01"].map(seed).to_vec();
+    let h = Harness::new(at(2026, 11, 16, 8), keys, rules, |_| {}).await;
+    steady(&h, &["team-a-*"], 1.0, false);
+    h.apply().await;
+    every_quarter_hour(&h, 2.0).await;
+    let far = at(2000, 1, 1, 0);
+    let snapshots = |s: keywarden::engine::inputs::Series| s.values().map(Vec::len).sum::<usize>();
+    let before = snapshots(
+        h.store
+            .usage_series(far, h.now() + Duration::days(1))
+            .await
+            .unwrap(),
+    );
+    let history = h.history().await.len();
+
+    let out = binary(
+        &h,
+        &[
+            "forecast",
+            "--format",
+            "json",
+            "--at",
+            "2026-11-16T10:00:00Z",
+        ],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "at": "2026-11-16T10:00:00Z",
+            "forecasts": [
+                {"rule": "team-a-monthly", "scope": "group", "key_hash": null, "key_name": null,
+                 "window": "monthly", "window_end": "2026-12-01T00:00:00Z",
+                 "budget_usd": 50.0, "at_fraction": 1.0, "spend_usd": 4.0,
+                 "rate_usd_per_hour": 2.0, "lookback_hours": 2.0,
+                 "projected_usd": 704.0, "crossing_at": "2026-11-17T09:00:00Z",
+                 "status": "will_cross"},
+                {"rule": "team-b-daily", "scope": "each", "key_hash": h.hash("team-b-01"),
+                 "key_name": "team-b-01", "window": "daily", "window_end": "2026-11-17T00:00:00Z",
+                 "budget_usd": 5.0, "at_fraction": 1.0, "spend_usd": 0.0,
+                 "rate_usd_per_hour": null, "lookback_hours": 6.0,
+                 "projected_usd": null, "crossing_at": null, "status": "unknown"},
+            ]
+        })
+    );
+    let table = crate::common::text(
+        &binary(
+            &h,
+            &[
+                "forecast",
+                "--rule",
+                "team-a-monthly",
+                "--at",
+                "2026-11-16T10:00:00Z",
+            ],
+        )
+        .await
+        .stdout,
+    );
+    assert!(
+        table.starts_with("forecast at 2026-11-16 10:00 UTC:\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("team-a-monthly") && !table.contains("team-b-daily"),
+        "{table}"
+    );
+    assert!(
+        table.contains("2026-11-17T09:00Z") && table.contains("will_cross"),
+        "{table}"
+    );
+    let after = snapshots(
+        h.store
+            .usage_series(far, h.now() + Duration::days(1))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (after, h.history().await.len()),
+        (before, history),
+        "changes nothing"
+    );
+}

@@ -390,7 +390,7 @@ pub fn spend(key: &Key, window: Window, include_byok: bool) -> Option<f64> {
 }
 
 /// Tolerance for comparing USD amounts: a budget of 50.00 is reached by 50.00.
-const EPSILON: f64 = 1e-9;
+pub const EPSILON: f64 = 1e-9;
 
 /// A rule's budget condition, prepared once per run: the amount, the
 /// threshold and (scope `group`) the group's spend.
