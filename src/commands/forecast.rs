@@ -5,7 +5,6 @@ use super::{Context, api_failure};
 use crate::cli::{ForecastArgs, Format};
 use crate::domain::timestamp::rfc3339_minutes;
 use crate::engine::outlook::{ForecastRow, Outlook};
-use crate::exit::UsageError;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,14 +12,7 @@ use std::process::ExitCode;
 /// Runs `forecast`.
 pub async fn run(ctx: &Context, args: ForecastArgs) -> anyhow::Result<ExitCode> {
     let runner = ctx.runner().await?;
-    let now = runner.clock.now();
-    let at = args
-        .at
-        .as_deref()
-        .map(|s| {
-            crate::timearg::parse_time(s, now).map_err(|e| UsageError::new(format!("--at: {e}")))
-        })
-        .transpose()?;
+    let at = super::at_arg(args.at.as_deref(), runner.clock.now())?;
     let only = super::due_rules(&runner, &args.rules).await?;
     let outlook = runner
         .outlook(only.as_ref(), at)

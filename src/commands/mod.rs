@@ -71,6 +71,17 @@ pub(crate) fn waiting_for_run(pid: &str) {
     eprintln!("waiting for the run in progress (keywarden pid {pid}) to finish…");
 }
 
+/// The instant of an `--at` flag (RFC 3339, a date, …), relative to `now`.
+pub(crate) fn at_arg(
+    at: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    at.map(|s| {
+        crate::timearg::parse_time(s, now).map_err(|e| UsageError::new(format!("--at: {e}")))
+    })
+    .transpose()
+}
+
 /// The rules `--rule` names (`None` = all), refusing unknown names; and the
 /// first-run hint when there are no rules at all.
 pub(crate) async fn due_rules(
