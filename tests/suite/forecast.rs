@@ -316,3 +316,53 @@ set.limit = 45.0
         "changes nothing"
     );
 }
+
+/// The two rules of the cookbook's "Lower the limit before the money is gone".
+fn cookbook_recipe() -> String {
+    let cookbook = include_str!("../../docs/cookbook.md");
+    let section = cookbook
+        .split("## Lower the limit before the money is gone")
+        .nth(1)
+        .unwrap();
+    section
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_cookbook_pair_does_not_release_the_limit_when_the_key_goes_quiet() {
+    let rules = cookbook_recipe();
+    assert!(rules.contains("ci-slow-down-held"), "{rules}");
+    let h = Harness::new(at(2026, 11, 16, 0), vec![seed("ci-01")], &rules, |_| {}).await;
+    steady(&h, &["ci-01"], 1.0, false);
+    h.apply().await;
+    // Busy until noon: the forecast asserts the limit, and past 10 USD the
+    // budget rule holds it too.
+    every_quarter_hour(&h, 12.0).await;
+    let key = h.key("ci-01");
+    assert_eq!(key.limit, Some(20.0), "{key:?}");
+    // A quiet afternoon and night: the rate falls to 0 and the forecast lets
+    // go, but the pair keeps the limit.
+    h.sandbox.account().stop_traffic();
+    every_quarter_hour(&h, 12.0).await;
+    let patches = h.take_patches();
+    assert_eq!(
+        patches.len(),
+        1,
+        "asserted once, never released: {patches:?}"
+    );
+    assert!(
+        h.history()
+            .await
+            .iter()
+            .all(|r| r.kind != ChangeKind::Release),
+        "{:?}",
+        h.history().await
+    );
+    assert_eq!(h.key("ci-01").limit, Some(20.0));
+}
