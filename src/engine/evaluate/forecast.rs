@@ -342,6 +342,29 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_key_leaves_the_group_rate_and_a_failed_source_is_not_evaluated() {
+        let now = "2026-12-16T16:00:00Z";
+        let keys = [key("a", 100.0, Some(20.0))];
+        let mut series = Series::new();
+        history(&mut series, &keys[0], now, 6, 1.0);
+        // A key deleted an hour ago: its snapshots are still in the series.
+        history(&mut series, &key("gone", 500.0, Some(0.0)), now, 5, 9.0);
+        let rule = forecast_rule("{ usd = 50.0, window = \"monthly\", scope = \"group\" }");
+        let (_, verdict) = judge(&rule, &keys, &series, now).remove(0);
+        assert!(
+            matches!(&verdict, Verdict::Holds(r) if r.starts_with("group monthly spend 20.00 USD at 1.00 USD/h")),
+            "the group is the keys present now: {verdict:?}"
+        );
+        let sourced = forecast_rule("{ usd = { env = \"TEAM_BUDGET\" }, window = \"monthly\" }");
+        let (truth, verdict) = judge(&sourced, &keys, &series, now).remove(0);
+        assert_eq!(truth, Truth::Unknown);
+        assert_eq!(
+            verdict,
+            Verdict::Unknown("budget source env:TEAM_BUDGET unavailable".into())
+        );
+    }
+
+    #[test]
     fn a_key_that_stopped_does_not_hold_and_byok_counts_when_asked() {
         let now = "2026-12-31T20:00:00Z";
         let keys = [key("a", 100.0, Some(45.0))];
