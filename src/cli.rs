@@ -90,7 +90,7 @@ Examples:
   keywarden forecast                               # every budget and forecast rule, now
   keywarden forecast --rule team-a-monthly --format json
   keywarden forecast --at 2026-12-24               # with the readings before 24 Dec")]
-    Forecast(ForecastArgs),
+    Forecast(PlanArgs),
     /// Validate the configuration and rules files (no network).
     #[command(after_help = "\
 Examples:
@@ -178,27 +178,14 @@ pub struct ApplyArgs {
     pub force: bool,
 }
 
-/// `plan`
+/// `plan` and `forecast`
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Only these rules (repeatable).
     #[arg(long = "rule")]
     pub rules: Vec<String>,
-    /// Evaluate calendar conditions at this instant (RFC 3339 or a date).
-    #[arg(long)]
-    pub at: Option<String>,
-    /// table or json.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
-
-/// `forecast`
-#[derive(Debug, Args)]
-pub struct ForecastArgs {
-    /// Only these rules (repeatable).
-    #[arg(long = "rule")]
-    pub rules: Vec<String>,
-    /// Forecast at this instant, from the readings before it (RFC 3339 or a date).
+    /// Evaluate at this instant (RFC 3339 or a date): calendar conditions,
+    /// and forecasts from the readings before it.
     #[arg(long)]
     pub at: Option<String>,
     /// table or json.

@@ -2,7 +2,7 @@
 //! live from the API and the database, changing nothing.
 
 use super::{Context, api_failure};
-use crate::cli::{ForecastArgs, Format};
+use crate::cli::{Format, PlanArgs};
 use crate::domain::timestamp::rfc3339_minutes;
 use crate::engine::outlook::{ForecastRow, Outlook};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 /// Runs `forecast`.
-pub async fn run(ctx: &Context, args: ForecastArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let runner = ctx.runner().await?;
     let at = super::at_arg(args.at.as_deref(), runner.clock.now())?;
     let only = super::due_rules(&runner, &args.rules).await?;
