@@ -1,6 +1,7 @@
 //! The inputs of `keywarden forecast` (SPEC §11): gathered like a preview,
 //! recording nothing, with the series of the longest lookback any rule's
-//! forecast reads (a `budget` rule's is the default 6 hours).
+//! forecast reads (a `budget` rule's is the default 6 hours). At a past
+//! instant (`--at`) the keys' usage is their last snapshot before it.
 
 use super::{RunError, Runner};
 use crate::engine::evaluate::Observed;
@@ -19,6 +20,9 @@ impl Runner {
     ) -> Result<Outlook, RunError> {
         let now = at.unwrap_or_else(|| self.clock.now());
         let mut g = self.gather(only, None, now).await?;
+        if now < self.clock.now() {
+            self.store.rewind_usage(&mut g.keys, now).await?;
+        }
         g.rules.retain(|r| only.is_none_or(|o| o.contains(&r.name)));
         let lookback = longest_lookback(&g.rules)
             .unwrap_or_default()

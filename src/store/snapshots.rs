@@ -125,6 +125,42 @@ impl Store {
         Ok(series)
     }
 
+    /// Sets each key's usage counters to those of its last snapshot taken
+    /// at or before `at` — unknown when it has none — so that figures for
+    /// a past instant see only what was known then.
+    pub async fn rewind_usage(&self, keys: &mut [Key], at: DateTime<Utc>) -> anyhow::Result<()> {
+        let rows = sqlx::query(
+            "SELECT s.key_hash, s.usage, s.usage_daily, s.usage_weekly, s.usage_monthly,
+                    s.byok_usage, s.byok_usage_daily, s.byok_usage_weekly, s.byok_usage_monthly
+             FROM snapshots s
+             JOIN (SELECT key_hash, MAX(at) AS at FROM snapshots WHERE at <= ? GROUP BY key_hash) last
+               ON s.key_hash = last.key_hash AND s.at = last.at",
+        )
+        .bind(ts(at))
+        .fetch_all(&self.pool)
+        .await?;
+        let then: HashMap<String, Usage> = rows
+            .iter()
+            .map(|row| (row.get("key_hash"), std::array::from_fn(|i| row.get(i + 1))))
+            .collect();
+        for key in keys {
+            let [u, ud, uw, um, b, bd, bw, bm] = then.get(&key.hash).copied().unwrap_or_default();
+            (
+                key.usage,
+                key.usage_daily,
+                key.usage_weekly,
+                key.usage_monthly,
+            ) = (u, ud, uw, um);
+            (
+                key.byok_usage,
+                key.byok_usage_daily,
+                key.byok_usage_weekly,
+                key.byok_usage_monthly,
+            ) = (b, bd, bw, bm);
+        }
+        Ok(())
+    }
+
     /// Deletes the snapshots taken before `older_than`; returns how many.
     pub async fn prune_snapshots(&self, older_than: DateTime<Utc>) -> anyhow::Result<u64> {
         let done = sqlx::query("DELETE FROM snapshots WHERE at < ?")

@@ -304,6 +304,33 @@ set.limit = 45.0
         table.contains("2026-11-17T09:00Z") && table.contains("will_cross"),
         "{table}"
     );
+    // An hour earlier: only the readings known then.
+    let out = binary(
+        &h,
+        &[
+            "forecast",
+            "--format",
+            "json",
+            "--at",
+            "2026-11-16T09:00:00Z",
+        ],
+    )
+    .await;
+    let earlier: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let group = &earlier["forecasts"][0];
+    assert_eq!(
+        (
+            &group["spend_usd"],
+            &group["rate_usd_per_hour"],
+            &group["crossing_at"]
+        ),
+        (
+            &serde_json::json!(2.0),
+            &serde_json::json!(2.0),
+            &serde_json::json!("2026-11-17T09:00:00Z")
+        ),
+        "{earlier}"
+    );
     let after = snapshots(
         h.store
             .usage_series(far, h.now() + Duration::days(1))
