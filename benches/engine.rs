@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keywarden::domain::Key;
 use keywarden::engine::evaluate::Amounts;
+use keywarden::engine::inputs::Series;
 use keywarden::engine::plan::Plan;
 use keywarden::engine::reconcile::{Guard, Inputs, plan};
 use keywarden::engine::{ChangeKind, Claim};
@@ -28,6 +29,9 @@ struct Case {
     claims: Vec<Claim>,
 }
 
+/// No usage snapshots: the bench's rules do not forecast.
+static NO_SERIES: std::sync::LazyLock<Series> = std::sync::LazyLock::new(Series::new);
+
 /// The inputs of a plan of `rules` over `case` at the bench's instant.
 fn inputs<'a>(
     rules: &'a [Rule],
@@ -44,6 +48,7 @@ fn inputs<'a>(
         exemptions: &[],
         amounts,
         credits: None,
+        series: &NO_SERIES,
         now: support::start(),
         default_tz: chrono_tz::UTC,
         guard: Guard {

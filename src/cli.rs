@@ -84,6 +84,13 @@ Examples:
   keywarden plan --at 2026-12-24                   # what will my rules do on 24 Dec?
   keywarden plan --rule support-holidays --format json")]
     Plan(PlanArgs),
+    /// Show where each budget's spend is heading: burn rate, projection, crossing time.
+    #[command(after_help = "\
+Examples:
+  keywarden forecast                               # every budget and forecast rule, now
+  keywarden forecast --rule team-a-monthly --format json
+  keywarden forecast --at 2026-12-24               # with the readings before 24 Dec")]
+    Forecast(PlanArgs),
     /// Validate the configuration and rules files (no network).
     #[command(after_help = "\
 Examples:
@@ -171,13 +178,14 @@ pub struct ApplyArgs {
     pub force: bool,
 }
 
-/// `plan`
+/// `plan` and `forecast`
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Only these rules (repeatable).
     #[arg(long = "rule")]
     pub rules: Vec<String>,
-    /// Evaluate calendar conditions at this instant (RFC 3339 or a date).
+    /// Evaluate at this instant (RFC 3339 or a date): calendar conditions,
+    /// and forecasts from the readings before it.
     #[arg(long)]
     pub at: Option<String>,
     /// table or json.

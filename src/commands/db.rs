@@ -5,6 +5,7 @@ use crate::cli::DbCommand;
 use crate::context::Shell;
 use crate::domain::timestamp::rfc3339;
 use crate::exit::UsageError;
+use crate::rules::model::{Rule, longest_lookback};
 use std::process::ExitCode;
 
 /// Runs `db`.
@@ -32,7 +33,10 @@ pub async fn run(ctx: &Context, command: DbCommand) -> anyhow::Result<ExitCode> 
             println!("backup written: {} (mode 0600)", file.display());
         }
         DbCommand::Prune => {
-            let retention = chrono::Duration::from_std(config.history.snapshot_retention)?;
+            let rules: Vec<Rule> = store.rules().await?.into_iter().map(|s| s.rule).collect();
+            // Forecasts read their lookback: it is kept whatever [history] says.
+            let retention = chrono::Duration::from_std(config.history.snapshot_retention)?
+                .max(longest_lookback(&rules).unwrap_or_default());
             let older_than = ctx.clock.now() - retention;
             let pruned = store.prune_snapshots(older_than).await?;
             println!(

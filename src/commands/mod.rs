@@ -12,6 +12,7 @@ pub mod check_config;
 pub mod db;
 pub mod demo;
 pub mod exempt;
+pub mod forecast;
 pub mod history;
 pub mod key_arg;
 pub mod keys;
@@ -33,6 +34,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => run::run(&ctx).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Plan(args) => plan::run(&ctx, args).await,
+        Command::Forecast(args) => forecast::run(&ctx, args).await,
         Command::CheckConfig => check_config::run(&ctx).await,
         Command::Rules(cmd) => rules::run(&ctx, cmd).await,
         Command::Keys(cmd) => keys::run(&ctx, cmd).await,
@@ -67,6 +69,17 @@ keywarden --help lists every command; keywarden COMMAND --help explains one.
 /// process on the same database (the service's, or another `apply`).
 pub(crate) fn waiting_for_run(pid: &str) {
     eprintln!("waiting for the run in progress (keywarden pid {pid}) to finish…");
+}
+
+/// The instant of an `--at` flag (RFC 3339, a date, …), relative to `now`.
+pub(crate) fn at_arg(
+    at: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    at.map(|s| {
+        crate::timearg::parse_time(s, now).map_err(|e| UsageError::new(format!("--at: {e}")))
+    })
+    .transpose()
 }
 
 /// The rules `--rule` names (`None` = all), refusing unknown names; and the

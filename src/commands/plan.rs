@@ -3,7 +3,6 @@
 use super::{Context, api_failure};
 use crate::cli::{Format, PlanArgs};
 use crate::engine::plan::{Change, Plan};
-use crate::exit::UsageError;
 use crate::output::{FieldsStyle, fields_text};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::collections::HashSet;
@@ -13,14 +12,7 @@ use std::process::ExitCode;
 /// Runs `plan`.
 pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let runner = ctx.runner().await?;
-    let now = runner.clock.now();
-    let at = args
-        .at
-        .as_deref()
-        .map(|s| {
-            crate::timearg::parse_time(s, now).map_err(|e| UsageError::new(format!("--at: {e}")))
-        })
-        .transpose()?;
+    let at = super::at_arg(args.at.as_deref(), runner.clock.now())?;
     let due = super::due_rules(&runner, &args.rules).await?;
     let preview = runner
         .preview(due.as_ref(), at)

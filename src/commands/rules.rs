@@ -218,6 +218,7 @@ fn selector_summary(s: &Selector) -> String {
 fn conditions_summary(c: &Conditions) -> String {
     let present = [
         ("budget", c.budget.is_some()),
+        ("forecast", c.forecast.is_some()),
         ("credits_below", c.credits_below.is_some()),
         ("season", c.season.is_some()),
         ("between", c.between.is_some()),

@@ -9,6 +9,11 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `at` to the minute, as reasons write it: `2026-11-27T10:00Z`.
+pub fn rfc3339_minutes(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%MZ").to_string()
+}
+
 /// Serializes an instant as [`rfc3339`] (`#[serde(serialize_with = …)]`).
 pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*at))

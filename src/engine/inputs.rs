@@ -1,9 +1,28 @@
 //! What the pure core is given besides rules and keys: claims, exemptions,
-//! budget values and the standing results of rules not due in this run.
+//! budget values, usage series and the standing results of rules not due
+//! in this run.
 
 use crate::domain::{Field, FieldValue};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
+
+/// One usage snapshot of a key, as a forecast reads it (SPEC §11): its
+/// lifetime counters at an instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UsageReading {
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// Lifetime `usage` then; `None` when the API left it out.
+    pub usage: Option<f64>,
+    /// Lifetime `byok_usage` then; `None` when the API left it out.
+    pub byok_usage: Option<f64>,
+}
+
+/// The usage snapshots of the keys forecasts need, by key hash, inside the
+/// longest lookback (this run's own reading is not in it: the core reads
+/// it from the keys).
+pub type Series = HashMap<String, Vec<UsageReading>>;
 
 /// A setting keywarden changed because of a rule (SPEC §4.2): what it set,
 /// and what the key had before, so the field can be given back.

@@ -10,6 +10,7 @@
 pub mod evaluate;
 pub mod forecast;
 pub mod inputs;
+pub mod outlook;
 pub mod plan;
 pub mod reconcile;
 pub mod settle;

@@ -1,7 +1,7 @@
 //! Unit tests of the pure core, with plain values and an injected `now`.
 
 use super::evaluate::Amounts;
-use super::inputs::{Claim, Exemption};
+use super::inputs::{Claim, Exemption, Series};
 use super::plan::{ChangeKind, Hold, KeyUpdate, Outcome};
 use super::reconcile::{Guard, Inputs, Reconciliation, plan};
 use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
@@ -84,6 +84,7 @@ struct World {
     claims: Vec<Claim>,
     exemptions: Vec<Exemption>,
     amounts: Amounts,
+    series: Series,
     guard: Guard,
     tz: chrono_tz::Tz,
 }
@@ -96,6 +97,7 @@ impl World {
             claims: vec![],
             exemptions: vec![],
             amounts: Amounts::new(),
+            series: Series::new(),
             guard: Guard {
                 max_changes_per_run: 1000,
                 max_disable_fraction: 1.0,
@@ -116,6 +118,7 @@ impl World {
             exemptions: &self.exemptions,
             amounts: &self.amounts,
             credits: None,
+            series: &self.series,
             now,
             default_tz: self.tz,
             guard: self.guard,
@@ -657,6 +660,7 @@ fn a_rule_not_due_keeps_its_standing_result() {
         exemptions: &w.exemptions,
         amounts: &w.amounts,
         credits: None,
+        series: &w.series,
         now: at(2026, 1, 1, 0),
         default_tz: w.tz,
         guard: w.guard,

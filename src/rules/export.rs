@@ -1,9 +1,11 @@
 //! Rules as TOML: the canonical rules-file form that `rules export` and
 //! `rules show` print, which [`super::parse_rules`] reads back to equal rules.
 
-use super::model::{Amount, DEFAULT_MAX_AGE_SECS, Rule, Scope, Selector, Source, SourceKind};
+use super::model::{
+    Amount, Budget, DEFAULT_MAX_AGE_SECS, Forecast, Rule, Scope, Selector, Source, SourceKind,
+};
 use chrono::{NaiveDateTime, Weekday};
-use toml_edit::{Item, Value};
+use toml_edit::{InlineTable, Item, Value};
 
 /// The canonical rules-file form of `rules` (what `rules export` and
 /// `rules show` print): parsing it gives back equal rules.
@@ -24,7 +26,7 @@ pub fn to_toml(rules: &[Rule]) -> String {
 }
 
 fn rule_table(r: &Rule) -> toml_edit::Table {
-    use toml_edit::{Array, InlineTable, Table, value};
+    use toml_edit::{Array, Table, value};
     let mut t = Table::new();
     t.insert("name", value(&r.name));
     if let Some(d) = &r.description {
@@ -48,24 +50,10 @@ fn rule_table(r: &Rule) -> toml_edit::Table {
     let c = &r.when;
     let mut when = Table::new();
     if let Some(b) = &c.budget {
-        let mut bt = InlineTable::new();
-        bt.insert("usd", amount_value(&b.usd));
-        bt.insert("window", b.window.as_str().into());
-        bt.insert(
-            "scope",
-            match b.scope {
-                Scope::Each => "each",
-                Scope::Group => "group",
-            }
-            .into(),
-        );
-        if b.include_byok {
-            bt.insert("include_byok", true.into());
-        }
-        if b.at != 1.0 {
-            bt.insert("at", b.at.into());
-        }
-        when.insert("budget", value(bt));
+        when.insert("budget", value(budget_table(b)));
+    }
+    if let Some(f) = &c.forecast {
+        when.insert("forecast", value(forecast_table(f)));
     }
     if let Some(a) = &c.credits_below {
         let mut ct = InlineTable::new();
@@ -120,6 +108,43 @@ fn rule_table(r: &Rule) -> toml_edit::Table {
     }
     t.insert("set", Item::Table(set));
     t
+}
+
+/// The budget terms of a `budget` or `forecast` condition.
+fn budget_table(b: &Budget) -> InlineTable {
+    let mut bt = InlineTable::new();
+    bt.insert("usd", amount_value(&b.usd));
+    bt.insert("window", b.window.as_str().into());
+    bt.insert(
+        "scope",
+        match b.scope {
+            Scope::Each => "each",
+            Scope::Group => "group",
+        }
+        .into(),
+    );
+    if b.include_byok {
+        bt.insert("include_byok", true.into());
+    }
+    if b.at != 1.0 {
+        bt.insert("at", b.at.into());
+    }
+    bt
+}
+
+/// `forecast = { …budget terms, lookback, within }`.
+fn forecast_table(f: &Forecast) -> InlineTable {
+    let mut ft = budget_table(&f.budget);
+    ft.insert("lookback", duration(f.lookback_secs).into());
+    if let Some(w) = f.within_secs {
+        ft.insert("within", duration(w).into());
+    }
+    ft
+}
+
+/// A duration in seconds as rules write it (`"6h"`, `"1h 30m"`).
+fn duration(secs: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }
 
 fn selector_value(s: &Selector) -> Value {
@@ -189,8 +214,7 @@ fn source_value(s: &Source) -> Value {
         }
     }
     if s.max_age_secs != DEFAULT_MAX_AGE_SECS {
-        let age = humantime::format_duration(std::time::Duration::from_secs(s.max_age_secs));
-        t.insert("max_age", age.to_string().into());
+        t.insert("max_age", duration(s.max_age_secs).into());
     }
     t.into()
 }
@@ -260,6 +284,17 @@ mod tests {
             scope: Scope::Each,
             include_byok: true,
             at: 0.75,
+        });
+        extra.when.forecast = Some(Forecast {
+            budget: Budget {
+                usd: Amount::Fixed(75.5),
+                window: Window::Weekly,
+                scope: Scope::Group,
+                include_byok: false,
+                at: 0.9,
+            },
+            lookback_secs: 90 * 60,
+            within_secs: Some(3 * 24 * 3600),
         });
         extra.when.credits_below = Some(Amount::Source(Source {
             kind: SourceKind::File {

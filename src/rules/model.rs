@@ -73,6 +73,9 @@ pub struct Exclude {
 pub struct Conditions {
     /// Spend in a window against a budget.
     pub budget: Option<Budget>,
+    /// Where spend is heading: the budget crossed before the window ends.
+    #[serde(default)]
+    pub forecast: Option<Forecast>,
     /// The account's remaining credits below an amount.
     pub credits_below: Option<Amount>,
     /// A yearly date range in the rule's timezone.
@@ -119,6 +122,51 @@ pub struct Budget {
     pub include_byok: bool,
     /// Holds when spend ≥ `at` × `usd` (default 1.0).
     pub at: f64,
+}
+
+/// The default `lookback` of a forecast: 6 hours.
+pub const DEFAULT_LOOKBACK_SECS: u64 = 6 * 3600;
+
+/// `forecast = { usd, window, scope, lookback, within, at, include_byok }`
+/// (SPEC §11): holds when spend at the current burn rate crosses the
+/// budget before the window ends (and within `within`, when given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// The budget it projects against: amount, window, scope, BYOK, `at`.
+    pub budget: Budget,
+    /// How far back the burn rate looks (seconds; default 6h).
+    pub lookback_secs: u64,
+    /// The crossing must come no later than this after now (seconds);
+    /// required for `window = "total"`.
+    pub within_secs: Option<u64>,
+}
+
+impl Forecast {
+    /// The lookback as a duration.
+    pub fn lookback(&self) -> chrono::Duration {
+        secs(self.lookback_secs)
+    }
+
+    /// `within` as a duration, when given.
+    pub fn within(&self) -> Option<chrono::Duration> {
+        self.within_secs.map(secs)
+    }
+}
+
+/// The longest `lookback` of the enabled rules with a forecast condition:
+/// how far back forecasts read snapshots, and how long they are kept at
+/// least; `None` when no enabled rule forecasts.
+pub fn longest_lookback(rules: &[Rule]) -> Option<chrono::Duration> {
+    rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| r.when.forecast.as_ref())
+        .map(Forecast::lookback)
+        .max()
+}
+
+fn secs(s: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
 }
 
 /// An amount of USD: a number, or a source read at evaluation time.

@@ -1,14 +1,16 @@
 //! Gathering a run's inputs: the enabled rules, the listed keys, the
-//! account's credits when a rule needs them, and the due rules' budget
-//! sources (SPEC §3.2, §4.1).
+//! account's credits when a rule needs them, the due rules' budget
+//! sources and the usage series forecasts read (SPEC §3.2, §4.1, §11).
 
 use super::{RunError, Runner};
 use crate::domain::{Credits, Key};
 use crate::engine::evaluate::Amounts;
+use crate::engine::inputs::Series;
 use crate::openrouter::ApiError;
-use crate::rules::model::Rule;
+use crate::rules::model::{Rule, longest_lookback};
+use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// What a run plans from, besides what the store holds.
 pub(super) struct Gathered {
@@ -20,6 +22,25 @@ pub(super) struct Gathered {
     pub(super) amounts: Amounts,
     /// The enabled rules.
     pub(super) rules: Vec<Rule>,
+    /// The usage snapshots inside the longest forecast lookback.
+    pub(super) series: Series,
+    /// The keys (hashes) a forecast rule selects: snapshotted even when
+    /// their usage did not move.
+    pub(super) forecast_keys: HashSet<String>,
+}
+
+/// The hashes of the keys that the enabled forecast rules select.
+fn forecast_keys(rules: &[Rule], keys: &[Key]) -> HashSet<String> {
+    let selectors = rules
+        .iter()
+        .filter(|r| r.when.forecast.is_some())
+        .map(|r| &r.keys);
+    SelectorIndex::new(selectors)
+        .select(keys)
+        .into_iter()
+        .flatten()
+        .map(|i| keys[i].hash.clone())
+        .collect()
 }
 
 impl Runner {
@@ -62,11 +83,17 @@ impl Runner {
             None
         };
         let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
+        let series = match longest_lookback(&rules) {
+            Some(lookback) => self.store.usage_series(now - lookback, now).await?,
+            None => Series::new(),
+        };
         Ok(Gathered {
+            forecast_keys: forecast_keys(&rules, &keys),
             keys,
             credits,
             amounts,
             rules,
+            series,
         })
     }
 }

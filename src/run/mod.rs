@@ -4,6 +4,7 @@
 //! `apply`, `run`, `demo` and the service.
 
 mod gather;
+mod outlook;
 mod record;
 mod send;
 pub mod sources;
@@ -216,6 +217,7 @@ impl Runner {
             exemptions: &exemptions,
             amounts: &g.amounts,
             credits: g.credits.as_ref(),
+            series: &g.series,
             now,
             default_tz: self.config.daemon.default_timezone()?,
             guard: self.guard(force),
@@ -292,7 +294,12 @@ impl Runner {
             .collect();
         report.plan = plan;
         self.store
-            .record_snapshots(now, &gathered.keys, self.config.history.snapshot_interval)
+            .record_snapshots_for(
+                now,
+                &gathered.keys,
+                self.config.history.snapshot_interval,
+                &gathered.forecast_keys,
+            )
             .await?;
         self.finish(&report, gathered.rules.len()).await?;
         Ok(report)

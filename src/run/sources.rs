@@ -112,6 +112,7 @@ impl Runner {
         {
             let amounts_of_rule = [
                 rule.when.budget.as_ref().map(|b| &b.usd),
+                rule.when.forecast.as_ref().map(|f| &f.budget.usd),
                 rule.when.credits_below.as_ref(),
             ];
             for amount in amounts_of_rule.into_iter().flatten() {

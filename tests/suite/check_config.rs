@@ -242,6 +242,31 @@ const BROKEN: &[(&str, &str, &str)] = &[
         "when.credits_below.usd.headers.Authorization",
     ),
     (
+        "forecast lookback not a duration",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\nforecast = { usd = 5, window = \"daily\", lookback = \"soon\" } # <-\n[rule.set]\nlimit = 1.0\n",
+        "when.forecast.lookback",
+    ),
+    (
+        "forecast lookback of zero",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\nforecast = { usd = 5, window = \"daily\", lookback = \"0s\" } # <-\n[rule.set]\nlimit = 1.0\n",
+        "when.forecast.lookback",
+    ),
+    (
+        "forecast of a total budget without within",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\nforecast = { usd = 5, window = \"total\" } # <-\n[rule.set]\nlimit = 1.0\n",
+        "when.forecast.within",
+    ),
+    (
+        "forecast within longer than its window",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\nforecast = { usd = 5, window = \"daily\", within = \"25h\" } # <-\n[rule.set]\nlimit = 1.0\n",
+        "when.forecast.within",
+    ),
+    (
+        "forecast within not a duration",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\nforecast = { usd = 5, window = \"monthly\", within = 3 } # <-\n[rule.set]\nlimit = 1.0\n",
+        "when.forecast.within",
+    ),
+    (
         "credits_below without usd",
         "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\ncredits_below = { } # <-\n[rule.set]\ndisabled = true\n",
         "when.credits_below.usd",

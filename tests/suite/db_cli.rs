@@ -178,3 +178,39 @@ async fn prune_deletes_snapshots_older_than_the_retention() {
     let out = stdout(&keywarden(dir.path(), &["db", "prune"]));
     assert!(out.starts_with("pruned 0 usage snapshots"), "{out}");
 }
+
+#[tokio::test]
+async fn prune_keeps_the_longest_forecast_lookback_whatever_the_retention() {
+    let dir = setup("[history]\nsnapshot_retention = \"30d\"\n");
+    let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
+    let rules = keywarden::rules::parse_rules(
+        "rules.toml",
+        "[[rule]]\nname = \"f\"\nkeys = \"all\"\n\
+         when.forecast = { usd = 5.0, window = \"monthly\", lookback = \"42d\" }\nset.limit = 1.0\n",
+    )
+    .unwrap()
+    .rules;
+    let now = Utc::now();
+    store
+        .sync_rules(
+            &keywarden::rules::model::Origin::File("rules.toml".into()),
+            &rules,
+            true,
+            now,
+        )
+        .await
+        .unwrap();
+    let interval = std::time::Duration::from_secs(60);
+    for (days, usage) in [(45, 1.0), (40, 2.0)] {
+        store
+            .record_snapshots(now - Duration::days(days), &[key("a", usage)], interval)
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let out = stdout(&keywarden(dir.path(), &["db", "prune"]));
+    assert!(
+        out.starts_with("pruned 1 usage snapshots older than "),
+        "only the one older than the 42-day lookback: {out}"
+    );
+}

@@ -23,6 +23,7 @@ mod engine_apply;
 mod exempt_cli;
 mod faults;
 mod first_run;
+mod forecast;
 mod fuzz_regressions;
 mod help;
 mod history_cli;

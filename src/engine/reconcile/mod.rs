@@ -22,7 +22,7 @@ mod verdicts;
 mod wanted;
 
 use super::evaluate::{Amounts, CompiledRule, SharedHashes};
-use super::inputs::{Claim, Exemption};
+use super::inputs::{Claim, Exemption, Series};
 use super::plan::Plan;
 use crate::domain::{Credits, Field, Key};
 use crate::rules::model::Rule;
@@ -61,6 +61,8 @@ pub struct Inputs<'a> {
     pub amounts: &'a Amounts,
     /// The account's credits, when a rule needs them and they could be read.
     pub credits: Option<&'a Credits>,
+    /// The usage snapshots of the keys forecasts need.
+    pub series: &'a Series,
     /// The instant the run evaluates at.
     pub now: DateTime<Utc>,
     /// `[daemon].timezone`, for rules that name none.

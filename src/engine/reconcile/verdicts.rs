@@ -4,7 +4,9 @@
 
 use super::Inputs;
 use crate::domain::Field;
-use crate::engine::evaluate::{CompiledRule, Evaluation, SharedHashes, Truth, Verdict, evaluate};
+use crate::engine::evaluate::{
+    CompiledRule, Evaluation, Observed, SharedHashes, Truth, Verdict, evaluate,
+};
 use crate::engine::plan::{BudgetReading, Skip};
 use crate::rules::selector::SelectorIndex;
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +54,12 @@ impl Verdicts {
             skips: Vec::new(),
             budgets: Vec::new(),
         };
+        let observed = Observed {
+            amounts: inputs.amounts,
+            credits: inputs.credits,
+            series: inputs.series,
+            now: inputs.now,
+        };
         for (rule, selected) in rules.iter().zip(&selected) {
             let name = &rule.rule.name;
             let standing = inputs.standing.get(name);
@@ -70,15 +78,7 @@ impl Verdicts {
                 out.evaluations.push(None);
                 continue;
             }
-            let mut eval = evaluate(
-                rule,
-                selected,
-                inputs.keys,
-                hashes,
-                inputs.amounts,
-                inputs.credits,
-                inputs.now,
-            );
+            let mut eval = evaluate(rule, selected, inputs.keys, hashes, &observed);
             let mut holding = Vec::new();
             let mut per_key = Vec::with_capacity(eval.verdicts.len());
             for &(key, truth) in &eval.verdicts {

@@ -4,7 +4,7 @@
 use super::checks::{
     check_env_name, check_header_name, check_header_value, check_nonempty, check_pointer,
 };
-use super::walk::{Node, Parser, Reported};
+use super::walk::{Node, Parser};
 use crate::rules::model::{Amount, DEFAULT_MAX_AGE_SECS, Source, SourceKind};
 use crate::url_policy::check_url;
 
@@ -45,21 +45,9 @@ impl Parser<'_> {
                 );
             }
         }
-        let max_age_secs = match self.opt_str(&t, "max_age") {
-            Ok(None) => Some(DEFAULT_MAX_AGE_SECS),
-            Ok(Some((s, m))) => match humantime::parse_duration(s) {
-                Ok(d) => Some(d.as_secs()),
-                Err(e) => {
-                    self.bad(
-                        m,
-                        &t.field("max_age"),
-                        format!("{s:?} is not a duration such as \"6h\" ({e})"),
-                    );
-                    None
-                }
-            },
-            Err(Reported) => None,
-        };
+        let max_age_secs = self
+            .duration(&t, "max_age")
+            .map(|d| d.map_or(DEFAULT_MAX_AGE_SECS, |(secs, _)| secs));
         let pointer = self.checked_str(&t, "pointer", check_pointer);
         let source = self.checked_str(&t, kind, |s| match kind {
             "env" => check_env_name(s),
@@ -89,7 +77,7 @@ impl Parser<'_> {
         };
         Some(Amount::Source(Source {
             kind,
-            max_age_secs: max_age_secs?,
+            max_age_secs: max_age_secs.ok()?,
         }))
     }
 

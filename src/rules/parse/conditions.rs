@@ -1,13 +1,16 @@
-//! The schema of a rule's `when` table: budget, credits, season, between,
-//! weekdays and hours.
+//! The schema of a rule's `when` table: budget, forecast, credits, season,
+//! between, weekdays and hours.
 
 use super::scalar::{
     local_datetime, parse_hours, parse_local_datetime, parse_month_day, parse_weekday,
 };
-use super::walk::{Node, Parser, Reported};
+use super::walk::{Node, Parser, Reported, Tbl};
 use crate::domain::Window;
 use crate::rules::model::{Between, Budget, Conditions, Scope, Season};
 use toml_edit::Value;
+
+/// The fields of `when.budget`.
+const BUDGET_FIELDS: [&str; 5] = ["usd", "window", "scope", "include_byok", "at"];
 
 impl Parser<'_> {
     /// `when`: the conditions.
@@ -17,6 +20,7 @@ impl Parser<'_> {
             "when",
             &[
                 "budget",
+                "forecast",
                 "credits_below",
                 "season",
                 "between",
@@ -26,6 +30,7 @@ impl Parser<'_> {
         )?;
         let errors_before = self.diags.len();
         let budget = self.optional(t.get("budget"), Self::budget);
+        let forecast = self.optional(t.get("forecast"), Self::forecast);
         let credits_below = self.optional(t.get("credits_below"), |p, c| {
             let ct = p.table(c, "when.credits_below", &["usd"])?;
             match ct.get("usd") {
@@ -65,6 +70,7 @@ impl Parser<'_> {
         }
         Some(Conditions {
             budget: budget.ok()?,
+            forecast: forecast.ok()?,
             credits_below: credits_below.ok()?,
             season: season.ok()?,
             between: between.ok()?,
@@ -75,23 +81,25 @@ impl Parser<'_> {
 
     /// `when.budget`: an amount, a window, a scope and the share `at`.
     fn budget(&mut self, n: Node) -> Option<Budget> {
-        let t = self.table(
-            n,
-            "when.budget",
-            &["usd", "window", "scope", "include_byok", "at"],
-        )?;
+        let t = self.table(n, "when.budget", &BUDGET_FIELDS)?;
+        self.budget_terms(&t)
+    }
+
+    /// The budget terms of a `budget` or `forecast` table `t`: amount,
+    /// window, scope, BYOK and the share `at`.
+    pub(super) fn budget_terms(&mut self, t: &Tbl) -> Option<Budget> {
         let errors_before = self.diags.len();
         let usd = match t.get("usd") {
-            Some(u) => self.amount(u, "when.budget.usd"),
+            Some(u) => self.amount(u, &t.field("usd")),
             None => {
-                self.missing(&t, "usd", "the budget in USD (usd = 50.0)");
+                self.missing(t, "usd", "the budget in USD (usd = 50.0)");
                 None
             }
         };
-        let window = match self.opt_str(&t, "window") {
+        let window = match self.opt_str(t, "window") {
             Ok(None) => {
                 self.missing(
-                    &t,
+                    t,
                     "window",
                     "the spend window (daily, weekly, monthly or total)",
                 );
@@ -105,7 +113,7 @@ impl Parser<'_> {
                 _ => {
                     self.bad(
                         w,
-                        "when.budget.window",
+                        &t.field("window"),
                         format!("unknown window {s:?} (expected daily, weekly, monthly or total)"),
                     );
                     None
@@ -113,14 +121,14 @@ impl Parser<'_> {
             },
             Err(Reported) => None,
         };
-        let scope = match self.opt_str(&t, "scope") {
+        let scope = match self.opt_str(t, "scope") {
             Ok(None) => Some(Scope::Each),
             Ok(Some(("each", _))) => Some(Scope::Each),
             Ok(Some(("group", _))) => Some(Scope::Group),
             Ok(Some((s, w))) => {
                 self.bad(
                     w,
-                    "when.budget.scope",
+                    &t.field("scope"),
                     format!("unknown scope {s:?} (expected each or group)"),
                 );
                 None
@@ -128,7 +136,7 @@ impl Parser<'_> {
             Err(Reported) => None,
         };
         let include_byok = self
-            .opt_bool(&t, "include_byok")
+            .opt_bool(t, "include_byok")
             .map(Option::unwrap_or_default);
         let at = match t.get("at") {
             None => Some(1.0),
@@ -137,13 +145,13 @@ impl Parser<'_> {
                 Some(x) => {
                     self.bad(
                         a,
-                        "when.budget.at",
+                        &t.field("at"),
                         format!("{x} is out of range: the share of the budget must be in (0, 10]"),
                     );
                     None
                 }
                 None => {
-                    self.wrong_type(a, "when.budget.at", "a number");
+                    self.wrong_type(a, &t.field("at"), "a number");
                     None
                 }
             },

@@ -9,6 +9,7 @@
 mod amount;
 pub mod checks;
 mod conditions;
+mod forecast;
 mod rule;
 mod scalar;
 mod walk;

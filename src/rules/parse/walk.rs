@@ -263,6 +263,24 @@ impl Parser<'_> {
         }
     }
 
+    /// The duration `key` of `t` (`"6h"`, `"3d"`), in seconds, when given.
+    pub(super) fn duration<'a>(&mut self, t: &Tbl<'a, '_>, key: &str) -> Optional<(u64, Node<'a>)> {
+        let Some((s, n)) = self.opt_str(t, key)? else {
+            return Ok(None);
+        };
+        match humantime::parse_duration(s) {
+            Ok(d) => Ok(Some((d.as_secs(), n))),
+            Err(e) => {
+                self.bad(
+                    n,
+                    &t.field(key),
+                    format!("{s:?} is not a duration such as \"6h\" ({e})"),
+                );
+                Err(Reported)
+            }
+        }
+    }
+
     /// Reads the part at `node` with `read`, when it is given.
     pub(super) fn optional<'a, T>(
         &mut self,

@@ -1,7 +1,11 @@
 //! Evaluating one rule's `when` against the observed keys: for each key it
 //! selects, whether the conditions hold, do not hold, or cannot be told in
 //! this run — with the figures that decided it, for the change's reason.
+//! The `forecast` condition is in [`forecast`].
 
+pub mod forecast;
+
+use super::inputs::Series;
 use super::plan::{BudgetReading, Skip};
 use crate::domain::Credits;
 use crate::domain::Key;
@@ -10,6 +14,7 @@ use crate::rules::calendar;
 use crate::rules::model::{Amount, Budget, Conditions, Rule, Scope};
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
+use forecast::ForecastView;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +33,20 @@ pub enum Verdict {
 /// The value of every budget amount this run, by [`crate::rules::model::Source::id`]:
 /// `None` when the source is unavailable (the rule is then not evaluated).
 pub type Amounts = HashMap<String, Option<f64>>;
+
+/// What a rule is evaluated against besides its keys: the run's budget
+/// amounts, the account's credits, the usage series and the instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// Budget amounts read from sources this run.
+    pub amounts: &'a Amounts,
+    /// The account's credits, when a rule needs them and they could be read.
+    pub credits: Option<&'a Credits>,
+    /// The usage snapshots forecasts read.
+    pub series: &'a Series,
+    /// The instant the run evaluates at.
+    pub now: DateTime<Utc>,
+}
 
 /// A rule made ready for evaluation: its timezone resolved.
 #[derive(Debug, Clone)]
@@ -107,24 +126,38 @@ pub struct Evaluation {
     common: Option<Verdict>,
     /// The budget condition, when the rule has one.
     budget: Option<BudgetView>,
-    /// Scope `group`: the verdict, the same for every key, once explained.
+    /// The forecast condition, when the rule has one.
+    forecast: Option<ForecastView>,
+    /// Every per-key condition is scope `group`: the verdict, the same for
+    /// every key, once explained.
     group_verdict: OnceCell<Verdict>,
 }
 
 impl Evaluation {
     /// The verdict for `keys[i]` with the figures that decided it.
     pub fn explain(&self, keys: &[Key], i: usize) -> Verdict {
-        let Some(budget) = &self.budget else {
+        if self.budget.is_none() && self.forecast.is_none() {
             return self
                 .common
                 .clone()
                 .unwrap_or_else(|| Verdict::Holds("always".into()));
+        }
+        let per_key = || {
+            let budget = self.budget.as_ref().map(|b| b.verdict(&keys[i]));
+            let forecast = self.forecast.as_ref().map(|f| f.verdict(keys, i));
+            let spend = match (budget, forecast) {
+                (Some(b), Some(f)) => both(Some(&b), f),
+                (Some(v), None) | (None, Some(v)) => v,
+                (None, None) => unreachable!("checked above"),
+            };
+            both(self.common.as_ref(), spend)
         };
-        let with_budget = || both(self.common.as_ref(), budget.verdict(&keys[i]));
-        if budget.group.is_some() {
-            self.group_verdict.get_or_init(with_budget).clone()
+        let group = self.budget.as_ref().is_none_or(|b| b.group.is_some())
+            && self.forecast.as_ref().is_none_or(ForecastView::is_group);
+        if group {
+            self.group_verdict.get_or_init(per_key).clone()
         } else {
-            with_budget()
+            per_key()
         }
     }
 }
@@ -149,17 +182,22 @@ fn truth_of(v: &Verdict) -> Truth {
     }
 }
 
-/// Evaluates `rule` over the keys at positions `selected` of `keys`, at
-/// `now`; its readings name the keys by `hashes` (of the same `keys`).
+/// Evaluates `rule` over the keys at positions `selected` of `keys`,
+/// against what was `observed`; its readings name the keys by `hashes`
+/// (of the same `keys`).
 pub fn evaluate(
     rule: &CompiledRule<'_>,
     selected: &[usize],
     keys: &[Key],
     hashes: &SharedHashes<'_>,
-    amounts: &Amounts,
-    credits: Option<&Credits>,
-    now: DateTime<Utc>,
+    observed: &Observed<'_>,
 ) -> Evaluation {
+    let Observed {
+        amounts,
+        credits,
+        series,
+        now,
+    } = *observed;
     let when = &rule.rule.when;
     let name = rule.rule.name.as_str();
     // Conditions that are the same for every key, in the spec's order.
@@ -178,9 +216,14 @@ pub fn evaluate(
             rule.rule.warn_at.iter().copied(),
         )
     });
+    let forecast = when
+        .forecast
+        .as_ref()
+        .map(|f| ForecastView::new(f, amounts, selected, keys, series, now));
     let mut out = Evaluation {
         common,
         verdicts: Vec::with_capacity(selected.len()),
+        forecast,
         ..Evaluation::default()
     };
     if let Some(view) = &budget {
@@ -188,14 +231,12 @@ pub fn evaluate(
     }
     out.budget = budget;
     for &i in selected {
-        let t = match (common_truth, &out.budget) {
-            (Truth::DoesNotHold, _) => Truth::DoesNotHold,
-            (t, None) => t,
-            (t, Some(view)) => match (t, view.truth(&keys[i])) {
-                (_, Truth::DoesNotHold) => Truth::DoesNotHold,
-                (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
-                _ => Truth::Holds,
-            },
+        let t = if common_truth == Truth::DoesNotHold {
+            Truth::DoesNotHold
+        } else {
+            let budget = out.budget.as_ref().map(|v| v.truth(&keys[i]));
+            let forecast = out.forecast.as_ref().map(|v| v.truth(keys, i));
+            all_of([Some(common_truth), budget, forecast].into_iter().flatten())
         };
         if t == Truth::Unknown {
             let reason = match out.explain(keys, i) {
@@ -211,6 +252,15 @@ pub fn evaluate(
         out.verdicts.push((i, t));
     }
     out
+}
+
+/// All must hold: any false → false; else any unknown → unknown.
+fn all_of(truths: impl Iterator<Item = Truth>) -> Truth {
+    truths.fold(Truth::Holds, |acc, t| match (acc, t) {
+        (Truth::DoesNotHold, _) | (_, Truth::DoesNotHold) => Truth::DoesNotHold,
+        (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
+        _ => Truth::Holds,
+    })
 }
 
 /// All conditions must hold: any false → false; else any unknown → unknown.
@@ -340,7 +390,7 @@ pub fn spend(key: &Key, window: Window, include_byok: bool) -> Option<f64> {
 }
 
 /// Tolerance for comparing USD amounts: a budget of 50.00 is reached by 50.00.
-const EPSILON: f64 = 1e-9;
+pub const EPSILON: f64 = 1e-9;
 
 /// A rule's budget condition, prepared once per run: the amount, the
 /// threshold and (scope `group`) the group's spend.

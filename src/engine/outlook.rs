@@ -1,0 +1,171 @@
+//! The figures of `keywarden forecast` (SPEC §11): for every enabled rule
+//! with a `budget` or `forecast` condition, each of its groups (scope
+//! `group`) or keys (scope `each`), where spend is heading. Pure, like the
+//! rest of the core: the shell gathers the keys, amounts and series.
+
+use super::evaluate::forecast::key_rate;
+use super::evaluate::{EPSILON, Observed, amount_value, spend};
+use super::forecast::{Status, project};
+use crate::domain::timestamp;
+use crate::domain::{Key, Window};
+use crate::rules::model::{Budget, DEFAULT_LOOKBACK_SECS, Rule, Scope};
+use crate::rules::selector::SelectorIndex;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use std::cmp::Ordering;
+
+/// What `keywarden forecast --format json` prints: the instant, and the rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outlook {
+    /// The instant the figures are for.
+    #[serde(serialize_with = "timestamp::serialize")]
+    pub at: DateTime<Utc>,
+    /// One row per rule and group (scope `group`) or key (scope `each`).
+    pub forecasts: Vec<ForecastRow>,
+}
+
+/// One row of `keywarden forecast --format json`, field for field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastRow {
+    /// The rule.
+    pub rule: String,
+    /// Per key or per group.
+    pub scope: Scope,
+    /// The key (scope `each`); `null` for a group.
+    pub key_hash: Option<String>,
+    /// The key's name (scope `each`); `null` for a group.
+    pub key_name: Option<String>,
+    /// The spend window.
+    pub window: Window,
+    /// When the window ends; `null` for `total`.
+    #[serde(serialize_with = "timestamp::serialize_opt")]
+    pub window_end: Option<DateTime<Utc>>,
+    /// The budget; `null` when its source is unavailable.
+    pub budget_usd: Option<f64>,
+    /// The share of the budget that counts (`at`).
+    pub at_fraction: f64,
+    /// Spend in the window now; `null` when a counter is unknown.
+    pub spend_usd: Option<f64>,
+    /// The burn rate; `null` when unknown.
+    pub rate_usd_per_hour: Option<f64>,
+    /// How far back the rate looks, in hours.
+    pub lookback_hours: f64,
+    /// Spend at the window's end at this rate; `null` when unknown or `total`.
+    pub projected_usd: Option<f64>,
+    /// When spend reaches `at_fraction × budget_usd`; `null` when never or unknown.
+    #[serde(serialize_with = "timestamp::serialize_opt")]
+    pub crossing_at: Option<DateTime<Utc>>,
+    /// Where it is heading.
+    pub status: Status,
+}
+
+/// The budget a rule's forecast is drawn against and how far back it
+/// looks: its `forecast` condition, else its `budget` one (default lookback).
+fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
+    match (&rule.when.forecast, &rule.when.budget) {
+        (Some(f), _) => Some((&f.budget, f.lookback())),
+        (None, Some(b)) => Some((b, Duration::seconds(DEFAULT_LOOKBACK_SECS as i64))),
+        (None, None) => None,
+    }
+}
+
+/// Rounds float noise off a figure (a least-squares 1.1 is 1.0999999…).
+fn tidy(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// The forecasts of the enabled `rules` over `keys` at `observed.now`,
+/// ordered by crossing time (soonest first, none last), then rule, then
+/// key name.
+pub fn outlook(rules: &[Rule], keys: &[Key], observed: &Observed<'_>) -> Outlook {
+    let rules: Vec<(&Rule, &Budget, Duration)> = rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| terms(r).map(|(b, l)| (r, b, l)))
+        .collect();
+    let selected = SelectorIndex::new(rules.iter().map(|(r, _, _)| &r.keys)).select(keys);
+    let mut rows = Vec::new();
+    for ((rule, budget, lookback), selected) in rules.iter().zip(selected) {
+        let groups: Vec<Vec<usize>> = match budget.scope {
+            Scope::Group => vec![selected],
+            Scope::Each => selected.into_iter().map(|i| vec![i]).collect(),
+        };
+        for members in groups {
+            rows.push(row(rule, budget, *lookback, keys, &members, observed));
+        }
+    }
+    rows.sort_by(|a, b| {
+        let crossing = match (a.crossing_at, b.crossing_at) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        crossing
+            .then_with(|| a.rule.cmp(&b.rule))
+            .then_with(|| a.key_name.cmp(&b.key_name))
+    });
+    Outlook {
+        at: observed.now,
+        forecasts: rows,
+    }
+}
+
+/// The row of one key (scope `each`) or one group (`members`).
+fn row(
+    rule: &Rule,
+    budget: &Budget,
+    lookback: Duration,
+    keys: &[Key],
+    members: &[usize],
+    observed: &Observed<'_>,
+) -> ForecastRow {
+    let now = observed.now;
+    let window_end = budget.window.bounds(now).map(|b| b.end);
+    let budget_usd = amount_value(&budget.usd, observed.amounts);
+    let spend_usd: Option<f64> = members
+        .iter()
+        .map(|&i| spend(&keys[i], budget.window, budget.include_byok))
+        .sum();
+    let rate: Option<f64> = members
+        .iter()
+        .map(|&i| {
+            key_rate(
+                &keys[i],
+                observed.series,
+                budget.include_byok,
+                lookback,
+                now,
+            )
+            .ok()
+        })
+        .sum();
+    let (key_hash, key_name) = match (budget.scope, members) {
+        (Scope::Each, [i]) => (Some(keys[*i].hash.clone()), Some(keys[*i].name.clone())),
+        _ => (None, None),
+    };
+    let mut out = ForecastRow {
+        rule: rule.name.clone(),
+        scope: budget.scope,
+        key_hash,
+        key_name,
+        window: budget.window,
+        window_end,
+        budget_usd,
+        at_fraction: budget.at,
+        spend_usd: spend_usd.map(tidy),
+        rate_usd_per_hour: None,
+        lookback_hours: lookback.num_seconds() as f64 / 3600.0,
+        projected_usd: None,
+        crossing_at: None,
+        status: Status::Unknown,
+    };
+    if let (Some(usd), Some(spent)) = (budget_usd, spend_usd) {
+        let p = project(spent, rate, budget.at * usd - EPSILON, now, window_end);
+        out.rate_usd_per_hour = p.rate_usd_per_hour.map(tidy);
+        out.projected_usd = p.projected_usd.map(tidy);
+        out.crossing_at = p.crossing_at;
+        out.status = p.status;
+    }
+    out
+}

@@ -1,0 +1,395 @@
+//! Forecasts (SPEC §11) against the sandbox: its traffic spends as its clock
+//! moves, keywarden runs every 15 minutes on the same clock, and a
+//! `forecast` rule acts on where spend is heading.
+
+use crate::common::{Harness, seed};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use keywarden::engine::ChangeKind;
+use keywarden::engine::forecast::{Reading, burn_rate};
+use keywarden::run::RunReport;
+use keywarden::sandbox::traffic::{Pattern, TrafficSpec};
+
+/// Steady traffic of `usd_per_hour` on the keys named `names` (BYOK usage when `byok`).
+fn steady(h: &Harness, names: &[&str], usd_per_hour: f64, byok: bool) {
+    h.sandbox
+        .account()
+        .add_traffic(TrafficSpec {
+            names: Some(names.iter().map(|n| n.to_string()).collect()),
+            hashes: None,
+            usd_per_hour,
+            pattern: Pattern::Steady,
+            seed: 7,
+            byok,
+        })
+        .unwrap();
+}
+
+/// Runs every 15 minutes for `hours`, the sandbox clock moving between runs;
+/// the reports, oldest first.
+async fn every_quarter_hour(h: &Harness, hours: f64) -> Vec<RunReport> {
+    let mut reports = Vec::new();
+    for _ in 0..(hours * 4.0).round() as i64 {
+        h.sandbox.account().advance(Duration::minutes(15));
+        reports.push(h.apply().await);
+    }
+    reports
+}
+
+fn at(y: i32, m: u32, d: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, hour, 0, 0).unwrap()
+}
+
+const LOWER_LIMIT: &str = r#"
+[[rule]]
+name = "slow-down"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 50.0, window = "monthly", lookback = "2h", within = "24h" }
+set.limit = 45.0
+"#;
+
+#[tokio::test]
+async fn steady_traffic_lowers_the_limit_before_the_budget_is_reached() {
+    let h = Harness::new(
+        at(2026, 11, 16, 8),
+        vec![seed("team-a-01")],
+        LOWER_LIMIT,
+        |_| {},
+    )
+    .await;
+    steady(&h, &["team-a-01"], 2.0, false);
+    let first = h.apply().await;
+    assert_eq!(
+        first.plan.skips[0].reason,
+        "key team-a-01: burn rate unknown: 1 usage readings in the lookback, 3 needed",
+        "too little history: not evaluated, and why"
+    );
+    assert!(first.rows.is_empty());
+    every_quarter_hour(&h, 2.0).await;
+    let patches = h.take_patches();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0].body, serde_json::json!({ "limit": 45.0 }));
+    let spent = h.key("team-a-01").usage_monthly.unwrap();
+    assert!(spent < 10.0, "acted long before the budget: {spent}");
+    let rows = h.history().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].kind, ChangeKind::Assert);
+    assert!(
+        rows[0]
+            .reason
+            .contains("at 2.00 USD/h over 2h reaches the 50.00 USD budget at 2026-11-17T"),
+        "{}",
+        rows[0].reason
+    );
+    assert!(
+        rows[0].reason.ends_with("before the window ends"),
+        "{}",
+        rows[0].reason
+    );
+}
+
+#[tokio::test]
+async fn a_window_rolling_over_inside_the_lookback_keeps_the_rate() {
+    let rule = LOWER_LIMIT.replace("usd = 50.0", "usd = 10.0");
+    let h = Harness::new(at(2026, 11, 30, 21), vec![seed("team-a-01")], &rule, |_| {}).await;
+    steady(&h, &["team-a-01"], 2.0, false);
+    // Before midnight the crossing (10 USD at 2 USD/h) falls after the
+    // month ends: the rule does not hold.
+    every_quarter_hour(&h, 2.75).await;
+    assert!(h.take_patches().is_empty());
+    // After it, the monthly spend starts again from 0 but the rate, drawn
+    // from lifetime usage across the roll-over, is still 2 USD/h.
+    every_quarter_hour(&h, 0.5).await;
+    let patches = h.take_patches();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let rows = h.history().await;
+    assert!(rows[0].at >= at(2026, 12, 1, 0), "{:?}", rows[0].at);
+    assert!(
+        rows[0].reason.starts_with("key monthly spend 0.")
+            && rows[0]
+                .reason
+                .contains(" at 2.00 USD/h over 2h reaches the 10.00 USD budget"),
+        "{}",
+        rows[0].reason
+    );
+}
+
+#[tokio::test]
+async fn a_key_disabled_by_keywarden_stops_and_its_rate_goes_to_zero() {
+    let rules = r#"
+[[rule]]
+name = "stop"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 50.0, window = "monthly", lookback = "2h", within = "3d" }
+set.disabled = true
+"#;
+    let h = Harness::new(at(2026, 11, 16, 8), vec![seed("team-a-01")], rules, |_| {}).await;
+    steady(&h, &["team-a-01"], 2.0, false);
+    every_quarter_hour(&h, 1.25).await;
+    assert!(h.key("team-a-01").disabled, "disabled on the forecast");
+    assert_eq!(h.history().await.len(), 1);
+    // Disabled, it spends nothing: its rate falls and the forecast lets go
+    // (a lone forecast rule flaps: the cookbook pairs it with a budget rule).
+    every_quarter_hour(&h, 3.0).await;
+    let release = h
+        .history()
+        .await
+        .into_iter()
+        .find(|r| r.kind == ChangeKind::Release)
+        .expect("released once the rate fell");
+    assert!(
+        release.reason.contains("later than within 3days"),
+        "{}",
+        release.reason
+    );
+    // Snapshots went on while usage stood still, so the rate is seen to
+    // fall to 0: over the time it was disabled, the readings are flat.
+    let disabled_at = h.history().await.last().unwrap().at;
+    let stood_still = release.at - disabled_at;
+    let series = h
+        .store
+        .usage_series(disabled_at + Duration::seconds(1), release.at)
+        .await
+        .unwrap();
+    let readings: Vec<Reading> = series[&h.hash("team-a-01")]
+        .iter()
+        .map(|r| Reading {
+            at: r.at,
+            usd: r.usage.unwrap(),
+        })
+        .collect();
+    assert!(readings.len() >= 3, "{readings:?}");
+    assert_eq!(burn_rate(&readings, release.at, stood_still), Ok(0.0));
+}
+
+#[tokio::test]
+async fn byok_spend_counts_only_when_the_forecast_includes_it() {
+    let rules = r#"
+[[rule]]
+name = "with-byok"
+keys = { names = ["team-a-01"] }
+when.forecast = { usd = 50.0, window = "monthly", lookback = "2h", within = "24h", include_byok = true }
+set.limit = 45.0
+
+[[rule]]
+name = "without-byok"
+keys = { names = ["team-b-01"] }
+when.forecast = { usd = 50.0, window = "monthly", lookback = "2h", within = "24h" }
+set.limit = 45.0
+"#;
+    let h = Harness::new(
+        at(2026, 11, 16, 8),
+        vec![seed("team-a-01"), seed("team-b-01")],
+        rules,
+        |_| {},
+    )
+    .await;
+    steady(&h, &["team-*"], 2.0, true);
+    every_quarter_hour(&h, 2.0).await;
+    let rows = h.history().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].key_name, "team-a-01");
+    assert!(
+        rows[0].reason.contains("at 2.00 USD/h"),
+        "{}",
+        rows[0].reason
+    );
+}
+
+/// Runs the binary against the harness's sandbox and database.
+async fn binary(h: &Harness, args: &[&str]) -> std::process::Output {
+    let db = h.config.database_path();
+    let out = tokio::process::Command::from(crate::common::keywarden())
+        .arg("--database")
+        .arg(&db)
+        .args(args)
+        .env("KEYWARDEN_BASE_URL", h.sandbox.base_url())
+        .env("OPENROUTER_MANAGEMENT_KEY", h.sandbox.management_key())
+        .current_dir(h.dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::common::text(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test]
+async fn forecast_json_has_the_pinned_shape_nulls_and_order_and_changes_nothing() {
+    let rules = r#"
+[[rule]]
+name = "team-b-daily"
+keys = { names = ["team-b-*"] }
+when.budget = { usd = 5.0, window = "daily" }
+set.disabled = true
+
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 50.0, window = "monthly", scope = "group", lookback = "2h", within = "3d" }
+set.limit = 45.0
+"#;
+    let keys = ["team-a-01", "team-a-02", "team-b-01"].map(seed).to_vec();
+    let h = Harness::new(at(2026, 11, 16, 8), keys, rules, |_| {}).await;
+    steady(&h, &["team-a-*"], 1.0, false);
+    h.apply().await;
+    every_quarter_hour(&h, 2.0).await;
+    let far = at(2000, 1, 1, 0);
+    let snapshots = |s: keywarden::engine::inputs::Series| s.values().map(Vec::len).sum::<usize>();
+    let before = snapshots(
+        h.store
+            .usage_series(far, h.now() + Duration::days(1))
+            .await
+            .unwrap(),
+    );
+    let history = h.history().await.len();
+
+    let out = binary(
+        &h,
+        &[
+            "forecast",
+            "--format",
+            "json",
+            "--at",
+            "2026-11-16T10:00:00Z",
+        ],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "at": "2026-11-16T10:00:00Z",
+            "forecasts": [
+                {"rule": "team-a-monthly", "scope": "group", "key_hash": null, "key_name": null,
+                 "window": "monthly", "window_end": "2026-12-01T00:00:00Z",
+                 "budget_usd": 50.0, "at_fraction": 1.0, "spend_usd": 4.0,
+                 "rate_usd_per_hour": 2.0, "lookback_hours": 2.0,
+                 "projected_usd": 704.0, "crossing_at": "2026-11-17T09:00:00Z",
+                 "status": "will_cross"},
+                {"rule": "team-b-daily", "scope": "each", "key_hash": h.hash("team-b-01"),
+                 "key_name": "team-b-01", "window": "daily", "window_end": "2026-11-17T00:00:00Z",
+                 "budget_usd": 5.0, "at_fraction": 1.0, "spend_usd": 0.0,
+                 "rate_usd_per_hour": null, "lookback_hours": 6.0,
+                 "projected_usd": null, "crossing_at": null, "status": "unknown"},
+            ]
+        })
+    );
+    let table = crate::common::text(
+        &binary(
+            &h,
+            &[
+                "forecast",
+                "--rule",
+                "team-a-monthly",
+                "--at",
+                "2026-11-16T10:00:00Z",
+            ],
+        )
+        .await
+        .stdout,
+    );
+    assert!(
+        table.starts_with("forecast at 2026-11-16 10:00 UTC:\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("team-a-monthly") && !table.contains("team-b-daily"),
+        "{table}"
+    );
+    assert!(
+        table.contains("2026-11-17T09:00Z") && table.contains("will_cross"),
+        "{table}"
+    );
+    // An hour earlier: only the readings known then.
+    let out = binary(
+        &h,
+        &[
+            "forecast",
+            "--format",
+            "json",
+            "--at",
+            "2026-11-16T09:00:00Z",
+        ],
+    )
+    .await;
+    let earlier: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let group = &earlier["forecasts"][0];
+    assert_eq!(
+        (
+            &group["spend_usd"],
+            &group["rate_usd_per_hour"],
+            &group["crossing_at"]
+        ),
+        (
+            &serde_json::json!(2.0),
+            &serde_json::json!(2.0),
+            &serde_json::json!("2026-11-17T09:00:00Z")
+        ),
+        "{earlier}"
+    );
+    let after = snapshots(
+        h.store
+            .usage_series(far, h.now() + Duration::days(1))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (after, h.history().await.len()),
+        (before, history),
+        "changes nothing"
+    );
+}
+
+/// The two rules of the cookbook's "Lower the limit before the money is gone".
+fn cookbook_recipe() -> String {
+    let cookbook = include_str!("../../docs/cookbook.md");
+    let section = cookbook
+        .split("## Lower the limit before the money is gone")
+        .nth(1)
+        .unwrap();
+    section
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_cookbook_pair_does_not_release_the_limit_when_the_key_goes_quiet() {
+    let rules = cookbook_recipe();
+    assert!(rules.contains("ci-slow-down-held"), "{rules}");
+    let h = Harness::new(at(2026, 11, 16, 0), vec![seed("ci-01")], &rules, |_| {}).await;
+    steady(&h, &["ci-01"], 1.0, false);
+    h.apply().await;
+    // Busy until noon: the forecast asserts the limit, and past 10 USD the
+    // budget rule holds it too.
+    every_quarter_hour(&h, 12.0).await;
+    let key = h.key("ci-01");
+    assert_eq!(key.limit, Some(20.0), "{key:?}");
+    // A quiet afternoon and night: the rate falls to 0 and the forecast lets
+    // go, but the pair keeps the limit.
+    h.sandbox.account().stop_traffic();
+    every_quarter_hour(&h, 12.0).await;
+    let patches = h.take_patches();
+    assert_eq!(
+        patches.len(),
+        1,
+        "asserted once, never released: {patches:?}"
+    );
+    assert!(
+        h.history()
+            .await
+            .iter()
+            .all(|r| r.kind != ChangeKind::Release),
+        "{:?}",
+        h.history().await
+    );
+    assert_eq!(h.key("ci-01").limit, Some(20.0));
+}
