@@ -681,15 +681,7 @@ async fn seeded_usage_counts_in_the_windows_of_the_start_time() {
 
 /// The `GET /keys` object of the key named `name`.
 async fn key_named(env: &Env, name: &str) -> Value {
-    let hash = env
-        .sandbox
-        .account()
-        .keys()
-        .into_iter()
-        .find(|k| k.name == name)
-        .unwrap()
-        .hash;
-    env.key(&hash).await
+    env.key(&crate::daemon::hash_of(&env.sandbox, name)).await
 }
 
 #[tokio::test]

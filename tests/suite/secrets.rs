@@ -238,14 +238,7 @@ async fn every_command(pass: Pass) -> World {
 
     // Team a over its 10 USD: the run disables both keys.
     for name in ["team-a-01", "team-a-02"] {
-        let hash = w
-            .sandbox
-            .account()
-            .keys()
-            .into_iter()
-            .find(|k| k.name == name)
-            .unwrap()
-            .hash;
+        let hash = crate::daemon::hash_of(&w.sandbox, name);
         w.sandbox.account().spend(&hash, 6.0, false).unwrap();
     }
     w.keywarden(&["plan"], 0).await;

@@ -140,13 +140,7 @@ impl Harness {
 
     /// The hash of the key named `name`.
     pub fn hash(&self, name: &str) -> String {
-        self.sandbox
-            .account()
-            .keys()
-            .into_iter()
-            .find(|k| k.name == name)
-            .unwrap_or_else(|| panic!("no key {name}"))
-            .hash
+        crate::daemon::hash_of(&self.sandbox, name)
     }
 
     /// The key named `name`, as the sandbox has it now.

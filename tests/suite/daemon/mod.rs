@@ -37,7 +37,7 @@ pub fn hash_of(sandbox: &Sandbox, name: &str) -> String {
         .keys()
         .into_iter()
         .find(|k| k.name == name)
-        .unwrap()
+        .unwrap_or_else(|| panic!("no key {name}"))
         .hash
 }
 
