@@ -23,6 +23,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 /// The shape of a stream's spend over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,14 +148,18 @@ fn raw_weight(weekday: u32, hour: u32) -> f64 {
     }
 }
 
-/// The diurnal weight of `minute`, normalised so that a week averages 1.
-fn diurnal_weight(minute: i64) -> f64 {
-    let mean = (0..7)
+/// The mean of [`raw_weight`] over the 168 hours of a week, worked out once.
+static WEEKLY_MEAN: LazyLock<f64> = LazyLock::new(|| {
+    (0..7)
         .flat_map(|d| (0..24).map(move |h| raw_weight(d, h)))
         .sum::<f64>()
-        / 168.0;
+        / 168.0
+});
+
+/// The diurnal weight of `minute`, normalised so that a week averages 1.
+fn diurnal_weight(minute: i64) -> f64 {
     let t = DateTime::from_timestamp(minute * 60, 0).unwrap_or_default();
-    raw_weight(t.weekday().num_days_from_monday(), t.hour()) / mean
+    raw_weight(t.weekday().num_days_from_monday(), t.hour()) / *WEEKLY_MEAN
 }
 
 /// Minutes since the epoch of the minute that holds `t`.
