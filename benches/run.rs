@@ -78,7 +78,7 @@ async fn measure(concurrency: usize) -> Measured {
         base_url: o.base_url.clone(),
         management_key: ManagementKey::from_text(sandbox.management_key().to_string())
             .expect("a key"),
-        workspaces: Vec::new(),
+        workspaces: o.workspaces.clone(),
         timeout: o.timeout,
         max_concurrency: o.max_concurrency,
         requests_per_second: o.requests_per_second,

@@ -9,14 +9,13 @@
 
 use super::error::ApiError;
 use super::model::{CurrentKey, Data, ErrorBody, KeyPatch};
-use crate::config::{Config, ManagementKey};
+use crate::config::{Config, ManagementKey, Workspaces};
 use crate::domain::{Credits, Key};
 use backon::BackoffBuilder;
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -44,8 +43,8 @@ pub struct ClientSettings {
     pub base_url: String,
     /// The management key.
     pub management_key: ManagementKey,
-    /// Workspace ids to list; empty = the default workspace.
-    pub workspaces: Vec<String>,
+    /// The workspaces whose keys are listed.
+    pub workspaces: Workspaces,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Requests in flight at once.
@@ -108,7 +107,7 @@ struct Inner {
     http: reqwest::Client,
     base: url::Url,
     key: ManagementKey,
-    workspaces: Vec<String>,
+    workspaces: Workspaces,
     max_concurrency: usize,
     in_flight: Semaphore,
     limiter: DefaultDirectRateLimiter,
@@ -206,33 +205,24 @@ impl Client {
         self.inner.base.as_str()
     }
 
-    /// Every key of every watched workspace (none = the default workspace),
-    /// disabled ones included, in the API's order, without duplicates.
-    /// Pages of 100 are fetched until one comes back empty; after a full
-    /// first page, up to `max_concurrency` pages are requested ahead.
-    pub async fn list_keys(&self) -> Result<Vec<Key>, ApiError> {
-        let workspaces: Vec<Option<&str>> = if self.inner.workspaces.is_empty() {
-            vec![None]
-        } else {
-            self.inner
-                .workspaces
-                .iter()
-                .map(|w| Some(w.as_str()))
-                .collect()
-        };
-        let mut seen = HashSet::new();
-        let mut keys = Vec::new();
-        for workspace in workspaces {
-            for key in self.list_workspace(workspace).await? {
-                if seen.insert(key.hash.clone()) {
-                    keys.push(key);
-                }
-            }
-        }
-        Ok(keys)
+    /// The workspaces `[openrouter]` watches.
+    pub(super) fn workspaces(&self) -> &Workspaces {
+        &self.inner.workspaces
     }
 
-    async fn list_workspace(&self, workspace: Option<&str>) -> Result<Vec<Key>, ApiError> {
+    /// Requests in flight at once.
+    pub(super) fn max_concurrency(&self) -> usize {
+        self.inner.max_concurrency
+    }
+
+    /// Every key of one workspace (`None` = the default one), disabled ones
+    /// included, in the API's order. Pages of 100 are fetched until one
+    /// comes back empty; after a full first page, up to `max_concurrency`
+    /// pages are requested ahead.
+    pub(super) async fn list_workspace(
+        &self,
+        workspace: Option<&str>,
+    ) -> Result<Vec<Key>, ApiError> {
         let mut keys = self.page(workspace, 0).await?;
         if keys.is_empty() {
             return Ok(keys);
@@ -322,7 +312,7 @@ impl Client {
 
     /// The base URL with `segments` appended, each percent-encoded as one
     /// path segment.
-    fn endpoint(&self, segments: &[&str]) -> url::Url {
+    pub(super) fn endpoint(&self, segments: &[&str]) -> url::Url {
         let mut url = self.inner.base.clone();
         url.path_segments_mut()
             .expect("checked in Client::new: the base URL can be a base")
@@ -344,7 +334,7 @@ impl Client {
     }
 
     /// Sends a request, retrying as the module documentation says.
-    async fn call<T: serde::de::DeserializeOwned>(
+    pub(super) async fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         url: url::Url,
