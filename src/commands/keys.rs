@@ -8,6 +8,7 @@ use crate::context::{client, open_store};
 use crate::domain::Key;
 use crate::domain::{Field, FieldValue};
 use crate::engine::Claim;
+use crate::openrouter::KeyListing;
 use crate::output;
 use crate::rules::selector::CompiledSelector;
 use serde::Serialize;
@@ -30,18 +31,27 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     }
     let config = ctx.config()?;
     let client = client(&config)?;
-    let keys = client
-        .list_keys()
+    let listing = client
+        .list()
         .await
         .map_err(|e| anyhow::Error::new(crate::exit::Failure(e.explain())))?;
-    let holdings = holdings(&config, &keys).await?;
-    let listed = keys.iter().map(|k| (k, holdings.of(k)));
+    let keys = &listing.keys;
+    let holdings = holdings(&config, keys).await?;
+    let listed = keys.iter().map(|k| (k, holdings.of(k, &listing)));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&json(listed)?)? + "\n",
         Format::Csv => output::csv(&CSV_HEADER, listed.map(csv_row))?,
         _ => output::table(&TABLE_HEADER, listed.map(table_row)) + "\n",
     };
     print!("{text}");
+    if let Some(fallback) = &listing.fallback {
+        // Under the table for people; on stderr beside JSON and CSV, which
+        // carry it in their own way (`keywarden.workspace_fallback`) or not.
+        match format {
+            Format::Table => println!("note: {}", fallback.note),
+            _ => eprintln!("note: {}", fallback.note),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -53,17 +63,39 @@ struct Holdings {
     claims: HashMap<String, Vec<Claim>>,
 }
 
-/// What keywarden holds on one key: the enabled rules that select it and the
-/// fields it has set because of them.
+/// What keywarden knows of one key: its workspace's slug, the enabled
+/// rules that select it and the fields it has set because of them.
 #[derive(Debug, Default, Serialize)]
 struct KeyHoldings {
+    /// The slug of the key's workspace; `null` when the workspaces were not
+    /// listed.
+    workspace: Option<String>,
+    /// Why the workspaces were not listed, when `GET /workspaces` was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace_fallback: Option<String>,
     rules: Vec<String>,
     claims: Vec<Claim>,
 }
 
+impl KeyHoldings {
+    /// The key's workspace for people: its slug, else its id, else `-`.
+    fn workspace_text(&self, key: &Key) -> String {
+        self.workspace
+            .clone()
+            .or_else(|| key.workspace_id.clone())
+            .unwrap_or_else(|| "-".into())
+    }
+}
+
 impl Holdings {
-    fn of(&self, key: &Key) -> KeyHoldings {
+    fn of(&self, key: &Key, listing: &KeyListing) -> KeyHoldings {
         KeyHoldings {
+            workspace: key
+                .workspace_id
+                .as_deref()
+                .and_then(|id| listing.slug_of(id))
+                .map(str::to_owned),
+            workspace_fallback: listing.fallback.as_ref().map(|f| f.note.clone()),
             rules: self
                 .selectors
                 .iter()
@@ -128,9 +160,10 @@ fn claim_text(claim: &Claim) -> String {
     format!("{what} by {}", claim.rule)
 }
 
-const TABLE_HEADER: [&str; 12] = [
+const TABLE_HEADER: [&str; 13] = [
     "name",
     "hash",
+    "workspace",
     "disabled",
     "limit",
     "reset",
@@ -143,7 +176,7 @@ const TABLE_HEADER: [&str; 12] = [
     "claims",
 ];
 
-const CSV_HEADER: [&str; 13] = [
+const CSV_HEADER: [&str; 14] = [
     "name",
     "hash",
     "disabled",
@@ -155,6 +188,7 @@ const CSV_HEADER: [&str; 13] = [
     "usage_monthly",
     "usage",
     "workspace_id",
+    "workspace",
     "rules",
     "claims",
 ];
@@ -169,6 +203,7 @@ fn table_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
     vec![
         k.name.clone(),
         output::shorten(&k.hash, 12),
+        held.workspace_text(k),
         if k.disabled { "yes" } else { "no" }.to_string(),
         limit,
         k.limit_reset.clone().unwrap_or_else(|| "none".into()),
@@ -197,6 +232,7 @@ fn csv_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
         output::number_or_empty(k.usage_monthly),
         output::number_or_empty(k.usage),
         k.workspace_id.clone().unwrap_or_default(),
+        held.workspace.clone().unwrap_or_default(),
         held.rules.join("; "),
         claims_text(&held.claims, "; "),
     ]
@@ -231,6 +267,7 @@ mod tests {
             [
                 "team-a-ci",
                 "f01d52c0ffee…",
+                "-",
                 "yes",
                 "50.00",
                 "monthly",
@@ -259,6 +296,7 @@ mod tests {
                 "12.345",
                 "",
                 "",
+                "",
                 ""
             ]
         );
@@ -270,7 +308,7 @@ mod tests {
         k.limit = None;
         k.limit_reset = None;
         let row = table_row((&k, KeyHoldings::default()));
-        assert_eq!((&*row[3], &*row[4], &*row[5]), ("none", "none", "-"));
+        assert_eq!((&*row[4], &*row[5], &*row[6]), ("none", "none", "-"));
     }
 
     fn claim(field: Field, original: FieldValue, value: FieldValue) -> Claim {
@@ -287,6 +325,8 @@ mod tests {
     #[test]
     fn claims_read_as_what_keywarden_set_and_why() {
         let held = KeyHoldings {
+            workspace: Some("research".into()),
+            workspace_fallback: None,
             rules: vec!["team-a-monthly".into(), "ci-daily".into()],
             claims: vec![
                 claim(
@@ -302,9 +342,10 @@ mod tests {
             ],
         };
         let row = table_row((&key(), held));
-        assert_eq!(row[10], "team-a-monthly, ci-daily");
+        assert_eq!(row[2], "research");
+        assert_eq!(row[11], "team-a-monthly, ci-daily");
         assert_eq!(
-            row[11],
+            row[12],
             "disabled by team-a-monthly, limit 5.00 by team-a-monthly"
         );
         let enabled = claim(

@@ -88,8 +88,8 @@ async fn json_keeps_nulls_as_null() {
         let held = key.as_object_mut().unwrap().remove("keywarden");
         assert_eq!(
             held,
-            Some(json!({"rules": [], "claims": []})),
-            "no database yet: keywarden holds nothing"
+            Some(json!({"workspace": "default", "rules": [], "claims": []})),
+            "no database yet: keywarden holds nothing (and knows the workspace's slug)"
         );
     }
     let expected = serde_json::to_value(sb.account().keys()).unwrap();
@@ -205,7 +205,10 @@ async fn json_adds_what_keywarden_holds_to_each_api_key_object() {
         (&claims[0]["original"], &claims[0]["value"]),
         (&json!(false), &json!(true))
     );
-    assert_eq!(held("other-1"), json!({"rules": [], "claims": []}));
+    assert_eq!(
+        held("other-1"),
+        json!({"workspace": "default", "rules": [], "claims": []})
+    );
     assert_eq!(
         held("support-1")["claims"][0]["original"],
         json!(null),

@@ -6,6 +6,7 @@ use crate::common::{Harness, nov, seed, settings};
 use keywarden::config::{Config, Workspaces};
 use keywarden::openrouter::{ApiError, Client};
 use keywarden::sandbox::SeedKey;
+use keywarden::sandbox::faults::{Faults, OneOrMany};
 use keywarden::sandbox::ids::DEFAULT_WORKSPACE;
 use keywarden::sandbox::workspace::{NewWorkspace, RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
 
@@ -182,4 +183,147 @@ fn workspaces_is_all_or_a_list_and_anything_else_is_an_error_naming_the_line() {
     );
     let err = parse("[\"\"]").unwrap_err().to_string();
     assert!(err.contains("must not be empty"), "{err}");
+}
+
+/// Faults that refuse `GET /workspaces` with `status`, as for an account
+/// or key without workspaces; every other path answers normally.
+fn refuse_workspaces(sandbox: &keywarden::sandbox::Sandbox, status: u16) {
+    sandbox
+        .account()
+        .set_faults(Faults {
+            error_rate: Some(1.0),
+            status: Some(OneOrMany::One(status)),
+            path: Some("/workspaces".into()),
+            ..Faults::default()
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_workspace_listing_falls_back_to_the_default_workspace() {
+    let h = harness(Workspaces::default(), "").await;
+    for status in [403, 404] {
+        refuse_workspaces(&h.sandbox, status);
+        let listing = client(&h, Workspaces::default()).list().await.unwrap();
+        let names: Vec<&str> = listing.keys.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["ops-01", "ops-02", "ops-03"], "HTTP {status}");
+        assert!(listing.workspaces.is_empty());
+        let fallback = listing.fallback.expect("the fallback is reported");
+        assert_eq!(fallback.status, status);
+        assert!(
+            fallback.note.contains(&format!("HTTP {status}"))
+                && fallback.note.contains("only the default workspace"),
+            "{}",
+            fallback.note
+        );
+    }
+    let only = Workspaces::Only(vec![RESEARCH_WORKSPACE.into()]);
+    let listing = client(&h, only).list().await.unwrap();
+    assert_eq!(
+        listing.keys.len(),
+        150,
+        "configured ids are listed as given"
+    );
+    assert!(listing.fallback.unwrap().note.contains(RESEARCH_WORKSPACE));
+}
+
+#[tokio::test]
+async fn a_run_without_workspaces_succeeds_and_records_nothing_alarming() {
+    let rules = r#"
+[[rule]]
+name = "ops-off"
+keys = { names = ["ops-01"] }
+[rule.set]
+disabled = true
+"#;
+    let h = harness(Workspaces::default(), rules).await;
+    refuse_workspaces(&h.sandbox, 403);
+    let report = h.apply().await;
+    assert_eq!(report.error, None);
+    assert_eq!(report.keys_seen, 3, "the default workspace's keys");
+    assert!(h.key("ops-01").disabled, "rules still apply there");
+    let pool = crate::common::raw(&h.config.database_path()).await;
+    let (status, events): (String, i64) = sqlx::query_as(
+        "SELECT status, (SELECT count(*) FROM events WHERE run_id = runs.id) FROM runs WHERE id = ?",
+    )
+    .bind(report.run_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), events), ("ok", 0));
+}
+
+#[tokio::test]
+async fn keys_list_says_when_only_the_default_workspace_was_listed() {
+    let h = harness(Workspaces::default(), "").await;
+    let listed = keys_list(&h, "table").await;
+    assert!(!listed.contains("note:"), "{listed}");
+    refuse_workspaces(&h.sandbox, 403);
+    let listed = keys_list(&h, "table").await;
+    let note = listed.lines().last().unwrap();
+    assert!(
+        note.starts_with("note: the API refused to list workspaces (HTTP 403")
+            && note.ends_with("only the default workspace were listed"),
+        "{listed}"
+    );
+    let json: Vec<serde_json::Value> = serde_json::from_str(&keys_list(&h, "json").await).unwrap();
+    assert_eq!(json.len(), 3);
+    assert!(json.iter().all(|k| {
+        k["keywarden"]["workspace_fallback"]
+            .as_str()
+            .is_some_and(|n| n.contains("HTTP 403"))
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_warns_of_the_fallback_once_not_every_run() {
+    let sandbox = crate::daemon::sandbox(None).await;
+    refuse_workspaces(&sandbox, 403);
+    let setup = crate::daemon::Setup::new(&crate::daemon::budget_rule("team-a-*", 10.0), "");
+    let service = crate::daemon::Daemon::start(&setup, &sandbox, "fallback");
+    let listings = || {
+        sandbox
+            .account()
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/v1/workspaces")
+            .count()
+    };
+    assert!(
+        crate::daemon::eventually(crate::daemon::PATIENCE, || listings() >= 3).await,
+        "three runs; stderr:\n{}",
+        service.stderr()
+    );
+    let stderr = service.stderr();
+    let warnings = stderr
+        .lines()
+        .filter(|l| l.contains("refused to list workspaces"))
+        .count();
+    assert_eq!(warnings, 1, "{stderr}");
+}
+
+/// `keywarden keys list --format FORMAT` against the harness's sandbox and
+/// database: its standard output (it must succeed).
+async fn keys_list(h: &Harness, format: &str) -> String {
+    let config = h.dir.path().join("empty.toml");
+    std::fs::write(&config, "").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        .args(["--database"])
+        .arg(h.config.database_path())
+        .args(["keys", "list", "--format", format])
+        .env_clear()
+        .env("KEYWARDEN_BASE_URL", h.sandbox.base_url())
+        .env("OPENROUTER_MANAGEMENT_KEY", h.sandbox.management_key())
+        .env("KEYWARDEN_CONFIG", config)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
