@@ -41,6 +41,7 @@ fn inputs<'a>(
 ) -> Inputs<'a> {
     Inputs {
         rules,
+        workspaces: &[],
         due: None,
         standing,
         keys: &case.keys,

@@ -99,7 +99,7 @@ impl Holdings {
             rules: self
                 .selectors
                 .iter()
-                .filter(|(_, s)| s.matches(key))
+                .filter(|(_, s)| s.matches(key, &listing.workspaces))
                 .map(|(name, _)| name.clone())
                 .collect(),
             claims: self.claims.get(&key.hash).cloned().unwrap_or_default(),

@@ -14,8 +14,10 @@ use crate::domain::timestamp::rfc3339;
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::UsageError;
+use crate::openrouter::Client;
 use crate::openrouter::model::KeyPatch;
 use crate::output::{FieldsStyle, fields_text};
+use crate::rules::model::Selector;
 use crate::rules::selector::CompiledSelector;
 use crate::store::{ChangeRow, Store};
 use crate::timearg::parse_time;
@@ -48,7 +50,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", change.key_name))?;
     still_holds(&change, &key)?;
-    let asserting = asserting_rules(&store, &change, &key, now).await?;
+    let asserting = asserting_rules(&store, &client, &change, &key, now).await?;
     let revert = revert_change(&change);
     let summary = fields_text(&revert.fields, FieldsStyle::Sentence);
 
@@ -173,18 +175,21 @@ fn still_holds(change: &ChangeRow, key: &Key) -> anyhow::Result<()> {
 
 /// The enabled rules that still assert one of the change's `to` values on
 /// the key: they select it, their `when` held for it at their last
-/// evaluation, and no exemption covers it now.
+/// evaluation, and no exemption covers it now. The account's workspaces are
+/// read only when such a rule selects keys by workspace (none when they
+/// cannot be listed: the workspace is then known by its id).
 async fn asserting_rules(
     store: &Store,
+    client: &Client,
     change: &ChangeRow,
     key: &Key,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
     let states = store.rule_states().await?;
     let exemptions = store.exemptions().await?;
-    let mut out = Vec::new();
+    let mut candidates = Vec::new();
     for stored in store.rules().await? {
-        let rule = &stored.rule;
+        let rule = stored.rule;
         let sets_a_to_value = rule
             .set
             .fields()
@@ -196,16 +201,22 @@ async fn asserting_rules(
         let exempt = exemptions
             .iter()
             .any(|e| e.covers(&key.hash, &rule.name, now));
-        if rule.enabled
-            && sets_a_to_value
-            && holds
-            && !exempt
-            && CompiledSelector::new(&rule.keys).matches(key)
-        {
-            out.push(rule.name.clone());
+        if rule.enabled && sets_a_to_value && holds && !exempt {
+            candidates.push(rule);
         }
     }
-    Ok(out)
+    let by_workspace = candidates
+        .iter()
+        .any(|r| matches!(&r.keys, Selector::Match(m) if !m.workspaces.is_empty()));
+    let workspaces = match by_workspace {
+        true => client.list_workspaces().await.unwrap_or_default(),
+        false => Vec::new(),
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|r| CompiledSelector::new(&r.keys).matches(key, &workspaces))
+        .map(|r| r.name)
+        .collect())
 }
 
 /// The `revert` change: every field from its `to` back to its `from`.

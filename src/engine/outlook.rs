@@ -7,7 +7,7 @@ use super::evaluate::forecast::key_rate;
 use super::evaluate::{EPSILON, Observed, amount_value, spend};
 use super::forecast::{Status, project};
 use crate::domain::timestamp;
-use crate::domain::{Key, Window};
+use crate::domain::{Key, Window, Workspace};
 use crate::rules::model::{Budget, DEFAULT_LOOKBACK_SECS, Rule, Scope};
 use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Duration, Utc};
@@ -74,16 +74,22 @@ fn tidy(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
-/// The forecasts of the enabled `rules` over `keys` at `observed.now`,
-/// ordered by crossing time (soonest first, none last), then rule, then
-/// key name.
-pub fn outlook(rules: &[Rule], keys: &[Key], observed: &Observed<'_>) -> Outlook {
+/// The forecasts of the enabled `rules` over `keys` (of the account's
+/// `workspaces`, as listed) at `observed.now`, ordered by crossing time
+/// (soonest first, none last), then rule, then key name.
+pub fn outlook(
+    rules: &[Rule],
+    keys: &[Key],
+    workspaces: &[Workspace],
+    observed: &Observed<'_>,
+) -> Outlook {
     let rules: Vec<(&Rule, &Budget, Duration)> = rules
         .iter()
         .filter(|r| r.enabled)
         .filter_map(|r| terms(r).map(|(b, l)| (r, b, l)))
         .collect();
-    let selected = SelectorIndex::new(rules.iter().map(|(r, _, _)| &r.keys)).select(keys);
+    let selected =
+        SelectorIndex::new(rules.iter().map(|(r, _, _)| &r.keys)).select(keys, workspaces);
     let mut rows = Vec::new();
     for ((rule, budget, lookback), selected) in rules.iter().zip(selected) {
         let groups: Vec<Vec<usize>> = match budget.scope {

@@ -110,6 +110,7 @@ impl World {
     fn plan(&self, now: DateTime<Utc>) -> Reconciliation {
         let standing = HashMap::new();
         plan(&Inputs {
+            workspaces: &[],
             rules: &self.rules,
             due: None,
             standing: &standing,
@@ -652,6 +653,7 @@ fn a_rule_not_due_keeps_its_standing_result() {
     let standing: HashMap<String, BTreeSet<String>> =
         [("r".to_string(), ["h-a".to_string()].into())].into();
     let o = plan(&Inputs {
+        workspaces: &[],
         rules: &w.rules,
         due: Some(&due),
         standing: &standing,

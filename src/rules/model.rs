@@ -51,7 +51,7 @@ pub struct Match {
     pub names: Vec<String>,
     /// Globs over key labels.
     pub labels: Vec<String>,
-    /// Workspace ids.
+    /// Globs over a workspace's id, slug or name (SPEC §12).
     pub workspaces: Vec<String>,
     /// Keys to leave out even when matched.
     pub exclude: Exclude,

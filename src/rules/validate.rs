@@ -87,8 +87,9 @@ pub fn duplicate_names(rules: &[Located]) -> Vec<Diagnostic> {
 /// overlaps everything, and two tables overlap unless every pair of their
 /// items is of one kind (hashes, names, labels, workspaces) and provably
 /// disjoint: two different literals, a glob that does not match a literal,
-/// or two globs whose literal prefixes or suffixes differ. `exclude` is not
-/// considered.
+/// or two globs whose literal prefixes or suffixes differ. Two `workspaces`
+/// items always may overlap: one workspace answers to its id, slug and name.
+/// `exclude` is not considered.
 pub fn can_overlap(a: &Selector, b: &Selector) -> bool {
     match (a, b) {
         (Selector::Match(a), Selector::Match(b)) => {
@@ -108,7 +109,7 @@ enum ItemKind {
     Name,
     /// `labels`: globs.
     Label,
-    /// `workspaces`: compared exactly.
+    /// `workspaces`: globs over a workspace's id, slug or name.
     Workspace,
 }
 
@@ -153,7 +154,7 @@ fn items(m: &Match) -> Vec<Item<'_>> {
 }
 
 fn item_overlaps(a: &Item, b: &Item) -> bool {
-    if a.kind != b.kind {
+    if a.kind != b.kind || a.kind == ItemKind::Workspace {
         return true;
     }
     match (a.is_glob(), b.is_glob()) {

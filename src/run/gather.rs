@@ -3,7 +3,7 @@
 //! sources and the usage series forecasts read (SPEC §3.2, §4.1, §11).
 
 use super::{RunError, Runner};
-use crate::domain::{Credits, Key};
+use crate::domain::{Credits, Key, Workspace};
 use crate::engine::evaluate::Amounts;
 use crate::engine::inputs::Series;
 use crate::openrouter::ApiError;
@@ -16,6 +16,8 @@ use std::collections::{BTreeSet, HashSet};
 pub(super) struct Gathered {
     /// Every watched key, as listed now.
     pub(super) keys: Vec<Key>,
+    /// The account's workspaces, as listed now (empty when they were not).
+    pub(super) workspaces: Vec<Workspace>,
     /// The account's credits, when a rule needs them and they could be read.
     pub(super) credits: Option<Credits>,
     /// The budget amounts read from sources.
@@ -29,14 +31,15 @@ pub(super) struct Gathered {
     pub(super) forecast_keys: HashSet<String>,
 }
 
-/// The hashes of the keys that the enabled forecast rules select.
-fn forecast_keys(rules: &[Rule], keys: &[Key]) -> HashSet<String> {
+/// The hashes of the keys (of the account's `workspaces`) that the enabled
+/// forecast rules select.
+fn forecast_keys(rules: &[Rule], keys: &[Key], workspaces: &[Workspace]) -> HashSet<String> {
     let selectors = rules
         .iter()
         .filter(|r| r.when.forecast.is_some())
         .map(|r| &r.keys);
     SelectorIndex::new(selectors)
-        .select(keys)
+        .select(keys, workspaces)
         .into_iter()
         .flatten()
         .map(|i| keys[i].hash.clone())
@@ -61,8 +64,8 @@ impl Runner {
             .map(|s| s.rule)
             .filter(|r| r.enabled)
             .collect();
-        let keys = match self.client.list_keys().await {
-            Ok(keys) => keys,
+        let listing = match self.client.list().await {
+            Ok(listing) => listing,
             Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
                 return Err(RunError::AuthFailed(e));
             }
@@ -88,8 +91,9 @@ impl Runner {
             None => Series::new(),
         };
         Ok(Gathered {
-            forecast_keys: forecast_keys(&rules, &keys),
-            keys,
+            forecast_keys: forecast_keys(&rules, &listing.keys, &listing.workspaces),
+            keys: listing.keys,
+            workspaces: listing.workspaces,
             credits,
             amounts,
             rules,

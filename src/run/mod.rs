@@ -213,6 +213,7 @@ impl Runner {
             due,
             standing: &standing,
             keys: &g.keys,
+            workspaces: &g.workspaces,
             claims: &claims,
             exemptions: &exemptions,
             amounts: &g.amounts,

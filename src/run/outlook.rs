@@ -31,6 +31,7 @@ impl Runner {
         Ok(outlook(
             &g.rules,
             &g.keys,
+            &g.workspaces,
             &Observed {
                 amounts: &g.amounts,
                 credits: g.credits.as_ref(),

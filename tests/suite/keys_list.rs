@@ -7,6 +7,8 @@ use crate::common;
 use crate::common::text;
 use common::{Harness, nov, seed};
 use keywarden::domain::Key;
+use keywarden::sandbox::ids::DEFAULT_WORKSPACE;
+use keywarden::sandbox::workspace::{RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
 use keywarden::sandbox::{Sandbox, SandboxOptions};
 use serde_json::json;
 use std::process::Output;
@@ -65,8 +67,12 @@ async fn json_is_every_key_as_the_api_returned_it() {
     let out = list(&sb, "json", true).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let keys: Vec<Key> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(keys, sb.account().keys());
+    let mut keys: Vec<Key> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut expected = sb.account().keys();
+    assert_eq!(keys.len(), 250, "the keys of every workspace");
+    keys.sort_by(|a, b| a.hash.cmp(&b.hash));
+    expected.sort_by(|a, b| a.hash.cmp(&b.hash));
+    assert_eq!(keys, expected);
     assert!(
         keys.iter().any(|k| k.disabled),
         "disabled keys are listed too"
@@ -84,15 +90,29 @@ async fn json_keeps_nulls_as_null() {
     let sb = sandbox(5).await;
     let out = list(&sb, "json", false).await;
     let mut raw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slugs = [
+        (DEFAULT_WORKSPACE, "default"),
+        (RESEARCH_WORKSPACE, "research"),
+        (SUPPORT_WORKSPACE, "support"),
+    ];
     for key in raw.as_array_mut().unwrap() {
+        let slug = slugs
+            .iter()
+            .find(|(id, _)| key["workspace_id"] == *id)
+            .map(|(_, slug)| *slug);
         let held = key.as_object_mut().unwrap().remove("keywarden");
         assert_eq!(
             held,
-            Some(json!({"workspace": "default", "rules": [], "claims": []})),
+            Some(json!({"workspace": slug, "rules": [], "claims": []})),
             "no database yet: keywarden holds nothing (and knows the workspace's slug)"
         );
     }
-    let expected = serde_json::to_value(sb.account().keys()).unwrap();
+    raw.as_array_mut()
+        .unwrap()
+        .sort_by_key(|k| k["hash"].as_str().unwrap().to_owned());
+    let mut keys = sb.account().keys();
+    keys.sort_by(|a, b| a.hash.cmp(&b.hash));
+    let expected = serde_json::to_value(keys).unwrap();
     assert_eq!(raw, expected, "every field, nulls printed as null");
 }
 
@@ -295,9 +315,9 @@ async fn csv_has_a_header_and_one_record_per_key() {
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let keys = sb.account().keys();
     assert_eq!(records.len(), keys.len());
-    for (record, key) in records.iter().zip(&keys) {
+    for record in &records {
+        let key = keys.iter().find(|k| k.hash == record[1]).unwrap();
         assert_eq!(&record[0], key.name);
-        assert_eq!(&record[1], key.hash, "full hash in CSV");
         assert_eq!(&record[2], key.disabled.to_string());
         match key.limit {
             Some(l) => assert_eq!(record[3].parse::<f64>().unwrap(), l),

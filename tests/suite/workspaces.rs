@@ -32,6 +32,7 @@ fn spread_keys() -> Vec<SeedKey> {
 async fn harness(workspaces: Workspaces, rules: &str) -> Harness {
     Harness::new(nov(2), spread_keys(), rules, |c| {
         c.openrouter.workspaces = workspaces;
+        c.daemon.max_changes_per_run = 1000;
     })
     .await
 }
@@ -326,4 +327,83 @@ async fn keys_list(h: &Harness, format: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+#[tokio::test]
+async fn a_rule_selects_keys_by_workspace_slug_name_or_id_with_globs() {
+    let rules = format!(
+        r#"
+[[rule]]
+name = "research-capped"
+keys = {{ workspaces = ["research"] }}
+[rule.set]
+limit = 5.0
+
+[[rule]]
+name = "support-off"
+keys = {{ workspaces = ["Supp*"] }}
+[rule.set]
+disabled = true
+
+[[rule]]
+name = "default-weekly"
+keys = {{ workspaces = ["{DEFAULT_WORKSPACE}"] }}
+[rule.set]
+limit_reset = "weekly"
+"#
+    );
+    let h = harness(Workspaces::default(), &rules).await;
+    let report = h.apply().await;
+    assert_eq!(report.error, None);
+    let patched: Vec<(String, serde_json::Value)> = h
+        .take_patches()
+        .into_iter()
+        .map(|p| {
+            let hash = p.path.rsplit('/').next().unwrap().to_owned();
+            let name = h.sandbox.account().key(&hash).unwrap().name;
+            (name, p.body)
+        })
+        .collect();
+    assert_eq!(patched.len(), 155, "every key, once");
+    for (name, body) in &patched {
+        let want = match name.split('-').next().unwrap() {
+            "lab" => serde_json::json!({"limit": 5.0}),
+            "desk" => serde_json::json!({"disabled": true}),
+            _ => serde_json::json!({"limit_reset": "weekly"}),
+        };
+        assert_eq!(body, &want, "{name}");
+    }
+    let history = h.history().await;
+    let desk = history.iter().find(|c| c.key_name == "desk-01").unwrap();
+    assert_eq!(desk.rule, "support-off");
+}
+
+#[tokio::test]
+async fn sandbox_keys_are_spread_over_three_workspaces_and_keywarden_sees_them_all() {
+    let sandbox = crate::common::sandbox_with_keys(12).await;
+    let mut config = Config::default();
+    config.openrouter.base_url = sandbox.base_url();
+    config.openrouter.requests_per_second = 1000;
+    let listing = Client::new(settings(&config, sandbox.management_key()))
+        .unwrap()
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(listing.keys.len(), 12);
+    for slug in ["default", "research", "support"] {
+        let id = &listing
+            .workspaces
+            .iter()
+            .find(|w| w.slug == slug)
+            .unwrap()
+            .id;
+        let held = listing
+            .keys
+            .iter()
+            .filter(|k| k.workspace_id.as_deref() == Some(id.as_str()))
+            .count();
+        assert_eq!(held, 4, "{slug}");
+    }
+    let default_only = sandbox.account().list(0, true, None);
+    assert_eq!(default_only.len(), 4, "GET /keys alone sees a third");
 }

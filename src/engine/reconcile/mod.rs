@@ -24,7 +24,7 @@ mod wanted;
 use super::evaluate::{Amounts, CompiledRule, SharedHashes};
 use super::inputs::{Claim, Exemption, Series};
 use super::plan::Plan;
-use crate::domain::{Credits, Field, Key};
+use crate::domain::{Credits, Field, Key, Workspace};
 use crate::rules::model::Rule;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -53,6 +53,9 @@ pub struct Inputs<'a> {
     pub standing: &'a HashMap<String, BTreeSet<String>>,
     /// Every watched key, as listed now.
     pub keys: &'a [Key],
+    /// The account's workspaces, as listed now (empty when they were not):
+    /// what selectors' `workspaces` match a key's workspace by.
+    pub workspaces: &'a [Workspace],
     /// keywarden's claims.
     pub claims: &'a [Claim],
     /// Exemptions (expired ones are ignored).

@@ -45,7 +45,8 @@ impl Verdicts {
         inputs: &Inputs<'_>,
         hashes: &SharedHashes<'_>,
     ) -> Verdicts {
-        let selected = SelectorIndex::new(rules.iter().map(|r| &r.rule.keys)).select(inputs.keys);
+        let selected = SelectorIndex::new(rules.iter().map(|r| &r.rule.keys))
+            .select(inputs.keys, inputs.workspaces);
         let mut out = Verdicts {
             per_rule: Vec::with_capacity(rules.len()),
             evaluations: Vec::with_capacity(rules.len()),

@@ -150,7 +150,7 @@ impl Parser<'_> {
         let hashes = self.str_list(&t, "hashes", check_nonempty);
         let names = self.str_list(&t, "names", check_glob);
         let labels = self.str_list(&t, "labels", check_glob);
-        let workspaces = self.str_list(&t, "workspaces", check_nonempty);
+        let workspaces = self.str_list(&t, "workspaces", check_glob);
         let exclude = match t.get("exclude") {
             None => Some(Exclude::default()),
             Some(e) => self
