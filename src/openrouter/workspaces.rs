@@ -62,15 +62,18 @@ impl Fallback {
     fn new(status: u16, scope: &Workspaces) -> Fallback {
         let listed = match scope {
             Workspaces::Only(ids) if !ids.is_empty() => {
-                format!("only the configured workspace ids ({})", ids.join(", "))
+                format!(
+                    "the keys of the configured workspaces as written ({})",
+                    ids.join(", ")
+                )
             }
-            _ => "only the default workspace".to_string(),
+            _ => "the default workspace's keys only".to_string(),
         };
         Fallback {
             status,
             note: format!(
                 "the API refused to list workspaces (HTTP {status}: this account or key \
-                 cannot use workspaces), so {listed} were listed"
+                 cannot use workspaces), so keywarden listed {listed}"
             ),
         }
     }

@@ -7,7 +7,7 @@
 //! | `/api/v1` route | what it serves |
 //! | --- | --- |
 //! | `GET`/`POST /keys`, `GET`/`PATCH`/`DELETE /keys/{hash}`, `GET /key`, `GET /credits` | keys and credits |
-//! | `GET`/`POST /workspaces`, `GET /workspaces/{id}` | workspaces, by id or slug (see `workspace_routes`) |
+//! | `GET`/`POST /workspaces`, `GET`/`DELETE /workspaces/{id}` | workspaces, by id or slug (see `workspace_routes`) |
 //! | `GET`/`POST /guardrails`, `GET`/`PATCH`/`DELETE /guardrails/{id}` | guardrails (see `guardrail_routes`) |
 //! | `POST /guardrails/{id}/assignments/keys[/remove]`, `GET /guardrails/{id}/assignments/keys`, `GET /guardrails/assignments/keys` | which key holds which guardrail: at most one each, assigning replaces |
 //!

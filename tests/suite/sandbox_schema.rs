@@ -732,6 +732,39 @@ async fn every_workspace_and_guardrail_answer_matches_the_management_schema() {
             m,
             404,
         ),
+        // Last: deleting a workspace (without keys; the default one is refused).
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/default".into(),
+            None,
+            m,
+            403,
+        ),
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/support".into(),
+            None,
+            None,
+            401,
+        ),
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/support".into(),
+            None,
+            m,
+            200,
+        ),
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/support".into(),
+            None,
+            m,
+            404,
+        ),
     ];
     let mut bodies = Vec::new();
     for case in cases {

@@ -4,11 +4,12 @@
 
 use crate::common::{Harness, nov, seed, settings};
 use keywarden::config::{Config, Workspaces};
+use keywarden::engine::ChangeKind;
 use keywarden::openrouter::{ApiError, Client};
-use keywarden::sandbox::SeedKey;
 use keywarden::sandbox::faults::{Faults, OneOrMany};
 use keywarden::sandbox::ids::DEFAULT_WORKSPACE;
 use keywarden::sandbox::workspace::{NewWorkspace, RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
+use keywarden::sandbox::{AccountError, SeedKey};
 
 /// A key named `name` in the workspace `workspace_id`.
 fn in_workspace(name: &str, workspace_id: &str) -> SeedKey {
@@ -213,7 +214,7 @@ async fn a_refused_workspace_listing_falls_back_to_the_default_workspace() {
         assert_eq!(fallback.status, status);
         assert!(
             fallback.note.contains(&format!("HTTP {status}"))
-                && fallback.note.contains("only the default workspace"),
+                && fallback.note.contains("the default workspace's keys only"),
             "{}",
             fallback.note
         );
@@ -264,7 +265,7 @@ async fn keys_list_says_when_only_the_default_workspace_was_listed() {
     let note = listed.lines().last().unwrap();
     assert!(
         note.starts_with("note: the API refused to list workspaces (HTTP 403")
-            && note.ends_with("only the default workspace were listed"),
+            && note.ends_with("so keywarden listed the default workspace's keys only"),
         "{listed}"
     );
     let json: Vec<serde_json::Value> = serde_json::from_str(&keys_list(&h, "json").await).unwrap();
@@ -406,4 +407,126 @@ async fn sandbox_keys_are_spread_over_three_workspaces_and_keywarden_sees_them_a
     }
     let default_only = sandbox.account().list(0, true, None);
     assert_eq!(default_only.len(), 4, "GET /keys alone sees a third");
+}
+
+#[tokio::test]
+async fn the_sandbox_deletes_an_empty_workspace_with_its_guardrails_only() {
+    let h = harness(Workspaces::default(), "").await;
+    let account = h.sandbox.account();
+    assert!(matches!(
+        account.delete_workspace("default"),
+        Err(AccountError::DefaultWorkspace)
+    ));
+    let refused = account.delete_workspace("support").unwrap_err();
+    assert_eq!(refused.status(), 400);
+    assert!(
+        refused.to_string().contains("remove the keys first"),
+        "{refused}"
+    );
+    for key in account.keys() {
+        if key.workspace_id.as_deref() == Some(SUPPORT_WORKSPACE) {
+            account.delete_key(&key.hash).unwrap();
+        }
+    }
+    account.delete_workspace("support").unwrap();
+    assert_eq!(
+        account
+            .delete_workspace(SUPPORT_WORKSPACE)
+            .unwrap_err()
+            .status(),
+        404
+    );
+    let slugs: Vec<String> = client(&h, Workspaces::default())
+        .list_workspaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.slug)
+        .collect();
+    assert_eq!(slugs, ["default", "research"]);
+}
+
+/// Deletes the workspace `slug` from the sandbox the only way OpenRouter
+/// allows: its keys first, then the workspace.
+fn delete_workspace(h: &Harness, slug: &str, id: &str) {
+    let account = h.sandbox.account();
+    for key in account.keys() {
+        if key.workspace_id.as_deref() == Some(id) {
+            account.delete_key(&key.hash).unwrap();
+        }
+    }
+    account.delete_workspace(slug).unwrap();
+}
+
+#[tokio::test]
+async fn a_workspace_that_disappears_drops_its_keys_claims_and_records_it() {
+    let rules = r#"
+[[rule]]
+name = "research-off"
+keys = { workspaces = ["research"] }
+[rule.set]
+disabled = true
+"#;
+    let h = harness(Workspaces::default(), rules).await;
+    let first = h.apply().await;
+    assert_eq!(first.error, None);
+    assert_eq!(h.take_patches().len(), 150, "every research key disabled");
+    assert_eq!(h.store.claims().await.unwrap().len(), 150);
+
+    delete_workspace(&h, "research", RESEARCH_WORKSPACE);
+    h.sandbox.account().clear_requests();
+    let second = h.apply().await;
+    assert_eq!(second.error, None, "a vanished workspace is no failure");
+    assert_eq!(second.keys_seen, 5);
+    assert!(
+        h.store.claims().await.unwrap().is_empty(),
+        "the claims are dropped"
+    );
+    let writes: Vec<String> = h
+        .sandbox
+        .account()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "nothing re-created or patched: {writes:?}"
+    );
+    let history = h.history().await;
+    let dropped: Vec<_> = history
+        .iter()
+        .filter(|c| c.run_id == Some(second.run_id))
+        .collect();
+    assert_eq!(dropped.len(), 150);
+    let lab = dropped.iter().find(|c| c.key_name == "lab-001").unwrap();
+    assert_eq!(lab.kind, ChangeKind::Deleted);
+    assert_eq!(lab.rule, "research-off");
+    assert!(lab.reason.contains("no longer exists"), "{}", lab.reason);
+    let third = h.apply().await;
+    assert_eq!(third.plan.changes.len(), 0, "recorded once");
+}
+
+#[tokio::test]
+async fn a_configured_workspace_that_disappears_fails_the_run_and_keeps_its_claims() {
+    let rules = r#"
+[[rule]]
+name = "research-off"
+keys = { workspaces = ["research"] }
+[rule.set]
+disabled = true
+"#;
+    let only = Workspaces::Only(vec!["research".into(), "support".into()]);
+    let h = harness(only, rules).await;
+    h.apply().await;
+    delete_workspace(&h, "research", RESEARCH_WORKSPACE);
+    let report = h.apply().await;
+    let error = report.error.expect("the run fails");
+    assert!(error.contains("names \"research\""), "{error}");
+    assert_eq!(
+        h.store.claims().await.unwrap().len(),
+        150,
+        "nothing is concluded from a run that could not list"
+    );
 }
