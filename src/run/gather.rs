@@ -64,13 +64,14 @@ impl Runner {
             .map(|s| s.rule)
             .filter(|r| r.enabled)
             .collect();
-        let listing = match self.client.list().await {
+        let mut listing = match self.client.list().await {
             Ok(listing) => listing,
             Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
                 return Err(RunError::AuthFailed(e));
             }
             Err(e) => return Err(RunError::Api(e)),
         };
+        self.add_claimed_unlisted(&mut listing).await?;
         let credits = if rules.iter().any(|r| r.when.credits_below.is_some()) {
             match self.client.credits().await {
                 Ok(c) => Some(c),

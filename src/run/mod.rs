@@ -8,6 +8,7 @@ mod outlook;
 mod record;
 mod send;
 pub mod sources;
+mod unlisted;
 
 use crate::clock::Clock;
 use crate::config::Config;

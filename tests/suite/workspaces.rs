@@ -530,3 +530,45 @@ disabled = true
         "nothing is concluded from a run that could not list"
     );
 }
+
+#[tokio::test]
+async fn without_workspaces_a_claimed_key_elsewhere_is_read_by_hash_and_still_released() {
+    let rules = r#"
+[[rule]]
+name = "lab-001-off"
+keys = { names = ["lab-001"] }
+[rule.set]
+disabled = true
+"#;
+    let h = harness(Workspaces::default(), rules).await;
+    h.apply().await;
+    assert!(h.key("lab-001").disabled);
+    refuse_workspaces(&h.sandbox, 403);
+    h.sandbox.account().clear_requests();
+    let held = h.apply().await;
+    assert_eq!(held.error, None);
+    assert_eq!(
+        held.keys_seen, 4,
+        "the default workspace and the claimed key"
+    );
+    assert!(
+        held.plan.changes.is_empty(),
+        "no deleted row: {:?}",
+        held.plan
+    );
+    let hash = h.hash("lab-001");
+    assert!(
+        h.sandbox
+            .account()
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == format!("/api/v1/keys/{hash}")),
+        "read by its hash"
+    );
+    h.load_rules("").await;
+    let released = h.apply().await;
+    assert_eq!(released.plan.changes.len(), 1);
+    assert_eq!(released.plan.changes[0].kind, ChangeKind::Release);
+    assert!(!h.key("lab-001").disabled, "given back");
+    assert!(h.store.claims().await.unwrap().is_empty());
+}
