@@ -29,6 +29,15 @@ fn spread_keys() -> Vec<SeedKey> {
     keys
 }
 
+/// A rule that disables every key of the `research` workspace.
+const RESEARCH_OFF: &str = r#"
+[[rule]]
+name = "research-off"
+keys = { workspaces = ["research"] }
+[rule.set]
+disabled = true
+"#;
+
 /// A harness over [`spread_keys`] with `workspaces` configured.
 async fn harness(workspaces: Workspaces, rules: &str) -> Harness {
     Harness::new(nov(2), spread_keys(), rules, |c| {
@@ -134,15 +143,8 @@ async fn more_than_a_hundred_workspaces_are_read_page_by_page() {
 
 #[tokio::test]
 async fn an_unknown_workspace_fails_the_run_with_a_message_naming_it_and_changes_nothing() {
-    let rules = r#"
-[[rule]]
-name = "lab-off"
-keys = { names = ["lab-*"] }
-[rule.set]
-disabled = true
-"#;
     let only = Workspaces::Only(vec!["research".into(), "reserch".into()]);
-    let h = harness(only.clone(), rules).await;
+    let h = harness(only.clone(), RESEARCH_OFF).await;
     let err = client(&h, only).list_keys().await.unwrap_err();
     assert!(matches!(err, ApiError::UnknownWorkspace { .. }), "{err:?}");
     let report = h.apply().await;
@@ -460,14 +462,7 @@ fn delete_workspace(h: &Harness, slug: &str, id: &str) {
 
 #[tokio::test]
 async fn a_workspace_that_disappears_drops_its_keys_claims_and_records_it() {
-    let rules = r#"
-[[rule]]
-name = "research-off"
-keys = { workspaces = ["research"] }
-[rule.set]
-disabled = true
-"#;
-    let h = harness(Workspaces::default(), rules).await;
+    let h = harness(Workspaces::default(), RESEARCH_OFF).await;
     let first = h.apply().await;
     assert_eq!(first.error, None);
     assert_eq!(h.take_patches().len(), 150, "every research key disabled");
@@ -510,15 +505,8 @@ disabled = true
 
 #[tokio::test]
 async fn a_configured_workspace_that_disappears_fails_the_run_and_keeps_its_claims() {
-    let rules = r#"
-[[rule]]
-name = "research-off"
-keys = { workspaces = ["research"] }
-[rule.set]
-disabled = true
-"#;
     let only = Workspaces::Only(vec!["research".into(), "support".into()]);
-    let h = harness(only, rules).await;
+    let h = harness(only, RESEARCH_OFF).await;
     h.apply().await;
     delete_workspace(&h, "research", RESEARCH_WORKSPACE);
     let report = h.apply().await;
