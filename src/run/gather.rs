@@ -7,7 +7,7 @@ use crate::domain::{Credits, Key};
 use crate::engine::evaluate::Amounts;
 use crate::engine::inputs::Series;
 use crate::openrouter::ApiError;
-use crate::rules::model::{Rule, longest_lookback};
+use crate::rules::model::Rule;
 use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashSet};
@@ -22,7 +22,8 @@ pub(super) struct Gathered {
     pub(super) amounts: Amounts,
     /// The enabled rules.
     pub(super) rules: Vec<Rule>,
-    /// The usage snapshots inside the longest forecast lookback.
+    /// The usage snapshots inside the longest lookback of the budget and
+    /// forecast rules ([`super::outlook::series_lookback`]).
     pub(super) series: Series,
     /// The keys (hashes) a forecast rule selects: snapshotted even when
     /// their usage did not move.
@@ -83,7 +84,7 @@ impl Runner {
             None
         };
         let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
-        let series = match longest_lookback(&rules) {
+        let series = match super::outlook::series_lookback(&rules) {
             Some(lookback) => self.store.usage_series(now - lookback, now).await?,
             None => Series::new(),
         };

@@ -1,14 +1,39 @@
 //! The inputs of `keywarden forecast` (SPEC §11): gathered like a preview,
 //! recording nothing, with the series of the longest lookback any rule's
 //! forecast reads (a `budget` rule's is the default 6 hours). At a past
-//! instant (`--at`) the keys' usage is their last snapshot before it.
+//! instant (`--at`) the keys' usage is their last snapshot before it. A run
+//! computes the same rows for the rules it evaluates ([`RunOutlook`]), from
+//! what it gathered, for `/metrics`.
 
+use super::gather::Gathered;
 use super::{RunError, Runner};
 use crate::engine::evaluate::Observed;
-use crate::engine::outlook::{Outlook, outlook};
-use crate::rules::model::{DEFAULT_LOOKBACK_SECS, longest_lookback};
+use crate::engine::outlook::{ForecastRow, Outlook, outlook};
+use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule, longest_lookback};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
+
+/// How far back the usage series of the figures reaches: the longest
+/// forecast lookback, and at least a `budget` rule's default; `None` when
+/// no enabled rule has a budget or forecast condition.
+pub(super) fn series_lookback(rules: &[Rule]) -> Option<Duration> {
+    let default = Duration::seconds(DEFAULT_LOOKBACK_SECS as i64);
+    rules
+        .iter()
+        .any(|r| r.enabled && (r.when.budget.is_some() || r.when.forecast.is_some()))
+        .then(|| longest_lookback(rules).unwrap_or_default().max(default))
+}
+
+/// Where the spend of the rules a run evaluated is heading: the rows
+/// `keywarden forecast` would print for them at the run's instant.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOutlook {
+    /// The rules the run evaluated (those without a budget or forecast
+    /// condition have no rows).
+    pub rules: BTreeSet<String>,
+    /// Their rows.
+    pub rows: Vec<ForecastRow>,
+}
 
 impl Runner {
     /// Where the spend of the `only` rules (`None`: every enabled rule)
@@ -24,9 +49,7 @@ impl Runner {
             self.store.rewind_usage(&mut g.keys, now).await?;
         }
         g.rules.retain(|r| only.is_none_or(|o| o.contains(&r.name)));
-        let lookback = longest_lookback(&g.rules)
-            .unwrap_or_default()
-            .max(Duration::seconds(DEFAULT_LOOKBACK_SECS as i64));
+        let lookback = series_lookback(&g.rules).unwrap_or_default();
         let series = self.store.usage_series(now - lookback, now).await?;
         Ok(outlook(
             &g.rules,
@@ -38,5 +61,29 @@ impl Runner {
                 now,
             },
         ))
+    }
+}
+
+/// The figures of the `due` rules (`None`: all) from what a run gathered.
+pub(super) fn run_outlook(
+    g: &Gathered,
+    due: Option<&BTreeSet<String>>,
+    now: DateTime<Utc>,
+) -> RunOutlook {
+    let rules: Vec<Rule> = g
+        .rules
+        .iter()
+        .filter(|r| due.is_none_or(|d| d.contains(&r.name)))
+        .cloned()
+        .collect();
+    let observed = Observed {
+        amounts: &g.amounts,
+        credits: g.credits.as_ref(),
+        series: &g.series,
+        now,
+    };
+    RunOutlook {
+        rows: outlook(&rules, &g.keys, &observed).forecasts,
+        rules: rules.into_iter().map(|r| r.name).collect(),
     }
 }
