@@ -114,7 +114,6 @@ impl ForecastGauges {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::domain::Window;
     use crate::metrics::Metrics;
     use chrono::{DateTime, Utc};
     use std::sync::Arc;
@@ -123,31 +122,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    /// A monthly row of `rule` at 2026-12-16T16:00Z.
     fn row(rule: &str, key: Option<&str>, rate: Option<f64>, spend: f64) -> ForecastRow {
-        let now = utc("2026-12-16T16:00:00Z");
-        let end = utc("2027-01-01T00:00:00Z");
-        let p = crate::engine::forecast::project(spend, rate, 50.0, now, Some(end));
-        ForecastRow {
-            rule: rule.into(),
-            scope: if key.is_some() {
-                Scope::Each
-            } else {
-                Scope::Group
-            },
-            key_hash: key.map(|k| format!("hash-{k}")),
-            key_name: key.map(String::from),
-            window: Window::Monthly,
-            window_end: Some(end),
-            budget_usd: Some(50.0),
-            at_fraction: 1.0,
-            spend_usd: Some(spend),
-            rate_usd_per_hour: p.rate_usd_per_hour,
-            lookback_hours: 6.0,
-            projected_usd: p.projected_usd,
-            crossing_at: p.crossing_at,
-            status: p.status,
-        }
+        ForecastRow::example(rule, key, rate, spend)
     }
 
     /// The samples of the exposition: (metric, group label) -> value.

@@ -45,6 +45,16 @@ fn forecast_keys(rules: &[Rule], keys: &[Key]) -> HashSet<String> {
 }
 
 impl Runner {
+    /// The enabled rules, as stored.
+    pub(super) async fn enabled_rules(&self) -> anyhow::Result<Vec<Rule>> {
+        let rules = self.store.rules().await?;
+        Ok(rules
+            .into_iter()
+            .map(|s| s.rule)
+            .filter(|r| r.enabled)
+            .collect())
+    }
+
     /// Lists keys, reads credits when needed and the due rules' budget
     /// sources. `run_id`: the run recording what the sources gave (`None`
     /// for `plan`, which records nothing).
@@ -54,14 +64,7 @@ impl Runner {
         run_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Gathered, RunError> {
-        let rules: Vec<Rule> = self
-            .store
-            .rules()
-            .await?
-            .into_iter()
-            .map(|s| s.rule)
-            .filter(|r| r.enabled)
-            .collect();
+        let rules = self.enabled_rules().await?;
         let keys = match self.client.list_keys().await {
             Ok(keys) => keys,
             Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {

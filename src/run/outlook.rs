@@ -7,7 +7,8 @@
 
 use super::gather::Gathered;
 use super::{RunError, Runner};
-use crate::engine::evaluate::Observed;
+use crate::domain::Key;
+use crate::engine::evaluate::{Amounts, Observed};
 use crate::engine::outlook::{ForecastRow, Outlook, outlook};
 use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule, longest_lookback};
 use chrono::{DateTime, Duration, Utc};
@@ -49,14 +50,34 @@ impl Runner {
             self.store.rewind_usage(&mut g.keys, now).await?;
         }
         g.rules.retain(|r| only.is_none_or(|o| o.contains(&r.name)));
-        let lookback = series_lookback(&g.rules).unwrap_or_default();
+        Ok(self.figures(&g.rules, &g.keys, &g.amounts, now).await?)
+    }
+
+    /// Where the spend of every enabled rule is heading now, for `keys`
+    /// listed already (`keys list`); records nothing.
+    pub async fn outlook_of(&self, keys: &[Key]) -> anyhow::Result<Outlook> {
+        let now = self.clock.now();
+        let rules = self.enabled_rules().await?;
+        let amounts = self.read_budget_sources(&rules, None, None, now).await?;
+        self.figures(&rules, keys, &amounts, now).await
+    }
+
+    /// The figures of `rules` over `keys`, with the series they read.
+    async fn figures(
+        &self,
+        rules: &[Rule],
+        keys: &[Key],
+        amounts: &Amounts,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Outlook> {
+        let lookback = series_lookback(rules).unwrap_or_default();
         let series = self.store.usage_series(now - lookback, now).await?;
         Ok(outlook(
-            &g.rules,
-            &g.keys,
+            rules,
+            keys,
             &Observed {
-                amounts: &g.amounts,
-                credits: g.credits.as_ref(),
+                amounts,
+                credits: None,
                 series: &series,
                 now,
             },
