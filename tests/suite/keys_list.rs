@@ -396,17 +396,7 @@ async fn keys_show_the_burn_rate_and_projection_of_the_budgets_covering_them() {
     let start = chrono::Utc::now() - chrono::Duration::hours(4);
     let keys = ["team-a-1", "team-a-2", "support-1", "other-1"];
     let h = Harness::new(start, keys.map(seed).to_vec(), FORECAST_RULES, |_| {}).await;
-    h.sandbox
-        .account()
-        .add_traffic(keywarden::sandbox::traffic::TrafficSpec {
-            names: Some(vec!["team-a-*".into()]),
-            hashes: None,
-            usd_per_hour: 2.0,
-            pattern: keywarden::sandbox::traffic::Pattern::Steady,
-            seed: 7,
-            byok: false,
-        })
-        .unwrap();
+    crate::common::steady_traffic(&h.sandbox, "team-a-*", 2.0);
     h.apply().await;
     for _ in 0..16 {
         h.sandbox.account().advance(chrono::Duration::minutes(15));

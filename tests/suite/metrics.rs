@@ -197,17 +197,7 @@ async fn metrics_export_burn_rate_projection_and_crossing_of_sandbox_traffic() {
             "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[history]\nsnapshot_interval = \"1s\"\n"
         ),
     );
-    sandbox
-        .account()
-        .add_traffic(keywarden::sandbox::traffic::TrafficSpec {
-            names: Some(vec!["team-a-01".into()]),
-            hashes: None,
-            usd_per_hour: 60.0,
-            pattern: keywarden::sandbox::traffic::Pattern::Steady,
-            seed: 7,
-            byok: false,
-        })
-        .unwrap();
+    crate::common::steady_traffic(&sandbox, "team-a-01", 60.0);
     let service = Daemon::start(&setup, &sandbox, "metrics-forecast");
     service.wait_for("READY=1", PATIENCE).await;
 
