@@ -61,7 +61,7 @@ pub struct ForecastRow {
 
 /// The budget a rule's forecast is drawn against and how far back it
 /// looks: its `forecast` condition, else its `budget` one (default lookback).
-fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
+pub fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
     match (&rule.when.forecast, &rule.when.budget) {
         (Some(f), _) => Some((&f.budget, f.lookback())),
         (None, Some(b)) => Some((b, Duration::seconds(DEFAULT_LOOKBACK_SECS as i64))),
@@ -70,7 +70,7 @@ fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
 }
 
 /// Rounds float noise off a figure (a least-squares 1.1 is 1.0999999…).
-fn tidy(x: f64) -> f64 {
+pub fn tidy(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
