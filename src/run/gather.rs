@@ -7,9 +7,9 @@ use crate::domain::{Credits, Key};
 use crate::engine::evaluate::Amounts;
 use crate::engine::inputs::Series;
 use crate::openrouter::ApiError;
-use crate::rules::model::Rule;
+use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule, longest_lookback};
 use crate::rules::selector::SelectorIndex;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeSet, HashSet};
 
 /// What a run plans from, besides what the store holds.
@@ -23,11 +23,22 @@ pub(super) struct Gathered {
     /// The enabled rules.
     pub(super) rules: Vec<Rule>,
     /// The usage snapshots inside the longest lookback of the budget and
-    /// forecast rules ([`super::outlook::series_lookback`]).
+    /// forecast rules ([`series_lookback`]).
     pub(super) series: Series,
     /// The keys (hashes) a forecast rule selects: snapshotted even when
     /// their usage did not move.
     pub(super) forecast_keys: HashSet<String>,
+}
+
+/// How far back the usage series of the figures reaches: the longest
+/// forecast lookback, and at least a `budget` rule's default; `None` when
+/// no enabled rule has a budget or forecast condition.
+pub(super) fn series_lookback(rules: &[Rule]) -> Option<Duration> {
+    let default = Duration::seconds(DEFAULT_LOOKBACK_SECS as i64);
+    rules
+        .iter()
+        .any(|r| r.enabled && (r.when.budget.is_some() || r.when.forecast.is_some()))
+        .then(|| longest_lookback(rules).unwrap_or_default().max(default))
 }
 
 /// The hashes of the keys that the enabled forecast rules select.
@@ -87,7 +98,7 @@ impl Runner {
             None
         };
         let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
-        let series = match super::outlook::series_lookback(&rules) {
+        let series = match series_lookback(&rules) {
             Some(lookback) => self.store.usage_series(now - lookback, now).await?,
             None => Series::new(),
         };

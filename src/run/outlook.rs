@@ -5,25 +5,14 @@
 //! computes the same rows for the rules it evaluates ([`RunOutlook`]), from
 //! what it gathered, for `/metrics`.
 
-use super::gather::Gathered;
+use super::gather::{Gathered, series_lookback};
 use super::{RunError, Runner};
 use crate::domain::Key;
 use crate::engine::evaluate::{Amounts, Observed};
 use crate::engine::outlook::{ForecastRow, Outlook, outlook};
-use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule, longest_lookback};
-use chrono::{DateTime, Duration, Utc};
+use crate::rules::model::Rule;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
-
-/// How far back the usage series of the figures reaches: the longest
-/// forecast lookback, and at least a `budget` rule's default; `None` when
-/// no enabled rule has a budget or forecast condition.
-pub(super) fn series_lookback(rules: &[Rule]) -> Option<Duration> {
-    let default = Duration::seconds(DEFAULT_LOOKBACK_SECS as i64);
-    rules
-        .iter()
-        .any(|r| r.enabled && (r.when.budget.is_some() || r.when.forecast.is_some()))
-        .then(|| longest_lookback(rules).unwrap_or_default().max(default))
-}
 
 /// Where the spend of the rules a run evaluated is heading: the rows
 /// `keywarden forecast` would print for them at the run's instant.
