@@ -1,15 +1,21 @@
 //! `keywarden keys list`: every key of the account, live, with what
-//! keywarden holds on it (SPEC §6: "live keys, usage, matching rules, claims").
+//! keywarden holds on it (SPEC §6: "live keys, usage, matching rules, claims"),
+//! and where the spend of the budget and forecast rules covering it is
+//! heading (SPEC §11).
 
 use super::Context;
 use crate::cli::{Format, KeysCommand};
 use crate::config::Config;
-use crate::context::{client, open_store};
+use crate::context::{Shell, client};
 use crate::domain::Key;
+use crate::domain::timestamp::rfc3339_minutes;
 use crate::domain::{Field, FieldValue};
 use crate::engine::Claim;
-use crate::openrouter::KeyListing;
+use crate::engine::forecast::Status;
+use crate::engine::outlook::ForecastRow;
+use crate::openrouter::{Client, KeyListing};
 use crate::output;
+use crate::rules::model::Scope;
 use crate::rules::selector::CompiledSelector;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -36,12 +42,15 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::Error::new(crate::exit::Failure(e.explain())))?;
     let keys = &listing.keys;
-    let holdings = holdings(&config, keys).await?;
+    let holdings = holdings(ctx, config, client, &listing).await?;
     let listed = keys.iter().map(|k| (k, holdings.of(k, &listing)));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&json(listed)?)? + "\n",
         Format::Csv => output::csv(&CSV_HEADER, listed.map(csv_row))?,
-        _ => output::table(&TABLE_HEADER, listed.map(table_row)) + "\n",
+        _ => {
+            let header = [&TABLE_HEADER[..], &FORECAST_HEADER[..]].concat();
+            output::table(&header, listed.map(table_row_with_forecast)) + "\n"
+        }
     };
     print!("{text}");
     if let Some(fallback) = &listing.fallback {
@@ -55,16 +64,19 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What keywarden holds on the account: its enabled rules' selectors and
-/// its claims by key.
+/// What keywarden holds on the account: its enabled rules' selectors, its
+/// claims by key and the forecasts of its budget and forecast rules.
 #[derive(Default)]
 struct Holdings {
     selectors: Vec<(String, CompiledSelector)>,
     claims: HashMap<String, Vec<Claim>>,
+    forecasts: Vec<ForecastRow>,
 }
 
 /// What keywarden knows of one key: its workspace's slug, the enabled
-/// rules that select it and the fields it has set because of them.
+/// rules that select it, the fields it has set because of them, and the
+/// forecasts that cover it (its own for scope `each`, its group's for scope
+/// `group`), soonest crossing first; absent from the JSON when none does.
 #[derive(Debug, Default, Serialize)]
 struct KeyHoldings {
     /// The slug of the key's workspace; `null` when the workspaces were not
@@ -75,6 +87,8 @@ struct KeyHoldings {
     workspace_fallback: Option<String>,
     rules: Vec<String>,
     claims: Vec<Claim>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    forecasts: Vec<ForecastRow>,
 }
 
 impl KeyHoldings {
@@ -89,6 +103,21 @@ impl KeyHoldings {
 
 impl Holdings {
     fn of(&self, key: &Key, listing: &KeyListing) -> KeyHoldings {
+        let rules: Vec<String> = self
+            .selectors
+            .iter()
+            .filter(|(_, s)| s.matches(key, &listing.workspaces))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let forecasts = self
+            .forecasts
+            .iter()
+            .filter(|f| match f.scope {
+                Scope::Each => f.key_hash.as_deref() == Some(key.hash.as_str()),
+                Scope::Group => rules.contains(&f.rule),
+            })
+            .cloned()
+            .collect();
         KeyHoldings {
             workspace: key
                 .workspace_id
@@ -96,25 +125,34 @@ impl Holdings {
                 .and_then(|id| listing.slug_of(id))
                 .map(str::to_owned),
             workspace_fallback: listing.fallback.as_ref().map(|f| f.note.clone()),
-            rules: self
-                .selectors
-                .iter()
-                .filter(|(_, s)| s.matches(key, &listing.workspaces))
-                .map(|(name, _)| name.clone())
-                .collect(),
             claims: self.claims.get(&key.hash).cloned().unwrap_or_default(),
+            rules,
+            forecasts,
         }
     }
 }
 
-/// Reads the rules and claims from the database; none when there is no
-/// database yet (listing keys does not create one).
-async fn holdings(config: &Config, keys: &[Key]) -> anyhow::Result<Holdings> {
+/// Reads the rules, claims and forecasts from the database (and the budget
+/// sources); none when there is no database yet (listing keys does not
+/// create one).
+async fn holdings(
+    ctx: &Context,
+    config: Config,
+    client: Client,
+    listing: &KeyListing,
+) -> anyhow::Result<Holdings> {
+    let keys = &listing.keys;
     let path = config.database_path();
     if keys.is_empty() || !path.exists() {
         return Ok(Holdings::default());
     }
-    let store = open_store(config).await?;
+    let shell = Shell::open(config, ctx.clock.clone()).await?;
+    let forecasts = shell
+        .runner(client)
+        .outlook_of(keys, &listing.workspaces)
+        .await?
+        .forecasts;
+    let store = shell.store;
     let selectors = store
         .rules()
         .await?
@@ -130,7 +168,11 @@ async fn holdings(config: &Config, keys: &[Key]) -> anyhow::Result<Holdings> {
             .push(claim);
     }
     store.close().await;
-    Ok(Holdings { selectors, claims })
+    Ok(Holdings {
+        selectors,
+        claims,
+        forecasts,
+    })
 }
 
 /// The API's key objects as it returned them, each with a `keywarden`
@@ -215,6 +257,49 @@ fn table_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
         held.rules.join(", "),
         claims_text(&held.claims, ", "),
     ]
+}
+
+const FORECAST_HEADER: [&str; 2] = ["USD/h", "forecast"];
+
+/// [`table_row`] and the most pressing of the key's forecasts
+/// ([`forecast_cells`]).
+fn table_row_with_forecast((k, held): (&Key, KeyHoldings)) -> Vec<String> {
+    let forecast = forecast_cells(&held.forecasts);
+    let mut row = table_row((k, held));
+    row.extend(forecast);
+    row
+}
+
+/// The burn rate and the projection of the first forecast that crosses (or
+/// has crossed) before its window ends, else of the first one; empty when
+/// no budget or forecast rule covers the key. `?` when the rate is unknown.
+fn forecast_cells(forecasts: &[ForecastRow]) -> [String; 2] {
+    let pressing = forecasts
+        .iter()
+        .find(|f| matches!(f.status, Status::Crossed | Status::WillCross))
+        .or(forecasts.first());
+    let Some(f) = pressing else {
+        return [String::new(), String::new()];
+    };
+    let budget = f.budget_usd.map(|b| b * f.at_fraction);
+    let projection = match (f.status, f.projected_usd, f.crossing_at) {
+        (Status::Unknown, ..) => "?".to_string(),
+        (Status::Crossed, ..) => format!("over {} ({})", output::usd_or_unknown(budget), f.rule),
+        (Status::WillCross, _, Some(at)) => format!(
+            "reaches {} at {} ({})",
+            output::usd_or_unknown(budget),
+            rfc3339_minutes(at),
+            f.rule
+        ),
+        (_, Some(projected), _) => format!(
+            "{projected:.2} of {} by {} ({})",
+            output::usd_or_unknown(budget),
+            f.window_end.map_or_else(String::new, rfc3339_minutes),
+            f.rule
+        ),
+        _ => format!("under {} ({})", output::usd_or_unknown(budget), f.rule),
+    };
+    [output::usd_or_unknown(f.rate_usd_per_hour), projection]
 }
 
 /// A key for programs: full hash, exact numbers, empty when null; rules
@@ -340,6 +425,7 @@ mod tests {
                     FieldValue::Limit(Some(5.0)),
                 ),
             ],
+            ..KeyHoldings::default()
         };
         let row = table_row((&key(), held));
         assert_eq!(row[2], "research");
@@ -354,5 +440,30 @@ mod tests {
             FieldValue::Disabled(false),
         );
         assert_eq!(claim_text(&enabled), "enabled by team-a-monthly");
+    }
+
+    #[test]
+    fn the_table_shows_the_most_pressing_forecast_of_the_key() {
+        let example = ForecastRow::example;
+        assert_eq!(forecast_cells(&[]), ["", ""], "no budget rule covers it");
+        // 31.30 USD at 1.10 USD/h reaches 50 USD 17 hours later.
+        let soon = example("team-a-monthly", None, Some(1.1), 31.3);
+        let calm = example("ci-monthly", Some("ci-01"), Some(0.01), 10.0);
+        assert_eq!(
+            forecast_cells(&[calm.clone(), soon.clone()]),
+            [
+                "1.10",
+                "reaches 50.00 at 2026-12-17T09:00Z (team-a-monthly)"
+            ],
+            "the crossing first, wherever it is"
+        );
+        assert_eq!(
+            forecast_cells(std::slice::from_ref(&calm)),
+            ["0.01", "13.68 of 50.00 by 2027-01-01T00:00Z (ci-monthly)"]
+        );
+        let over = example("team-a-monthly", None, Some(1.1), 52.1);
+        assert_eq!(forecast_cells(&[over])[1], "over 50.00 (team-a-monthly)");
+        let unknown = example("team-a-monthly", None, None, 31.3);
+        assert_eq!(forecast_cells(&[unknown]), ["?", "?"]);
     }
 }

@@ -61,7 +61,7 @@ pub struct ForecastRow {
 
 /// The budget a rule's forecast is drawn against and how far back it
 /// looks: its `forecast` condition, else its `budget` one (default lookback).
-fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
+pub fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
     match (&rule.when.forecast, &rule.when.budget) {
         (Some(f), _) => Some((&f.budget, f.lookback())),
         (None, Some(b)) => Some((b, Duration::seconds(DEFAULT_LOOKBACK_SECS as i64))),
@@ -70,7 +70,7 @@ fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
 }
 
 /// Rounds float noise off a figure (a least-squares 1.1 is 1.0999999…).
-fn tidy(x: f64) -> f64 {
+pub fn tidy(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
@@ -174,4 +174,36 @@ fn row(
         out.status = p.status;
     }
     out
+}
+
+#[cfg(test)]
+impl ForecastRow {
+    /// A row for the tests of the surfaces that show rows: `rule` against
+    /// a monthly budget of 50 USD at 2026-12-16T16:00Z, for the key `key`
+    /// (scope `each`) or a group, spending `rate` USD/h with `spend` spent.
+    pub(crate) fn example(rule: &str, key: Option<&str>, rate: Option<f64>, spend: f64) -> Self {
+        let now = "2026-12-16T16:00:00Z".parse().unwrap();
+        let end = "2027-01-01T00:00:00Z".parse().unwrap();
+        let p = project(spend, rate, 50.0, now, Some(end));
+        ForecastRow {
+            rule: rule.into(),
+            scope: if key.is_some() {
+                Scope::Each
+            } else {
+                Scope::Group
+            },
+            key_hash: key.map(|k| format!("hash-{k}")),
+            key_name: key.map(String::from),
+            window: Window::Monthly,
+            window_end: Some(end),
+            budget_usd: Some(50.0),
+            at_fraction: 1.0,
+            spend_usd: Some(spend),
+            rate_usd_per_hour: p.rate_usd_per_hour,
+            lookback_hours: 6.0,
+            projected_usd: p.projected_usd,
+            crossing_at: p.crossing_at,
+            status: p.status,
+        }
+    }
 }

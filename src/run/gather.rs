@@ -7,9 +7,9 @@ use crate::domain::{Credits, Key, Workspace};
 use crate::engine::evaluate::Amounts;
 use crate::engine::inputs::Series;
 use crate::openrouter::ApiError;
-use crate::rules::model::{Rule, longest_lookback};
+use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule, longest_lookback};
 use crate::rules::selector::SelectorIndex;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeSet, HashSet};
 
 /// What a run plans from, besides what the store holds.
@@ -24,11 +24,23 @@ pub(super) struct Gathered {
     pub(super) amounts: Amounts,
     /// The enabled rules.
     pub(super) rules: Vec<Rule>,
-    /// The usage snapshots inside the longest forecast lookback.
+    /// The usage snapshots inside the longest lookback of the budget and
+    /// forecast rules ([`series_lookback`]).
     pub(super) series: Series,
     /// The keys (hashes) a forecast rule selects: snapshotted even when
     /// their usage did not move.
     pub(super) forecast_keys: HashSet<String>,
+}
+
+/// How far back the usage series of the figures reaches: the longest
+/// forecast lookback, and at least a `budget` rule's default; `None` when
+/// no enabled rule has a budget or forecast condition.
+pub(super) fn series_lookback(rules: &[Rule]) -> Option<Duration> {
+    let default = Duration::seconds(DEFAULT_LOOKBACK_SECS as i64);
+    rules
+        .iter()
+        .any(|r| r.enabled && (r.when.budget.is_some() || r.when.forecast.is_some()))
+        .then(|| longest_lookback(rules).unwrap_or_default().max(default))
 }
 
 /// The hashes of the keys (of the account's `workspaces`) that the enabled
@@ -47,6 +59,16 @@ fn forecast_keys(rules: &[Rule], keys: &[Key], workspaces: &[Workspace]) -> Hash
 }
 
 impl Runner {
+    /// The enabled rules, as stored.
+    pub(super) async fn enabled_rules(&self) -> anyhow::Result<Vec<Rule>> {
+        let rules = self.store.rules().await?;
+        Ok(rules
+            .into_iter()
+            .map(|s| s.rule)
+            .filter(|r| r.enabled)
+            .collect())
+    }
+
     /// Lists keys, reads credits when needed and the due rules' budget
     /// sources. `run_id`: the run recording what the sources gave (`None`
     /// for `plan`, which records nothing).
@@ -56,14 +78,7 @@ impl Runner {
         run_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Gathered, RunError> {
-        let rules: Vec<Rule> = self
-            .store
-            .rules()
-            .await?
-            .into_iter()
-            .map(|s| s.rule)
-            .filter(|r| r.enabled)
-            .collect();
+        let rules = self.enabled_rules().await?;
         let mut listing = match self.client.list().await {
             Ok(listing) => listing,
             Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
@@ -87,7 +102,7 @@ impl Runner {
             None
         };
         let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
-        let series = match longest_lookback(&rules) {
+        let series = match series_lookback(&rules) {
             Some(lookback) => self.store.usage_series(now - lookback, now).await?,
             None => Series::new(),
         };

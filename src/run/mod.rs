@@ -5,6 +5,7 @@
 
 mod gather;
 mod outlook;
+pub use outlook::RunOutlook;
 mod record;
 mod send;
 pub mod sources;
@@ -76,6 +77,8 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Open rows of earlier runs resolved by this one.
     pub resolved: Vec<Resolved>,
+    /// Where the spend of the evaluated rules is heading (SPEC §11).
+    pub outlook: RunOutlook,
 }
 
 /// One change row of a run.
@@ -245,6 +248,7 @@ impl Runner {
             Err(e) => return self.stop(report, e, now).await,
         };
         report.keys_seen = gathered.keys.len();
+        report.outlook = outlook::run_outlook(&gathered, due, now);
         report.resolved = self.resolve_open(&gathered.keys, run_id).await?;
         let reconciliation = self.plan_with(&gathered, due, now, req.force).await?;
         report.guard_tripped = reconciliation.guard_tripped;

@@ -1,14 +1,29 @@
 //! The inputs of `keywarden forecast` (SPEC §11): gathered like a preview,
 //! recording nothing, with the series of the longest lookback any rule's
 //! forecast reads (a `budget` rule's is the default 6 hours). At a past
-//! instant (`--at`) the keys' usage is their last snapshot before it.
+//! instant (`--at`) the keys' usage is their last snapshot before it. A run
+//! computes the same rows for the rules it evaluates ([`RunOutlook`]), from
+//! what it gathered, for `/metrics`.
 
+use super::gather::{Gathered, series_lookback};
 use super::{RunError, Runner};
-use crate::engine::evaluate::Observed;
-use crate::engine::outlook::{Outlook, outlook};
-use crate::rules::model::{DEFAULT_LOOKBACK_SECS, longest_lookback};
-use chrono::{DateTime, Duration, Utc};
+use crate::domain::{Key, Workspace};
+use crate::engine::evaluate::{Amounts, Observed};
+use crate::engine::outlook::{ForecastRow, Outlook, outlook};
+use crate::rules::model::Rule;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
+
+/// Where the spend of the rules a run evaluated is heading: the rows
+/// `keywarden forecast` would print for them at the run's instant.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOutlook {
+    /// The rules the run evaluated (those without a budget or forecast
+    /// condition have no rows).
+    pub rules: BTreeSet<String>,
+    /// Their rows.
+    pub rows: Vec<ForecastRow>,
+}
 
 impl Runner {
     /// Where the spend of the `only` rules (`None`: every enabled rule)
@@ -24,20 +39,71 @@ impl Runner {
             self.store.rewind_usage(&mut g.keys, now).await?;
         }
         g.rules.retain(|r| only.is_none_or(|o| o.contains(&r.name)));
-        let lookback = longest_lookback(&g.rules)
-            .unwrap_or_default()
-            .max(Duration::seconds(DEFAULT_LOOKBACK_SECS as i64));
+        Ok(self
+            .figures(&g.rules, &g.keys, &g.workspaces, &g.amounts, now)
+            .await?)
+    }
+
+    /// Where the spend of every enabled rule is heading now, for `keys`
+    /// (of the account's `workspaces`) listed already (`keys list`);
+    /// records nothing.
+    pub async fn outlook_of(
+        &self,
+        keys: &[Key],
+        workspaces: &[Workspace],
+    ) -> anyhow::Result<Outlook> {
+        let now = self.clock.now();
+        let rules = self.enabled_rules().await?;
+        let amounts = self.read_budget_sources(&rules, None, None, now).await?;
+        self.figures(&rules, keys, workspaces, &amounts, now).await
+    }
+
+    /// The figures of `rules` over `keys` (of `workspaces`), with the
+    /// series they read.
+    async fn figures(
+        &self,
+        rules: &[Rule],
+        keys: &[Key],
+        workspaces: &[Workspace],
+        amounts: &Amounts,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Outlook> {
+        let lookback = series_lookback(rules).unwrap_or_default();
         let series = self.store.usage_series(now - lookback, now).await?;
         Ok(outlook(
-            &g.rules,
-            &g.keys,
-            &g.workspaces,
+            rules,
+            keys,
+            workspaces,
             &Observed {
-                amounts: &g.amounts,
-                credits: g.credits.as_ref(),
+                amounts,
+                credits: None,
                 series: &series,
                 now,
             },
         ))
+    }
+}
+
+/// The figures of the `due` rules (`None`: all) from what a run gathered.
+pub(super) fn run_outlook(
+    g: &Gathered,
+    due: Option<&BTreeSet<String>>,
+    now: DateTime<Utc>,
+) -> RunOutlook {
+    let rules: Vec<Rule> = g
+        .rules
+        .iter()
+        .filter(|r| due.is_none_or(|d| d.contains(&r.name)))
+        .cloned()
+        .collect();
+    let observed = Observed {
+        amounts: &g.amounts,
+        credits: g.credits.as_ref(),
+        series: &g.series,
+        now,
+    };
+    RunOutlook {
+        rows: outlook(&rules, &g.keys, &g.workspaces, &observed).forecasts,
+        rules: rules.into_iter().map(|r| r.name).collect(),
     }
 }

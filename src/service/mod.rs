@@ -449,6 +449,7 @@ impl Service {
                     tracing::error!("cannot record budget warnings: {e:#}");
                 }
                 self.metrics.observe_run(took, &report.plan.budgets);
+                self.metrics.observe_outlook(&report.outlook);
             }
             (Err(e), _) => {
                 self.last_run = LastRun::Error;

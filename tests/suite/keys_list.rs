@@ -147,6 +147,12 @@ async fn listed_after_a_run(format: &str) -> (Harness, String) {
     h.spend("team-a-1", 60.0);
     h.apply().await;
     assert!(h.key("team-a-2").disabled);
+    let listed = list_with_database(&h, format).await;
+    (h, listed)
+}
+
+/// `keys list` run by the binary against the harness's sandbox and database.
+async fn list_with_database(h: &Harness, format: &str) -> String {
     let base = h.sandbox.base_url();
     let db = h.config.database_path();
     let vars = [
@@ -163,7 +169,7 @@ async fn listed_after_a_run(format: &str) -> (Harness, String) {
     ];
     let out = keywarden(&args, &vars, "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    (h, text(&out.stdout))
+    text(&out.stdout)
 }
 
 #[tokio::test]
@@ -385,4 +391,129 @@ async fn other_formats_are_a_usage_error() {
     let out = keywarden(&["keys", "list", "--format", "markdown"], &[], "").await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("table, json or csv"));
+}
+
+const FORECAST_RULES: &str = r#"
+[[rule]]
+name = "team-a-total"
+keys = { names = ["team-a-*"] }
+[rule.when]
+budget = { usd = 50.0, window = "total", scope = "group" }
+[rule.set]
+disabled = true
+
+[[rule]]
+name = "support-cap"
+keys = { names = ["support-*"] }
+[rule.when]
+budget = { usd = 10.0, window = "monthly" }
+[rule.set]
+disabled = true
+"#;
+
+#[tokio::test]
+async fn keys_show_the_burn_rate_and_projection_of_the_budgets_covering_them() {
+    // Four hours of runs every 15 minutes, ending now: `keys list` (on the
+    // system clock) reads the snapshots they took. Each team-a key spends
+    // 2 USD/h, so the group's 16 USD grow by 4 USD/h towards 50.
+    let start = chrono::Utc::now() - chrono::Duration::hours(4);
+    let keys = ["team-a-1", "team-a-2", "support-1", "other-1"];
+    let h = Harness::new(start, keys.map(seed).to_vec(), FORECAST_RULES, |_| {}).await;
+    crate::common::steady_traffic(&h.sandbox, "team-a-*", 2.0);
+    h.apply().await;
+    for _ in 0..16 {
+        h.sandbox.account().advance(chrono::Duration::minutes(15));
+        h.apply().await;
+    }
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&list_with_database(&h, "json").await).unwrap();
+    let forecasts = |name: &str| {
+        listed.iter().find(|k| k["name"] == name).unwrap()["keywarden"]
+            .get("forecasts")
+            .cloned()
+    };
+    // The group's figures, on each key of it.
+    let group = forecasts("team-a-1").expect("team-a-1 has forecasts");
+    assert_eq!(forecasts("team-a-2"), Some(group.clone()));
+    let row = &group[0];
+    assert_eq!(
+        (
+            &row["rule"],
+            &row["scope"],
+            &row["key_hash"],
+            &row["spend_usd"]
+        ),
+        (
+            &json!("team-a-total"),
+            &json!("group"),
+            &json!(null),
+            &json!(16.0)
+        ),
+        "{group}"
+    );
+    let rate = row["rate_usd_per_hour"].as_f64().unwrap();
+    assert!((rate - 4.0).abs() < 0.1, "{row}");
+    assert_eq!(
+        (&row["status"], &row["projected_usd"]),
+        (&json!("will_cross"), &json!(null))
+    );
+    let crossing: chrono::DateTime<chrono::Utc> =
+        row["crossing_at"].as_str().unwrap().parse().unwrap();
+    let hours = (crossing - chrono::Utc::now()).num_minutes() as f64 / 60.0;
+    assert!(
+        (8.0..9.0).contains(&hours),
+        "34 USD to go at 4 USD/h: {row}"
+    );
+    // A budget rule with less history than half its 6-hour lookback: the
+    // support key never spent, so it has one snapshot.
+    let support = forecasts("support-1").unwrap();
+    assert_eq!(
+        (&support[0]["status"], &support[0]["rate_usd_per_hour"]),
+        (&json!("unknown"), &json!(null))
+    );
+    assert_eq!(forecasts("other-1"), None, "no budget covers other-1");
+
+    let table = list_with_database(&h, "table").await;
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("{name} not in {table}"))
+            .to_string()
+    };
+    assert!(
+        table
+            .lines()
+            .take(3)
+            .any(|l| l.contains("USD/h") && l.contains("forecast")),
+        "{table}"
+    );
+    // The last two cells, read a moment after the JSON: the crossing may
+    // have moved on by a minute.
+    let cells = |line: String| -> Vec<String> {
+        let cells: Vec<String> = line
+            .trim_matches('│')
+            .split('┆')
+            .map(|c| c.trim().to_string())
+            .collect();
+        cells[cells.len() - 2..].to_vec()
+    };
+    let team_a = cells(line("team-a-2"));
+    let table_rate: f64 = team_a[0].parse().unwrap();
+    assert!((table_rate - 4.0).abs() < 0.1, "{team_a:?}");
+    let reaches = |at: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "reaches 50.00 at {} (team-a-total)",
+            at.format("%Y-%m-%dT%H:%MZ")
+        )
+    };
+    assert!(
+        [
+            reaches(crossing),
+            reaches(crossing + chrono::Duration::minutes(1))
+        ]
+        .contains(&team_a[1]),
+        "{team_a:?}"
+    );
+    assert_eq!(cells(line("support-1")), ["?", "?"]);
 }
