@@ -8,7 +8,7 @@ use super::evaluate::{EPSILON, Observed, amount_value, spend};
 use super::forecast::{Status, project};
 use crate::domain::timestamp;
 use crate::domain::{Key, Window};
-use crate::rules::model::{Budget, DEFAULT_LOOKBACK_SECS, Rule, Scope};
+use crate::rules::model::{Budget, Rule, Scope};
 use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -59,16 +59,6 @@ pub struct ForecastRow {
     pub status: Status,
 }
 
-/// The budget a rule's forecast is drawn against and how far back it
-/// looks: its `forecast` condition, else its `budget` one (default lookback).
-fn terms(rule: &Rule) -> Option<(&Budget, Duration)> {
-    match (&rule.when.forecast, &rule.when.budget) {
-        (Some(f), _) => Some((&f.budget, f.lookback())),
-        (None, Some(b)) => Some((b, Duration::seconds(DEFAULT_LOOKBACK_SECS as i64))),
-        (None, None) => None,
-    }
-}
-
 /// Rounds float noise off a figure (a least-squares 1.1 is 1.0999999…).
 fn tidy(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
@@ -81,7 +71,7 @@ pub fn outlook(rules: &[Rule], keys: &[Key], observed: &Observed<'_>) -> Outlook
     let rules: Vec<(&Rule, &Budget, Duration)> = rules
         .iter()
         .filter(|r| r.enabled)
-        .filter_map(|r| terms(r).map(|(b, l)| (r, b, l)))
+        .filter_map(|r| r.forecast_terms().map(|(b, l)| (r, b, l)))
         .collect();
     let selected = SelectorIndex::new(rules.iter().map(|(r, _, _)| &r.keys)).select(keys);
     let mut rows = Vec::new();

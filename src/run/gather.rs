@@ -24,16 +24,17 @@ pub(super) struct Gathered {
     pub(super) rules: Vec<Rule>,
     /// The usage snapshots inside the longest forecast lookback.
     pub(super) series: Series,
-    /// The keys (hashes) a forecast rule selects: snapshotted even when
-    /// their usage did not move.
+    /// The keys (hashes) a rule that forecasts selects: snapshotted even
+    /// when their usage did not move.
     pub(super) forecast_keys: HashSet<String>,
 }
 
-/// The hashes of the keys that the enabled forecast rules select.
+/// The hashes of the keys that the enabled rules which forecast (a
+/// forecast condition, or early warnings) select.
 fn forecast_keys(rules: &[Rule], keys: &[Key]) -> HashSet<String> {
     let selectors = rules
         .iter()
-        .filter(|r| r.when.forecast.is_some())
+        .filter(|r| r.reads_series().is_some())
         .map(|r| &r.keys);
     SelectorIndex::new(selectors)
         .select(keys)

@@ -1,6 +1,7 @@
 //! The shell of one run (SPEC §4.1, §4.5): gathers its inputs (keys,
 //! credits, budget sources, claims, exemptions), asks the core for the plan,
-//! records the intent, sends the PATCHes and records their outcomes. Used by
+//! records the intent, sends the PATCHes and records their outcomes and
+//! the warnings (`warn_at`, `warn_before`). Used by
 //! `apply`, `run`, `demo` and the service.
 
 mod gather;
@@ -8,10 +9,12 @@ mod outlook;
 mod record;
 mod send;
 pub mod sources;
+mod warnings;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::reconcile::{self, Guard, Inputs, Reconciliation};
+use crate::engine::warnings::ForecastWarning;
 use crate::engine::{Change, ChangeKind, Hold, Outcome, Plan};
 use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
@@ -75,6 +78,8 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Open rows of earlier runs resolved by this one.
     pub resolved: Vec<Resolved>,
+    /// The early warnings (`budget_forecast`) this run recorded.
+    pub forecast_warnings: Vec<ForecastWarning>,
 }
 
 /// One change row of a run.
@@ -293,6 +298,9 @@ impl Runner {
             })
             .collect();
         report.plan = plan;
+        report.forecast_warnings = self
+            .record_warnings(run_id, now, &gathered, &report.plan, due)
+            .await?;
         self.store
             .record_snapshots_for(
                 now,

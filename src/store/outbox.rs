@@ -1,5 +1,6 @@
 //! The notification outbox's tables (SPEC §7): the cursor over change rows
-//! and events, budget warnings once per fraction per window, open outages,
+//! and events, budget warnings once per fraction per window, early
+//! warnings once per horizon per window, open outages,
 //! the items, and each webhook's delivery position and attempts. Which
 //! events are notified, and what they say, is `notify`'s business.
 
@@ -7,6 +8,8 @@ use super::runs::{CHANGE_COLUMNS, EVENT_COLUMNS, change_row, event_row, insert_e
 use super::{ChangeRow, EventRow, Store, parse_event_kind, parse_ts, ts};
 use crate::domain::event::EventKind;
 use crate::engine::Outcome;
+use crate::engine::warnings::ForecastWarning;
+use crate::rules::model::Scope;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::{Row as _, Sqlite, Transaction};
@@ -124,6 +127,55 @@ impl Store {
                 EventKind::BudgetWarning,
                 Some(w.rule),
                 w.key_hash,
+                &detail,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Records a `budget_forecast` event unless this horizon of this window
+    /// of this key or group was warned about already; `true` when recorded.
+    pub async fn record_forecast_warning(
+        &self,
+        run_id: Option<i64>,
+        at: DateTime<Utc>,
+        w: &ForecastWarning,
+    ) -> anyhow::Result<bool> {
+        let f = &w.forecast;
+        let mut tx = self.write().await?;
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO forecast_warnings (rule, subject, window, window_start, horizon_secs, at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&f.rule)
+        .bind(f.key_hash.as_deref().unwrap_or(""))
+        .bind(f.window.as_str())
+        .bind(ts(w.window_start))
+        .bind(i64::try_from(w.horizon_secs).unwrap_or(i64::MAX))
+        .bind(ts(at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            let detail = json!({
+                "scope": f.scope, "group": (f.scope == Scope::Group).then_some(&f.rule),
+                "key_name": f.key_name, "window": f.window, "window_start": ts(w.window_start),
+                "window_end": f.window_end.map(ts), "horizon": duration(w.horizon_secs),
+                "horizon_secs": w.horizon_secs, "budget_usd": f.budget_usd,
+                "at_fraction": f.at_fraction, "spend_usd": f.spend_usd,
+                "rate_usd_per_hour": f.rate_usd_per_hour, "lookback_hours": f.lookback_hours,
+                "projected_usd": f.projected_usd, "crossing_at": f.crossing_at.map(ts),
+            });
+            insert_event(
+                &mut tx,
+                run_id,
+                at,
+                EventKind::BudgetForecast,
+                Some(&f.rule),
+                f.key_hash.as_deref(),
                 &detail,
             )
             .await?;
@@ -507,4 +559,9 @@ impl OutboxBatch {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// A horizon as rules write it (`"3days"`, `"12h"`).
+fn duration(secs: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }

@@ -393,3 +393,113 @@ async fn the_cookbook_pair_does_not_release_the_limit_when_the_key_goes_quiet() 
     );
     assert_eq!(h.key("ci-01").limit, Some(20.0));
 }
+
+const WARNED: &str = r#"
+[[rule]]
+name = "team-a-weekly"
+keys = { names = ["team-a-*"] }
+warn_before = ["3d", "12h"]
+when.budget = { usd = 50.0, window = "weekly", scope = "group" }
+set.disabled = true
+"#;
+
+/// The `budget_forecast` events recorded so far: (at, horizon, crossing_at).
+async fn forecast_events(h: &Harness) -> Vec<(DateTime<Utc>, String, DateTime<Utc>)> {
+    h.store
+        .events(at(2000, 1, 1, 0), h.now() + Duration::days(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "budget_forecast")
+        .map(|e| {
+            assert_eq!(e.rule.as_deref(), Some("team-a-weekly"));
+            assert_eq!(e.detail["group"], "team-a-weekly");
+            let crossing = e.detail["crossing_at"].as_str().unwrap().parse().unwrap();
+            (
+                e.at,
+                e.detail["horizon"].as_str().unwrap().to_string(),
+                crossing,
+            )
+        })
+        .collect()
+}
+
+/// Runs every hour for `hours`, the sandbox clock moving between runs.
+async fn every_hour(h: &Harness, hours: i64) {
+    for _ in 0..hours {
+        h.sandbox.account().advance(Duration::hours(1));
+        h.apply().await;
+    }
+}
+
+#[tokio::test]
+async fn warn_before_warns_days_ahead_once_per_horizon_and_again_in_a_new_window() {
+    // Monday 00:00: two keys spend 0.25 USD/h each, so the group's 50 USD
+    // a week is gone on Friday at 04:00 (100 h).
+    let monday = at(2026, 11, 16, 0);
+    let keys = vec![seed("team-a-01"), seed("team-a-02")];
+    let h = Harness::new(monday, keys, WARNED, |_| {}).await;
+    steady(&h, &["team-a-*"], 0.25, false);
+    h.apply().await;
+    every_hour(&h, 27).await;
+    assert!(
+        forecast_events(&h).await.is_empty(),
+        "4 days ahead: too early"
+    );
+    every_hour(&h, 1).await;
+    let crossing = monday + Duration::hours(100);
+    let three_days = forecast_events(&h).await;
+    assert_eq!(
+        three_days,
+        vec![(monday + Duration::hours(28), "3days".into(), crossing)],
+        "the 3d warning comes as the crossing comes within 3 days"
+    );
+    let event = h
+        .store
+        .events(monday, h.now() + Duration::hours(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "budget_forecast")
+        .unwrap();
+    assert_eq!(event.key_hash, None, "a group's warning names no key");
+    assert_eq!(event.detail["window"], "weekly");
+    assert_eq!(event.detail["budget_usd"], 50.0);
+    assert_eq!(event.detail["spend_usd"], 14.0);
+    assert_eq!(event.detail["rate_usd_per_hour"], 0.5);
+    assert_eq!(event.detail["projected_usd"], 84.0);
+    // Later runs of the same window record nothing new…
+    h.apply().await;
+    every_hour(&h, 59).await;
+    assert_eq!(forecast_events(&h).await, three_days);
+    // …until the crossing comes within 12 hours.
+    every_hour(&h, 1).await;
+    let both = forecast_events(&h).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(
+        both[1],
+        (monday + Duration::hours(88), "12h".into(), crossing)
+    );
+    // The budget is reached on Friday and the keys are disabled; nothing
+    // is warned of twice.
+    every_hour(&h, 12).await;
+    assert!(h.key("team-a-01").disabled);
+    assert_eq!(forecast_events(&h).await.len(), 2);
+    assert!(
+        h.history()
+            .await
+            .iter()
+            .all(|r| r.kind == ChangeKind::Assert)
+    );
+    // A new week: the keys are given back, spend again, and are warned of again.
+    every_hour(&h, 68 + 28).await;
+    let next_monday = monday + Duration::days(7);
+    assert!(!h.key("team-a-01").disabled);
+    let all = forecast_events(&h).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[2].1, "3days");
+    assert!(
+        all[2].0 > next_monday && all[2].2 - all[2].0 <= Duration::days(3),
+        "{all:?}"
+    );
+}
