@@ -3,11 +3,17 @@
 //! `forecast` rule acts on where spend is heading.
 
 use crate::common::{Harness, seed};
+use crate::notify::Receiver;
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use keywarden::config::{NotifyConfig, NotifyFormat};
+use keywarden::domain::event::EventKind;
 use keywarden::engine::ChangeKind;
 use keywarden::engine::forecast::{Reading, burn_rate};
+use keywarden::notify::{Backoff, Notifier, Webhook};
 use keywarden::run::RunReport;
 use keywarden::sandbox::traffic::{Pattern, TrafficSpec};
+use serde_json::json;
+use std::sync::Arc;
 
 /// Steady traffic of `usd_per_hour` on the keys named `names` (BYOK usage when `byok`).
 fn steady(h: &Harness, names: &[&str], usd_per_hour: f64, byok: bool) {
@@ -501,5 +507,75 @@ async fn warn_before_warns_days_ahead_once_per_horizon_and_again_in_a_new_window
     assert!(
         all[2].0 > next_monday && all[2].2 - all[2].0 <= Duration::days(3),
         "{all:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_budget_forecast_reaches_both_webhook_formats_with_who_how_much_how_fast_and_when() {
+    let monday = at(2026, 11, 16, 0);
+    let rules = WARNED.replace("scope = \"group\"", "scope = \"each\"");
+    let h = Harness::new(monday, vec![seed("team-a-01")], &rules, |_| {}).await;
+    steady(&h, &["team-a-01"], 0.5, false);
+    h.apply().await;
+    every_hour(&h, 27).await;
+    let (json, slack) = (Receiver::default(), Receiver::default());
+    let hook = |url: String, format| NotifyConfig {
+        url,
+        format,
+        events: vec![EventKind::BudgetForecast],
+        enabled: true,
+    };
+    let webhooks = Webhook::from_config(&[
+        hook(json.start().await, NotifyFormat::Json),
+        hook(slack.start().await, NotifyFormat::Slack),
+    ]);
+    let clock = Arc::new(h.sandbox.account().clone());
+    let notifier = Notifier::new(h.store.clone(), webhooks, Backoff::default(), clock).unwrap();
+    notifier.register().await.unwrap();
+    // The webhooks are registered before the event is enqueued, as the
+    // service's are.
+    every_hour(&h, 1).await;
+    assert_eq!(
+        keywarden::notify::enqueue(&h.store, h.now()).await.unwrap(),
+        1
+    );
+    assert_eq!(notifier.deliver_due().await.unwrap(), None);
+    let body = json.received.lock().unwrap().clone();
+    assert_eq!(body.len(), 1, "{body:?}");
+    let b = &body[0];
+    assert_eq!(b["event"], "budget_forecast");
+    assert_eq!(b["at"], "2026-11-17T04:00:00Z");
+    assert_eq!(
+        (&b["rule"], &b["key_hash"], &b["key_name"]),
+        (
+            &json!("team-a-weekly"),
+            &json!(h.hash("team-a-01")),
+            &json!("team-a-01")
+        )
+    );
+    let d = &b["detail"];
+    assert_eq!(
+        (
+            &d["window"],
+            &d["budget_usd"],
+            &d["spend_usd"],
+            &d["rate_usd_per_hour"]
+        ),
+        (&json!("weekly"), &json!(50.0), &json!(14.0), &json!(0.5))
+    );
+    assert_eq!(
+        (&d["crossing_at"], &d["projected_usd"], &d["horizon"]),
+        (
+            &json!("2026-11-20T04:00:00Z"),
+            &json!(84.0),
+            &json!("3days")
+        )
+    );
+    let text = slack.received.lock().unwrap()[0]["text"].clone();
+    assert_eq!(
+        text,
+        "keywarden: budget_forecast · key team-a-01 · rule team-a-weekly: key weekly spend \
+         14.00 of 50.00 USD at 0.50 USD/h reaches the budget at 2026-11-20T04:00Z (in 3d); \
+         84.00 USD projected by the window's end (warn_before 3d)"
     );
 }
