@@ -2,9 +2,11 @@
 //! due, from the forecast rows of its groups or keys. Pure: the shell
 //! records each at most once per horizon per window per key or group.
 
+use super::evaluate::EPSILON;
 use super::forecast::Status;
 use super::outlook::{ForecastRow, Outlook};
-use crate::rules::model::Rule;
+use crate::domain::timestamp::rfc3339_minutes;
+use crate::rules::model::{Rule, Scope};
 use chrono::{DateTime, Duration, Utc};
 
 /// A `budget_forecast` that is due: the crossing of a rule's group or key
@@ -26,6 +28,62 @@ impl ForecastWarning {
     /// The horizon as a duration.
     pub fn horizon(&self) -> Duration {
         Duration::seconds(i64::try_from(self.horizon_secs).unwrap_or(i64::MAX / 1000))
+    }
+
+    /// What the warning says, for a person to act on: which budget (the
+    /// group or key is named beside it), how much of it is spent, how fast
+    /// (USD/h), when it is reached (and how long from `now` that is) and
+    /// what the window's end will see.
+    pub fn reason(&self, now: DateTime<Utc>) -> String {
+        let f = &self.forecast;
+        let who = match f.scope {
+            Scope::Group => "group",
+            Scope::Each => "key",
+        };
+        let budget = f.budget_usd.unwrap_or_default();
+        let target = if (f.at_fraction - 1.0).abs() < EPSILON {
+            "the budget".to_string()
+        } else {
+            format!(
+                "{:.0}% of it ({:.2} USD)",
+                f.at_fraction * 100.0,
+                f.at_fraction * budget
+            )
+        };
+        let when = match f.crossing_at {
+            Some(at) => format!("{} (in {})", rfc3339_minutes(at), span(at - now)),
+            None => "an unknown time".into(),
+        };
+        let mut text = format!(
+            "{who} {} spend {:.2} of {budget:.2} USD at {:.2} USD/h reaches {target} at {when}",
+            f.window,
+            f.spend_usd.unwrap_or_default(),
+            f.rate_usd_per_hour.unwrap_or_default(),
+        );
+        if let Some(projected) = f.projected_usd {
+            text.push_str(&format!(
+                "; {projected:.2} USD projected by the window's end"
+            ));
+        }
+        text.push_str(&format!(" (warn_before {})", span(self.horizon())));
+        text
+    }
+}
+
+/// A lead time as people say it: `2d 5h`, `17h`, `17h 30m`, `45m`.
+pub fn span(d: Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    let mins = if days > 0 { 0 } else { mins };
+    let text: Vec<String> = [(days, "d"), (hours, "h"), (mins, "m")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0m".into()
+    } else {
+        text.join(" ")
     }
 }
 
@@ -65,7 +123,6 @@ pub fn forecast_warnings(rules: &[Rule], outlook: &Outlook) -> Vec<ForecastWarni
 mod tests {
     use super::*;
     use crate::domain::Window;
-    use crate::rules::model::Scope;
     use crate::rules::parse::parse_rules;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -130,5 +187,24 @@ mod tests {
             row(Status::Ok, Some("2027-01-02T00:00:00Z")),
         ];
         assert_eq!(horizons(rows), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_reason_says_who_how_much_how_fast_and_when() {
+        let mut forecast = row(Status::WillCross, Some("2026-12-18T21:30:00Z"));
+        forecast.rate_usd_per_hour = Some(0.35);
+        forecast.projected_usd = Some(89.95);
+        let warning = ForecastWarning {
+            horizon_secs: 3 * 24 * 3600,
+            window_start: t("2026-12-01T00:00:00Z"),
+            forecast,
+        };
+        assert_eq!(
+            warning.reason(t("2026-12-16T16:00:00Z")),
+            "group monthly spend 31.30 of 50.00 USD at 0.35 USD/h reaches the budget at \
+             2026-12-18T21:30Z (in 2d 5h); 89.95 USD projected by the window's end (warn_before 3d)"
+        );
+        assert_eq!(span(Duration::minutes(17 * 60 + 30)), "17h 30m");
+        assert_eq!(span(Duration::seconds(20)), "0m");
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::config::NotifyFormat;
 use crate::domain::event::EventKind;
-use crate::domain::timestamp::{rfc3339, rfc3339_minutes};
+use crate::domain::timestamp::rfc3339;
 use crate::engine::Outcome;
 use crate::store::outbox::{ItemOrigin, Outage, OutboxBatch, OutboxItem};
 use crate::store::{ChangeRow, EventRow, Store};
@@ -117,7 +117,7 @@ async fn event_reason(batch: &mut OutboxBatch, e: &EventRow) -> anyhow::Result<O
             e.detail["fraction"].as_f64().unwrap_or(0.0) * 100.0,
             e.detail["budget_usd"].as_f64().unwrap_or(0.0)
         ),
-        EventKind::BudgetForecast => forecast_reason(e),
+        EventKind::BudgetForecast => text("reason"),
         EventKind::ReloadFailed => format!(
             "reload failed, the previous rules stay in force: {}",
             text("error")
@@ -144,76 +144,6 @@ async fn event_reason(batch: &mut OutboxBatch, e: &EventRow) -> anyhow::Result<O
         | EventKind::Conflict => return Ok(None),
     };
     Ok(Some(reason))
-}
-
-/// What a `budget_forecast` says, for a person to act on: who (the group
-/// or key, named beside the text), how much (spend of budget), how fast
-/// (USD/h), when (the crossing, and how long until it from the event).
-fn forecast_reason(e: &EventRow) -> String {
-    let d = &e.detail;
-    let usd = |k: &str| d[k].as_f64().unwrap_or(0.0);
-    let who = if d["scope"] == "group" {
-        "group"
-    } else {
-        "key"
-    };
-    let budget = usd("budget_usd");
-    let fraction = d["at_fraction"].as_f64().unwrap_or(1.0);
-    let target = if (fraction - 1.0).abs() < 1e-9 {
-        "the budget".to_string()
-    } else {
-        format!(
-            "{:.0}% of it ({:.2} USD)",
-            fraction * 100.0,
-            fraction * budget
-        )
-    };
-    let crossing = d["crossing_at"]
-        .as_str()
-        .and_then(|s| s.parse::<DateTime<Utc>>().ok());
-    let when = match crossing {
-        Some(at) => format!("{} (in {})", rfc3339_minutes(at), span(at - e.at)),
-        None => "an unknown time".into(),
-    };
-    let mut text = format!(
-        "{who} {} spend {:.2} of {budget:.2} USD at {:.2} USD/h reaches {target} at {when}",
-        d["window"].as_str().unwrap_or(""),
-        usd("spend_usd"),
-        usd("rate_usd_per_hour"),
-    );
-    if let Some(projected) = d["projected_usd"].as_f64() {
-        text.push_str(&format!(
-            "; {projected:.2} USD projected by the window's end"
-        ));
-    }
-    if let Some(horizon) = d["horizon_secs"].as_i64() {
-        text.push_str(&format!(
-            " (warn_before {})",
-            span(chrono::Duration::seconds(horizon))
-        ));
-    }
-    text
-}
-
-/// A lead time as people say it: `2d 5h`, `17h`, `17h 30m`, `45m`.
-fn span(d: chrono::Duration) -> String {
-    let minutes = d.num_minutes().max(0);
-    let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
-    let parts = [
-        (days, "d"),
-        (hours, "h"),
-        (if days > 0 { 0 } else { mins }, "m"),
-    ];
-    let text: Vec<String> = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() {
-        "0m".into()
-    } else {
-        text.join(" ")
-    }
 }
 
 /// The event recorded when an outage ends.
@@ -310,32 +240,6 @@ mod tests {
         for (outcome, fields, event) in cases {
             assert_eq!(change_event(outcome, &fields), event, "{outcome} {fields}");
         }
-    }
-
-    #[test]
-    fn a_budget_forecast_says_who_how_much_how_fast_and_when() {
-        let at: DateTime<Utc> = "2026-12-16T16:00:00Z".parse().unwrap();
-        let event = EventRow {
-            id: 3,
-            run_id: Some(2),
-            at,
-            kind: EventKind::BudgetForecast,
-            rule: Some("team-a-monthly".into()),
-            key_hash: None,
-            detail: json!({
-                "scope": "group", "group": "team-a-monthly", "key_name": null,
-                "window": "monthly", "budget_usd": 50.0, "at_fraction": 1.0,
-                "spend_usd": 31.3, "rate_usd_per_hour": 0.35, "projected_usd": 89.95,
-                "crossing_at": "2026-12-18T21:30:00Z", "horizon_secs": 259200,
-            }),
-        };
-        assert_eq!(
-            forecast_reason(&event),
-            "group monthly spend 31.30 of 50.00 USD at 0.35 USD/h reaches the budget at \
-             2026-12-18T21:30Z (in 2d 5h); 89.95 USD projected by the window's end (warn_before 3d)"
-        );
-        assert_eq!(span(chrono::Duration::minutes(17 * 60 + 30)), "17h 30m");
-        assert_eq!(span(chrono::Duration::seconds(20)), "0m");
     }
 
     #[test]

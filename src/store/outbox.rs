@@ -168,6 +168,7 @@ impl Store {
                 "at_fraction": f.at_fraction, "spend_usd": f.spend_usd,
                 "rate_usd_per_hour": f.rate_usd_per_hour, "lookback_hours": f.lookback_hours,
                 "projected_usd": f.projected_usd, "crossing_at": f.crossing_at.map(ts),
+                "reason": w.reason(at),
             });
             insert_event(
                 &mut tx,
