@@ -68,6 +68,19 @@ fn tidy(x: f64) -> f64 {
 /// ordered by crossing time (soonest first, none last), then rule, then
 /// key name.
 pub fn outlook(rules: &[Rule], keys: &[Key], observed: &Observed<'_>) -> Outlook {
+    outlook_ahead(rules, keys, observed, observed.now)
+}
+
+/// The forecasts at `at`, later than `observed.now` (the latest readings):
+/// each window's spend goes on at the rate drawn now — starting again from
+/// 0 where its window rolls over before `at` — and is projected from
+/// there. At `observed.now` itself, the same as [`outlook`].
+pub fn outlook_ahead(
+    rules: &[Rule],
+    keys: &[Key],
+    observed: &Observed<'_>,
+    at: DateTime<Utc>,
+) -> Outlook {
     let rules: Vec<(&Rule, &Budget, Duration)> = rules
         .iter()
         .filter(|r| r.enabled)
@@ -81,7 +94,7 @@ pub fn outlook(rules: &[Rule], keys: &[Key], observed: &Observed<'_>) -> Outlook
             Scope::Each => selected.into_iter().map(|i| vec![i]).collect(),
         };
         for members in groups {
-            rows.push(row(rule, budget, *lookback, keys, &members, observed));
+            rows.push(row(rule, budget, *lookback, keys, &members, observed, at));
         }
     }
     rows.sort_by(|a, b| {
@@ -96,12 +109,28 @@ pub fn outlook(rules: &[Rule], keys: &[Key], observed: &Observed<'_>) -> Outlook
             .then_with(|| a.key_name.cmp(&b.key_name))
     });
     Outlook {
-        at: observed.now,
+        at,
         forecasts: rows,
     }
 }
 
-/// The row of one key (scope `each`) or one group (`members`).
+/// Spend in the window holding `at`, from `spend` at `now` going on at
+/// `rate`: it starts again from 0 where the window rolls over before `at`.
+fn spend_ahead(
+    spend: f64,
+    rate: f64,
+    window: Window,
+    now: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> f64 {
+    let hours = |from: DateTime<Utc>| (at - from).num_milliseconds() as f64 / 3_600_000.0;
+    match window.bounds(at) {
+        Some(b) if b.start > now => rate * hours(b.start),
+        _ => spend + rate * hours(now),
+    }
+}
+
+/// The row of one key (scope `each`) or one group (`members`) at `at`.
 fn row(
     rule: &Rule,
     budget: &Budget,
@@ -109,11 +138,12 @@ fn row(
     keys: &[Key],
     members: &[usize],
     observed: &Observed<'_>,
+    at: DateTime<Utc>,
 ) -> ForecastRow {
     let now = observed.now;
-    let window_end = budget.window.bounds(now).map(|b| b.end);
+    let window_end = budget.window.bounds(at).map(|b| b.end);
     let budget_usd = amount_value(&budget.usd, observed.amounts);
-    let spend_usd: Option<f64> = members
+    let spend_now: Option<f64> = members
         .iter()
         .map(|&i| spend(&keys[i], budget.window, budget.include_byok))
         .sum();
@@ -130,6 +160,11 @@ fn row(
             .ok()
         })
         .sum();
+    let spend_usd = match (spend_now, rate) {
+        _ if at <= now => spend_now,
+        (Some(s), Some(r)) => Some(spend_ahead(s, r, budget.window, now, at)),
+        _ => None,
+    };
     let (key_hash, key_name) = match (budget.scope, members) {
         (Scope::Each, [i]) => (Some(keys[*i].hash.clone()), Some(keys[*i].name.clone())),
         _ => (None, None),
@@ -151,7 +186,7 @@ fn row(
         status: Status::Unknown,
     };
     if let (Some(usd), Some(spent)) = (budget_usd, spend_usd) {
-        let p = project(spent, rate, budget.at * usd - EPSILON, now, window_end);
+        let p = project(spent, rate, budget.at * usd - EPSILON, at, window_end);
         out.rate_usd_per_hour = p.rate_usd_per_hour.map(tidy);
         out.projected_usd = p.projected_usd.map(tidy);
         out.crossing_at = p.crossing_at;

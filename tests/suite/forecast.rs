@@ -140,6 +140,7 @@ set.disabled = true
         .history()
         .await
         .into_iter()
+        .rev()
         .find(|r| r.kind == ChangeKind::Release)
         .expect("released once the rate fell");
     assert!(
@@ -577,5 +578,125 @@ async fn a_budget_forecast_reaches_both_webhook_formats_with_who_how_much_how_fa
         "keywarden: budget_forecast · key team-a-01 · rule team-a-weekly: key weekly spend \
          14.00 of 50.00 USD at 0.50 USD/h reaches the budget at 2026-11-20T04:00Z (in 3d); \
          84.00 USD projected by the window's end (warn_before 3d)"
+    );
+}
+
+const TEAM_A_GROUP: &str = r#"
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 50.0, window = "monthly", scope = "group", lookback = "2h", within = "3d" }
+set.limit = 45.0
+"#;
+
+#[tokio::test]
+async fn forecast_at_a_later_instant_projects_forward_from_the_latest_readings() {
+    let keys = ["team-a-01", "team-a-02"].map(seed).to_vec();
+    let h = Harness::new(at(2026, 11, 16, 8), keys, TEAM_A_GROUP, |_| {}).await;
+    steady(&h, &["team-a-*"], 1.0, false);
+    h.apply().await;
+    every_quarter_hour(&h, 2.0).await;
+    let ahead = |hours: i64| {
+        h.runner
+            .outlook(None, Some(h.now() + Duration::hours(hours)))
+    };
+    // Ten hours on, in the same month: 4 USD now plus 2 USD/h for 10 h, and
+    // the same crossing as seen now.
+    let row = ahead(10).await.unwrap().forecasts.remove(0);
+    assert_eq!(row.spend_usd, Some(24.0));
+    assert_eq!(row.rate_usd_per_hour, Some(2.0));
+    assert_eq!(row.crossing_at, Some(at(2026, 11, 17, 9)));
+    assert_eq!(row.projected_usd, Some(704.0));
+    // On 1 December at 06:00 the month has rolled over: spend started again
+    // from 0 at midnight, and December's crossing is 19 h later.
+    let outlook = ahead(14 * 24 + 20).await.unwrap();
+    assert_eq!(outlook.at, at(2026, 12, 1, 6));
+    let row = &outlook.forecasts[0];
+    assert_eq!(row.spend_usd, Some(12.0));
+    assert_eq!(row.window_end, Some(at(2027, 1, 1, 0)));
+    assert_eq!(row.crossing_at, Some(at(2026, 12, 2, 1)));
+}
+
+#[tokio::test]
+async fn after_a_day_without_snapshots_the_rate_is_unknown_until_enough_readings() {
+    let h = Harness::new(
+        at(2026, 11, 16, 8),
+        vec![seed("team-a-01")],
+        LOWER_LIMIT,
+        |_| {},
+    )
+    .await;
+    steady(&h, &["team-a-01"], 1.0, false);
+    h.apply().await;
+    every_quarter_hour(&h, 1.0).await;
+    assert!(h.apply().await.plan.skips.is_empty(), "the rate is known");
+    // The service is down for a day: no snapshots.
+    h.sandbox.account().advance(Duration::days(1));
+    let back = h.apply().await;
+    assert_eq!(
+        back.plan.skips[0].reason,
+        "key team-a-01: burn rate unknown: 1 usage readings in the lookback, 3 needed",
+        "not zero: unknown, and why"
+    );
+    assert!(back.rows.is_empty(), "nothing changes on an unknown rate");
+    // An hour of runs later the readings cover half the lookback again.
+    let reports = every_quarter_hour(&h, 1.0).await;
+    assert!(reports.last().unwrap().plan.skips.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_budget_source_leaves_the_forecast_unevaluated_with_the_reason() {
+    let rules = LOWER_LIMIT.replace(
+        "usd = 50.0",
+        "usd = { env = \"KEYWARDEN_TEST_UNSET_FORECAST_BUDGET\" }",
+    );
+    let h = Harness::new(at(2026, 11, 16, 8), vec![seed("team-a-01")], &rules, |_| {}).await;
+    steady(&h, &["team-a-01"], 2.0, false);
+    h.apply().await;
+    let reports = every_quarter_hour(&h, 2.0).await;
+    let last = reports.last().unwrap();
+    assert_eq!(
+        last.plan.skips[0].reason,
+        "budget source env:KEYWARDEN_TEST_UNSET_FORECAST_BUDGET unavailable"
+    );
+    assert!(
+        h.take_patches().is_empty(),
+        "a failing source changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_group_rate_is_drawn_from_the_keys_present_now_new_or_deleted() {
+    let keys = ["team-a-01", "team-a-02"].map(seed).to_vec();
+    let h = Harness::new(at(2026, 11, 16, 8), keys, TEAM_A_GROUP, |_| {}).await;
+    steady(&h, &["team-a-*"], 1.0, false);
+    h.apply().await;
+    every_quarter_hour(&h, 2.0).await;
+    // team-a-02 is deleted, and team-a-03 created, inside the lookback.
+    let account = h.sandbox.account();
+    account.delete_key(&h.hash("team-a-02")).unwrap();
+    account
+        .create_key(keywarden::sandbox::NewKey {
+            name: "team-a-03".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    steady(&h, &["team-a-03"], 3.0, false);
+    let reports = every_quarter_hour(&h, 0.75).await;
+    let row = h
+        .runner
+        .outlook(None, None)
+        .await
+        .unwrap()
+        .forecasts
+        .remove(0);
+    assert_eq!(
+        row.rate_usd_per_hour,
+        Some(1.0 + 4.0),
+        "team-a-01 at 1 USD/h and the new team-a-03 at 4 (both streams select it), not the deleted key"
+    );
+    assert!(
+        reports.last().unwrap().plan.skips.is_empty(),
+        "a key younger than the lookback counts with the readings of its life"
     );
 }
