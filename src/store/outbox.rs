@@ -12,6 +12,7 @@ use crate::engine::warnings::ForecastWarning;
 use crate::rules::model::Scope;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sqlx::sqlite::SqliteArguments;
 use sqlx::{Row as _, Sqlite, Transaction};
 
 /// One item of the outbox.
@@ -99,8 +100,7 @@ impl Store {
         at: DateTime<Utc>,
         w: &BudgetWarning<'_>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write().await?;
-        let inserted = sqlx::query(
+        let claim = sqlx::query(
             "INSERT OR IGNORE INTO budget_warnings (rule, subject, window, window_start, fraction, at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -109,30 +109,22 @@ impl Store {
         .bind(w.window)
         .bind(ts(w.window_start))
         .bind(w.fraction)
-        .bind(ts(at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            let detail = json!({
+        .bind(ts(at));
+        let event = Warned {
+            run_id,
+            at,
+            kind: EventKind::BudgetWarning,
+            rule: w.rule,
+            key_hash: w.key_hash,
+        };
+        self.warn_once(claim, &event, || {
+            json!({
                 "window": w.window, "window_start": ts(w.window_start), "fraction": w.fraction,
                 "spend_usd": w.spend_usd, "budget_usd": w.budget_usd,
                 "scope": if w.key_hash.is_some() { "each" } else { "group" },
-            });
-            insert_event(
-                &mut tx,
-                run_id,
-                at,
-                EventKind::BudgetWarning,
-                Some(w.rule),
-                w.key_hash,
-                &detail,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(inserted)
+            })
+        })
+        .await
     }
 
     /// Records a `budget_forecast` event unless this horizon of this window
@@ -144,8 +136,7 @@ impl Store {
         w: &ForecastWarning,
     ) -> anyhow::Result<bool> {
         let f = &w.forecast;
-        let mut tx = self.write().await?;
-        let inserted = sqlx::query(
+        let claim = sqlx::query(
             "INSERT OR IGNORE INTO forecast_warnings (rule, subject, window, window_start, horizon_secs, at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -154,13 +145,16 @@ impl Store {
         .bind(f.window.as_str())
         .bind(ts(w.window_start))
         .bind(i64::try_from(w.horizon_secs).unwrap_or(i64::MAX))
-        .bind(ts(at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            let detail = json!({
+        .bind(ts(at));
+        let event = Warned {
+            run_id,
+            at,
+            kind: EventKind::BudgetForecast,
+            rule: &f.rule,
+            key_hash: f.key_hash.as_deref(),
+        };
+        self.warn_once(claim, &event, || {
+            json!({
                 "scope": f.scope, "group": (f.scope == Scope::Group).then_some(&f.rule),
                 "key_name": f.key_name, "window": f.window, "window_start": ts(w.window_start),
                 "window_end": f.window_end.map(ts), "horizon": duration(w.horizon_secs),
@@ -169,15 +163,31 @@ impl Store {
                 "rate_usd_per_hour": f.rate_usd_per_hour, "lookback_hours": f.lookback_hours,
                 "projected_usd": f.projected_usd, "crossing_at": f.crossing_at.map(ts),
                 "reason": w.reason(at),
-            });
+            })
+        })
+        .await
+    }
+
+    /// Runs `claim` (an `INSERT OR IGNORE` of a warning's once-per-window
+    /// row) and, when it inserted the row, records `event` with `detail`,
+    /// in one transaction; `true` when recorded.
+    async fn warn_once<'q>(
+        &self,
+        claim: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+        event: &Warned<'_>,
+        detail: impl FnOnce() -> Value,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.write().await?;
+        let inserted = claim.execute(&mut *tx).await?.rows_affected() == 1;
+        if inserted {
             insert_event(
                 &mut tx,
-                run_id,
-                at,
-                EventKind::BudgetForecast,
-                Some(&f.rule),
-                f.key_hash.as_deref(),
-                &detail,
+                event.run_id,
+                event.at,
+                event.kind,
+                Some(event.rule),
+                event.key_hash,
+                &detail(),
             )
             .await?;
         }
@@ -366,6 +376,15 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The event of a warning recorded once per window.
+struct Warned<'a> {
+    run_id: Option<i64>,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    rule: &'a str,
+    key_hash: Option<&'a str>,
 }
 
 /// An outage notified once when it begins and once when it ends.

@@ -45,6 +45,12 @@ fn at(y: i32, m: u32, d: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, hour, 0, 0).unwrap()
 }
 
+/// The harness on Monday 16 November 2026 at 08:00 with the one key
+/// `team-a-01` and `rules`.
+async fn team_a_01(rules: &str) -> Harness {
+    Harness::new(at(2026, 11, 16, 8), vec![seed("team-a-01")], rules, |_| {}).await
+}
+
 const LOWER_LIMIT: &str = r#"
 [[rule]]
 name = "slow-down"
@@ -55,13 +61,7 @@ set.limit = 45.0
 
 #[tokio::test]
 async fn steady_traffic_lowers_the_limit_before_the_budget_is_reached() {
-    let h = Harness::new(
-        at(2026, 11, 16, 8),
-        vec![seed("team-a-01")],
-        LOWER_LIMIT,
-        |_| {},
-    )
-    .await;
+    let h = team_a_01(LOWER_LIMIT).await;
     steady(&h, &["team-a-01"], 2.0, false);
     let first = h.apply().await;
     assert_eq!(
@@ -128,7 +128,7 @@ keys = { names = ["team-a-*"] }
 when.forecast = { usd = 50.0, window = "monthly", lookback = "2h", within = "3d" }
 set.disabled = true
 "#;
-    let h = Harness::new(at(2026, 11, 16, 8), vec![seed("team-a-01")], rules, |_| {}).await;
+    let h = team_a_01(rules).await;
     steady(&h, &["team-a-01"], 2.0, false);
     every_quarter_hour(&h, 1.25).await;
     assert!(h.key("team-a-01").disabled, "disabled on the forecast");
@@ -224,6 +224,14 @@ async fn binary(h: &Harness, args: &[&str]) -> std::process::Output {
     out
 }
 
+const TEAM_A_GROUP: &str = r#"
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 50.0, window = "monthly", scope = "group", lookback = "2h", within = "3d" }
+set.limit = 45.0
+"#;
+
 #[tokio::test]
 async fn forecast_json_has_the_pinned_shape_nulls_and_order_and_changes_nothing() {
     let rules = r#"
@@ -232,15 +240,11 @@ name = "team-b-daily"
 keys = { names = ["team-b-*"] }
 when.budget = { usd = 5.0, window = "daily" }
 set.disabled = true
-
-[[rule]]
-name = "team-a-monthly"
-keys = { names = ["team-a-*"] }
-when.forecast = { usd = 50.0, window = "monthly", scope = "group", lookback = "2h", within = "3d" }
-set.limit = 45.0
-"#;
+"#
+    .to_string()
+        + TEAM_A_GROUP;
     let keys = ["team-a-01", "team-a-02", "team-b-01"].map(seed).to_vec();
-    let h = Harness::new(at(2026, 11, 16, 8), keys, rules, |_| {}).await;
+    let h = Harness::new(at(2026, 11, 16, 8), keys, &rules, |_| {}).await;
     steady(&h, &["team-a-*"], 1.0, false);
     h.apply().await;
     every_quarter_hour(&h, 2.0).await;
@@ -581,21 +585,20 @@ async fn a_budget_forecast_reaches_both_webhook_formats_with_who_how_much_how_fa
     );
 }
 
-const TEAM_A_GROUP: &str = r#"
-[[rule]]
-name = "team-a-monthly"
-keys = { names = ["team-a-*"] }
-when.forecast = { usd = 50.0, window = "monthly", scope = "group", lookback = "2h", within = "3d" }
-set.limit = 45.0
-"#;
-
-#[tokio::test]
-async fn forecast_at_a_later_instant_projects_forward_from_the_latest_readings() {
+/// `team-a-01` and `team-a-02` under [`TEAM_A_GROUP`], each spending
+/// 1 USD/h, after two hours of runs every 15 minutes.
+async fn team_a_spending_two_hours() -> Harness {
     let keys = ["team-a-01", "team-a-02"].map(seed).to_vec();
     let h = Harness::new(at(2026, 11, 16, 8), keys, TEAM_A_GROUP, |_| {}).await;
     steady(&h, &["team-a-*"], 1.0, false);
     h.apply().await;
     every_quarter_hour(&h, 2.0).await;
+    h
+}
+
+#[tokio::test]
+async fn forecast_at_a_later_instant_projects_forward_from_the_latest_readings() {
+    let h = team_a_spending_two_hours().await;
     let ahead = |hours: i64| {
         h.runner
             .outlook(None, Some(h.now() + Duration::hours(hours)))
@@ -619,13 +622,7 @@ async fn forecast_at_a_later_instant_projects_forward_from_the_latest_readings()
 
 #[tokio::test]
 async fn after_a_day_without_snapshots_the_rate_is_unknown_until_enough_readings() {
-    let h = Harness::new(
-        at(2026, 11, 16, 8),
-        vec![seed("team-a-01")],
-        LOWER_LIMIT,
-        |_| {},
-    )
-    .await;
+    let h = team_a_01(LOWER_LIMIT).await;
     steady(&h, &["team-a-01"], 1.0, false);
     h.apply().await;
     every_quarter_hour(&h, 1.0).await;
@@ -650,7 +647,7 @@ async fn a_failing_budget_source_leaves_the_forecast_unevaluated_with_the_reason
         "usd = 50.0",
         "usd = { env = \"KEYWARDEN_TEST_UNSET_FORECAST_BUDGET\" }",
     );
-    let h = Harness::new(at(2026, 11, 16, 8), vec![seed("team-a-01")], &rules, |_| {}).await;
+    let h = team_a_01(&rules).await;
     steady(&h, &["team-a-01"], 2.0, false);
     h.apply().await;
     let reports = every_quarter_hour(&h, 2.0).await;
@@ -667,11 +664,7 @@ async fn a_failing_budget_source_leaves_the_forecast_unevaluated_with_the_reason
 
 #[tokio::test]
 async fn a_group_rate_is_drawn_from_the_keys_present_now_new_or_deleted() {
-    let keys = ["team-a-01", "team-a-02"].map(seed).to_vec();
-    let h = Harness::new(at(2026, 11, 16, 8), keys, TEAM_A_GROUP, |_| {}).await;
-    steady(&h, &["team-a-*"], 1.0, false);
-    h.apply().await;
-    every_quarter_hour(&h, 2.0).await;
+    let h = team_a_spending_two_hours().await;
     // team-a-02 is deleted, and team-a-03 created, inside the lookback.
     let account = h.sandbox.account();
     account.delete_key(&h.hash("team-a-02")).unwrap();
