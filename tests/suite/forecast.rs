@@ -693,3 +693,58 @@ async fn a_group_rate_is_drawn_from_the_keys_present_now_new_or_deleted() {
         "a key younger than the lookback counts with the readings of its life"
     );
 }
+
+#[tokio::test]
+async fn a_disabling_forecast_paired_with_a_budget_rule_does_not_flap_as_the_group_stops() {
+    // The group heads over 20 USD within 3 days and is disabled; disabled,
+    // it spends nothing, its rate falls to 0 and the forecast lets go — but
+    // the budget rule, holding from 1 USD on, keeps the keys disabled until
+    // the month rolls over.
+    let rules = r#"
+[[rule]]
+name = "team-a-stop"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 20.0, window = "monthly", scope = "group", lookback = "2h", within = "3d" }
+set.disabled = true
+
+[[rule]]
+name = "team-a-stop-held"
+keys = { names = ["team-a-*"] }
+when.budget = { usd = 20.0, window = "monthly", scope = "group", at = 0.05 }
+set.disabled = true
+"#;
+    let keys = ["team-a-01", "team-a-02"].map(seed).to_vec();
+    let h = Harness::new(at(2026, 11, 30, 16), keys, rules, |_| {}).await;
+    steady(&h, &["team-a-*"], 1.0, false);
+    h.apply().await;
+    every_quarter_hour(&h, 7.5).await;
+    assert!(h.key("team-a-01").disabled && h.key("team-a-02").disabled);
+    let outlook = h.runner.outlook(None, None).await.unwrap();
+    let forecast = outlook
+        .forecasts
+        .iter()
+        .find(|f| f.rule == "team-a-stop")
+        .unwrap();
+    assert_eq!(
+        forecast.rate_usd_per_hour,
+        Some(0.0),
+        "the group's rate fell to 0"
+    );
+    assert_eq!(forecast.crossing_at, None, "the forecast no longer holds");
+    let patches = h.take_patches();
+    assert_eq!(
+        patches.len(),
+        2,
+        "each key disabled once, none released: {patches:?}"
+    );
+    // 1 December: the month rolls over and the keys are given back.
+    every_quarter_hour(&h, 0.75).await;
+    assert!(!h.key("team-a-01").disabled);
+    let releases = h
+        .history()
+        .await
+        .into_iter()
+        .filter(|r| r.kind == ChangeKind::Release);
+    assert!(releases.clone().all(|r| r.at >= at(2026, 12, 1, 0)));
+    assert_eq!(releases.count(), 2);
+}
