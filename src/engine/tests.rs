@@ -51,6 +51,7 @@ fn rule(name: &str, names: &[&str], when: Conditions, set: Settings) -> Rule {
         when,
         set,
         warn_at: vec![],
+        warn_before_secs: vec![],
     }
 }
 

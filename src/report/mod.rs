@@ -15,9 +15,8 @@ pub mod text;
 
 use crate::domain::event::EventKind;
 use crate::domain::timestamp;
-use crate::engine::outlook::terms;
 use crate::engine::{ChangeKind, Outcome};
-use crate::rules::model::DEFAULT_LOOKBACK_SECS;
+use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule};
 use crate::store::Store;
 use crate::store::report::{BUDGET_TOLERANCE_USD, Bucket};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -297,7 +296,7 @@ pub async fn add_projections(
     let rules: Vec<_> = store.rules().await?.into_iter().map(|s| s.rule).collect();
     let lookback = rules
         .iter()
-        .filter_map(terms)
+        .filter_map(Rule::forecast_terms)
         .map(|(_, lookback)| lookback)
         .fold(
             chrono::Duration::seconds(DEFAULT_LOOKBACK_SECS as i64),

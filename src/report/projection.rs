@@ -8,7 +8,7 @@
 use crate::domain::Window;
 use crate::domain::timestamp;
 use crate::engine::forecast::{Reading, Status, burn_rate, project};
-use crate::engine::outlook::{terms, tidy};
+use crate::engine::outlook::tidy;
 use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule};
 use crate::store::report::BudgetPoint;
 use chrono::{DateTime, Duration, Utc};
@@ -59,7 +59,7 @@ fn projection(series: &[BudgetPoint], rules: &[Rule], now: DateTime<Utc>) -> Opt
     let (lookback, at_fraction) = rules
         .iter()
         .find(|r| r.name == first.rule)
-        .and_then(terms)
+        .and_then(Rule::forecast_terms)
         .map_or(
             (Duration::seconds(DEFAULT_LOOKBACK_SECS as i64), 1.0),
             |(b, l)| (l, b.at),

@@ -47,6 +47,10 @@ fn rule_table(r: &Rule) -> toml_edit::Table {
             value(r.warn_at.iter().copied().collect::<Array>()),
         );
     }
+    if !r.warn_before_secs.is_empty() {
+        let horizons: Array = r.warn_before_secs.iter().map(|&s| duration(s)).collect();
+        t.insert("warn_before", value(horizons));
+    }
     let c = &r.when;
     let mut when = Table::new();
     if let Some(b) = &c.budget {
@@ -296,6 +300,7 @@ mod tests {
             lookback_secs: 90 * 60,
             within_secs: Some(3 * 24 * 3600),
         });
+        extra.warn_before_secs = vec![3 * 24 * 3600, 12 * 3600 + 30 * 60];
         extra.when.credits_below = Some(Amount::Source(Source {
             kind: SourceKind::File {
                 path: "/etc/b.json".into(),

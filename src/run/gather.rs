@@ -27,14 +27,14 @@ pub(super) struct Gathered {
     /// The usage snapshots inside the longest lookback of the budget and
     /// forecast rules ([`series_lookback`]).
     pub(super) series: Series,
-    /// The keys (hashes) a forecast rule selects: snapshotted even when
-    /// their usage did not move.
+    /// The keys (hashes) a rule that forecasts selects: snapshotted even
+    /// when their usage did not move.
     pub(super) forecast_keys: HashSet<String>,
 }
 
 /// How far back the usage series of the figures reaches: the longest
-/// forecast lookback, and at least a `budget` rule's default; `None` when
-/// no enabled rule has a budget or forecast condition.
+/// lookback of a rule that forecasts, and at least a `budget` rule's
+/// default; `None` when no enabled rule has a budget or forecast condition.
 pub(super) fn series_lookback(rules: &[Rule]) -> Option<Duration> {
     let default = Duration::seconds(DEFAULT_LOOKBACK_SECS as i64);
     rules
@@ -44,11 +44,11 @@ pub(super) fn series_lookback(rules: &[Rule]) -> Option<Duration> {
 }
 
 /// The hashes of the keys (of the account's `workspaces`) that the enabled
-/// forecast rules select.
+/// rules which forecast (a forecast condition, or early warnings) select.
 fn forecast_keys(rules: &[Rule], keys: &[Key], workspaces: &[Workspace]) -> HashSet<String> {
     let selectors = rules
         .iter()
-        .filter(|r| r.when.forecast.is_some())
+        .filter(|r| r.reads_series().is_some())
         .map(|r| &r.keys);
     SelectorIndex::new(selectors)
         .select(keys, workspaces)

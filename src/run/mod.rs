@@ -1,6 +1,7 @@
 //! The shell of one run (SPEC §4.1, §4.5): gathers its inputs (keys,
 //! credits, budget sources, claims, exemptions), asks the core for the plan,
-//! records the intent, sends the PATCHes and records their outcomes. Used by
+//! records the intent, sends the PATCHes and records their outcomes and
+//! the warnings (`warn_at`, `warn_before`). Used by
 //! `apply`, `run`, `demo` and the service.
 
 mod gather;
@@ -10,10 +11,12 @@ mod record;
 mod send;
 pub mod sources;
 mod unlisted;
+mod warnings;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::reconcile::{self, Guard, Inputs, Reconciliation};
+use crate::engine::warnings::ForecastWarning;
 use crate::engine::{Change, ChangeKind, Hold, Outcome, Plan};
 use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
@@ -79,6 +82,8 @@ pub struct RunReport {
     pub resolved: Vec<Resolved>,
     /// Where the spend of the evaluated rules is heading (SPEC §11).
     pub outlook: RunOutlook,
+    /// The early warnings (`budget_forecast`) this run recorded.
+    pub forecast_warnings: Vec<ForecastWarning>,
 }
 
 /// One change row of a run.
@@ -299,6 +304,9 @@ impl Runner {
             })
             .collect();
         report.plan = plan;
+        report.forecast_warnings = self
+            .record_warnings(run_id, now, &gathered, &report.plan, &report.outlook)
+            .await?;
         self.store
             .record_snapshots_for(
                 now,

@@ -1,15 +1,16 @@
 //! The inputs of `keywarden forecast` (SPEC §11): gathered like a preview,
 //! recording nothing, with the series of the longest lookback any rule's
 //! forecast reads (a `budget` rule's is the default 6 hours). At a past
-//! instant (`--at`) the keys' usage is their last snapshot before it. A run
-//! computes the same rows for the rules it evaluates ([`RunOutlook`]), from
-//! what it gathered, for `/metrics`.
+//! instant (`--at`) the keys' usage is their last snapshot before it; at a
+//! future one, the figures are projected forward from the latest readings.
+//! A run computes the same rows for the rules it evaluates
+//! ([`RunOutlook`]), from what it gathered, for `/metrics`.
 
 use super::gather::{Gathered, series_lookback};
 use super::{RunError, Runner};
 use crate::domain::{Key, Workspace};
 use crate::engine::evaluate::{Amounts, Observed};
-use crate::engine::outlook::{ForecastRow, Outlook, outlook};
+use crate::engine::outlook::{ForecastRow, Outlook, outlook, outlook_ahead};
 use crate::rules::model::Rule;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -33,14 +34,18 @@ impl Runner {
         only: Option<&BTreeSet<String>>,
         at: Option<DateTime<Utc>>,
     ) -> Result<Outlook, RunError> {
-        let now = at.unwrap_or_else(|| self.clock.now());
+        let latest = self.clock.now();
+        let at = at.unwrap_or(latest);
+        // The figures are drawn at `now`: the instant asked for when it is
+        // past, else the latest readings, projected forward to `at`.
+        let now = at.min(latest);
         let mut g = self.gather(only, None, now).await?;
-        if now < self.clock.now() {
+        if now < latest {
             self.store.rewind_usage(&mut g.keys, now).await?;
         }
         g.rules.retain(|r| only.is_none_or(|o| o.contains(&r.name)));
         Ok(self
-            .figures(&g.rules, &g.keys, &g.workspaces, &g.amounts, now)
+            .figures(&g.rules, &g.keys, &g.workspaces, &g.amounts, now, at)
             .await?)
     }
 
@@ -55,11 +60,13 @@ impl Runner {
         let now = self.clock.now();
         let rules = self.enabled_rules().await?;
         let amounts = self.read_budget_sources(&rules, None, None, now).await?;
-        self.figures(&rules, keys, workspaces, &amounts, now).await
+        self.figures(&rules, keys, workspaces, &amounts, now, now)
+            .await
     }
 
-    /// The figures of `rules` over `keys` (of `workspaces`), with the
-    /// series they read.
+    /// The figures of `rules` over `keys` (of `workspaces`) drawn from the
+    /// readings at `now`, projected forward to `at`, with the series they
+    /// read.
     async fn figures(
         &self,
         rules: &[Rule],
@@ -67,10 +74,11 @@ impl Runner {
         workspaces: &[Workspace],
         amounts: &Amounts,
         now: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> anyhow::Result<Outlook> {
         let lookback = series_lookback(rules).unwrap_or_default();
         let series = self.store.usage_series(now - lookback, now).await?;
-        Ok(outlook(
+        Ok(outlook_ahead(
             rules,
             keys,
             workspaces,
@@ -80,6 +88,7 @@ impl Runner {
                 series: &series,
                 now,
             },
+            at,
         ))
     }
 }

@@ -1,5 +1,5 @@
 //! The schema of a `[[rule]]` table: its fields, its selector (`keys`), its
-//! settings (`set`) and `warn_at`. The conditions (`when`) are in
+//! settings (`set`), `warn_at` and `warn_before`. The conditions (`when`) are in
 //! [`super::conditions`].
 
 use super::checks::{check_glob, check_name, check_nonempty, check_schedule, check_timezone};
@@ -82,6 +82,7 @@ impl Parser<'_> {
             Some(n) => self.settings(n),
         };
         let warn_at = self.warn_at(&t, when.as_ref());
+        let warn_before = self.warn_before(&t, when.as_ref());
         if self.diags.len() > errors_before {
             return None;
         }
@@ -97,6 +98,7 @@ impl Parser<'_> {
                 when: when?,
                 set: set?,
                 warn_at: warn_at?,
+                warn_before_secs: warn_before?,
             },
             pos,
         ))
@@ -125,6 +127,52 @@ impl Parser<'_> {
                 "{x} is not a fraction of the budget in (0, 1]"
             ))),
             None => Err(Refused::WrongType("a number")),
+        })
+    }
+
+    /// `warn_before`: horizons (durations) of the early warnings, which
+    /// need a budget or forecast condition to project.
+    fn warn_before(&mut self, t: &Tbl, when: Option<&Conditions>) -> Option<Vec<u64>> {
+        let Some(n) = t.get("warn_before") else {
+            return Some(Vec::new());
+        };
+        let Some(elems) = n.array().filter(|_| n.value().is_some()) else {
+            self.wrong_type(
+                n,
+                "warn_before",
+                "an array of durations such as [\"3d\", \"12h\"]",
+            );
+            return None;
+        };
+        if when.is_some_and(|w| w.budget.is_none() && w.forecast.is_none()) {
+            self.bad(
+                n,
+                "warn_before",
+                "needs a budget or forecast condition (when.budget or when.forecast) to project spend against".into(),
+            );
+            return None;
+        }
+        if elems.is_empty() {
+            self.bad(
+                n,
+                "warn_before",
+                "an empty list warns of nothing: give horizons such as [\"3d\", \"12h\"], or leave warn_before out".into(),
+            );
+            return None;
+        }
+        self.elements(elems, "warn_before", |e| {
+            let Some(s) = e.str() else {
+                return Err(Refused::WrongType("a duration such as \"12h\""));
+            };
+            match humantime::parse_duration(s) {
+                Ok(d) if d.as_secs() > 0 => Ok(d.as_secs()),
+                Ok(_) => Err(Refused::Invalid(format!(
+                    "{s:?} is no horizon: a warning must come some time before the crossing, such as \"12h\""
+                ))),
+                Err(e) => Err(Refused::Invalid(format!(
+                    "{s:?} is not a duration such as \"12h\" ({e})"
+                ))),
+            }
         })
     }
 
@@ -261,4 +309,5 @@ const RULE_FIELDS: &[&str] = &[
     "when",
     "set",
     "warn_at",
+    "warn_before",
 ];
