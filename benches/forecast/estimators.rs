@@ -36,7 +36,8 @@ pub enum Estimator {
     LeastSquares(Duration),
     /// The hour-of-week profile of the last week at the week's average rate.
     ProfileWeek,
-    /// The hour-of-week profile of the last week, scaled by the last 6 hours.
+    /// The hour-of-week profile of the week before the last 6 hours,
+    /// scaled by what those hours spent.
     ProfileRecent,
 }
 
@@ -53,12 +54,10 @@ impl Estimator {
     /// Its name in the tables.
     pub fn name(self) -> String {
         match self {
-            Estimator::LeastSquares(lookback) => {
-                format!(
-                    "least squares {}",
-                    humantime::format_duration(lookback.to_std().unwrap())
-                )
+            Estimator::LeastSquares(lookback) if lookback > Duration::days(1) => {
+                format!("least squares {}d", lookback.num_days())
             }
+            Estimator::LeastSquares(lookback) => format!("least squares {}h", lookback.num_hours()),
             Estimator::ProfileWeek => "profile-7d".into(),
             Estimator::ProfileRecent => "profile-7d×6h".into(),
         }
