@@ -147,7 +147,9 @@ impl<'t> Judge<'t> {
             now,
         };
         let keys = std::slice::from_ref(&self.key);
-        let row = outlook(&self.rule, keys, &observed).forecasts.remove(0);
+        let row = outlook(&self.rule, keys, &[], &observed)
+            .forecasts
+            .remove(0);
         let warns = matches!(row.status, Status::WillCross | Status::Crossed)
             && row.crossing_at.is_some_and(|at| at <= now + WARN_BEFORE);
         Estimate {
