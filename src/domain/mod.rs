@@ -9,6 +9,7 @@
 pub mod credits;
 pub mod event;
 pub mod field;
+pub mod guardrail;
 pub mod key;
 pub mod settings;
 pub mod timestamp;
@@ -16,6 +17,7 @@ pub mod window;
 
 pub use credits::Credits;
 pub use field::{Field, FieldValue};
+pub use guardrail::{Guardrail, GuardrailId, GuardrailRef};
 pub use key::Key;
 pub use settings::Settings;
 pub use window::{LimitReset, Window, WindowBounds};
