@@ -1,7 +1,7 @@
 //! Unit tests of the pure core, with plain values and an injected `now`.
 
 use super::evaluate::Amounts;
-use super::inputs::{Claim, Exemption, Series};
+use super::inputs::{Claim, Exemption, Guardrails, Series};
 use super::plan::{ChangeKind, Hold, KeyUpdate, Outcome};
 use super::reconcile::{Guard, Inputs, Reconciliation, plan};
 use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
@@ -85,6 +85,7 @@ struct World {
     exemptions: Vec<Exemption>,
     amounts: Amounts,
     series: Series,
+    guardrails: Guardrails,
     guard: Guard,
     tz: chrono_tz::Tz,
 }
@@ -98,6 +99,7 @@ impl World {
             exemptions: vec![],
             amounts: Amounts::new(),
             series: Series::new(),
+            guardrails: Guardrails::NotRead,
             guard: Guard {
                 max_changes_per_run: 1000,
                 max_disable_fraction: 1.0,
@@ -119,6 +121,7 @@ impl World {
             amounts: &self.amounts,
             credits: None,
             series: &self.series,
+            guardrails: &self.guardrails,
             now,
             default_tz: self.tz,
             guard: self.guard,
@@ -661,6 +664,7 @@ fn a_rule_not_due_keeps_its_standing_result() {
         amounts: &w.amounts,
         credits: None,
         series: &w.series,
+        guardrails: &w.guardrails,
         now: at(2026, 1, 1, 0),
         default_tz: w.tz,
         guard: w.guard,

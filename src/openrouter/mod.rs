@@ -1,7 +1,9 @@
-//! OpenRouter's management API: the wire models and the HTTP client.
+//! OpenRouter's management API: the wire models, the HTTP client and its
+//! guardrail calls.
 
 pub mod client;
 pub mod error;
+pub mod guardrails;
 pub mod model;
 
 pub use client::{Attempted, Client, ClientSettings};

@@ -218,6 +218,7 @@ impl Runner {
             amounts: &g.amounts,
             credits: g.credits.as_ref(),
             series: &g.series,
+            guardrails: &g.guardrails,
             now,
             default_tz: self.config.daemon.default_timezone()?,
             guard: self.guard(force),
