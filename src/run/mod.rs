@@ -7,6 +7,7 @@ mod gather;
 mod outlook;
 mod record;
 mod send;
+mod sent;
 pub mod sources;
 
 use crate::clock::Clock;
@@ -244,7 +245,9 @@ impl Runner {
             Err(e) => return self.stop(report, e, now).await,
         };
         report.keys_seen = gathered.keys.len();
-        report.resolved = self.resolve_open(&gathered.keys, run_id).await?;
+        report.resolved = self
+            .resolve_open(&gathered.keys, &gathered.guardrails, run_id)
+            .await?;
         let reconciliation = self.plan_with(&gathered, due, now, req.force).await?;
         report.guard_tripped = reconciliation.guard_tripped;
         for (rule, holding) in &reconciliation.holding {

@@ -1,17 +1,22 @@
-//! Sending the PATCHes of a plan and completing their rows with what
-//! happened (SPEC §4.5).
+//! Sending the PATCHes and the bulk guardrail calls of a plan and
+//! completing their rows with what happened (SPEC §4.5, §12): a key's rows
+//! are completed once every request for it is back (see [`super::sent`]).
 
+use super::sent::{Completion, Sent};
 use super::{RunReport, Runner};
-use crate::domain::FieldValue;
 use crate::domain::event::EventKind;
+use crate::domain::{Field, FieldValue};
+use crate::engine::plan::{GuardrailAction, GuardrailBatch};
 use crate::engine::{ChangeKind, Outcome, Plan};
+use crate::openrouter::guardrails::GUARDRAIL_PAGE;
 use crate::openrouter::{ApiError, KeyPatch};
 use futures::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 impl Runner {
-    /// Sends one PATCH per key (bounded by the client's concurrency and
-    /// rate limits), and completes the rows with what happened.
+    /// Sends the bulk guardrail calls, then one PATCH per key (bounded by
+    /// the client's concurrency and rate limits), and completes the rows
+    /// with what happened.
     pub(super) async fn send(
         &self,
         plan: &Plan,
@@ -42,37 +47,36 @@ impl Runner {
             .into_iter()
             .map(|update| (update.key_hash, patch_of(&update.values)))
             .collect();
+        let mut guardrails = self
+            .send_guardrails(plan.guardrail_batches(GUARDRAIL_PAGE))
+            .await;
         let concurrency = self.config.openrouter.max_concurrency.max(1);
         let mut results = futures::stream::iter(by_key.into_iter().map(|(hash, rows)| {
             let client = self.client.clone();
-            let patch = patches.get(hash).cloned().unwrap_or_default();
+            let patch = patches.get(hash).cloned();
             let hash = hash.to_string();
             async move {
-                let attempted = client.update_key(&hash, &patch).await;
+                let attempted = match patch {
+                    Some(patch) => Some(client.update_key(&hash, &patch).await),
+                    None => None,
+                };
                 (hash, rows, attempted)
             }
         }))
         .buffer_unordered(concurrency);
         let mut auth_failure: Option<ApiError> = None;
         while let Some((hash, rows, attempted)) = results.next().await {
-            let row_ids: Vec<i64> = rows.iter().map(|&n| ids[n]).collect();
-            let (outcome, error) = match &attempted.result {
-                Ok(_) => (Outcome::Applied, None),
-                Err(e) if e.is_ambiguous() => (Outcome::Unknown, Some(e.to_string())),
-                Err(e) => (Outcome::Failed, Some(e.to_string())),
-            };
-            self.store
-                .complete_changes(
-                    &row_ids,
-                    outcome,
-                    attempted.http_status,
-                    attempted.attempts,
-                    error.as_deref(),
-                )
-                .await?;
+            let done = Completion::of(
+                attempted.as_ref().map(Sent::patch),
+                guardrails.remove(&hash),
+            );
+            self.complete(&rows, plan, ids, &done).await?;
             for &n in &rows {
-                finals[n] = outcome;
+                finals[n] = done.outcome;
             }
+            let Some(attempted) = attempted else {
+                continue;
+            };
             match &attempted.result {
                 Err(ApiError::KeyNotFound { .. }) => {
                     // Deleted between listing and PATCH: its claims go.
@@ -119,6 +123,84 @@ impl Runner {
             report.error = Some(err.explain());
         }
         Ok(())
+    }
+}
+
+impl Runner {
+    /// Sends the bulk guardrail calls, at most `max_concurrency` at once;
+    /// what each key's call came to, by key hash.
+    async fn send_guardrails(&self, batches: Vec<GuardrailBatch>) -> HashMap<String, Sent> {
+        let concurrency = self.config.openrouter.max_concurrency.max(1);
+        let mut results = futures::stream::iter(batches.into_iter().map(|batch| {
+            let client = self.client.clone();
+            async move {
+                let sent = match batch.action {
+                    GuardrailAction::Assign(id) => Sent::guardrail(
+                        "guardrail assignment",
+                        &client.assign_keys(id, &batch.key_hashes).await,
+                    ),
+                    GuardrailAction::Remove(id) => Sent::guardrail(
+                        "guardrail removal",
+                        &client.unassign_keys(id, &batch.key_hashes).await,
+                    ),
+                };
+                (batch.key_hashes, sent)
+            }
+        }))
+        .buffer_unordered(concurrency);
+        let mut by_key = HashMap::new();
+        while let Some((hashes, sent)) = results.next().await {
+            for hash in hashes {
+                by_key.insert(hash, sent.clone());
+            }
+        }
+        by_key
+    }
+
+    /// Completes one key's `rows` (positions in the plan's changes) as
+    /// `done` says: a row in part when only some of its requests took.
+    async fn complete(
+        &self,
+        rows: &[usize],
+        plan: &Plan,
+        ids: &[i64],
+        done: &Completion,
+    ) -> anyhow::Result<()> {
+        let mut whole = Vec::new();
+        for &n in rows {
+            let took: BTreeSet<Field> = plan.changes[n]
+                .fields
+                .keys()
+                .filter(|f| done.took.contains(f))
+                .copied()
+                .collect();
+            if took.is_empty() {
+                whole.push(ids[n]);
+                continue;
+            }
+            self.store
+                .complete_change_in_part(
+                    ids[n],
+                    done.outcome,
+                    &took,
+                    done.http_status,
+                    done.attempts,
+                    done.error.as_deref(),
+                )
+                .await?;
+        }
+        if whole.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .complete_changes(
+                &whole,
+                done.outcome,
+                done.http_status,
+                done.attempts,
+                done.error.as_deref(),
+            )
+            .await
     }
 }
 
