@@ -51,6 +51,10 @@ pub struct Faults {
     /// whose connection is then closed before the response is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_rate: Option<f64>,
+    /// `GET /guardrails/assignments/keys` lists no assignment past this
+    /// many, its `total_count` unchanged: a truncated listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignments_cut_at: Option<usize>,
 }
 
 impl Faults {
