@@ -7,7 +7,7 @@ mod gather;
 mod outlook;
 mod record;
 mod send;
-mod sent;
+pub mod sent;
 pub mod sources;
 
 use crate::clock::Clock;
@@ -18,6 +18,7 @@ use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use gather::Gathered;
+pub use send::send_change;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 

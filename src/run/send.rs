@@ -6,10 +6,11 @@ use super::sent::{Completion, Sent};
 use super::{RunReport, Runner};
 use crate::domain::event::EventKind;
 use crate::domain::{Field, FieldValue};
-use crate::engine::plan::{GuardrailAction, GuardrailBatch};
+use crate::engine::plan::{Change, GuardrailAction, GuardrailBatch};
 use crate::engine::{ChangeKind, Outcome, Plan};
 use crate::openrouter::guardrails::GUARDRAIL_PAGE;
-use crate::openrouter::{ApiError, KeyPatch};
+use crate::openrouter::{ApiError, Client, KeyPatch};
+use crate::store::Store;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -47,10 +48,9 @@ impl Runner {
             .into_iter()
             .map(|update| (update.key_hash, patch_of(&update.values)))
             .collect();
-        let mut guardrails = self
-            .send_guardrails(plan.guardrail_batches(GUARDRAIL_PAGE))
-            .await;
         let concurrency = self.config.openrouter.max_concurrency.max(1);
+        let batches = plan.guardrail_batches(GUARDRAIL_PAGE);
+        let mut guardrails = send_guardrails(&self.client, batches, concurrency).await;
         let mut results = futures::stream::iter(by_key.into_iter().map(|(hash, rows)| {
             let client = self.client.clone();
             let patch = patches.get(hash).cloned();
@@ -70,7 +70,7 @@ impl Runner {
                 attempted.as_ref().map(Sent::patch),
                 guardrails.remove(&hash),
             );
-            self.complete(&rows, plan, ids, &done).await?;
+            complete(&self.store, &rows, plan, ids, &done).await?;
             for &n in &rows {
                 finals[n] = done.outcome;
             }
@@ -126,82 +126,114 @@ impl Runner {
     }
 }
 
-impl Runner {
-    /// Sends the bulk guardrail calls, at most `max_concurrency` at once;
-    /// what each key's call came to, by key hash.
-    async fn send_guardrails(&self, batches: Vec<GuardrailBatch>) -> HashMap<String, Sent> {
-        let concurrency = self.config.openrouter.max_concurrency.max(1);
-        let mut results = futures::stream::iter(batches.into_iter().map(|batch| {
-            let client = self.client.clone();
-            async move {
-                let sent = match batch.action {
-                    GuardrailAction::Assign(id) => Sent::guardrail(
-                        "guardrail assignment",
-                        &client.assign_keys(id, &batch.key_hashes).await,
-                    ),
-                    GuardrailAction::Remove(id) => Sent::guardrail(
-                        "guardrail removal",
-                        &client.unassign_keys(id, &batch.key_hashes).await,
-                    ),
-                };
-                (batch.key_hashes, sent)
-            }
-        }))
-        .buffer_unordered(concurrency);
-        let mut by_key = HashMap::new();
-        while let Some((hashes, sent)) = results.next().await {
-            for hash in hashes {
-                by_key.insert(hash, sent.clone());
-            }
-        }
-        by_key
-    }
+/// Sends `change`, recorded as row `id`, to its key on its own (its PATCH,
+/// its guardrail call, or both: what `keywarden revert` does) and completes
+/// the row with what happened.
+pub async fn send_change(
+    client: &Client,
+    store: &Store,
+    id: i64,
+    change: &Change,
+) -> anyhow::Result<Completion> {
+    let plan = Plan {
+        changes: vec![change.clone()],
+        ..Plan::default()
+    };
+    let mut guardrails = send_guardrails(client, plan.guardrail_batches(GUARDRAIL_PAGE), 1).await;
+    let attempted = match plan.patches().first() {
+        Some(update) => Some(
+            client
+                .update_key(&update.key_hash, &patch_of(&update.values))
+                .await,
+        ),
+        None => None,
+    };
+    let done = Completion::of(
+        attempted.as_ref().map(Sent::patch),
+        guardrails.remove(&change.key_hash),
+    );
+    complete(store, &[0], &plan, &[id], &done).await?;
+    Ok(done)
+}
 
-    /// Completes one key's `rows` (positions in the plan's changes) as
-    /// `done` says: a row in part when only some of its requests took.
-    async fn complete(
-        &self,
-        rows: &[usize],
-        plan: &Plan,
-        ids: &[i64],
-        done: &Completion,
-    ) -> anyhow::Result<()> {
-        let mut whole = Vec::new();
-        for &n in rows {
-            let took: BTreeSet<Field> = plan.changes[n]
-                .fields
-                .keys()
-                .filter(|f| done.took.contains(f))
-                .copied()
-                .collect();
-            if took.is_empty() {
-                whole.push(ids[n]);
-                continue;
-            }
-            self.store
-                .complete_change_in_part(
-                    ids[n],
-                    done.outcome,
-                    &took,
-                    done.http_status,
-                    done.attempts,
-                    done.error.as_deref(),
-                )
-                .await?;
+/// Sends the bulk guardrail calls, at most `concurrency` at once; what
+/// each key's call came to, by key hash.
+async fn send_guardrails(
+    client: &Client,
+    batches: Vec<GuardrailBatch>,
+    concurrency: usize,
+) -> HashMap<String, Sent> {
+    let mut results = futures::stream::iter(batches.into_iter().map(|batch| {
+        let client = client.clone();
+        async move {
+            let sent = match batch.action {
+                GuardrailAction::Assign(id) => Sent::guardrail(
+                    "guardrail assignment",
+                    &client.assign_keys(id, &batch.key_hashes).await,
+                ),
+                GuardrailAction::Remove(id) => Sent::guardrail(
+                    "guardrail removal",
+                    &client.unassign_keys(id, &batch.key_hashes).await,
+                ),
+            };
+            (batch.key_hashes, sent)
         }
-        if whole.is_empty() {
-            return Ok(());
+    }))
+    .buffer_unordered(concurrency);
+    let mut by_key = HashMap::new();
+    while let Some((hashes, sent)) = results.next().await {
+        for hash in hashes {
+            by_key.insert(hash, sent.clone());
         }
-        self.store
-            .complete_changes(
-                &whole,
+    }
+    by_key
+}
+
+/// Completes one key's `rows` (positions in the plan's changes, recorded
+/// as `ids`) as `done` says: a row in part when only some of its requests
+/// took.
+async fn complete(
+    store: &Store,
+    rows: &[usize],
+    plan: &Plan,
+    ids: &[i64],
+    done: &Completion,
+) -> anyhow::Result<()> {
+    let mut whole = Vec::new();
+    for &n in rows {
+        let took: BTreeSet<Field> = plan.changes[n]
+            .fields
+            .keys()
+            .filter(|f| done.took.contains(f))
+            .copied()
+            .collect();
+        if took.is_empty() {
+            whole.push(ids[n]);
+            continue;
+        }
+        store
+            .complete_change_in_part(
+                ids[n],
                 done.outcome,
+                &took,
                 done.http_status,
                 done.attempts,
                 done.error.as_deref(),
             )
-            .await
+            .await?;
     }
+    if whole.is_empty() {
+        return Ok(());
+    }
+    store
+        .complete_changes(
+            &whole,
+            done.outcome,
+            done.http_status,
+            done.attempts,
+            done.error.as_deref(),
+        )
+        .await
 }
 
 /// The PATCH body that gives a key `values`.

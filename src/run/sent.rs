@@ -59,17 +59,17 @@ impl Sent {
 
 /// How one key's rows are completed.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Completion {
+pub struct Completion {
     /// The rows' outcome.
-    pub(super) outcome: Outcome,
+    pub outcome: Outcome,
     /// When `failed`: the fields whose request took nevertheless.
-    pub(super) took: BTreeSet<Field>,
+    pub took: BTreeSet<Field>,
     /// The HTTP status recorded: the failing request's, else the first.
-    pub(super) http_status: Option<u16>,
+    pub http_status: Option<u16>,
     /// Attempts of both requests.
-    pub(super) attempts: u32,
+    pub attempts: u32,
     /// The error recorded, naming each request's fate when one failed.
-    pub(super) error: Option<String>,
+    pub error: Option<String>,
 }
 
 impl Completion {

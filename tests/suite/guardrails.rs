@@ -9,6 +9,7 @@ use chrono::{TimeZone, Utc};
 use common::{Harness, nov, seed};
 use keywarden::domain::Field;
 use keywarden::engine::{ChangeKind, Outcome};
+use keywarden::rules::model::Origin;
 use keywarden::sandbox::guardrail::{
     CHEAP_MODELS, CHEAP_MODELS_ONLY, GuardrailFields, KeyHashes, NO_TRAINING,
 };
@@ -492,4 +493,45 @@ async fn a_guardrail_deleted_between_runs_drops_its_claims_and_is_not_re_created
     let next = h.apply().await;
     assert!(next.rows.is_empty());
     assert!(next.plan.skips.iter().any(|s| s.rule == "all"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revert_gives_a_key_back_its_previous_guardrail_once_no_rule_asserts_it() {
+    let h = Harness::new(nov(10), keys(&["k-1"]), &on("cheap-models-only"), |_| {}).await;
+    assign_by_hand(&h, NO_TRAINING, &["k-1"]);
+    let run = h.apply().await;
+    assert_eq!(run.rows[0].id, 1);
+    let refused = crate::revert::keywarden(&h, &["revert", "1"]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        common::text(&refused.stderr).contains("refused: rule all still asserts guardrail"),
+        "{}",
+        common::text(&refused.stderr)
+    );
+    h.store
+        .set_rule_enabled("all", false, &Origin::Cli, h.now())
+        .await
+        .unwrap();
+    take_changes(&h);
+    let out = crate::revert::keywarden(&h, &["revert", "1"]).await;
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let sent = take_changes(&h);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].path,
+        format!("/api/v1/guardrails/{NO_TRAINING}/assignments/keys")
+    );
+    assert_eq!(
+        assignments(&h),
+        BTreeMap::from([(h.hash("k-1"), NO_TRAINING.to_string())])
+    );
+    let revert = &h.history().await[0];
+    assert_eq!(
+        (revert.kind, revert.outcome),
+        (ChangeKind::Revert, Outcome::Applied)
+    );
+    assert_eq!(
+        serde_json::to_value(&revert.fields).unwrap(),
+        json!({"guardrail": {"from": CHEAP_MODELS_ONLY, "to": NO_TRAINING}})
+    );
 }
