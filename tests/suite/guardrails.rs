@@ -535,3 +535,46 @@ async fn revert_gives_a_key_back_its_previous_guardrail_once_no_rule_asserts_it(
         json!({"guardrail": {"from": CHEAP_MODELS_ONLY, "to": NO_TRAINING}})
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_warns_of_a_name_the_reachable_account_does_not_resolve() {
+    let rules = format!(
+        "{}\n[[rule]]\nname = \"cheap\"\npriority = 1\nkeys = \"all\"\n[rule.set]\nguardrail = \"cheap-models-only\"\n",
+        on("no-such-guardrail").replace("keys = \"all\"", "keys = { names = [\"k-1\"] }")
+    );
+    let h = Harness::new(nov(10), keys(&["k-1"]), "", |_| {}).await;
+    let dir = h.dir.path();
+    std::fs::write(dir.join("rules.toml"), &rules).unwrap();
+    std::fs::write(
+        dir.join("keywarden.toml"),
+        format!(
+            "[openrouter]\nbase_url = \"{}\"\n[daemon]\nrules_files = [\"rules.toml\"]\n",
+            h.sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    let check = |key: Option<&str>| {
+        let mut cmd = common::keywarden();
+        cmd.current_dir(dir)
+            .args(["--config", "keywarden.toml", "check-config"]);
+        if let Some(key) = key {
+            cmd.env("OPENROUTER_MANAGEMENT_KEY", key);
+        }
+        tokio::process::Command::from(cmd).output()
+    };
+    let out = check(Some(h.sandbox.management_key())).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "a warning only");
+    let stderr = common::text(&out.stderr);
+    assert!(
+        stderr.contains("rules.toml:2:")
+            && stderr.contains(
+                "rule \"all\": set.guardrail: no guardrail has the id or name \"no-such-guardrail\""
+            ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 warning in 1 file"), "{stderr}");
+    // Without a credential the account is not asked: no warning.
+    let offline = check(None).await.unwrap();
+    assert_eq!(offline.status.code(), Some(0));
+    assert!(!common::text(&offline.stderr).contains("warning"));
+}
