@@ -697,3 +697,64 @@ fn a_between_window_is_half_open() {
     assert_eq!(w.plan(at(2026, 12, 20, 0)).plan.changes.len(), 1);
     assert!(w.plan(at(2026, 12, 27, 0)).plan.changes.is_empty());
 }
+
+#[test]
+fn guardrail_moves_are_batched_by_guardrail_and_left_out_of_the_patches() {
+    use super::plan::{GuardrailAction, GuardrailBatch};
+    use crate::domain::{Guardrail, GuardrailId, GuardrailRef};
+    let cheap: GuardrailId = "00000000-0000-4000-8000-00000000c4e9".parse().unwrap();
+    let other: GuardrailId = "00000000-0000-4000-8000-0000000070a1".parse().unwrap();
+    let mut keys: Vec<Key> = (0..5).map(|i| key(&format!("k{i}"))).collect();
+    keys[3].guardrail = Some(other);
+    keys[4].guardrail = Some(cheap);
+    let set = Settings {
+        disabled: Some(true),
+        guardrail: Some(GuardrailRef::parse("cheap")),
+        ..Settings::default()
+    };
+    let mut w = World::new(vec![rule("r", &["k*"], Conditions::default(), set)], keys);
+    let not_read = w.plan(at(2026, 1, 1, 0)).plan;
+    assert!(
+        not_read.changes.is_empty(),
+        "guardrails unknown: the rule is not evaluated"
+    );
+    assert_eq!(
+        not_read.skips[0].reason,
+        "set.guardrail: the guardrails were not read in this run"
+    );
+
+    w.guardrails = Guardrails::Read(vec![
+        Guardrail {
+            id: cheap,
+            name: "cheap".into(),
+        },
+        Guardrail {
+            id: other,
+            name: "other".into(),
+        },
+    ]);
+    let plan = w.plan(at(2026, 1, 1, 0)).plan;
+    assert_eq!(plan.patches().len(), 5);
+    assert!(
+        plan.patches()
+            .iter()
+            .all(|p| body(p) == serde_json::json!({"disabled": true}))
+    );
+    let hashes = |names: &[&str]| names.iter().map(|n| format!("h-{n}")).collect::<Vec<_>>();
+    assert_eq!(
+        plan.guardrail_batches(2),
+        [
+            GuardrailBatch {
+                action: GuardrailAction::Assign(cheap),
+                key_hashes: hashes(&["k0", "k1"]),
+            },
+            GuardrailBatch {
+                action: GuardrailAction::Assign(cheap),
+                key_hashes: hashes(&["k2", "k3"]),
+            },
+        ]
+    );
+    assert!(plan.changes[3].reason.ends_with(&format!(
+        "guardrail \"other\" ({other}) -> \"cheap\" ({cheap})"
+    )));
+}

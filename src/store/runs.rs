@@ -254,12 +254,9 @@ impl Store {
         attempts: u32,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let sent = Sent {
-            http_status,
-            attempts,
-            error,
-        };
-        self.complete(ids, outcome, sent, &BTreeSet::new()).await
+        let took = BTreeSet::new();
+        self.complete(ids, outcome, &took, http_status, attempts, error)
+            .await
     }
 
     /// Completes the row `id` with `outcome` (`failed` when only some of
@@ -275,12 +272,8 @@ impl Store {
         attempts: u32,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let sent = Sent {
-            http_status,
-            attempts,
-            error,
-        };
-        self.complete(&[id], outcome, sent, took).await
+        self.complete(&[id], outcome, took, http_status, attempts, error)
+            .await
     }
 
     /// Completes rows with `outcome`, the fields of `took` as if applied.
@@ -288,14 +281,11 @@ impl Store {
         &self,
         ids: &[i64],
         outcome: Outcome,
-        sent: Sent<'_>,
         took: &BTreeSet<Field>,
+        http_status: Option<u16>,
+        attempts: u32,
+        error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let Sent {
-            http_status,
-            attempts,
-            error,
-        } = sent;
         let mut tx = self.write().await?;
         let rows = sqlx::query(&format!(
             "UPDATE changes SET outcome = ?1, http_status = ?2, attempts = ?3, error = ?4,
@@ -607,14 +597,6 @@ pub(super) async fn insert_event(
     .bind(detail.to_string())
     .fetch_one(&mut *conn)
     .await?)
-}
-
-/// What a completed row's request said (the columns it fills).
-#[derive(Debug, Clone, Copy)]
-struct Sent<'a> {
-    http_status: Option<u16>,
-    attempts: u32,
-    error: Option<&'a str>,
 }
 
 /// A completed row's fields: those whose request took, and the others.

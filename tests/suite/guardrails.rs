@@ -46,6 +46,11 @@ fn keys(names: &[&str]) -> Vec<keywarden::sandbox::SeedKey> {
     names.iter().map(|n| seed(n)).collect()
 }
 
+/// A harness whose keys `names` a rule puts on `cheap-models-only`.
+async fn all_on_cheap(names: &[&str]) -> Harness {
+    Harness::new(nov(10), keys(names), &on("cheap-models-only"), |_| {}).await
+}
+
 /// Every key's guardrail in the sandbox, by key hash.
 fn assignments(h: &Harness) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -255,13 +260,7 @@ async fn a_team_is_downgraded_at_80_percent_disabled_at_100_and_given_its_guardr
 
 #[tokio::test]
 async fn a_guardrail_reassigned_by_hand_is_asserted_again_and_one_dropped_for_none_is_drift() {
-    let h = Harness::new(
-        nov(10),
-        keys(&["k-1", "k-2"]),
-        &on("cheap-models-only"),
-        |_| {},
-    )
-    .await;
+    let h = all_on_cheap(&["k-1", "k-2"]).await;
     h.apply().await;
     // A person moves k-1 to no-training: reasserted next run.
     assign_by_hand(&h, NO_TRAINING, &["k-1"]);
@@ -330,7 +329,7 @@ async fn bulk_calls_carry_at_most_100_hashes_and_the_guard_counts_guardrail_chan
 
 #[tokio::test]
 async fn a_dry_run_records_guardrail_changes_and_sends_nothing() {
-    let h = Harness::new(nov(10), keys(&["k-1"]), &on("cheap-models-only"), |_| {}).await;
+    let h = all_on_cheap(&["k-1"]).await;
     take_changes(&h);
     let report = h.run(true, false).await;
     assert_eq!(report.count(Outcome::DryRun), 1);
@@ -340,13 +339,7 @@ async fn a_dry_run_records_guardrail_changes_and_sends_nothing() {
 
 #[tokio::test]
 async fn a_bulk_call_cut_off_leaves_its_rows_unknown_until_the_next_run_reads_the_assignments() {
-    let h = Harness::new(
-        nov(10),
-        keys(&["k-1", "k-2"]),
-        &on("cheap-models-only"),
-        |_| {},
-    )
-    .await;
+    let h = all_on_cheap(&["k-1", "k-2"]).await;
     h.sandbox
         .account()
         .set_faults(Faults {
@@ -415,13 +408,7 @@ async fn a_name_matching_no_guardrail_or_several_is_recorded_and_the_rule_not_ev
 
 #[tokio::test]
 async fn a_truncated_assignment_listing_is_an_error_never_no_guardrail() {
-    let h = Harness::new(
-        nov(10),
-        keys(&["k-1", "k-2"]),
-        &on("cheap-models-only"),
-        |_| {},
-    )
-    .await;
+    let h = all_on_cheap(&["k-1", "k-2"]).await;
     h.apply().await;
     // The rule now wants none; the listing comes back cut.
     h.load_rules(&on("none")).await;
@@ -456,13 +443,7 @@ async fn a_truncated_assignment_listing_is_an_error_never_no_guardrail() {
 
 #[tokio::test]
 async fn a_guardrail_deleted_between_runs_drops_its_claims_and_is_not_re_created() {
-    let h = Harness::new(
-        nov(10),
-        keys(&["k-1", "k-2"]),
-        &on("cheap-models-only"),
-        |_| {},
-    )
-    .await;
+    let h = all_on_cheap(&["k-1", "k-2"]).await;
     h.apply().await;
     assert_eq!(h.store.claims().await.unwrap().len(), 2);
     h.sandbox
@@ -497,7 +478,7 @@ async fn a_guardrail_deleted_between_runs_drops_its_claims_and_is_not_re_created
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revert_gives_a_key_back_its_previous_guardrail_once_no_rule_asserts_it() {
-    let h = Harness::new(nov(10), keys(&["k-1"]), &on("cheap-models-only"), |_| {}).await;
+    let h = all_on_cheap(&["k-1"]).await;
     assign_by_hand(&h, NO_TRAINING, &["k-1"]);
     let run = h.apply().await;
     assert_eq!(run.rows[0].id, 1);
