@@ -91,24 +91,24 @@ impl Runner {
         }
         drop(results);
         if let Some(err) = auth_failure {
-            // 401/403 stop the run: what was not sent is failed, and said so.
-            let unsent: Vec<usize> = (0..finals.len())
-                .filter(|&n| finals[n] == Outcome::Pending)
-                .collect();
-            let unsent_ids: Vec<i64> = unsent.iter().map(|&n| ids[n]).collect();
-            if !unsent_ids.is_empty() {
-                self.store
-                    .complete_changes(
-                        &unsent_ids,
-                        Outcome::Failed,
-                        None,
-                        0,
-                        Some("not sent: the run stopped when the API refused the credential"),
-                    )
-                    .await?;
+            // 401/403 stop the run: a PATCH not sent is failed, and said so;
+            // a guardrail call sent before counts for what it did.
+            let mut unsent: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for n in (0..finals.len()).filter(|&n| finals[n] == Outcome::Pending) {
+                unsent
+                    .entry(plan.changes[n].key_hash.as_str())
+                    .or_default()
+                    .push(n);
             }
-            for n in unsent {
-                finals[n] = Outcome::Failed;
+            for (hash, rows) in unsent {
+                let patch = patches
+                    .contains_key(hash)
+                    .then(|| Sent::not_sent("the run stopped when the API refused the credential"));
+                let done = Completion::of(patch, guardrails.remove(hash));
+                complete(&self.store, &rows, plan, ids, &done).await?;
+                for n in rows {
+                    finals[n] = done.outcome;
+                }
             }
             self.store
                 .record_event(

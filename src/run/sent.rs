@@ -35,6 +35,18 @@ impl Sent {
         Sent::of("PATCH", patch_fields(), attempted)
     }
 
+    /// A PATCH that was not sent, and why.
+    pub(super) fn not_sent(why: &str) -> Sent {
+        Sent {
+            what: "PATCH",
+            outcome: Outcome::Failed,
+            http_status: None,
+            attempts: 0,
+            error: Some(format!("not sent: {why}")),
+            fields: patch_fields(),
+        }
+    }
+
     /// What the guardrail call `what` (assignment, removal) came to.
     pub(super) fn guardrail<T>(what: &'static str, attempted: &Attempted<T>) -> Sent {
         Sent::of(what, vec![Field::Guardrail], attempted)
