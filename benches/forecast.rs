@@ -240,7 +240,8 @@ fn bench_forecast(c: &mut Criterion) {
         let rules = keywarden::rules::parse_rules("bench.toml", &text)
             .expect("parses")
             .rules;
-        let rule = CompiledRule::new(&rules[0], chrono_tz::UTC).expect("compiles");
+        let rule =
+            CompiledRule::new(&rules[0], chrono_tz::UTC, &Default::default()).expect("compiles");
         group.bench_function(scope, |b| {
             b.iter(|| {
                 let hashes = SharedHashes::new(&keys);

@@ -10,6 +10,7 @@
 pub mod credits;
 pub mod event;
 pub mod field;
+pub mod guardrail;
 pub mod key;
 pub mod settings;
 pub mod timestamp;
@@ -18,6 +19,7 @@ pub mod workspace;
 
 pub use credits::Credits;
 pub use field::{Field, FieldValue};
+pub use guardrail::{Guardrail, GuardrailId, GuardrailRef};
 pub use key::Key;
 pub use settings::Settings;
 pub use window::{LimitReset, Window, WindowBounds};

@@ -333,13 +333,42 @@ impl Client {
         Ok(self.endpoint(&["keys", hash]))
     }
 
-    /// Sends a request, retrying as the module documentation says.
+    /// Sends a request, retrying as the module documentation says; the
+    /// answer's `data`.
     pub(super) async fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         url: url::Url,
         body: Option<Vec<u8>>,
         hash: Option<&str>,
+    ) -> Attempted<T> {
+        let data = |bytes: &[u8]| serde_json::from_slice::<Data<T>>(bytes).map(|d| d.data);
+        self.exchange(method, url, body, hash, data).await
+    }
+
+    /// [`Client::call`] for an answer read whole (a listing with its
+    /// `total_count`, a bulk call's count).
+    pub(super) async fn call_whole<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<Vec<u8>>,
+    ) -> Attempted<T> {
+        self.exchange(method, url, body, None, |bytes: &[u8]| {
+            serde_json::from_slice::<T>(bytes)
+        })
+        .await
+    }
+
+    /// Sends a request, retrying as the module documentation says; the
+    /// answer read by `decode`.
+    async fn exchange<T>(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<Vec<u8>>,
+        hash: Option<&str>,
+        decode: impl Fn(&[u8]) -> serde_json::Result<T>,
     ) -> Attempted<T> {
         let started = Instant::now();
         let mut backoff = backon::ExponentialBuilder::default()
@@ -351,7 +380,9 @@ impl Client {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let outcome = self.attempt(&method, &url, body.as_deref(), hash).await;
+            let outcome = self
+                .attempt(&method, &url, body.as_deref(), hash, &decode)
+                .await;
             let err = match outcome.result {
                 Ok(value) => {
                     return Attempted {
@@ -387,12 +418,13 @@ impl Client {
 
     /// One request: a place under the concurrency limit, a rate permit, the
     /// exchange, the body (capped), the decoding.
-    async fn attempt<T: serde::de::DeserializeOwned>(
+    async fn attempt<T>(
         &self,
         method: &Method,
         url: &url::Url,
         body: Option<&[u8]>,
         hash: Option<&str>,
+        decode: &impl Fn(&[u8]) -> serde_json::Result<T>,
     ) -> AttemptOutcome<T> {
         let _place = self
             .inner
@@ -437,11 +469,11 @@ impl Client {
                     error_chain(&e)
                 ),
             }),
-            Ok(bytes) if status.is_success() => serde_json::from_slice::<Data<T>>(&bytes)
-                .map(|d| d.data)
-                .map_err(|e| ApiError::InvalidResponse {
+            Ok(bytes) if status.is_success() => {
+                decode(&bytes).map_err(|e| ApiError::InvalidResponse {
                     message: format!("{method} {} (HTTP {}): {e}", url.path(), status.as_u16()),
-                }),
+                })
+            }
             Ok(bytes) => Err(self.status_error(status, &bytes, retry_after, hash)),
         };
         AttemptOutcome {

@@ -1,8 +1,9 @@
-//! OpenRouter's management API: the wire models, the HTTP client and
-//! the workspace listing.
+//! OpenRouter's management API: the wire models, the HTTP client, its
+//! guardrail calls and the workspace listing.
 
 pub mod client;
 pub mod error;
+pub mod guardrails;
 pub mod model;
 pub mod workspaces;
 

@@ -110,6 +110,9 @@ fn rule_table(r: &Rule) -> toml_edit::Table {
     if let Some(b) = r.set.include_byok_in_limit {
         set.insert("include_byok_in_limit", value(b));
     }
+    if let Some(guardrail) = &r.set.guardrail {
+        set.insert("guardrail", value(guardrail.as_str()));
+    }
     t.insert("set", Item::Table(set));
     t
 }
@@ -246,7 +249,7 @@ fn weekday_name(d: Weekday) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{LimitReset, Settings, Window};
+    use crate::domain::{GuardrailRef, LimitReset, Settings, Window};
     use crate::rules::model::{Between, Budget, Exclude, Hours, Match};
     use crate::rules::parse_rules;
     use chrono::NaiveTime;
@@ -321,6 +324,7 @@ mod tests {
             limit: Some(Some(0.0)),
             limit_reset: Some(Some(LimitReset::Weekly)),
             include_byok_in_limit: Some(true),
+            guardrail: Some(GuardrailRef::parse("cheap-models-only")),
         };
         let all: Vec<Rule> = rules.into_iter().chain([extra]).collect();
         let text = to_toml(&all);

@@ -1,11 +1,12 @@
 //! Gathering a run's inputs: the enabled rules, the listed keys, the
 //! account's credits when a rule needs them, the due rules' budget
-//! sources and the usage series forecasts read (SPEC §3.2, §4.1, §11).
+//! sources, the usage series forecasts read, and the guardrails and their
+//! assignments when a rule or a claim needs them (SPEC §3.2, §4.1, §11, §12).
 
 use super::{RunError, Runner};
-use crate::domain::{Credits, Key, Workspace};
+use crate::domain::{Credits, Field, Key, Workspace};
 use crate::engine::evaluate::Amounts;
-use crate::engine::inputs::Series;
+use crate::engine::inputs::{Guardrails, Series};
 use crate::openrouter::ApiError;
 use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule, longest_lookback};
 use crate::rules::selector::SelectorIndex;
@@ -27,6 +28,8 @@ pub(super) struct Gathered {
     /// The usage snapshots inside the longest lookback of the budget and
     /// forecast rules ([`series_lookback`]).
     pub(super) series: Series,
+    /// The account's guardrails, when read (the keys then carry theirs).
+    pub(super) guardrails: Guardrails,
     /// The keys (hashes) a rule that forecasts selects: snapshotted even
     /// when their usage did not move.
     pub(super) forecast_keys: HashSet<String>,
@@ -101,6 +104,7 @@ impl Runner {
         } else {
             None
         };
+        let guardrails = self.read_guardrails(&rules, &mut listing.keys).await?;
         let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
         let series = match series_lookback(&rules) {
             Some(lookback) => self.store.usage_series(now - lookback, now).await?,
@@ -114,6 +118,50 @@ impl Runner {
             amounts,
             rules,
             series,
+            guardrails,
         })
+    }
+
+    /// The account's guardrails, each key given the one it holds, when an
+    /// enabled rule sets `guardrail` or keywarden holds a claim on one (to
+    /// release it); both listings are read whole or not at all.
+    async fn read_guardrails(
+        &self,
+        rules: &[Rule],
+        keys: &mut [Key],
+    ) -> Result<Guardrails, RunError> {
+        let claimed = || async {
+            anyhow::Ok(
+                self.store
+                    .claims()
+                    .await?
+                    .iter()
+                    .any(|c| c.field == Field::Guardrail),
+            )
+        };
+        if !rules.iter().any(|r| r.set.guardrail.is_some()) && !claimed().await? {
+            return Ok(Guardrails::NotRead);
+        }
+        // The guardrails of every workspace a watched key belongs to.
+        let workspaces: BTreeSet<String> =
+            keys.iter().filter_map(|k| k.workspace_id.clone()).collect();
+        let workspaces: Vec<&str> = workspaces.iter().map(String::as_str).collect();
+        let read = async {
+            let listed = self.client.list_guardrails(&workspaces).await?;
+            let assignments = self.client.list_assignments().await?;
+            Ok::<_, ApiError>((listed, assignments))
+        };
+        match read.await {
+            Ok((listed, assignments)) => {
+                for key in keys.iter_mut() {
+                    key.guardrail = assignments.get(&key.hash).copied();
+                }
+                Ok(Guardrails::Read(listed))
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the guardrails and their assignments: {e}");
+                Ok(Guardrails::Unreadable(e.to_string()))
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ mod outlook;
 pub use outlook::RunOutlook;
 mod record;
 mod send;
+pub mod sent;
 pub mod sources;
 mod unlisted;
 mod warnings;
@@ -22,6 +23,7 @@ use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use gather::Gathered;
+pub use send::send_change;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -228,6 +230,7 @@ impl Runner {
             amounts: &g.amounts,
             credits: g.credits.as_ref(),
             series: &g.series,
+            guardrails: &g.guardrails,
             now,
             default_tz: self.config.daemon.default_timezone()?,
             guard: self.guard(force),
@@ -254,7 +257,9 @@ impl Runner {
         };
         report.keys_seen = gathered.keys.len();
         report.outlook = outlook::run_outlook(&gathered, due, now);
-        report.resolved = self.resolve_open(&gathered.keys, run_id).await?;
+        report.resolved = self
+            .resolve_open(&gathered.keys, &gathered.guardrails, run_id)
+            .await?;
         let reconciliation = self.plan_with(&gathered, due, now, req.force).await?;
         report.guard_tripped = reconciliation.guard_tripped;
         for (rule, holding) in &reconciliation.holding {

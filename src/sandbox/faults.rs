@@ -55,6 +55,10 @@ pub struct Faults {
     /// faults, e.g. `"/workspaces"`; default every path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// `GET /guardrails/assignments/keys` lists no assignment past this
+    /// many, its `total_count` unchanged: a truncated listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignments_cut_at: Option<usize>,
 }
 
 impl Faults {

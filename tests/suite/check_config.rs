@@ -142,6 +142,16 @@ const BROKEN: &[(&str, &str, &str)] = &[
         "set.limit_reset",
     ),
     (
+        "guardrail not a string",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.set]\nguardrail = 3 # <-\n",
+        "set.guardrail",
+    ),
+    (
+        "guardrail empty",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.set]\nguardrail = \" \" # <-\n",
+        "set.guardrail",
+    ),
+    (
         "at out of range",
         "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\nbudget = { usd = 5, window = \"daily\", at = 11 } # <-\n[rule.set]\ndisabled = true\n",
         "when.budget.at",

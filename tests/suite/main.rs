@@ -25,6 +25,7 @@ mod faults;
 mod first_run;
 mod forecast;
 mod fuzz_regressions;
+mod guardrails;
 mod help;
 mod history_cli;
 mod hostile_api;

@@ -277,7 +277,7 @@ mod tests {
     }
 
     fn judge(rule: &Rule, keys: &[Key], series: &Series, now: &str) -> Vec<(Truth, Verdict)> {
-        let compiled = CompiledRule::new(rule, chrono_tz::UTC).unwrap();
+        let compiled = CompiledRule::new(rule, chrono_tz::UTC, &Default::default()).unwrap();
         let selected: Vec<usize> = (0..keys.len()).collect();
         let observed = Observed {
             amounts: &Default::default(),

@@ -4,7 +4,7 @@
 
 use super::checks::{check_glob, check_name, check_nonempty, check_schedule, check_timezone};
 use super::walk::{Node, Parser, Refused, Reported, Tbl};
-use crate::domain::{LimitReset, Settings};
+use crate::domain::{GuardrailRef, LimitReset, Settings};
 use crate::rules::diagnostic::Position;
 use crate::rules::model::{Conditions, Exclude, Match, Rule, Selector};
 use toml_edit::Value;
@@ -237,7 +237,13 @@ impl Parser<'_> {
         let t = self.table(
             n,
             "set",
-            &["disabled", "limit", "limit_reset", "include_byok_in_limit"],
+            &[
+                "disabled",
+                "limit",
+                "limit_reset",
+                "include_byok_in_limit",
+                "guardrail",
+            ],
         )?;
         let errors_before = self.diags.len();
         let disabled = self.opt_bool(&t, "disabled");
@@ -276,6 +282,12 @@ impl Parser<'_> {
             },
             Err(reported) => Err(reported),
         };
+        let guardrail = self
+            .checked_str(&t, "guardrail", |s| match s.trim() {
+                "" => Err("give a guardrail's id or name, or \"none\" for no guardrail".into()),
+                _ => Ok(()),
+            })
+            .map(|g| g.as_deref().map(GuardrailRef::parse));
         if self.diags.len() > errors_before {
             return None;
         }
@@ -284,12 +296,13 @@ impl Parser<'_> {
             limit: limit.ok()?,
             limit_reset: limit_reset.ok()?,
             include_byok_in_limit: include_byok_in_limit.ok()?,
+            guardrail: guardrail.ok()?,
         };
-        if settings.fields().is_empty() {
+        if settings.asserted().is_empty() {
             self.bad(
                 n,
                 "set",
-                "nothing to set: give disabled, limit, limit_reset or include_byok_in_limit".into(),
+                "nothing to set: give disabled, limit, limit_reset, include_byok_in_limit or guardrail".into(),
             );
             return None;
         }

@@ -275,7 +275,13 @@ impl Account {
         if let Some(id) = guardrail_id {
             state.guardrail(id)?;
         }
-        Ok(page.page(state.assignments(guardrail_id)))
+        let mut listed = page.page(state.assignments(guardrail_id));
+        if let Some(cut) = state.faults.faults().assignments_cut_at {
+            listed
+                .data
+                .truncate(cut.saturating_sub(page.offset.unwrap_or(0)));
+        }
+        Ok(listed)
     }
 }
 
