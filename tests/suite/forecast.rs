@@ -224,6 +224,12 @@ async fn binary(h: &Harness, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// What `keywarden forecast --format json --at AT` prints.
+async fn forecast_json(h: &Harness, at: &str) -> serde_json::Value {
+    let out = binary(h, &["forecast", "--format", "json", "--at", at]).await;
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 const TEAM_A_GROUP: &str = r#"
 [[rule]]
 name = "team-a-monthly"
@@ -258,18 +264,7 @@ set.disabled = true
     );
     let history = h.history().await.len();
 
-    let out = binary(
-        &h,
-        &[
-            "forecast",
-            "--format",
-            "json",
-            "--at",
-            "2026-11-16T10:00:00Z",
-        ],
-    )
-    .await;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = forecast_json(&h, "2026-11-16T10:00:00Z").await;
     assert_eq!(
         json,
         serde_json::json!({
@@ -783,18 +778,7 @@ async fn a_weekly_profile_projects_working_day_traffic_near_its_outcome_where_fl
     h.apply().await;
     every_hour(&h, 9 * 24 + 14).await;
     assert_eq!(h.now(), at(2026, 11, 25, 14));
-    let out = binary(
-        &h,
-        &[
-            "forecast",
-            "--format",
-            "json",
-            "--at",
-            "2026-11-25T14:00:00Z",
-        ],
-    )
-    .await;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = forecast_json(&h, "2026-11-25T14:00:00Z").await;
     let row = |rule: &str| {
         json["forecasts"]
             .as_array()
