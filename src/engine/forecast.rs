@@ -152,7 +152,7 @@ pub struct Projection {
 const WEEK_HOURS: usize = 168;
 
 /// The span a weekly profile is drawn from.
-pub fn week() -> Duration {
+fn week() -> Duration {
     Duration::days(7)
 }
 
