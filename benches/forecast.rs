@@ -1,6 +1,7 @@
 //! SPEC §15 "Forecasts": a backtest of the real engine over generated spend
 //! traces, printing the figures beside their targets, and the cost of one
-//! forecast evaluation over a realistic series.
+//! forecast evaluation over a realistic series (flat over 6 hours, and with
+//! `profile = "weekly"` over a week and 6 hours).
 //!
 //! Each trace is one key spending through one monthly or weekly window, as
 //! the sandbox's traffic spends it on the sandbox's clock (steady, diurnal,
@@ -195,19 +196,32 @@ fn backtest() {
     println!("(backtest took {:.1} s)\n", started.elapsed().as_secs_f64());
 }
 
-/// `n` keys spending `0.5 + i % 7` USD an hour, with 6 hours of 5-minute snapshots before `now`.
-fn spending_keys(n: usize, now: DateTime<Utc>) -> (Vec<Key>, Series) {
+/// How much snapshot history the timed keys have.
+struct History {
+    /// How far back the snapshots go.
+    span: Duration,
+    /// Minutes between two snapshots.
+    every_minutes: i64,
+}
+
+/// `n` keys spending `0.5 + i % 7` USD an hour, with the `history` of
+/// snapshots before `now`.
+fn spending_keys(n: usize, now: DateTime<Utc>, history: &History) -> (Vec<Key>, Series) {
     let mut keys = support::keys(n);
     let mut series = Series::new();
+    let count = history.span.num_minutes() / history.every_minutes;
     for (i, key) in keys.iter_mut().enumerate() {
         let rate = 0.5 + (i % 7) as f64;
         let usage = key.usage.unwrap_or_default();
-        let readings = (1..=72)
+        let readings = (1..=count)
             .rev()
-            .map(|k| UsageReading {
-                at: now - Duration::minutes(5 * k),
-                usage: Some(usage - rate * 5.0 * k as f64 / 60.0),
-                byok_usage: key.byok_usage,
+            .map(|k| {
+                let minutes = history.every_minutes * k;
+                UsageReading {
+                    at: now - Duration::minutes(minutes),
+                    usage: Some(usage - rate * minutes as f64 / 60.0),
+                    byok_usage: key.byok_usage,
+                }
             })
             .collect();
         series.insert(key.hash.clone(), readings);
@@ -217,8 +231,28 @@ fn spending_keys(n: usize, now: DateTime<Utc>) -> (Vec<Key>, Series) {
 
 fn bench_forecast(c: &mut Criterion) {
     backtest();
+    let six_hours = History {
+        span: Duration::hours(6),
+        every_minutes: 5,
+    };
+    time_evaluation(c, "forecast_1000_keys_6h_of_5min_snapshots", "", &six_hours);
+    let week = History {
+        span: Duration::days(7) + Duration::hours(6),
+        every_minutes: 15,
+    };
+    time_evaluation(
+        c,
+        "forecast_weekly_profile_1000_keys_7d6h_of_15min_snapshots",
+        ", profile = \"weekly\"",
+        &week,
+    );
+}
+
+/// Times one evaluation of a monthly `forecast` rule (with `extra` terms)
+/// over 1,000 keys with `history`, per key and per group.
+fn time_evaluation(c: &mut Criterion, name: &str, extra: &str, history: &History) {
     let now = support::start();
-    let (keys, series) = spending_keys(1_000, now);
+    let (keys, series) = spending_keys(1_000, now, history);
     let amounts = Amounts::new();
     let observed = Observed {
         amounts: &amounts,
@@ -227,14 +261,14 @@ fn bench_forecast(c: &mut Criterion) {
         now,
     };
     let selected: Vec<usize> = (0..keys.len()).collect();
-    let mut group = c.benchmark_group("forecast_1000_keys_6h_of_5min_snapshots");
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(20)
         .measurement_time(std::time::Duration::from_secs(3));
     for scope in ["each", "group"] {
         let text = format!(
             "[[rule]]\nname = \"f\"\nkeys = \"all\"\n[rule.when]\n\
-             forecast = {{ usd = 50.0, window = \"monthly\", scope = \"{scope}\" }}\n\
+             forecast = {{ usd = 50.0, window = \"monthly\", scope = \"{scope}\"{extra} }}\n\
              [rule.set]\nlimit = 1.0\n"
         );
         let rules = keywarden::rules::parse_rules("bench.toml", &text)

@@ -3,9 +3,9 @@
 //! `group`) or keys (scope `each`), where spend is heading. Pure, like the
 //! rest of the core: the shell gathers the keys, amounts and series.
 
-use super::evaluate::forecast::key_rate;
+use super::evaluate::forecast::{key_rate, members_profile};
 use super::evaluate::{EPSILON, Observed, amount_value, spend};
-use super::forecast::{Status, project};
+use super::forecast::{Pace, Status, project_at};
 use crate::domain::timestamp;
 use crate::domain::{Key, Window, Workspace};
 use crate::rules::model::{Budget, Rule, Scope};
@@ -77,7 +77,7 @@ pub fn outlook(
 }
 
 /// The forecasts at `at`, later than `observed.now` (the latest readings):
-/// each window's spend goes on at the rate drawn now — starting again from
+/// each window's spend goes on at the pace drawn now — starting again from
 /// 0 where its window rolls over before `at` — and is projected from
 /// there. At `observed.now` itself, the same as [`outlook`].
 pub fn outlook_ahead(
@@ -122,18 +122,17 @@ pub fn outlook_ahead(
 }
 
 /// Spend in the window holding `at`, from `spend` at `now` going on at
-/// `rate`: it starts again from 0 where the window rolls over before `at`.
+/// `pace`: it starts again from 0 where the window rolls over before `at`.
 fn spend_ahead(
     spend: f64,
-    rate: f64,
+    pace: &Pace,
     window: Window,
     now: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> f64 {
-    let hours = |from: DateTime<Utc>| (at - from).num_milliseconds() as f64 / 3_600_000.0;
     match window.bounds(at) {
-        Some(b) if b.start > now => rate * hours(b.start),
-        _ => spend + rate * hours(now),
+        Some(b) if b.start > now => pace.usd_between(b.start, at),
+        _ => spend + pace.usd_between(now, at),
     }
 }
 
@@ -167,9 +166,21 @@ fn row(
             .ok()
         })
         .sum();
-    let spend_usd = match (spend_now, rate) {
+    let pace = rate.map(|rate| {
+        let members = members.iter().map(|&i| &keys[i]);
+        let profile = members_profile(
+            rule.profile(),
+            members,
+            observed.series,
+            budget.include_byok,
+            lookback,
+            now,
+        );
+        Pace::new(rate, profile)
+    });
+    let spend_usd = match (spend_now, &pace) {
         _ if at <= now => spend_now,
-        (Some(s), Some(r)) => Some(spend_ahead(s, r, budget.window, now, at)),
+        (Some(s), Some(pace)) => Some(spend_ahead(s, pace, budget.window, now, at)),
         _ => None,
     };
     let (key_hash, key_name) = match (budget.scope, members) {
@@ -193,7 +204,13 @@ fn row(
         status: Status::Unknown,
     };
     if let (Some(usd), Some(spent)) = (budget_usd, spend_usd) {
-        let p = project(spent, rate, budget.at * usd - EPSILON, at, window_end);
+        let p = project_at(
+            spent,
+            pace.as_ref(),
+            budget.at * usd - EPSILON,
+            at,
+            window_end,
+        );
         out.rate_usd_per_hour = p.rate_usd_per_hour.map(tidy);
         out.projected_usd = p.projected_usd.map(tidy);
         out.crossing_at = p.crossing_at;
@@ -210,7 +227,7 @@ impl ForecastRow {
     pub(crate) fn example(rule: &str, key: Option<&str>, rate: Option<f64>, spend: f64) -> Self {
         let now = "2026-12-16T16:00:00Z".parse().unwrap();
         let end = "2027-01-01T00:00:00Z".parse().unwrap();
-        let p = project(spend, rate, 50.0, now, Some(end));
+        let p = super::forecast::project(spend, rate, 50.0, now, Some(end));
         ForecastRow {
             rule: rule.into(),
             scope: if key.is_some() {

@@ -2,7 +2,8 @@
 //! `rules show` print, which [`super::parse_rules`] reads back to equal rules.
 
 use super::model::{
-    Amount, Budget, DEFAULT_MAX_AGE_SECS, Forecast, Rule, Scope, Selector, Source, SourceKind,
+    Amount, Budget, DEFAULT_MAX_AGE_SECS, Forecast, Profile, Rule, Scope, Selector, Source,
+    SourceKind,
 };
 use chrono::{NaiveDateTime, Weekday};
 use toml_edit::{InlineTable, Item, Value};
@@ -139,12 +140,15 @@ fn budget_table(b: &Budget) -> InlineTable {
     bt
 }
 
-/// `forecast = { …budget terms, lookback, within }`.
+/// `forecast = { …budget terms, lookback, within, profile }`.
 fn forecast_table(f: &Forecast) -> InlineTable {
     let mut ft = budget_table(&f.budget);
     ft.insert("lookback", duration(f.lookback_secs).into());
     if let Some(w) = f.within_secs {
         ft.insert("within", duration(w).into());
+    }
+    if f.profile != Profile::Flat {
+        ft.insert("profile", f.profile.name().into());
     }
     ft
 }
@@ -250,7 +254,7 @@ fn weekday_name(d: Weekday) -> &'static str {
 mod tests {
     use super::*;
     use crate::domain::{GuardrailRef, LimitReset, Settings, Window};
-    use crate::rules::model::{Between, Budget, Exclude, Hours, Match};
+    use crate::rules::model::{Between, Budget, Exclude, Hours, Match, Profile};
     use crate::rules::parse_rules;
     use chrono::NaiveTime;
 
@@ -302,6 +306,7 @@ mod tests {
             },
             lookback_secs: 90 * 60,
             within_secs: Some(3 * 24 * 3600),
+            profile: Profile::Weekly,
         });
         extra.warn_before_secs = vec![3 * 24 * 3600, 12 * 3600 + 30 * 60];
         extra.when.credits_below = Some(Amount::Source(Source {

@@ -51,14 +51,24 @@ impl Rule {
     }
 
     /// How far back this rule reads usage snapshots: the lookback of its
-    /// `forecast` condition, or of its early warnings (`warn_before`);
+    /// `forecast` condition (and the week before it for a weekly
+    /// profile), or of its early warnings (`warn_before`);
     /// `None` when it reads none.
     pub fn reads_series(&self) -> Option<chrono::Duration> {
         match &self.when.forecast {
-            Some(f) => Some(f.lookback()),
+            Some(f) => Some(f.reads()),
             None if !self.warn_before_secs.is_empty() => self.forecast_terms().map(|(_, l)| l),
             None => None,
         }
+    }
+
+    /// The profile its forecast projects with: its `forecast` condition's,
+    /// else flat.
+    pub fn profile(&self) -> Profile {
+        self.when
+            .forecast
+            .as_ref()
+            .map_or(Profile::Flat, |f| f.profile)
     }
 
     /// The `warn_before` horizons as durations.
@@ -173,12 +183,47 @@ pub struct Forecast {
     /// The crossing must come no later than this after now (seconds);
     /// required for `window = "total"`.
     pub within_secs: Option<u64>,
+    /// The shape the projection gives the hours ahead (default flat).
+    #[serde(default)]
+    pub profile: Profile,
+}
+
+/// `profile` of a forecast: how spend is spread over the hours ahead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Every hour ahead at the burn rate (SPEC §11).
+    #[default]
+    Flat,
+    /// Each hour ahead as the same hour of the week before the lookback,
+    /// scaled by how the lookback compares with its own hours then
+    /// (working-day traffic); flat while the snapshots cover less than a week.
+    Weekly,
+}
+
+impl Profile {
+    /// Its name in rules files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Flat => "flat",
+            Profile::Weekly => "weekly",
+        }
+    }
 }
 
 impl Forecast {
     /// The lookback as a duration.
     pub fn lookback(&self) -> chrono::Duration {
         secs(self.lookback_secs)
+    }
+
+    /// How far back it reads snapshots: the lookback, and the week before
+    /// it for a weekly profile.
+    pub fn reads(&self) -> chrono::Duration {
+        match self.profile {
+            Profile::Flat => self.lookback(),
+            Profile::Weekly => self.lookback() + chrono::Duration::days(7),
+        }
     }
 
     /// `within` as a duration, when given.
@@ -188,7 +233,8 @@ impl Forecast {
 }
 
 /// The longest `lookback` of the enabled rules that forecast (a forecast
-/// condition, or early warnings): how far back forecasts read snapshots,
+/// condition, or early warnings; a weekly profile adds its week): how far
+/// back forecasts read snapshots,
 /// and how long they are kept at least; `None` when no enabled rule
 /// forecasts.
 pub fn longest_lookback(rules: &[Rule]) -> Option<chrono::Duration> {

@@ -224,6 +224,12 @@ async fn binary(h: &Harness, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// What `keywarden forecast --format json --at AT` prints.
+async fn forecast_json(h: &Harness, at: &str) -> serde_json::Value {
+    let out = binary(h, &["forecast", "--format", "json", "--at", at]).await;
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 const TEAM_A_GROUP: &str = r#"
 [[rule]]
 name = "team-a-monthly"
@@ -258,18 +264,7 @@ set.disabled = true
     );
     let history = h.history().await.len();
 
-    let out = binary(
-        &h,
-        &[
-            "forecast",
-            "--format",
-            "json",
-            "--at",
-            "2026-11-16T10:00:00Z",
-        ],
-    )
-    .await;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = forecast_json(&h, "2026-11-16T10:00:00Z").await;
     assert_eq!(
         json,
         serde_json::json!({
@@ -747,4 +742,75 @@ set.disabled = true
         .filter(|r| r.kind == ChangeKind::Release);
     assert!(releases.clone().all(|r| r.at >= at(2026, 12, 1, 0)));
     assert_eq!(releases.count(), 2);
+}
+
+/// The same key's monthly forecast projected flat and with the week's shape.
+const FLAT_AND_WEEKLY: &str = r#"
+[[rule]]
+name = "flat"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 500.0, window = "monthly" }
+set.limit = 450.0
+
+[[rule]]
+name = "weekly"
+keys = { names = ["team-a-*"] }
+when.forecast = { usd = 500.0, window = "monthly", profile = "weekly" }
+set.limit = 450.0
+"#;
+
+#[tokio::test]
+async fn a_weekly_profile_projects_working_day_traffic_near_its_outcome_where_flat_overshoots() {
+    // Monday 16 November 00:00: working-day traffic averaging 1 USD/h, and
+    // a run every hour until Wednesday 25 November 14:00, the afternoon
+    // peak, with more than a week of snapshots behind the lookback.
+    let keys = vec![seed("team-a-01")];
+    let h = Harness::new(at(2026, 11, 16, 0), keys, FLAT_AND_WEEKLY, |_| {}).await;
+    let diurnal = TrafficSpec {
+        names: Some(vec!["team-a-01".into()]),
+        hashes: None,
+        usd_per_hour: 1.0,
+        pattern: Pattern::Diurnal,
+        seed: 7,
+        byok: false,
+    };
+    h.sandbox.account().add_traffic(diurnal.clone()).unwrap();
+    h.apply().await;
+    every_hour(&h, 9 * 24 + 14).await;
+    assert_eq!(h.now(), at(2026, 11, 25, 14));
+    let json = forecast_json(&h, "2026-11-25T14:00:00Z").await;
+    let row = |rule: &str| {
+        json["forecasts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"] == rule)
+            .unwrap()
+            .clone()
+    };
+    let (flat, weekly) = (row("flat"), row("weekly"));
+    // The same §11 rate over the same 6 hours, whatever the projection.
+    assert_eq!(weekly["rate_usd_per_hour"], flat["rate_usd_per_hour"]);
+    assert_eq!(weekly["lookback_hours"], 6.0);
+    // What the traffic really spends by the end of the month.
+    let spend = weekly["spend_usd"].as_f64().unwrap();
+    let (now, end) = (
+        keywarden::sandbox::traffic::minute_of(h.now()),
+        keywarden::sandbox::traffic::minute_of(at(2026, 12, 1, 0)),
+    );
+    let outcome = spend + (now..end).map(|m| diurnal.spend_in(m, 0)).sum::<f64>();
+    let projected = |row: &serde_json::Value| row["projected_usd"].as_f64().unwrap();
+    assert!(
+        (projected(&weekly) - outcome).abs() < 0.02 * outcome,
+        "weekly projects {weekly} against an outcome of {outcome:.2} USD"
+    );
+    assert!(
+        projected(&flat) > 1.5 * outcome,
+        "flat projects {flat} against an outcome of {outcome:.2} USD"
+    );
+    // The afternoon's rate run on flat crosses the 500 USD budget; the
+    // week's shape sees the evenings, the weekend and the month end first.
+    assert!(outcome < 400.0, "{outcome}");
+    assert_eq!(flat["status"], "will_cross");
+    assert_eq!(weekly["status"], "ok");
 }

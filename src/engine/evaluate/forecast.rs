@@ -5,9 +5,11 @@
 use super::{Amounts, BudgetView, EPSILON, Truth, Verdict};
 use crate::domain::Key;
 use crate::domain::timestamp::rfc3339_minutes;
-use crate::engine::forecast::{Projection, Reading, Status, burn_rate, project};
+use crate::engine::forecast::{
+    Pace, Projection, Reading, Status, WeeklyProfile, burn_rate, project_at,
+};
 use crate::engine::inputs::{Series, UsageReading};
-use crate::rules::model::{Budget, Forecast};
+use crate::rules::model::{Budget, Forecast, Profile};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 
@@ -64,6 +66,25 @@ pub fn key_rate(
         .map_err(|why| format!("key {}: {why}", key.name))
 }
 
+/// The weekly profile of `members` (one key, or a group's keys: the sum
+/// of theirs) for the `lookback` before `now`; `None` for a flat profile,
+/// or when one of them has less than a week of readings before the lookback.
+pub fn members_profile<'k>(
+    profile: Profile,
+    members: impl IntoIterator<Item = &'k Key>,
+    series: &Series,
+    include_byok: bool,
+    lookback: Duration,
+    now: DateTime<Utc>,
+) -> Option<WeeklyProfile> {
+    match profile {
+        Profile::Flat => None,
+        Profile::Weekly => WeeklyProfile::sum(members.into_iter().map(|key| {
+            WeeklyProfile::of(&readings_of(key, series, include_byok, now), now, lookback)
+        })),
+    }
+}
+
 /// A duration as reasons write it (`6h`, `1day 2h`), to the minute.
 fn short(d: Duration) -> String {
     let minutes = u64::try_from(d.num_minutes()).unwrap_or(0);
@@ -84,6 +105,13 @@ pub(super) struct ForecastView {
     rates: HashMap<usize, Result<f64, String>>,
     /// Scope `group`: the sum of the keys' rates, or why it is unknown.
     group_rate: Option<Result<f64, String>>,
+    /// The profile the rule asks for.
+    profile: Profile,
+    /// Scope `each`: the weekly profile of each selected key that has one
+    /// (none when flat or when the snapshots cover less than a week).
+    shapes: HashMap<usize, WeeklyProfile>,
+    /// Scope `group`: the group's weekly profile, when it has one.
+    group_shape: Option<WeeklyProfile>,
 }
 
 impl ForecastView {
@@ -113,6 +141,25 @@ impl ForecastView {
                 .sum::<Result<f64, String>>()
                 .map_err(|why| format!("group burn rate unknown: {why}"))
         });
+        let profile_of = |members: &[usize]| {
+            let members = members.iter().map(|&i| &keys[i]);
+            members_profile(
+                forecast.profile,
+                members,
+                series,
+                budget.include_byok,
+                lookback,
+                now,
+            )
+        };
+        let group_shape = group_rate.as_ref().and_then(|_| profile_of(selected));
+        let shapes: HashMap<usize, WeeklyProfile> = match group_rate {
+            Some(_) => HashMap::new(),
+            None => selected
+                .iter()
+                .filter_map(|&i| profile_of(&[i]).map(|p| (i, p)))
+                .collect(),
+        };
         ForecastView {
             spend,
             lookback,
@@ -121,6 +168,9 @@ impl ForecastView {
             window_end: budget.window.bounds(now).map(|b| b.end),
             rates,
             group_rate,
+            profile: forecast.profile,
+            shapes,
+            group_shape,
         }
     }
 
@@ -137,6 +187,15 @@ impl ForecastView {
         }
     }
 
+    /// The weekly profile `keys[i]` is projected with: its own, or its
+    /// group's; `None` when flat.
+    fn shape(&self, i: usize) -> Option<WeeklyProfile> {
+        match self.group_rate {
+            Some(_) => self.group_shape.clone(),
+            None => self.shapes.get(&i).cloned(),
+        }
+    }
+
     /// The projection for `keys[i]` (its own, or its group's), or the
     /// verdict saying why there is none.
     fn projection(&self, keys: &[Key], i: usize) -> Result<(Projection, f64), Verdict> {
@@ -147,9 +206,10 @@ impl ForecastView {
             return Err(self.spend.verdict(&keys[i]));
         };
         let rate = self.rate(i).map_err(Verdict::Unknown)?;
-        let p = project(
+        let pace = Pace::new(rate, self.shape(i));
+        let p = project_at(
             spent,
-            Some(rate),
+            Some(&pace),
             self.spend.threshold - EPSILON,
             self.now,
             self.window_end,
@@ -179,16 +239,28 @@ impl ForecastView {
             "key"
         };
         let text = format!(
-            "{what} {} spend {:.2} USD at {rate:.2} USD/h over {} {}",
+            "{what} {} spend {:.2} USD at {rate:.2} USD/h over {}{} {}",
             self.spend.window,
             p.spend_usd,
             short(self.lookback),
+            self.shaped(i),
             self.crossing(&p, holds)
         );
         if holds {
             Verdict::Holds(text)
         } else {
             Verdict::DoesNotHold(text)
+        }
+    }
+
+    /// How the hours ahead are shaped, as the reason says it after the rate.
+    fn shaped(&self, i: usize) -> &'static str {
+        match (self.profile, self.shape(i)) {
+            (Profile::Flat, _) => "",
+            (Profile::Weekly, Some(_)) => " shaped like the week before",
+            (Profile::Weekly, None) => {
+                " (flat: less than a week of snapshots for the weekly profile)"
+            }
         }
     }
 
@@ -296,6 +368,33 @@ mod tests {
             .iter()
             .map(|&(i, truth)| (truth, eval.explain(keys, i)))
             .collect()
+    }
+
+    #[test]
+    fn a_weekly_profile_says_how_it_shaped_the_hours_ahead() {
+        let now = "2026-12-16T16:00:00Z";
+        let keys = [key("a", 100.0, Some(20.0)), key("b", 50.0, Some(11.3))];
+        let rule = forecast_rule(
+            "{ usd = 50.0, window = \"monthly\", scope = \"group\", profile = \"weekly\" }",
+        );
+        let mut series = Series::new();
+        history(&mut series, &keys[0], now, 6, 0.6);
+        history(&mut series, &keys[1], now, 8 * 24, 0.5);
+        let (_, verdict) = judge(&rule, &keys, &series, now).remove(0);
+        let flat = "group monthly spend 31.30 USD at 1.10 USD/h over 6h (flat: less than a week \
+                    of snapshots for the weekly profile) reaches the 50.00 USD budget at \
+                    2026-12-17T09:00Z (in 17h), before the window ends";
+        assert_eq!(verdict, Verdict::Holds(flat.into()));
+        // Steady spenders with a week behind them: the same crossing, shaped.
+        history(&mut series, &keys[0], now, 8 * 24, 0.6);
+        let (truth, verdict) = judge(&rule, &keys, &series, now).remove(0);
+        let shaped = "group monthly spend 31.30 USD at 1.10 USD/h over 6h shaped like the week \
+                      before reaches the 50.00 USD budget at 2026-12-17T09:00Z (in 17h), before \
+                      the window ends";
+        assert_eq!(
+            (truth, verdict),
+            (Truth::Holds, Verdict::Holds(shaped.into()))
+        );
     }
 
     #[test]

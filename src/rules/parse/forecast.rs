@@ -3,10 +3,10 @@
 
 use super::walk::{Node, Parser};
 use crate::domain::Window;
-use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Forecast};
+use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Forecast, Profile};
 
 /// The fields of `when.forecast`.
-const FORECAST_FIELDS: [&str; 7] = [
+const FORECAST_FIELDS: [&str; 8] = [
     "usd",
     "window",
     "scope",
@@ -14,6 +14,7 @@ const FORECAST_FIELDS: [&str; 7] = [
     "within",
     "at",
     "include_byok",
+    "profile",
 ];
 
 /// The longest a window can be, in seconds, and its name for messages:
@@ -36,10 +37,20 @@ impl Parser<'_> {
         let budget = self.budget_terms(&t);
         let lookback = self.duration(&t, "lookback");
         let within = self.duration(&t, "within");
+        let profile = self.checked_str(&t, "profile", |s| match s {
+            "flat" | "weekly" => Ok(()),
+            _ => Err(format!(
+                "unknown profile {s:?} (expected \"flat\", or \"weekly\" for working-day traffic)"
+            )),
+        });
         if self.diags.len() > errors_before {
             return None;
         }
         let (budget, lookback, within) = (budget?, lookback.ok()?, within.ok()?);
+        let profile = match profile.ok()?.as_deref() {
+            Some("weekly") => Profile::Weekly,
+            _ => Profile::Flat,
+        };
         if let Some((0, node)) = lookback {
             self.bad(
                 node,
@@ -75,13 +86,14 @@ impl Parser<'_> {
             budget,
             lookback_secs: lookback.map_or(DEFAULT_LOOKBACK_SECS, |(s, _)| s),
             within_secs: within.map(|(s, _)| s),
+            profile,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::model::{Amount, Scope};
+    use crate::rules::model::{Amount, Profile, Scope, longest_lookback};
     use crate::rules::parse::parse_rules;
 
     fn rule(forecast: &str) -> String {
@@ -104,6 +116,34 @@ mod tests {
             (Scope::Each, 1.0, false)
         );
         assert_eq!((f.lookback_secs, f.within_secs), (6 * 3600, None));
+        assert_eq!(f.profile, Profile::Flat);
+    }
+
+    #[test]
+    fn a_weekly_profile_reads_the_week_before_the_lookback_and_only_its_rule_does() {
+        let text =
+            rule("{ usd = 5.0, window = \"monthly\", lookback = \"3h\", profile = \"weekly\" }")
+                + &rule("{ usd = 5.0, window = \"monthly\", profile = \"flat\" }")
+                    .replace("\"f\"", "\"g\"");
+        let rules = parse_rules("r.toml", &text).unwrap().rules;
+        assert_eq!(rules[0].profile(), Profile::Weekly);
+        assert_eq!(
+            rules[0].reads_series(),
+            Some(chrono::Duration::hours(7 * 24 + 3))
+        );
+        assert_eq!(rules[1].profile(), Profile::Flat);
+        assert_eq!(rules[1].reads_series(), Some(chrono::Duration::hours(6)));
+        assert_eq!(longest_lookback(&rules), Some(chrono::Duration::hours(171)));
+        let errs = parse_rules(
+            "r.toml",
+            &rule("{ usd = 5.0, window = \"daily\", profile = \"daily\" }"),
+        )
+        .expect_err("an unknown profile");
+        assert_eq!(
+            errs[0].to_string(),
+            "r.toml:4:58: error: rule \"f\": when.forecast.profile: unknown profile \"daily\" \
+             (expected \"flat\", or \"weekly\" for working-day traffic)"
+        );
     }
 
     #[test]
