@@ -26,6 +26,27 @@ fn line_with(lines: &[&str], from: usize, parts: &[&str]) -> Option<usize> {
     (from..lines.len()).find(|&n| parts.iter().all(|p| lines[n].contains(p)))
 }
 
+/// A demo of `days` days kept in `demo.db` of `dir`: what it narrated and
+/// the history rows `keywarden history --format json` shows of it.
+struct KeptDemo {
+    db: String,
+    story: String,
+    rows: Vec<serde_json::Value>,
+}
+
+impl KeptDemo {
+    async fn run(dir: &Path, days: &str) -> KeptDemo {
+        let db = dir.join("demo.db").to_str().unwrap().to_owned();
+        let out = keywarden(dir, &["--database", &db, "demo", "--days", days]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let story = text(&out.stdout);
+        let out = keywarden(dir, &["history", "--database", &db, "--format", "json"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let rows = serde_json::from_slice(&out.stdout).unwrap();
+        KeptDemo { db, story, rows }
+    }
+}
+
 #[tokio::test]
 async fn seed_1_tells_the_same_story_twice_and_writes_the_html_report() {
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -105,11 +126,7 @@ async fn seed_1_tells_the_same_story_twice_and_writes_the_html_report() {
 #[tokio::test]
 async fn days_and_database_keep_a_short_history_to_explore() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let db = db.to_str().unwrap();
-    let out = keywarden(dir.path(), &["--database", db, "demo", "--days", "7"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let story = text(&out.stdout);
+    let KeptDemo { db, story, rows } = KeptDemo::run(dir.path(), "7").await;
     assert!(
         !story.contains("2027-01-01"),
         "seven days from 14 Dec end before the new year:\n{story}"
@@ -118,14 +135,6 @@ async fn days_and_database_keep_a_short_history_to_explore() {
         story.contains(&format!("--database {db} history")),
         "{story}"
     );
-
-    let out = keywarden(
-        dir.path(),
-        &["history", "--database", db, "--format", "json"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!rows.is_empty(), "the demo's changes are kept");
     assert!(
         rows.iter()
@@ -157,11 +166,7 @@ const TEAM_A: [&str; 3] = ["team-a-01", "team-a-02", "team-a-ci"];
 #[tokio::test]
 async fn team_a_is_downgraded_to_cheap_models_at_80_percent_and_disabled_at_100() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let db = db.to_str().unwrap();
-    let out = keywarden(dir.path(), &["--database", db, "demo", "--days", "3"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let story = text(&out.stdout);
+    let KeptDemo { story, rows, .. } = KeptDemo::run(dir.path(), "3").await;
     let lines: Vec<&str> = story.lines().collect();
     let downgraded: Vec<usize> = TEAM_A
         .iter()
@@ -206,13 +211,6 @@ async fn team_a_is_downgraded_to_cheap_models_at_80_percent_and_disabled_at_100(
         "the models are tried once:\n{story}"
     );
 
-    let out = keywarden(
-        dir.path(),
-        &["history", "--database", db, "--format", "json"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut downgrades: Vec<&str> = rows
         .iter()
         .filter(|r| r["rule"] == "team-a-downgrade")

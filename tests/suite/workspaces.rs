@@ -580,16 +580,7 @@ async fn check_config_warns_of_a_workspace_the_reachable_account_does_not_have()
         ),
     )
     .unwrap();
-    let check = |key: Option<&str>| {
-        let mut cmd = crate::common::keywarden();
-        cmd.current_dir(dir)
-            .args(["--config", "keywarden.toml", "check-config"]);
-        if let Some(key) = key {
-            cmd.env("OPENROUTER_MANAGEMENT_KEY", key);
-        }
-        tokio::process::Command::from(cmd).output()
-    };
-    let out = check(Some(h.sandbox.management_key())).await.unwrap();
+    let out = crate::common::check_config(dir, Some(h.sandbox.management_key())).await;
     assert_eq!(out.status.code(), Some(0), "warnings only");
     let stderr = crate::common::text(&out.stderr);
     assert!(
@@ -609,7 +600,7 @@ async fn check_config_warns_of_a_workspace_the_reachable_account_does_not_have()
     );
     assert!(stderr.contains("2 warnings in 1 file"), "{stderr}");
     // Without a credential the account is not asked: no warning.
-    let offline = check(None).await.unwrap();
+    let offline = crate::common::check_config(dir, None).await;
     assert_eq!(offline.status.code(), Some(0));
     assert!(
         !crate::common::text(&offline.stderr).contains("warning"),
