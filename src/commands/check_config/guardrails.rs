@@ -32,15 +32,11 @@ pub(super) async fn unresolved(config: &Config, files: &[RulesFile]) -> Vec<Diag
         .into_iter()
         .filter_map(|l| {
             let why = l.rule.set.resolve(&guardrails).err()?;
-            Some(Diagnostic {
-                severity: Severity::Warning,
-                file: l.file.to_string(),
-                line: l.pos.line,
-                col: l.pos.col,
-                rule: Some(l.rule.name.clone()),
-                field: Some("set.guardrail".into()),
-                message: format!("{why}: a run will not evaluate this rule"),
-            })
+            Some(l.diagnostic(
+                Severity::Warning,
+                "set.guardrail",
+                format!("{why}: a run will not evaluate this rule"),
+            ))
         })
         .collect()
 }

@@ -71,17 +71,15 @@ fn unmatched_globs(files: &[RulesFile], workspaces: &[Workspace]) -> Vec<Diagnos
         .flat_map(|l| {
             unmatched_workspaces(&l.rule.keys, workspaces)
                 .into_iter()
-                .map(move |glob| Diagnostic {
-                    severity: Severity::Warning,
-                    file: l.file.to_string(),
-                    line: l.pos.line,
-                    col: l.pos.col,
-                    rule: Some(l.rule.name.clone()),
-                    field: Some("keys.workspaces".into()),
-                    message: format!(
-                        "{glob:?} matches no workspace of the account (by id, slug or name): \
-                         no key is selected through it"
-                    ),
+                .map(move |glob| {
+                    l.diagnostic(
+                        Severity::Warning,
+                        "keys.workspaces",
+                        format!(
+                            "{glob:?} matches no workspace of the account (by id, slug or \
+                             name): no key is selected through it"
+                        ),
+                    )
                 })
         })
         .collect()
