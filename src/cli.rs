@@ -91,7 +91,7 @@ Examples:
   keywarden forecast --rule team-a-monthly --format json
   keywarden forecast --at 2026-12-24               # with the readings before 24 Dec")]
     Forecast(PlanArgs),
-    /// Validate the configuration and rules files (no network).
+    /// Validate the configuration and rules files (the account: warnings only).
     #[command(after_help = "\
 Examples:
   keywarden check-config                           # the configuration and its rules_files

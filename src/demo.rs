@@ -2,12 +2,14 @@
 //! in-process sandbox, through the same runner, engine and store the
 //! service uses. Only the spending and the passing of time are simulated:
 //! most keys spend at random, the research keys through the sandbox's
-//! traffic, which the forecast rules of the example watch.
+//! traffic, which the forecast rules of the example watch. When a rule
+//! first assigns a guardrail, the key tries an expensive model and a cheap
+//! one, to show what the guardrail lets through.
 
 use crate::clock::Clock;
 use crate::config::{Config, ManagementKey};
 use crate::context::Shell;
-use crate::domain::LimitReset;
+use crate::domain::{Field, FieldValue, LimitReset};
 use crate::engine::Outcome;
 use crate::engine::plan::Change;
 use crate::openrouter::Client;
@@ -15,8 +17,10 @@ use crate::openrouter::client::ClientSettings;
 use crate::output::{FieldsStyle, fields_text};
 use crate::rules::model::Origin;
 use crate::run::{RecordedChange, RunReport, RunRequest, Trigger};
+use crate::sandbox::guardrail::{CHEAP_MODELS, Guardrail};
+use crate::sandbox::paging::PageRequest;
 use crate::sandbox::traffic::{Pattern, TrafficSpec};
-use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
+use crate::sandbox::{Account, Sandbox, SandboxOptions, SeedKey, Spend};
 use crate::store::Store;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::StdRng;
@@ -128,6 +132,12 @@ fn hourly_spend(name: &str) -> f64 {
     }
 }
 
+/// A model that `cheap-models-only` does not allow.
+pub const EXPENSIVE_MODEL: &str = "anthropic/claude-opus-4";
+
+/// What a key spends on each model it tries after its downgrade.
+const TRY_USD: f64 = 0.02;
+
 /// Runs the demo into the database at `database`, narrating to `out`.
 /// Returns the database, still open, for the report.
 pub async fn run(
@@ -135,7 +145,15 @@ pub async fn run(
     database: &Path,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Store> {
-    let sandbox = Sandbox::start(
+    let sandbox = start_sandbox(options).await?;
+    let store = tour(&sandbox, options, database, out).await;
+    sandbox.shutdown().await;
+    store
+}
+
+/// The demo's account: its keys, on loopback, its clock at `options.start`.
+pub async fn start_sandbox(options: &DemoOptions) -> anyhow::Result<Sandbox> {
+    Sandbox::start(
         "127.0.0.1:0",
         SandboxOptions {
             seed_keys: keys(),
@@ -143,7 +161,17 @@ pub async fn run(
             ..SandboxOptions::default()
         },
     )
-    .await?;
+    .await
+}
+
+/// The simulated weeks against `sandbox` (see [`run`]), which is left
+/// running as the tour ends.
+pub async fn tour(
+    sandbox: &Sandbox,
+    options: &DemoOptions,
+    database: &Path,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<Store> {
     let account = sandbox.account().clone();
     account.set_credits(5000.0)?;
     research_traffic(&account)?;
@@ -180,6 +208,8 @@ pub async fn run(
     let end = options.start + Duration::days(i64::from(options.days));
     let mut reports = Vec::new();
     let mut trigger = Trigger::Startup;
+    let guardrails = account.guardrails(PageRequest::default(), None).data;
+    let mut models_tried = false;
     while account.now() < end {
         let report = runner
             .run(&RunRequest {
@@ -189,14 +219,59 @@ pub async fn run(
                 force: false,
             })
             .await?;
-        narrate(out, account.now(), &report)?;
+        narrate(out, account.now(), &report, &guardrails)?;
+        if let Some(change) = first_guardrail(&report).filter(|_| !models_tried) {
+            try_models(out, &account, change)?;
+            models_tried = true;
+        }
         reports.push(report);
         trigger = Trigger::Schedule;
         spend_an_hour(&account, &mut rng, options.step);
         account.advance(options.step);
     }
-    sandbox.shutdown().await;
     Ok(shell.store)
+}
+
+/// The first change of `report` that put a guardrail on a key.
+fn first_guardrail(report: &RunReport) -> Option<&Change> {
+    report
+        .rows
+        .iter()
+        .filter(|row| row.outcome == Outcome::Applied)
+        .map(|row| &row.change)
+        .find(|change| {
+            change
+                .fields
+                .get(&Field::Guardrail)
+                .is_some_and(|f| matches!(f.to, FieldValue::Guardrail(Some(_))))
+        })
+}
+
+/// The key of `change` tries [`EXPENSIVE_MODEL`], which its guardrail
+/// refuses (403), then a cheap model, which goes through; one line each.
+fn try_models(
+    out: &mut (dyn Write + Send),
+    account: &Account,
+    change: &Change,
+) -> anyhow::Result<()> {
+    for model in [EXPENSIVE_MODEL, CHEAP_MODELS[0]] {
+        let spend = Spend {
+            usd: TRY_USD,
+            byok: false,
+            model: Some(model.into()),
+        };
+        let outcome = match account.spend_on(&change.key_hash, &spend) {
+            Ok(_) => format!("{TRY_USD:.2} USD spent"),
+            Err(refused) => format!("refused (HTTP {}): {refused}", refused.status()),
+        };
+        writeln!(
+            out,
+            "{}  {:<11} tries {model}: {outcome}",
+            account.now().format("%Y-%m-%d %H:%M UTC"),
+            display_name(change),
+        )?;
+    }
+    Ok(())
 }
 
 /// Each key tries to spend a random amount (more in working hours); the
@@ -218,11 +293,12 @@ fn spend_an_hour(account: &crate::sandbox::Account, rng: &mut StdRng, step: Dura
 }
 
 /// One line per early warning, per change that reached the account, and
-/// per held or failed one.
+/// per held or failed one; a guardrail is named by its name in `guardrails`.
 fn narrate(
     out: &mut (dyn Write + Send),
     at: DateTime<Utc>,
     report: &RunReport,
+    guardrails: &[Guardrail],
 ) -> anyhow::Result<()> {
     for warning in &report.forecast_warnings {
         let f = &warning.forecast;
@@ -247,7 +323,7 @@ fn narrate(
             "{}  {:<11} {}{note}  — {}",
             at.format("%Y-%m-%d %H:%M UTC"),
             display_name(change),
-            what(change),
+            what(change, guardrails),
             change.reason
         )?;
     }
@@ -262,11 +338,16 @@ fn display_name(change: &Change) -> &str {
     }
 }
 
-/// `disabled`, `enabled`, `limit 60.00 → 5.00, limit_reset monthly → daily`, or a drift note.
-fn what(change: &Change) -> String {
+/// `disabled`, `enabled`, `limit 60.00 → 5.00, limit_reset monthly → daily`,
+/// `guardrail none → cheap-models-only` (a guardrail of `guardrails` named
+/// by its name, not its id), or a drift note.
+fn what(change: &Change, guardrails: &[Guardrail]) -> String {
     use crate::engine::ChangeKind;
     if change.kind == ChangeKind::Drift {
         return "left alone (changed by someone else)".into();
     }
-    fields_text(&change.fields, FieldsStyle::Story)
+    guardrails.iter().fold(
+        fields_text(&change.fields, FieldsStyle::Story),
+        |text, g| text.replace(&g.id, &g.name),
+    )
 }

@@ -1,10 +1,13 @@
 //! `keywarden check-config`: validates the configuration and every rules
 //! file it names, without touching the database (SPEC §3.4). The network
-//! is used for one thing only: when a rule names a guardrail and the
-//! account is reachable, a name that resolves to none or several is a
-//! warning (SPEC §12).
+//! is used only when the account is reachable, for warnings (SPEC §12): a
+//! rule's guardrail name that resolves to none or several, an
+//! `[openrouter] workspaces` id or slug the account does not have, and a
+//! selector's `workspaces` glob that matches none of its workspaces.
 
+mod account;
 mod guardrails;
+mod workspaces;
 
 use super::Context;
 use crate::config::Config;
@@ -30,6 +33,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     diagnostics.extend(across_files(&files));
     if !diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.extend(workspaces::unknown(&config, &files).await);
         diagnostics.extend(guardrails::unresolved(&config, &files).await);
     }
     for d in &diagnostics {
@@ -79,20 +83,12 @@ fn daemon_defaults(config: &Config) -> Vec<Diagnostic> {
         ("schedule", check_schedule(&config.daemon.schedule)),
         ("timezone", check_timezone(&config.daemon.timezone)),
     ];
-    let text = config
-        .source
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default();
-    let file = config
-        .source
-        .as_ref()
-        .map_or_else(|| "(defaults)".to_string(), |p| p.display().to_string());
+    let (file, text) = config_file(config);
     checks
         .into_iter()
         .filter_map(|(field, result)| {
             let message = result.err()?;
-            let (line, col) = position_of(&text, field);
+            let (line, col) = position_of(&text, "daemon", field);
             Some(Diagnostic {
                 severity: Severity::Error,
                 file: file.clone(),
@@ -106,12 +102,27 @@ fn daemon_defaults(config: &Config) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// The 1-based line:col of `[daemon].field`'s value in the config text
+/// The configuration file's name for diagnostics (`(defaults)` when there
+/// is none) and its text (empty when there is none).
+fn config_file(config: &Config) -> (String, String) {
+    let text = config
+        .source
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let file = config
+        .source
+        .as_ref()
+        .map_or_else(|| "(defaults)".to_string(), |p| p.display().to_string());
+    (file, text)
+}
+
+/// The 1-based line:col of `[table].field`'s value in the config text
 /// (1:1 when it cannot be found).
-fn position_of(text: &str, field: &str) -> (usize, usize) {
+fn position_of(text: &str, table: &str, field: &str) -> (usize, usize) {
     let offset = toml_edit::ImDocument::parse(text)
         .ok()
-        .and_then(|doc| doc.get("daemon")?.get(field)?.span())
+        .and_then(|doc| doc.get(table)?.get(field)?.span())
         .map_or(0, |s| s.start);
     let pos = LineIndex::new(text).position(offset);
     (pos.line, pos.col)

@@ -284,6 +284,24 @@ impl From<&Selector> for CompiledSelector {
     }
 }
 
+/// The `workspaces` globs of `selector` that match no workspace of `table`
+/// (by id, slug or name): a selector that can never match through them.
+pub fn unmatched_workspaces<'a>(selector: &'a Selector, table: &[Workspace]) -> Vec<&'a str> {
+    let Selector::Match(m) = selector else {
+        return Vec::new();
+    };
+    m.workspaces
+        .iter()
+        .filter(|glob| {
+            let set = glob_set(std::slice::from_ref(*glob));
+            !table
+                .iter()
+                .any(|w| workspace_texts(&w.id, table).any(|text| set.is_match(text)))
+        })
+        .map(String::as_str)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +320,22 @@ mod tests {
             slug: slug.into(),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn a_workspace_glob_that_matches_no_listed_workspace_is_unmatched() {
+        let table = [workspace("ws-1", "research", "Research")];
+        let selector = Selector::Match(Match {
+            workspaces: vec![
+                "resaerch".into(),
+                "res*".into(),
+                "Research".into(),
+                "ws-1".into(),
+            ],
+            ..Match::default()
+        });
+        assert_eq!(unmatched_workspaces(&selector, &table), vec!["resaerch"]);
+        assert!(unmatched_workspaces(&Selector::All, &table).is_empty());
     }
 
     #[test]

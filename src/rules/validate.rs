@@ -17,6 +17,21 @@ pub struct Located<'a> {
     pub rule: &'a Rule,
 }
 
+impl Located<'_> {
+    /// A diagnostic about this rule's `field`, placed at the rule.
+    pub fn diagnostic(&self, severity: Severity, field: &str, message: String) -> Diagnostic {
+        Diagnostic {
+            severity,
+            file: self.file.to_string(),
+            line: self.pos.line,
+            col: self.pos.col,
+            rule: Some(self.rule.name.clone()),
+            field: Some(field.into()),
+            message,
+        }
+    }
+}
+
 /// Warnings for every pair of rules (accepted by `pair`) of equal priority
 /// that can set the same field of the same key to different values.
 pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -> Vec<Diagnostic> {
@@ -31,19 +46,15 @@ pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -
             }
             for Differing { field, mine, other } in differing_settings(a.rule, b.rule) {
                 let winner = a.rule.name.as_str().min(b.rule.name.as_str());
-                out.push(Diagnostic {
-                    severity: Severity::Warning,
-                    file: b.file.to_string(),
-                    line: b.pos.line,
-                    col: b.pos.col,
-                    rule: Some(b.rule.name.clone()),
-                    field: Some(format!("set.{field}")),
-                    message: format!(
+                out.push(b.diagnostic(
+                    Severity::Warning,
+                    &format!("set.{field}"),
+                    format!(
                         "sets {field} = {mine} where rule {:?} ({}:{}) sets {field} = {other}, with the same priority {} on keys both may select; \
                          {winner:?} would win (names sort first) — give one rule a higher priority",
                         a.rule.name, a.file, a.pos.line, a.rule.priority
                     ),
-                });
+                ));
             }
         }
     }
@@ -103,18 +114,14 @@ pub fn duplicate_names(rules: &[Located]) -> Vec<Diagnostic> {
         } else {
             format!("in {}:{}", a.file, a.pos.line)
         };
-        out.push(Diagnostic {
-            severity: Severity::Error,
-            file: b.file.to_string(),
-            line: b.pos.line,
-            col: b.pos.col,
-            rule: Some(b.rule.name.clone()),
-            field: Some("name".into()),
-            message: format!(
+        out.push(b.diagnostic(
+            Severity::Error,
+            "name",
+            format!(
                 "duplicate name: rule {:?} is already defined {place}",
                 a.rule.name
             ),
-        });
+        ));
     }
     out
 }

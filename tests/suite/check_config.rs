@@ -412,7 +412,7 @@ fn the_example_rules_pass_without_their_budget_variable() {
     let out = check(example);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "");
-    assert_eq!(out.stdout.trim(), "ok: 10 rules in 1 file");
+    assert_eq!(out.stdout.trim(), "ok: 11 rules in 1 file");
 }
 
 #[test]

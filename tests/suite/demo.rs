@@ -2,6 +2,11 @@
 //! no configuration, no credential, an empty working directory.
 
 use crate::common::text;
+use keywarden::demo::{DemoOptions, EXPENSIVE_MODEL, start_sandbox, tour};
+use keywarden::sandbox::guardrail::{CHEAP_MODELS, CHEAP_MODELS_ONLY};
+use keywarden::sandbox::paging::PageRequest;
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
@@ -19,6 +24,27 @@ async fn keywarden(cwd: &Path, args: &[&str]) -> Output {
 /// The index of the first line at or after `from` that contains every one of `parts`.
 fn line_with(lines: &[&str], from: usize, parts: &[&str]) -> Option<usize> {
     (from..lines.len()).find(|&n| parts.iter().all(|p| lines[n].contains(p)))
+}
+
+/// A demo of `days` days kept in `demo.db` of `dir`: what it narrated and
+/// the history rows `keywarden history --format json` shows of it.
+struct KeptDemo {
+    db: String,
+    story: String,
+    rows: Vec<serde_json::Value>,
+}
+
+impl KeptDemo {
+    async fn run(dir: &Path, days: &str) -> KeptDemo {
+        let db = dir.join("demo.db").to_str().unwrap().to_owned();
+        let out = keywarden(dir, &["--database", &db, "demo", "--days", days]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let story = text(&out.stdout);
+        let out = keywarden(dir, &["history", "--database", &db, "--format", "json"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let rows = serde_json::from_slice(&out.stdout).unwrap();
+        KeptDemo { db, story, rows }
+    }
 }
 
 #[tokio::test]
@@ -100,11 +126,7 @@ async fn seed_1_tells_the_same_story_twice_and_writes_the_html_report() {
 #[tokio::test]
 async fn days_and_database_keep_a_short_history_to_explore() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let db = db.to_str().unwrap();
-    let out = keywarden(dir.path(), &["--database", db, "demo", "--days", "7"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let story = text(&out.stdout);
+    let KeptDemo { db, story, rows } = KeptDemo::run(dir.path(), "7").await;
     assert!(
         !story.contains("2027-01-01"),
         "seven days from 14 Dec end before the new year:\n{story}"
@@ -113,14 +135,6 @@ async fn days_and_database_keep_a_short_history_to_explore() {
         story.contains(&format!("--database {db} history")),
         "{story}"
     );
-
-    let out = keywarden(
-        dir.path(),
-        &["history", "--database", db, "--format", "json"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!rows.is_empty(), "the demo's changes are kept");
     assert!(
         rows.iter()
@@ -144,4 +158,104 @@ async fn the_demo_evaluates_every_example_rule_without_a_warning() {
         story.contains("TEAM_B_BUDGET_USD=150"),
         "the demo says where team-b's budget comes from:\n{story}"
     );
+}
+
+/// The team A keys of the demo.
+const TEAM_A: [&str; 3] = ["team-a-01", "team-a-02", "team-a-ci"];
+
+#[tokio::test]
+async fn team_a_is_downgraded_to_cheap_models_at_80_percent_and_disabled_at_100() {
+    let dir = tempfile::tempdir().unwrap();
+    let KeptDemo { story, rows, .. } = KeptDemo::run(dir.path(), "3").await;
+    let lines: Vec<&str> = story.lines().collect();
+    let downgraded: Vec<usize> = TEAM_A
+        .iter()
+        .map(|name| {
+            line_with(&lines, 0, &[name, "guardrail none → cheap-models-only  — "])
+                .unwrap_or_else(|| panic!("{name} is downgraded:\n{story}"))
+        })
+        .collect();
+    let refused = line_with(
+        &lines,
+        downgraded[0],
+        &[
+            "team-a-01",
+            &format!("tries {EXPENSIVE_MODEL}: refused (HTTP 403)"),
+            "guardrail cheap-models-only",
+        ],
+    )
+    .unwrap_or_else(|| panic!("then an expensive model is refused:\n{story}"));
+    let cheap = line_with(
+        &lines,
+        refused,
+        &[
+            "team-a-01",
+            &format!("tries {}: 0.02 USD spent", CHEAP_MODELS[0]),
+        ],
+    )
+    .unwrap_or_else(|| panic!("and a cheap one goes through:\n{story}"));
+    for name in TEAM_A {
+        assert!(
+            line_with(
+                &lines,
+                cheap,
+                &[name, "disabled  — ", ">= budget 50.00 USD"]
+            )
+            .is_some(),
+            "{name} is disabled at 100 %, after the downgrade:\n{story}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" tries ")).count(),
+        2,
+        "the models are tried once:\n{story}"
+    );
+
+    let mut downgrades: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["rule"] == "team-a-downgrade")
+        .map(|r| {
+            assert_eq!(
+                (&r["kind"], &r["outcome"], &r["fields"]),
+                (
+                    &json!("assert"),
+                    &json!("applied"),
+                    &json!({"guardrail": {"from": null, "to": CHEAP_MODELS_ONLY}})
+                ),
+                "{r}"
+            );
+            r["key_name"].as_str().unwrap()
+        })
+        .collect();
+    downgrades.sort_unstable();
+    assert_eq!(downgrades, TEAM_A, "one row per team A key");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_the_downgrade_the_sandbox_holds_cheap_models_only_on_team_a_alone() {
+    let options = DemoOptions {
+        days: 3,
+        ..DemoOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = start_sandbox(&options).await.unwrap();
+    let mut story = Vec::new();
+    let store = tour(&sandbox, &options, &dir.path().join("demo.db"), &mut story)
+        .await
+        .unwrap();
+    store.close().await;
+    let held: BTreeMap<String, String> = sandbox
+        .account()
+        .assignments(None, PageRequest::default())
+        .unwrap()
+        .data
+        .into_iter()
+        .map(|a| (a.key_name, a.guardrail_id))
+        .collect();
+    let expected: BTreeMap<String, String> = TEAM_A
+        .iter()
+        .map(|name| (name.to_string(), CHEAP_MODELS_ONLY.to_string()))
+        .collect();
+    assert_eq!(held, expected, "{}", String::from_utf8_lossy(&story));
+    sandbox.shutdown().await;
 }

@@ -534,16 +534,7 @@ async fn check_config_warns_of_a_name_the_reachable_account_does_not_resolve() {
         ),
     )
     .unwrap();
-    let check = |key: Option<&str>| {
-        let mut cmd = common::keywarden();
-        cmd.current_dir(dir)
-            .args(["--config", "keywarden.toml", "check-config"]);
-        if let Some(key) = key {
-            cmd.env("OPENROUTER_MANAGEMENT_KEY", key);
-        }
-        tokio::process::Command::from(cmd).output()
-    };
-    let out = check(Some(h.sandbox.management_key())).await.unwrap();
+    let out = common::check_config(dir, Some(h.sandbox.management_key())).await;
     assert_eq!(out.status.code(), Some(0), "a warning only");
     let stderr = common::text(&out.stderr);
     assert!(
@@ -555,7 +546,7 @@ async fn check_config_warns_of_a_name_the_reachable_account_does_not_resolve() {
     );
     assert!(stderr.contains("1 warning in 1 file"), "{stderr}");
     // Without a credential the account is not asked: no warning.
-    let offline = check(None).await.unwrap();
+    let offline = common::check_config(dir, None).await;
     assert_eq!(offline.status.code(), Some(0));
     assert!(!common::text(&offline.stderr).contains("warning"));
 }

@@ -64,7 +64,7 @@ fn import_list_export_and_import_again_changes_nothing() {
     env.write("rules.toml", example());
     assert_eq!(
         env.ok(&["import", "rules.toml"]).trim(),
-        "imported rules.toml: 10 added, 0 updated, 0 removed, 0 unchanged"
+        "imported rules.toml: 11 added, 0 updated, 0 removed, 0 unchanged"
     );
     let list = env.ok(&["list"]);
     assert!(
@@ -73,7 +73,7 @@ fn import_list_export_and_import_again_changes_nothing() {
     );
     let json: serde_json::Value =
         serde_json::from_str(&env.ok(&["list", "--format", "json"])).unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 10);
+    assert_eq!(json.as_array().unwrap().len(), 11);
     let origin = format!("file:{}", Path::new(&env.path("rules.toml")).display());
     assert!(
         json.as_array()
@@ -88,7 +88,7 @@ fn import_list_export_and_import_again_changes_nothing() {
     env.write("rules.toml", &exported);
     assert_eq!(
         env.ok(&["import", "rules.toml"]).trim(),
-        "imported rules.toml: 0 added, 0 updated, 0 removed, 10 unchanged"
+        "imported rules.toml: 0 added, 0 updated, 0 removed, 11 unchanged"
     );
     assert_eq!(env.ok(&["export"]), exported);
     let show = env.ok(&["show", "ci-no-limit"]);
@@ -105,7 +105,7 @@ fn a_broken_import_leaves_the_database_unchanged() {
     env.ok(&["import", "rules.toml"]);
     let before = env.ok(&["export"]);
     let broken = example()
-        .replace("usd = 50.0", "usd = -50.0")
+        .replacen("usd = 50.0", "usd = -50.0", 1)
         .replace("from = \"11-15\"", "from = \"02-30\"");
     env.write("rules.toml", &broken);
     let out = env.rules(&["import", "rules.toml", "--prune"]);

@@ -560,3 +560,51 @@ disabled = true
     assert!(!h.key("lab-001").disabled, "given back");
     assert!(h.store.claims().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_warns_of_a_workspace_the_reachable_account_does_not_have() {
+    let h = harness(Workspaces::All, "").await;
+    let dir = h.dir.path();
+    std::fs::write(
+        dir.join("rules.toml"),
+        "[[rule]]\nname = \"lab\"\nkeys = { workspaces = [\"resaerch\", \"Support\"] }\n\
+         [rule.set]\ndisabled = true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("keywarden.toml"),
+        format!(
+            "[openrouter]\nbase_url = \"{}\"\nworkspaces = [\"research\", \"nope\"]\n\
+             [daemon]\nrules_files = [\"rules.toml\"]\n",
+            h.sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    let out = crate::common::check_config(dir, Some(h.sandbox.management_key())).await;
+    assert_eq!(out.status.code(), Some(0), "warnings only");
+    let stderr = crate::common::text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "keywarden.toml:3:14: warning: [openrouter].workspaces: \"nope\" is neither the id \
+             nor the slug of a workspace of the account (its workspaces: default, research, \
+             support): a run will fail"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "rules.toml:2:8: warning: rule \"lab\": keys.workspaces: \"resaerch\" matches no \
+             workspace of the account (by id, slug or name)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 warnings in 1 file"), "{stderr}");
+    // Without a credential the account is not asked: no warning.
+    let offline = crate::common::check_config(dir, None).await;
+    assert_eq!(offline.status.code(), Some(0));
+    assert!(
+        !crate::common::text(&offline.stderr).contains("warning"),
+        "{}",
+        crate::common::text(&offline.stderr)
+    );
+}

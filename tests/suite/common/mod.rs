@@ -229,6 +229,18 @@ pub fn keywarden() -> std::process::Command {
     cmd
 }
 
+/// `keywarden --config keywarden.toml check-config` in `dir`, with the
+/// management key `key` in the environment when given.
+pub async fn check_config(dir: &std::path::Path, key: Option<&str>) -> std::process::Output {
+    let mut cmd = keywarden();
+    cmd.current_dir(dir)
+        .args(["--config", "keywarden.toml", "check-config"]);
+    if let Some(key) = key {
+        cmd.env("OPENROUTER_MANAGEMENT_KEY", key);
+    }
+    tokio::process::Command::from(cmd).output().await.unwrap()
+}
+
 /// What a command printed, as text (invalid UTF-8 shown as `�`).
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
