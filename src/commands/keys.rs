@@ -6,12 +6,9 @@ use crate::cli::{Format, KeysCommand};
 use crate::config::Config;
 use crate::context::{client, open_store};
 use crate::domain::Key;
-use crate::domain::{Field, FieldValue};
 use crate::engine::Claim;
+use crate::listing::keys::{Holdings, KeyHoldings, claim_text, keys_json};
 use crate::output;
-use crate::rules::selector::CompiledSelector;
-use serde::Serialize;
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 /// Runs `keys`.
@@ -37,42 +34,12 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     let holdings = holdings(&config, &keys).await?;
     let listed = keys.iter().map(|k| (k, holdings.of(k)));
     let text = match format {
-        Format::Json => serde_json::to_string_pretty(&json(listed)?)? + "\n",
+        Format::Json => serde_json::to_string_pretty(&keys_json(listed)?)? + "\n",
         Format::Csv => output::csv(&CSV_HEADER, listed.map(csv_row))?,
         _ => output::table(&TABLE_HEADER, listed.map(table_row)) + "\n",
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// What keywarden holds on the account: its enabled rules' selectors and
-/// its claims by key.
-#[derive(Default)]
-struct Holdings {
-    selectors: Vec<(String, CompiledSelector)>,
-    claims: HashMap<String, Vec<Claim>>,
-}
-
-/// What keywarden holds on one key: the enabled rules that select it and the
-/// fields it has set because of them.
-#[derive(Debug, Default, Serialize)]
-struct KeyHoldings {
-    rules: Vec<String>,
-    claims: Vec<Claim>,
-}
-
-impl Holdings {
-    fn of(&self, key: &Key) -> KeyHoldings {
-        KeyHoldings {
-            rules: self
-                .selectors
-                .iter()
-                .filter(|(_, s)| s.matches(key))
-                .map(|(name, _)| name.clone())
-                .collect(),
-            claims: self.claims.get(&key.hash).cloned().unwrap_or_default(),
-        }
-    }
 }
 
 /// Reads the rules and claims from the database; none when there is no
@@ -83,49 +50,9 @@ async fn holdings(config: &Config, keys: &[Key]) -> anyhow::Result<Holdings> {
         return Ok(Holdings::default());
     }
     let store = open_store(config).await?;
-    let selectors = store
-        .rules()
-        .await?
-        .into_iter()
-        .filter(|r| r.rule.enabled)
-        .map(|r| (r.rule.name.clone(), CompiledSelector::new(&r.rule.keys)))
-        .collect();
-    let mut claims: HashMap<String, Vec<Claim>> = HashMap::new();
-    for claim in store.claims().await? {
-        claims
-            .entry(claim.key_hash.clone())
-            .or_default()
-            .push(claim);
-    }
+    let holdings = Holdings::read(&store).await?;
     store.close().await;
-    Ok(Holdings { selectors, claims })
-}
-
-/// The API's key objects as it returned them, each with a `keywarden`
-/// member: `{"rules": [NAME…], "claims": [CLAIM…]}`.
-fn json<'a>(
-    listed: impl Iterator<Item = (&'a Key, KeyHoldings)>,
-) -> anyhow::Result<serde_json::Value> {
-    let keys = listed
-        .map(|(key, held)| {
-            let mut object = serde_json::to_value(key)?;
-            if let Some(members) = object.as_object_mut() {
-                members.insert("keywarden".into(), serde_json::to_value(held)?);
-            }
-            Ok(object)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(serde_json::Value::Array(keys))
-}
-
-/// `disabled by team-a-monthly`, `limit 5.00 by support-holidays`.
-fn claim_text(claim: &Claim) -> String {
-    let what = match (claim.field, claim.value) {
-        (Field::Disabled, FieldValue::Disabled(true)) => "disabled".to_string(),
-        (Field::Disabled, FieldValue::Disabled(false)) => "enabled".to_string(),
-        (field, value) => format!("{field} {value}"),
-    };
-    format!("{what} by {}", claim.rule)
+    Ok(holdings)
 }
 
 const TABLE_HEADER: [&str; 12] = [
@@ -213,6 +140,7 @@ fn claims_text(claims: &[Claim], separator: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Field, FieldValue};
 
     fn key() -> Key {
         serde_json::from_value(serde_json::json!({

@@ -5,6 +5,7 @@
 
 mod gather;
 mod outlook;
+pub use outlook::Observation;
 mod record;
 mod send;
 pub mod sources;

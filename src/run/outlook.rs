@@ -3,7 +3,9 @@
 //! forecast reads (a `budget` rule's is the default 6 hours). At a past
 //! instant (`--at`) the keys' usage is their last snapshot before it.
 
+use super::gather::Gathered;
 use super::{RunError, Runner};
+use crate::domain::Key;
 use crate::engine::evaluate::Observed;
 use crate::engine::outlook::{Outlook, outlook};
 use crate::rules::model::{DEFAULT_LOOKBACK_SECS, longest_lookback};
@@ -24,6 +26,23 @@ impl Runner {
             self.store.rewind_usage(&mut g.keys, now).await?;
         }
         g.rules.retain(|r| only.is_none_or(|o| o.contains(&r.name)));
+        self.outlook_of(&g, now).await
+    }
+
+    /// What the dashboard shows of the account now (SPEC §13): the keys as
+    /// listed and where each budget is heading, from one listing.
+    pub async fn observe(&self) -> Result<Observation, RunError> {
+        let now = self.clock.now();
+        let g = self.gather(None, None, now).await?;
+        let outlook = self.outlook_of(&g, now).await?;
+        Ok(Observation {
+            keys: g.keys,
+            outlook,
+        })
+    }
+
+    /// The outlook of the gathered rules and keys at `now`.
+    async fn outlook_of(&self, g: &Gathered, now: DateTime<Utc>) -> Result<Outlook, RunError> {
         let lookback = longest_lookback(&g.rules)
             .unwrap_or_default()
             .max(Duration::seconds(DEFAULT_LOOKBACK_SECS as i64));
@@ -39,4 +58,13 @@ impl Runner {
             },
         ))
     }
+}
+
+/// The account as the dashboard shows it: [`Runner::observe`].
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Every key, as listed.
+    pub keys: Vec<Key>,
+    /// Where each budget's spend is heading.
+    pub outlook: Outlook,
 }

@@ -1,0 +1,71 @@
+//! `/api/…`: the data behind the pages as JSON, in the CLI's
+//! `--format json` shapes: `keys` as `keys list`, `history` as `history`,
+//! `rules` as `rules list`, `forecasts` as `keywarden forecast` (and
+//! `budgets` its rows with a known budget); `status` is the Overview's.
+
+use super::error::UiError;
+use super::filters::{HistoryQuery, KeyQuery};
+use super::state::Dashboard;
+use super::status::{Status, status as overview_status};
+use crate::engine::outlook::{ForecastRow, Outlook};
+use crate::listing::keys::{Holdings, keys_json};
+use crate::listing::rules::RuleListing;
+use crate::store::ChangeRow;
+use axum::Json;
+use axum::extract::{Query, State};
+use std::sync::Arc;
+
+/// `GET /api/status`.
+pub async fn status(State(d): State<Arc<Dashboard>>) -> Result<Json<Status>, UiError> {
+    Ok(Json(overview_status(&d).await?))
+}
+
+/// `GET /api/keys?name=…&workspace=…&state=…&rule=…`.
+pub async fn keys(
+    State(d): State<Arc<Dashboard>>,
+    Query(query): Query<KeyQuery>,
+) -> Result<Json<serde_json::Value>, UiError> {
+    let view = d.view();
+    let holdings = Holdings::read(&d.shell.store).await?;
+    let listed = query.select(&view.keys, &holdings)?;
+    Ok(Json(keys_json(listed.into_iter())?))
+}
+
+/// `GET /api/forecasts`.
+pub async fn forecasts(State(d): State<Arc<Dashboard>>) -> Json<Outlook> {
+    Json(outlook(&d))
+}
+
+/// `GET /api/budgets`: the forecast rows whose budget is known.
+pub async fn budgets(State(d): State<Arc<Dashboard>>) -> Json<Vec<ForecastRow>> {
+    Json(
+        outlook(&d)
+            .forecasts
+            .into_iter()
+            .filter(|r| r.budget_usd.is_some())
+            .collect(),
+    )
+}
+
+/// `GET /api/history?since=…&key=…&rule=…&kind=…&outcome=…&page=N`.
+pub async fn history(
+    State(d): State<Arc<Dashboard>>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Vec<ChangeRow>>, UiError> {
+    let filter = query.filter(&d.shell.store, d.shell.clock.now()).await?;
+    Ok(Json(d.shell.store.changes(&filter).await?))
+}
+
+/// `GET /api/rules`.
+pub async fn rules(State(d): State<Arc<Dashboard>>) -> Result<Json<Vec<RuleListing>>, UiError> {
+    let rules = d.shell.store.rules().await?;
+    Ok(Json(rules.iter().map(RuleListing::of).collect()))
+}
+
+/// The last observed outlook (none yet: no rows, at now).
+pub fn outlook(d: &Dashboard) -> Outlook {
+    d.view().outlook.clone().unwrap_or_else(|| Outlook {
+        at: d.shell.clock.now(),
+        forecasts: Vec::new(),
+    })
+}

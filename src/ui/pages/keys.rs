@@ -1,0 +1,97 @@
+//! `/keys`: every key with its workspace, state, limit and reset, usage
+//! windows, the rules that hold it, claims and exemptions; filterable.
+
+use super::history::{choice, field};
+use super::layout::{Nav, page, when};
+use crate::domain::Key;
+use crate::engine::Exemption;
+use crate::listing::keys::{Holdings, KeyHoldings, claim_text};
+use crate::output::shorten;
+use crate::ui::error::UiError;
+use crate::ui::filters::{KEY_STATES, KeyQuery};
+use crate::ui::state::Dashboard;
+use crate::ui::table::{Column, table, usd};
+use axum::extract::{Query, State};
+use maud::{Markup, html};
+use std::sync::Arc;
+
+/// One row of the Keys page.
+pub struct KeyRow<'a> {
+    /// The key as listed.
+    pub key: &'a Key,
+    /// What keywarden holds on it.
+    pub held: KeyHoldings,
+    /// The exemptions in force on it.
+    pub exemptions: Vec<&'a Exemption>,
+}
+
+/// The columns of the Keys page; a new field of a key is one more line.
+fn columns<'a>() -> [Column<KeyRow<'a>>; 13] {
+    [
+    Column::text("name", |r| html! { (r.key.name) }),
+    Column::text("hash", |r| html! { code { (shorten(&r.key.hash, 12)) } }),
+    Column::text("workspace", |r| html! { (r.key.workspace_id.as_deref().unwrap_or("-")) }),
+    Column::text("state", |r| match r.key.disabled {
+        true => html! { span.bad { "disabled" } },
+        false => html! { span.ok { "enabled" } },
+    }),
+    Column::figures("limit", |r| match r.key.limit {
+        Some(l) => html! { (format!("{l:.2}")) },
+        None => html! { "none" },
+    }),
+    Column::text("reset", |r| html! { (r.key.limit_reset.as_deref().unwrap_or("none")) }),
+    Column::figures("daily", |r| usd(r.key.usage_daily)),
+    Column::figures("weekly", |r| usd(r.key.usage_weekly)),
+    Column::figures("monthly", |r| usd(r.key.usage_monthly)),
+    Column::figures("total", |r| usd(r.key.usage)),
+    Column::text("rules", |r| html! { (r.held.rules.join(", ")) }),
+    Column::text("claims", |r| html! {
+        @for c in &r.held.claims { div { (claim_text(c)) } }
+    }),
+    Column::text("exemptions", |r| html! {
+        @for e in &r.exemptions {
+            div { "until " (when(Some(e.until))) @if let Some(rule) = &e.rule { " (" (rule) ")" } ": " (e.reason) }
+        }
+    }),
+    ]
+}
+
+/// `GET /keys?name=GLOB&workspace=ID&state=enabled|disabled|held&rule=NAME`.
+pub async fn show(
+    State(d): State<Arc<Dashboard>>,
+    Query(query): Query<KeyQuery>,
+) -> Result<Markup, UiError> {
+    let view = d.view();
+    let store = &d.shell.store;
+    let holdings = Holdings::read(store).await?;
+    let now = d.shell.clock.now();
+    let exemptions: Vec<Exemption> = store
+        .exemptions()
+        .await?
+        .into_iter()
+        .filter(|e| e.until > now)
+        .collect();
+    let rules: Vec<String> = store.rules().await?.into_iter().map(|r| r.rule.name).collect();
+    let rows: Vec<KeyRow> = query
+        .select(&view.keys, &holdings)?
+        .into_iter()
+        .map(|(key, held)| KeyRow {
+            key,
+            held,
+            exemptions: exemptions.iter().filter(|e| e.key_hash == key.hash).collect(),
+        })
+        .collect();
+    let body = html! {
+        h1 { "Keys" }
+        form.filters method="get" action="/keys" {
+            (field("name", "name", &query.name, "team-a-*"))
+            (field("workspace", "workspace", &query.workspace, ""))
+            (choice("state", &query.state, KEY_STATES.iter().map(|s| s.to_string())))
+            (choice("rule", &query.rule, rules.into_iter()))
+            button type="submit" { "Filter" }
+        }
+        p.muted { (rows.len()) " of " (view.keys.len()) " keys · observed " (when(view.observed_at)) }
+        (table(&columns(), &rows, "No key passes these filters."))
+    };
+    Ok(page(Nav::Keys, d.run_id(), body))
+}
