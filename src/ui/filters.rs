@@ -77,9 +77,10 @@ impl KeyQuery {
         match self.state.as_str() {
             "enabled" => !key.disabled,
             "disabled" => key.disabled,
-            "held" => held.claims.iter().any(|c| {
-                c.field == Field::Disabled && c.value == FieldValue::Disabled(true)
-            }),
+            "held" => held
+                .claims
+                .iter()
+                .any(|c| c.field == Field::Disabled && c.value == FieldValue::Disabled(true)),
             _ => true,
         }
     }
@@ -117,7 +118,11 @@ impl HistoryQuery {
     }
 
     /// The store's filter for this page; a bad parameter is a 400 naming it.
-    pub async fn filter(&self, store: &Store, now: DateTime<Utc>) -> Result<HistoryFilter, UiError> {
+    pub async fn filter(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<HistoryFilter, UiError> {
         let time = |name: &str, value: &str, parse: TimeParser| {
             (!value.is_empty())
                 .then(|| parse(value, now).map_err(|e| bad(name, e)))

@@ -50,7 +50,10 @@ pub async fn serve(
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!("serving the dashboard on http://{addr}");
-    start(listener, Arc::new(Dashboard::new(shell.clone(), runner, role, next_run, token)));
+    start(
+        listener,
+        Arc::new(Dashboard::new(shell.clone(), runner, role, next_run, token)),
+    );
     Ok(addr)
 }
 

@@ -38,7 +38,11 @@ impl std::fmt::Display for Role {
 /// high availability yet) the service is always the leader. The one place
 /// §14's leader election will change.
 pub fn role(runs_rules: bool) -> Role {
-    if runs_rules { Role::Leader } else { Role::Viewer }
+    if runs_rules {
+        Role::Leader
+    } else {
+        Role::Viewer
+    }
 }
 
 /// How many changes the Overview lists as held by the guard.
@@ -60,7 +64,8 @@ pub struct Status {
     pub credits: Option<Credits>,
     /// The keys by state.
     pub keys: KeyCounts,
-    /// The changes the blast-radius guard held in the newest run.
+    /// The changes the blast-radius guard held in the newest run that
+    /// held any (at most [`HELD_SHOWN`]).
     pub held_changes: Vec<ChangeRow>,
     /// When the account was last observed.
     #[serde(serialize_with = "timestamp::serialize_opt")]
@@ -103,19 +108,15 @@ pub async fn status(dashboard: &Dashboard) -> anyhow::Result<Status> {
         .count();
     let disabled = view.keys.iter().filter(|k| k.disabled).count();
     let last_run = store.latest_run().await?;
-    let held_changes = match &last_run {
-        Some(run) => {
-            store
-                .changes(&HistoryFilter {
-                    since: Some(run.started_at),
-                    outcome: Some(Outcome::Held),
-                    limit: Some(HELD_SHOWN),
-                    ..HistoryFilter::default()
-                })
-                .await?
-        }
-        None => Vec::new(),
-    };
+    let mut held_changes = store
+        .changes(&HistoryFilter {
+            outcome: Some(Outcome::Held),
+            limit: Some(HELD_SHOWN),
+            ..HistoryFilter::default()
+        })
+        .await?;
+    let newest = held_changes.first().map(|c| c.run_id);
+    held_changes.retain(|c| Some(c.run_id) == newest);
     Ok(Status {
         role: dashboard.role,
         last_run,

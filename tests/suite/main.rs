@@ -46,3 +46,4 @@ mod service;
 mod store;
 mod store_disabled_moves;
 mod systemd_unit;
+mod ui;

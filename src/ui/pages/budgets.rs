@@ -30,7 +30,10 @@ const TOTAL_CHART_DAYS: i64 = 30;
 fn columns() -> [Column<ForecastRow>; 8] {
     [
         Column::text("rule", |r| html! { (r.rule) }),
-        Column::text("key", |r| html! { (r.key_name.as_deref().unwrap_or("(group)")) }),
+        Column::text(
+            "key",
+            |r| html! { (r.key_name.as_deref().unwrap_or("(group)")) },
+        ),
         Column::text("window", |r| html! { (r.window) }),
         Column::text("spend against budget", spend_bar),
         Column::figures("USD/h", |r| usd(r.rate_usd_per_hour)),
@@ -101,7 +104,13 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
             continue;
         }
         let until = window.bounds(now).map_or(now, |b| b.end);
-        let svg = budget_chart(rule, window.as_str(), &mine, chart_since(*window, now), until)?;
+        let svg = budget_chart(
+            rule,
+            window.as_str(),
+            &mine,
+            chart_since(*window, now),
+            until,
+        )?;
         charts.push(svg);
     }
     let shown = &outlook.forecasts[..outlook.forecasts.len().min(ROWS_SHOWN)];

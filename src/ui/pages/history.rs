@@ -20,8 +20,14 @@ pub fn change_columns() -> [Column<ChangeRow>; 8] {
         Column::text("rule", |r| html! { (r.rule) }),
         Column::text("key", |r| html! { (r.key_name) }),
         Column::text("kind", |r| html! { (r.kind) }),
-        Column::text("fields", |r| html! { (fields_text(&r.fields, FieldsStyle::Listing)) }),
-        Column::text("outcome", |r| html! { span class=(outcome_class(r.outcome)) { (r.outcome) } }),
+        Column::text(
+            "fields",
+            |r| html! { (fields_text(&r.fields, FieldsStyle::Listing)) },
+        ),
+        Column::text(
+            "outcome",
+            |r| html! { span class=(outcome_class(r.outcome)) { (r.outcome) } },
+        ),
         Column::text("reason", |r| html! { (r.reason) }),
     ]
 }

@@ -28,31 +28,41 @@ pub struct KeyRow<'a> {
 /// The columns of the Keys page; a new field of a key is one more line.
 fn columns<'a>() -> [Column<KeyRow<'a>>; 13] {
     [
-    Column::text("name", |r| html! { (r.key.name) }),
-    Column::text("hash", |r| html! { code { (shorten(&r.key.hash, 12)) } }),
-    Column::text("workspace", |r| html! { (r.key.workspace_id.as_deref().unwrap_or("-")) }),
-    Column::text("state", |r| match r.key.disabled {
-        true => html! { span.bad { "disabled" } },
-        false => html! { span.ok { "enabled" } },
-    }),
-    Column::figures("limit", |r| match r.key.limit {
-        Some(l) => html! { (format!("{l:.2}")) },
-        None => html! { "none" },
-    }),
-    Column::text("reset", |r| html! { (r.key.limit_reset.as_deref().unwrap_or("none")) }),
-    Column::figures("daily", |r| usd(r.key.usage_daily)),
-    Column::figures("weekly", |r| usd(r.key.usage_weekly)),
-    Column::figures("monthly", |r| usd(r.key.usage_monthly)),
-    Column::figures("total", |r| usd(r.key.usage)),
-    Column::text("rules", |r| html! { (r.held.rules.join(", ")) }),
-    Column::text("claims", |r| html! {
-        @for c in &r.held.claims { div { (claim_text(c)) } }
-    }),
-    Column::text("exemptions", |r| html! {
-        @for e in &r.exemptions {
-            div { "until " (when(Some(e.until))) @if let Some(rule) = &e.rule { " (" (rule) ")" } ": " (e.reason) }
-        }
-    }),
+        Column::text("name", |r| html! { (r.key.name) }),
+        Column::text("hash", |r| html! { code { (shorten(&r.key.hash, 12)) } }),
+        Column::text(
+            "workspace",
+            |r| html! { (r.key.workspace_id.as_deref().unwrap_or("-")) },
+        ),
+        Column::text("state", |r| match r.key.disabled {
+            true => html! { span.bad { "disabled" } },
+            false => html! { span.ok { "enabled" } },
+        }),
+        Column::figures("limit", |r| match r.key.limit {
+            Some(l) => html! { (format!("{l:.2}")) },
+            None => html! { "none" },
+        }),
+        Column::text(
+            "reset",
+            |r| html! { (r.key.limit_reset.as_deref().unwrap_or("none")) },
+        ),
+        Column::figures("daily", |r| usd(r.key.usage_daily)),
+        Column::figures("weekly", |r| usd(r.key.usage_weekly)),
+        Column::figures("monthly", |r| usd(r.key.usage_monthly)),
+        Column::figures("total", |r| usd(r.key.usage)),
+        Column::text("rules", |r| html! { (r.held.rules.join(", ")) }),
+        Column::text("claims", |r| {
+            html! {
+                @for c in &r.held.claims { div { (claim_text(c)) } }
+            }
+        }),
+        Column::text("exemptions", |r| {
+            html! {
+                @for e in &r.exemptions {
+                    div { "until " (when(Some(e.until))) @if let Some(rule) = &e.rule { " (" (rule) ")" } ": " (e.reason) }
+                }
+            }
+        }),
     ]
 }
 
@@ -71,14 +81,22 @@ pub async fn show(
         .into_iter()
         .filter(|e| e.until > now)
         .collect();
-    let rules: Vec<String> = store.rules().await?.into_iter().map(|r| r.rule.name).collect();
+    let rules: Vec<String> = store
+        .rules()
+        .await?
+        .into_iter()
+        .map(|r| r.rule.name)
+        .collect();
     let rows: Vec<KeyRow> = query
         .select(&view.keys, &holdings)?
         .into_iter()
         .map(|(key, held)| KeyRow {
             key,
             held,
-            exemptions: exemptions.iter().filter(|e| e.key_hash == key.hash).collect(),
+            exemptions: exemptions
+                .iter()
+                .filter(|e| e.key_hash == key.hash)
+                .collect(),
         })
         .collect();
     let body = html! {

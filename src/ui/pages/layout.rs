@@ -23,7 +23,13 @@ pub enum Nav {
 }
 
 impl Nav {
-    const ALL: [Nav; 5] = [Nav::Overview, Nav::Budgets, Nav::Keys, Nav::History, Nav::Rules];
+    const ALL: [Nav; 5] = [
+        Nav::Overview,
+        Nav::Budgets,
+        Nav::Keys,
+        Nav::History,
+        Nav::Rules,
+    ];
 
     fn href(self) -> &'static str {
         match self {
@@ -96,5 +102,8 @@ fn head(title: &str, live: bool) -> Markup {
 
 /// An instant for people, `2026-12-02 10:05 UTC`; `-` for none.
 pub fn when(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    at.map_or_else(
+        || "-".into(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
 }

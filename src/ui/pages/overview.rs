@@ -42,7 +42,6 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
     Ok(page(Nav::Overview, d.run_id(), body))
 }
 
-
 fn card(label: &str, value: Markup) -> Markup {
     html! { div.card { div.label { (label) } div.value { (value) } } }
 }
@@ -67,7 +66,10 @@ fn last_run(run: Option<&RunLine>) -> Markup {
 }
 
 const OUTAGE_COLUMNS: [Column<OpenOutage>; 3] = [
-    Column::text("what", |o| html! { span.bad { (o.kind.replace('_', " ")) } }),
+    Column::text(
+        "what",
+        |o| html! { span.bad { (o.kind.replace('_', " ")) } },
+    ),
     Column::text("which", |o| html! { (o.subject) }),
     Column::text("since", |o| html! { (when(Some(o.since))) }),
 ];

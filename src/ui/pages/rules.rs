@@ -31,11 +31,16 @@ fn columns() -> [Column<RuleRow>; 6] {
             false => html! { span.muted { "no" } },
         }),
         Column::figures("priority", |r| html! { (r.listing.priority) }),
-        Column::text("keys · when · set", |r| html! { pre { (r.listing.toml.trim_end()) } }),
+        Column::text(
+            "keys · when · set",
+            |r| html! { pre { (r.listing.toml.trim_end()) } },
+        ),
         Column::figures("selects", |r| html! { (r.selected) }),
-        Column::text("holds now", |r| html! {
-            @for h in &r.holds { div { (h) } }
-            @if r.holds.is_empty() { span.muted { "nothing" } }
+        Column::text("holds now", |r| {
+            html! {
+                @for h in &r.holds { div { (h) } }
+                @if r.holds.is_empty() { span.muted { "nothing" } }
+            }
         }),
     ]
 }
@@ -51,7 +56,10 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
         .collect();
     let mut holds: HashMap<String, Vec<String>> = HashMap::new();
     for claim in store.claims().await? {
-        let key = names.get(claim.key_hash.as_str()).copied().unwrap_or("(key not listed)");
+        let key = names
+            .get(claim.key_hash.as_str())
+            .copied()
+            .unwrap_or("(key not listed)");
         holds
             .entry(claim.rule.clone())
             .or_default()
