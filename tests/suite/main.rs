@@ -47,3 +47,4 @@ mod store;
 mod store_disabled_moves;
 mod systemd_unit;
 mod ui;
+mod ui_browser;

@@ -57,7 +57,7 @@ fn last_run(run: Option<&RunLine>) -> Markup {
     };
     html! {
         span class=(class) { "#" (run.id) " " (run.status) }
-        div.label {
+        div.detail {
             (when(Some(run.started_at))) " · "
             (run.changes) " changes, " (run.applied) " applied, "
             (run.failed) " failed, " (run.held) " held"
