@@ -11,13 +11,14 @@ mod error;
 mod filters;
 mod live;
 mod pages;
+mod role;
 mod state;
 mod status;
 mod table;
 
 pub use live::watch_runs;
+pub use role::{Role, role};
 pub use state::{Dashboard, NextRun, View};
-pub use status::{Role, role};
 
 use crate::config::process_env;
 use crate::context::Shell;

@@ -1,7 +1,7 @@
 //! What the dashboard serves from: the shell (configuration, database,
 //! clock), a runner to observe the account, and the last observation.
 
-use super::status::Role;
+use super::role::Role;
 use crate::config::UiToken;
 use crate::context::Shell;
 use crate::domain::{Credits, Key};
