@@ -16,32 +16,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// What a run must show within, after it finishes (SPEC §13).
 const LIVE_WITHIN: Duration = Duration::from_secs(2);
 
-/// Chromium's flags for a quiet, offline, headless run.
+/// Headless Chromium with the dashboard's window size.
 fn chromium(profile: &Path) -> Command {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
-    );
-    let mut cmd = Command::new(CHROMIUM);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--window-size=1280,1000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .stdin(Stdio::null());
+    let mut cmd = crate::common::chromium(profile);
+    cmd.arg("--window-size=1280,1000");
     cmd
 }
 
