@@ -164,6 +164,8 @@ async fn every_page_and_answer_shows_what_the_sandbox_and_the_database_hold() {
         st["held_changes"].as_array().is_some_and(|h| !h.is_empty())
             && !st["outages"].as_array().is_some_and(|o| o.is_empty())
             && st["keys"]["total"] == 2
+            // The account observed after a run, not only at the start.
+            && st["observed_at"].as_str() >= st["last_run"]["started_at"].as_str()
     })
     .await;
     assert_eq!(status["role"], "leader");

@@ -74,7 +74,9 @@ fn chart_since(window: Window, now: DateTime<Utc>) -> DateTime<Utc> {
 /// `GET /budgets`.
 pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
     let outlook = outlook(&d);
-    let now = outlook.at;
+    // The charts read the database up to now: its readings may be newer
+    // than the last observation of the account.
+    let now = d.shell.clock.now();
     let charted: Vec<(&str, Window)> = outlook
         .forecasts
         .iter()
@@ -116,7 +118,7 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
     let shown = &outlook.forecasts[..outlook.forecasts.len().min(ROWS_SHOWN)];
     let body = html! {
         h1 { "Budgets" }
-        p.muted { "Figures at " (when(Some(now))) "; the projection is the spend at the window's end at the current rate." }
+        p.muted { "Figures at " (when(Some(outlook.at))) "; the projection is the spend at the window's end at the current rate." }
         (table(&columns(), shown, "No rule has a budget or forecast condition."))
         @if shown.len() < outlook.forecasts.len() {
             p.muted { (shown.len()) " of " (outlook.forecasts.len()) " rows shown; all are in " a href="/api/budgets" { "/api/budgets" } "." }
