@@ -2,7 +2,8 @@
 //! run, the id that tells a watcher a run finished, and the open outages
 //! (the credential, budget sources, webhooks).
 
-use super::{Store, parse_ts};
+use super::runs::{CHANGE_COLUMNS, change_row};
+use super::{ChangeRow, Store, parse_ts};
 use crate::domain::timestamp;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -86,6 +87,18 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(id.unwrap_or(0))
+    }
+
+    /// The newest `limit` changes held by the blast-radius guard, newest
+    /// first (`migrations/0008_dashboard_held_changes.sql` indexes them).
+    pub async fn newest_held_changes(&self, limit: i64) -> anyhow::Result<Vec<ChangeRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome = 'held' ORDER BY at DESC, id DESC LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(change_row).collect()
     }
 
     /// The outages open now: a refused credential, unreadable budget

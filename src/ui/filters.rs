@@ -31,7 +31,13 @@ pub struct KeyQuery {
     /// A rule whose selector holds the key.
     #[serde(default)]
     pub rule: String,
+    /// The page of the Keys page, from 1 (`/api/keys` lists every key, as
+    /// `keys list` does).
+    pub page: Option<usize>,
 }
+
+/// Keys on one page of the Keys page.
+pub const KEYS_PAGE_SIZE: usize = 500;
 
 /// The states a key can be filtered by.
 pub const KEY_STATES: [&str; 3] = ["enabled", "disabled", "held"];
@@ -62,6 +68,11 @@ impl KeyQuery {
             .filter(|(k, held)| self.state_matches(k, held))
             .filter(|(_, held)| self.rule.is_empty() || held.rules.contains(&self.rule))
             .collect())
+    }
+
+    /// The page asked for (1 when none or less).
+    pub fn page(&self) -> usize {
+        self.page.unwrap_or(1).max(1)
     }
 
     fn name_glob(&self) -> Result<Option<GlobMatcher>, UiError> {

@@ -6,9 +6,8 @@ use super::role::Role;
 use super::state::Dashboard;
 use crate::domain::timestamp;
 use crate::domain::{Credits, Field, FieldValue};
-use crate::engine::Outcome;
+use crate::store::ChangeRow;
 use crate::store::dashboard::{OpenOutage, RunLine};
-use crate::store::{ChangeRow, HistoryFilter};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -75,13 +74,7 @@ pub async fn status(dashboard: &Dashboard) -> anyhow::Result<Status> {
         .count();
     let disabled = view.keys.iter().filter(|k| k.disabled).count();
     let last_run = store.latest_run().await?;
-    let mut held_changes = store
-        .changes(&HistoryFilter {
-            outcome: Some(Outcome::Held),
-            limit: Some(HELD_SHOWN),
-            ..HistoryFilter::default()
-        })
-        .await?;
+    let mut held_changes = store.newest_held_changes(HELD_SHOWN).await?;
     let newest = held_changes.first().map(|c| c.run_id);
     held_changes.retain(|c| Some(c.run_id) == newest);
     Ok(Status {

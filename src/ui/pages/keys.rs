@@ -8,7 +8,7 @@ use crate::engine::Exemption;
 use crate::listing::keys::{Holdings, KeyHoldings, claim_text};
 use crate::output::shorten;
 use crate::ui::error::UiError;
-use crate::ui::filters::{KEY_STATES, KeyQuery};
+use crate::ui::filters::{KEY_STATES, KEYS_PAGE_SIZE, KeyQuery};
 use crate::ui::state::Dashboard;
 use crate::ui::table::{Column, table, usd};
 use axum::extract::{Query, State};
@@ -87,9 +87,13 @@ pub async fn show(
         .into_iter()
         .map(|r| r.rule.name)
         .collect();
-    let rows: Vec<KeyRow> = query
-        .select(&view.keys, &holdings)?
+    let selected = query.select(&view.keys, &holdings)?;
+    let total = selected.len();
+    let page_no = query.page();
+    let rows: Vec<KeyRow> = selected
         .into_iter()
+        .skip((page_no - 1) * KEYS_PAGE_SIZE)
+        .take(KEYS_PAGE_SIZE)
         .map(|(key, held)| KeyRow {
             key,
             held,
@@ -108,8 +112,30 @@ pub async fn show(
             (choice("rule", &query.rule, rules.into_iter()))
             button type="submit" { "Filter" }
         }
-        p.muted { (rows.len()) " of " (view.keys.len()) " keys · observed " (when(view.observed_at)) }
+        p.muted { (total) " of " (view.keys.len()) " keys pass · observed " (when(view.observed_at)) }
         (table(&columns(), &rows, "No key passes these filters."))
+        div.pager {
+            @if page_no > 1 { a href=(link(&query, page_no - 1)) { "← previous" } }
+            span.muted { "page " (page_no) }
+            @if page_no * KEYS_PAGE_SIZE < total { a href=(link(&query, page_no + 1)) { "next →" } }
+        }
     };
     Ok(page(Nav::Keys, d.run_id(), body))
+}
+
+/// The Keys page `page` with the same filters.
+fn link(query: &KeyQuery, page: usize) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("name", &query.name),
+        ("workspace", &query.workspace),
+        ("state", &query.state),
+        ("rule", &query.rule),
+    ] {
+        if !value.is_empty() {
+            url.append_pair(name, value);
+        }
+    }
+    url.append_pair("page", &page.to_string());
+    format!("/keys?{}", url.finish())
 }
