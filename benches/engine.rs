@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use keywarden::domain::Key;
 use keywarden::engine::evaluate::Amounts;
-use keywarden::engine::inputs::Series;
+use keywarden::engine::inputs::{Guardrails, Series};
 use keywarden::engine::plan::Plan;
 use keywarden::engine::reconcile::{Guard, Inputs, plan};
 use keywarden::engine::{ChangeKind, Claim};
@@ -41,6 +41,7 @@ fn inputs<'a>(
 ) -> Inputs<'a> {
     Inputs {
         rules,
+        workspaces: &[],
         due: None,
         standing,
         keys: &case.keys,
@@ -49,6 +50,7 @@ fn inputs<'a>(
         amounts,
         credits: None,
         series: &NO_SERIES,
+        guardrails: &Guardrails::NotRead,
         now: support::start(),
         default_tz: chrono_tz::UTC,
         guard: Guard {

@@ -2,7 +2,10 @@
 //! that adds 20 ms per request finishes within 1.5× the bound set by
 //! `max_concurrency` and `requests_per_second`": a full `Runner::run`
 //! against the in-process sandbox, at `max_concurrency` 8 and 1 (the naive
-//! strategy: one request at a time), printed as a table.
+//! strategy: one request at a time), printed as a table. A second case
+//! (SPEC §12) spreads the 10,000 keys over 5 workspaces and downgrades the
+//! over-budget keys to a guardrail before disabling them: 1,000 guardrail
+//! changes (in bulk calls of 100) plus 1,000 PATCHes.
 
 mod support;
 
@@ -10,7 +13,10 @@ use keywarden::config::{Config, ManagementKey};
 use keywarden::openrouter::{Client, ClientSettings};
 use keywarden::run::{RunRequest, Runner, Trigger};
 use keywarden::sandbox::faults::Latency;
-use keywarden::sandbox::{Faults, Sandbox, SandboxOptions};
+use keywarden::sandbox::guardrail::CHEAP_MODELS_ONLY;
+use keywarden::sandbox::ids::DEFAULT_WORKSPACE;
+use keywarden::sandbox::workspace::NewWorkspace;
+use keywarden::sandbox::{Account, Faults, NewKey, Sandbox, SandboxOptions};
 use keywarden::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,20 +36,72 @@ budget = { usd = 1.0, window = "daily" }
 disabled = true
 "#;
 
+/// The same keys downgraded to a guardrail at half their budget, then
+/// disabled at the whole of it.
+const GUARDRAIL_RULES: &str = r#"
+[[rule]]
+name = "daily-downgrade"
+keys = "all"
+[rule.when]
+budget = { usd = 1.0, window = "daily", at = 0.5 }
+[rule.set]
+guardrail = "cheap-models-only"
+
+[[rule]]
+name = "daily-cap"
+keys = "all"
+[rule.when]
+budget = { usd = 1.0, window = "daily" }
+[rule.set]
+disabled = true
+"#;
+
+/// The workspaces of the guardrail case.
+const WORKSPACES: usize = 5;
+
+/// A case of the bench: its rules and how many workspaces hold the keys.
+#[derive(Clone, Copy)]
+struct Case {
+    /// As printed.
+    name: &'static str,
+    /// The rules file.
+    rules: &'static str,
+    /// Workspaces the keys are spread over (1: the default one, listed
+    /// without `workspace_id`).
+    workspaces: usize,
+}
+
 /// What one run took.
 struct Measured {
     concurrency: usize,
     wall: Duration,
     requests: usize,
     patches: usize,
+    /// Bulk guardrail calls, and the key hashes they carried.
+    guardrail_calls: usize,
+    guardrail_keys: usize,
     bound: Duration,
 }
 
-async fn measure(concurrency: usize) -> Measured {
+/// The ids of `n` workspaces of `account` (the default one first), made
+/// when missing.
+fn workspaces(account: &Account, n: usize) -> Vec<String> {
+    let mut ids = vec![DEFAULT_WORKSPACE.to_string()];
+    for i in 1..n {
+        let new: NewWorkspace = serde_json::from_value(
+            serde_json::json!({"name": format!("Bench {i}"), "slug": format!("bench-{i}")}),
+        )
+        .expect("a workspace");
+        ids.push(account.create_workspace(new).expect("creates").id);
+    }
+    ids
+}
+
+async fn measure(case: Case, concurrency: usize) -> Measured {
     let sandbox = Sandbox::start(
         "127.0.0.1:0",
         SandboxOptions {
-            keys: KEYS,
+            keys: if case.workspaces == 1 { KEYS } else { 0 },
             start: Some(support::start()),
             ..SandboxOptions::default()
         },
@@ -51,6 +109,17 @@ async fn measure(concurrency: usize) -> Measured {
     .await
     .expect("the sandbox starts");
     let account = sandbox.account();
+    if case.workspaces > 1 {
+        let ids = workspaces(account, case.workspaces);
+        for i in 0..KEYS {
+            let new = NewKey {
+                name: format!("key-{i:05}"),
+                workspace_id: Some(ids[i % case.workspaces].clone()),
+                ..NewKey::default()
+            };
+            account.create_key(new).expect("creates a key");
+        }
+    }
     for key in account.keys().iter().step_by(KEYS / CHANGES) {
         account.spend(&key.hash, 2.0, false).expect("spends");
     }
@@ -63,7 +132,7 @@ async fn measure(concurrency: usize) -> Measured {
     config.daemon.max_changes_per_run = KEYS;
     config.daemon.max_disable_fraction = 1.0;
     let store = Store::open(&config.database_path()).await.expect("opens");
-    let rules = keywarden::rules::parse_rules("rules.toml", RULES).expect("parses");
+    let rules = keywarden::rules::parse_rules("rules.toml", case.rules).expect("parses");
     store
         .sync_rules(
             &keywarden::rules::model::Origin::File("rules.toml".into()),
@@ -78,7 +147,7 @@ async fn measure(concurrency: usize) -> Measured {
         base_url: o.base_url.clone(),
         management_key: ManagementKey::from_text(sandbox.management_key().to_string())
             .expect("a key"),
-        workspaces: Vec::new(),
+        workspaces: o.workspaces.clone(),
         timeout: o.timeout,
         max_concurrency: o.max_concurrency,
         requests_per_second: o.requests_per_second,
@@ -108,12 +177,22 @@ async fn measure(concurrency: usize) -> Measured {
     let journal = account.requests();
     let patches = journal.iter().filter(|r| r.method == "PATCH").count();
     assert_eq!(patches, CHANGES, "every over-budget key is disabled once");
+    let guardrail_calls: Vec<_> = journal
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains(CHEAP_MODELS_ONLY))
+        .collect();
+    let guardrail_keys = guardrail_calls
+        .iter()
+        .map(|r| r.body["key_hashes"].as_array().map_or(0, Vec::len))
+        .sum();
     sandbox.shutdown().await;
     Measured {
         concurrency,
         wall,
         requests: journal.len(),
         patches,
+        guardrail_calls: guardrail_calls.len(),
+        guardrail_keys,
         bound: bound(journal.len(), concurrency),
     }
 }
@@ -128,25 +207,54 @@ fn bound(requests: usize, concurrency: usize) -> Duration {
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let concurrent = runtime.block_on(measure(8));
-    let naive = runtime.block_on(measure(1));
-    let pages = KEYS / 100 + 1;
+    let cases = [
+        Case {
+            name: "one workspace, PATCHes only",
+            rules: RULES,
+            workspaces: 1,
+        },
+        Case {
+            name: "5 workspaces, guardrails and PATCHes",
+            rules: GUARDRAIL_RULES,
+            workspaces: WORKSPACES,
+        },
+    ];
     println!(
         "\nrun: {KEYS} keys, {CHANGES} need a change; the sandbox adds {LATENCY_MS} ms to every request; requests_per_second = {RATE}"
     );
     println!(
-        "  expected requests: listing {pages} pages ({} full + 1 empty) + {CHANGES} PATCHes = {}",
-        pages - 1,
-        pages + CHANGES
-    );
-    println!(
         "  bound = max(requests / requests_per_second, requests x {LATENCY_MS} ms / max_concurrency)"
     );
+    for case in cases {
+        let concurrent = runtime.block_on(measure(case, 8));
+        let naive = runtime.block_on(measure(case, 1));
+        report(case, &concurrent, &naive);
+    }
+}
+
+/// Prints one case's table.
+fn report(case: Case, concurrent: &Measured, naive: &Measured) {
+    let pages = KEYS / 100 + case.workspaces;
+    println!("\n{}", case.name);
+    match case.workspaces {
+        1 => println!(
+            "  expected requests: listing {pages} pages ({} full + 1 empty) + {CHANGES} PATCHes = {}",
+            pages - 1,
+            pages + CHANGES
+        ),
+        n => println!(
+            "  expected requests: listing {pages} pages of keys ({} full + {n} empty) + {} of guardrails + 1 of assignments + {} bulk guardrail calls + {CHANGES} PATCHes = {}",
+            pages - n,
+            n + 1,
+            CHANGES / 100,
+            pages + n + 2 + CHANGES / 100 + CHANGES
+        ),
+    }
     println!(
-        "{:>16} {:>9} {:>9} {:>9} {:>9} {:>8}  target",
-        "strategy", "wall", "requests", "PATCHes", "bound", "ratio"
+        "{:>16} {:>9} {:>9} {:>9} {:>16} {:>9} {:>8}  target",
+        "strategy", "wall", "requests", "PATCHes", "guardrail calls", "bound", "ratio"
     );
-    for (name, m) in [("concurrency 8", &concurrent), ("naive (1)", &naive)] {
+    for (name, m) in [("concurrency 8", concurrent), ("naive (1)", naive)] {
         let ratio = m.wall.as_secs_f64() / m.bound.as_secs_f64();
         let target = if m.concurrency > 1 {
             format!("<= 1.5x bound: {}", support::verdict(ratio <= 1.5))
@@ -154,10 +262,11 @@ fn main() {
             "baseline".to_string()
         };
         println!(
-            "{name:>16} {:>7.2} s {:>9} {:>9} {:>7.2} s {:>7.2}x  {target}",
+            "{name:>16} {:>7.2} s {:>9} {:>9} {:>16} {:>7.2} s {:>7.2}x  {target}",
             m.wall.as_secs_f64(),
             m.requests,
             m.patches,
+            format!("{} ({} keys)", m.guardrail_calls, m.guardrail_keys),
             m.bound.as_secs_f64(),
             ratio
         );

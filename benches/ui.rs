@@ -20,7 +20,7 @@ use keywarden::context::Shell;
 use keywarden::engine::evaluate::{Amounts, Observed};
 use keywarden::engine::inputs::Series;
 use keywarden::engine::outlook::outlook;
-use keywarden::openrouter::{Client, ClientSettings};
+use keywarden::openrouter::{Client, ClientSettings, KeyListing};
 use keywarden::sandbox::{Sandbox, SandboxOptions};
 use keywarden::ui::{Dashboard, View, role};
 use std::sync::Arc;
@@ -80,6 +80,7 @@ async fn dashboard() -> String {
     let outlook = outlook(
         &rules,
         &keys,
+        &[],
         &Observed {
             amounts: &Amounts::new(),
             credits: None,
@@ -89,7 +90,11 @@ async fn dashboard() -> String {
     );
     let dashboard = Dashboard::new(shell, runner, role(true), |_, _, _, _| None, None);
     dashboard.set_view(View {
-        keys,
+        listing: KeyListing {
+            keys,
+            ..KeyListing::default()
+        },
+        guardrails: Vec::new(),
         outlook: Some(outlook),
         credits: None,
         observed_at: Some(now),

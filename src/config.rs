@@ -38,8 +38,8 @@ pub struct OpenRouterConfig {
     pub base_url: String,
     /// File holding the management key (last in the lookup order).
     pub management_key_file: Option<PathBuf>,
-    /// Workspace ids to watch; empty = the default workspace.
-    pub workspaces: Vec<String>,
+    /// The workspaces whose keys are watched (default: every one).
+    pub workspaces: Workspaces,
     /// Per-request timeout.
     #[serde(with = "humantime_serde_compat")]
     pub timeout: Duration,
@@ -56,12 +56,58 @@ impl Default for OpenRouterConfig {
         OpenRouterConfig {
             base_url: "https://openrouter.ai/api/v1".into(),
             management_key_file: None,
-            workspaces: Vec::new(),
+            workspaces: Workspaces::All,
             timeout: Duration::from_secs(30),
             max_concurrency: 8,
             requests_per_second: 10,
             max_retries: 5,
         }
+    }
+}
+
+/// `[openrouter] workspaces`: which workspaces' keys a run lists (SPEC §12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Workspaces {
+    /// `"all"`: every workspace of the account, listed each run.
+    #[default]
+    All,
+    /// A list of workspace ids or slugs; `[]` = the default workspace only,
+    /// without listing the workspaces (what keywarden did before §12).
+    Only(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Workspaces {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, SeqAccess, Visitor};
+        struct AllOrList;
+        impl<'de> Visitor<'de> for AllOrList {
+            type Value = Workspaces;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"all\" or a list of workspace ids or slugs")
+            }
+            fn visit_str<E: Error>(self, s: &str) -> Result<Workspaces, E> {
+                match s {
+                    "all" => Ok(Workspaces::All),
+                    other => Err(E::custom(format!(
+                        "workspaces: expected \"all\" or a list of workspace ids or slugs, \
+                         got {other:?} (write [{other:?}] to watch that one workspace)"
+                    ))),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Workspaces, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    if name.trim().is_empty() {
+                        return Err(A::Error::custom(
+                            "workspaces: a workspace id or slug must not be empty",
+                        ));
+                    }
+                    names.push(name);
+                }
+                Ok(Workspaces::Only(names))
+            }
+        }
+        d.deserialize_any(AllOrList)
     }
 }
 

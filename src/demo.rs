@@ -1,6 +1,8 @@
-//! `keywarden demo` (SPEC §9): six simulated weeks against an in-process
-//! sandbox, through the same runner, engine and store the service uses.
-//! Only the spending and the passing of time are simulated.
+//! `keywarden demo` (SPEC §9, §11): six simulated weeks against an
+//! in-process sandbox, through the same runner, engine and store the
+//! service uses. Only the spending and the passing of time are simulated:
+//! most keys spend at random, the research keys through the sandbox's
+//! traffic, which the forecast rules of the example watch.
 
 use crate::clock::Clock;
 use crate::config::{Config, ManagementKey};
@@ -13,6 +15,7 @@ use crate::openrouter::client::ClientSettings;
 use crate::output::{FieldsStyle, fields_text};
 use crate::rules::model::Origin;
 use crate::run::{RecordedChange, RunReport, RunRequest, Trigger};
+use crate::sandbox::traffic::{Pattern, TrafficSpec};
 use crate::sandbox::{Sandbox, SandboxOptions, SeedKey};
 use crate::store::Store;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -85,16 +88,42 @@ fn keys() -> Vec<SeedKey> {
         key("team-b-02", Some(40.0), Some(LimitReset::Weekly)),
         key("support-01", Some(60.0), Some(LimitReset::Monthly)),
         key("support-02", Some(60.0), Some(LimitReset::Monthly)),
+        key("research-01", None, None),
+        key("research-02", None, None),
         key("ci-01", Some(10.0), Some(LimitReset::Daily)),
     ]
 }
 
-/// Average USD an hour each key tries to spend during working hours.
+/// The research keys spend on their own, through the sandbox's traffic: a
+/// batch job around the clock on one, which heads over its budget within
+/// the month, and a working-day curve (busy weekdays, quiet nights and
+/// weekends) a third as fast on the other.
+fn research_traffic(account: &crate::sandbox::Account) -> anyhow::Result<()> {
+    let streams = [
+        ("research-01", 0.16, Pattern::Steady),
+        ("research-02", 0.05, Pattern::Diurnal),
+    ];
+    for (name, usd_per_hour, pattern) in streams {
+        account.add_traffic(TrafficSpec {
+            names: Some(vec![name.into()]),
+            hashes: None,
+            usd_per_hour,
+            pattern,
+            seed: 1,
+            byok: false,
+        })?;
+    }
+    Ok(())
+}
+
+/// Average USD an hour each key tries to spend during working hours (the
+/// research keys' spend is the sandbox's traffic).
 fn hourly_spend(name: &str) -> f64 {
     match name {
         n if n.starts_with("team-a") => 0.30,
         n if n.starts_with("team-b") => 0.35,
         n if n.starts_with("support") => 0.40,
+        n if n.starts_with("research") => 0.0,
         _ => 0.11,
     }
 }
@@ -117,6 +146,7 @@ pub async fn run(
     .await?;
     let account = sandbox.account().clone();
     account.set_credits(5000.0)?;
+    research_traffic(&account)?;
     let mut config = Config::default();
     config.openrouter.base_url = sandbox.base_url();
     config.openrouter.requests_per_second = 10_000;
@@ -187,12 +217,23 @@ fn spend_an_hour(account: &crate::sandbox::Account, rng: &mut StdRng, step: Dura
     }
 }
 
-/// One line per change that reached the account, and per held or failed one.
+/// One line per early warning, per change that reached the account, and
+/// per held or failed one.
 fn narrate(
     out: &mut (dyn Write + Send),
     at: DateTime<Utc>,
     report: &RunReport,
 ) -> anyhow::Result<()> {
+    for warning in &report.forecast_warnings {
+        let f = &warning.forecast;
+        writeln!(
+            out,
+            "{}  {:<11} warned: budget_forecast  — {}",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            f.key_name.as_deref().unwrap_or(&f.rule),
+            warning.reason(at)
+        )?;
+    }
     for RecordedChange {
         change, outcome, ..
     } in &report.rows

@@ -5,11 +5,15 @@
 //! from the history (see [`Store::history_counts`]), so they equal what
 //! `history` shows, including rows made by `keywarden apply`. Every request
 //! the service's OpenRouter client sends (retries included) is counted by
-//! method and status, and timed, through [`Metrics::api_observer`].
+//! method and status, and timed, through [`Metrics::api_observer`]. The
+//! forecast gauges are in [`forecasts`].
+
+mod forecasts;
 
 use crate::clock::Clock;
 use crate::domain::Window;
 use crate::engine::plan::BudgetReading;
+use crate::run::RunOutlook;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::State;
@@ -17,6 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use forecasts::ForecastGauges;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -86,6 +91,7 @@ pub struct Metrics {
     budget: Family<BudgetLabels, GaugeF>,
     window_reset: Family<WindowLabels, GaugeF>,
     last_success: GaugeF,
+    forecasts: ForecastGauges,
     windows: Mutex<BTreeSet<Window>>,
     clock: Arc<dyn Clock>,
 }
@@ -107,6 +113,7 @@ impl Metrics {
             budget: Family::default(),
             window_reset: Family::default(),
             last_success: GaugeF::default(),
+            forecasts: ForecastGauges::default(),
             windows: Mutex::new(BTreeSet::new()),
             clock,
             registry: Registry::default(),
@@ -171,6 +178,7 @@ impl Metrics {
             "When the last run with status ok finished (Unix time)",
             m.last_success.clone(),
         );
+        m.forecasts.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -247,6 +255,11 @@ impl Metrics {
         }
     }
 
+    /// Records where the spend of the rules a run evaluated is heading.
+    pub fn observe_outlook(&self, outlook: &RunOutlook) {
+        self.forecasts.observe(outlook);
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let now = self.clock.now();
@@ -259,6 +272,7 @@ impl Metrics {
                     .set((bounds.end - now).num_milliseconds() as f64 / 1000.0);
             }
         }
+        let _forecasts = self.forecasts.refresh();
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -1,5 +1,10 @@
 //! `keywarden check-config`: validates the configuration and every rules
-//! file it names, without touching the network or the database (SPEC §3.4).
+//! file it names, without touching the database (SPEC §3.4). The network
+//! is used for one thing only: when a rule names a guardrail and the
+//! account is reachable, a name that resolves to none or several is a
+//! warning (SPEC §12).
+
+mod guardrails;
 
 use super::Context;
 use crate::config::Config;
@@ -24,6 +29,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         diagnostics.extend(file.warnings.iter().cloned());
     }
     diagnostics.extend(across_files(&files));
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.extend(guardrails::unresolved(&config, &files).await);
+    }
     for d in &diagnostics {
         eprintln!("{d}");
     }

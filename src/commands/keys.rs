@@ -1,13 +1,16 @@
 //! `keywarden keys list`: every key of the account, live, with what
-//! keywarden holds on it (SPEC §6: "live keys, usage, matching rules, claims").
+//! keywarden holds on it (SPEC §6: "live keys, usage, matching rules, claims"),
+//! and where the spend of the budget and forecast rules covering it is
+//! heading (SPEC §11).
 
 use super::Context;
 use crate::cli::{Format, KeysCommand};
 use crate::config::Config;
-use crate::context::{client, open_store};
+use crate::context::{Shell, client};
 use crate::domain::Key;
 use crate::engine::Claim;
-use crate::listing::keys::{Holdings, KeyHoldings, claim_text, keys_json};
+use crate::listing::keys::{Holdings, KeyHoldings, claim_text, forecast_cells, keys_json};
+use crate::openrouter::{Client, KeyListing};
 use crate::output;
 use std::process::ExitCode;
 
@@ -27,37 +30,62 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     }
     let config = ctx.config()?;
     let client = client(&config)?;
-    let keys = client
-        .list_keys()
+    let listing = client
+        .list()
         .await
         .map_err(|e| anyhow::Error::new(crate::exit::Failure(e.explain())))?;
-    let holdings = holdings(&config, &keys).await?;
-    let listed = keys.iter().map(|k| (k, holdings.of(k)));
+    let keys = &listing.keys;
+    let holdings = holdings(ctx, config, client, &listing).await?;
+    let listed = keys.iter().map(|k| (k, holdings.of(k, &listing)));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&keys_json(listed)?)? + "\n",
         Format::Csv => output::csv(&CSV_HEADER, listed.map(csv_row))?,
-        _ => output::table(&TABLE_HEADER, listed.map(table_row)) + "\n",
+        _ => {
+            let header = [&TABLE_HEADER[..], &FORECAST_HEADER[..]].concat();
+            output::table(&header, listed.map(table_row_with_forecast)) + "\n"
+        }
     };
     print!("{text}");
+    if let Some(fallback) = &listing.fallback {
+        // Under the table for people; on stderr beside JSON and CSV, which
+        // carry it in their own way (`keywarden.workspace_fallback`) or not.
+        match format {
+            Format::Table => println!("note: {}", fallback.note),
+            _ => eprintln!("note: {}", fallback.note),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads the rules and claims from the database; none when there is no
-/// database yet (listing keys does not create one).
-async fn holdings(config: &Config, keys: &[Key]) -> anyhow::Result<Holdings> {
+/// Reads the rules, claims and forecasts from the database (and the budget
+/// sources); none when there is no database yet (listing keys does not
+/// create one).
+async fn holdings(
+    ctx: &Context,
+    config: Config,
+    client: Client,
+    listing: &KeyListing,
+) -> anyhow::Result<Holdings> {
+    let keys = &listing.keys;
     let path = config.database_path();
     if keys.is_empty() || !path.exists() {
         return Ok(Holdings::default());
     }
-    let store = open_store(config).await?;
-    let holdings = Holdings::read(&store).await?;
-    store.close().await;
+    let shell = Shell::open(config, ctx.clock.clone()).await?;
+    let forecasts = shell
+        .runner(client)
+        .outlook_of(keys, &listing.workspaces)
+        .await?
+        .forecasts;
+    let holdings = Holdings::read(&shell.store, forecasts).await?;
+    shell.store.close().await;
     Ok(holdings)
 }
 
-const TABLE_HEADER: [&str; 12] = [
+const TABLE_HEADER: [&str; 13] = [
     "name",
     "hash",
+    "workspace",
     "disabled",
     "limit",
     "reset",
@@ -70,7 +98,7 @@ const TABLE_HEADER: [&str; 12] = [
     "claims",
 ];
 
-const CSV_HEADER: [&str; 13] = [
+const CSV_HEADER: [&str; 14] = [
     "name",
     "hash",
     "disabled",
@@ -82,6 +110,7 @@ const CSV_HEADER: [&str; 13] = [
     "usage_monthly",
     "usage",
     "workspace_id",
+    "workspace",
     "rules",
     "claims",
 ];
@@ -96,6 +125,7 @@ fn table_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
     vec![
         k.name.clone(),
         output::shorten(&k.hash, 12),
+        held.workspace_text(k),
         if k.disabled { "yes" } else { "no" }.to_string(),
         limit,
         k.limit_reset.clone().unwrap_or_else(|| "none".into()),
@@ -107,6 +137,17 @@ fn table_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
         held.rules.join(", "),
         claims_text(&held.claims, ", "),
     ]
+}
+
+const FORECAST_HEADER: [&str; 2] = ["USD/h", "forecast"];
+
+/// [`table_row`] and the most pressing of the key's forecasts
+/// ([`forecast_cells`]).
+fn table_row_with_forecast((k, held): (&Key, KeyHoldings)) -> Vec<String> {
+    let forecast = forecast_cells(&held.forecasts);
+    let mut row = table_row((k, held));
+    row.extend([forecast.rate, forecast.projection]);
+    row
 }
 
 /// A key for programs: full hash, exact numbers, empty when null; rules
@@ -124,6 +165,7 @@ fn csv_row((k, held): (&Key, KeyHoldings)) -> Vec<String> {
         output::number_or_empty(k.usage_monthly),
         output::number_or_empty(k.usage),
         k.workspace_id.clone().unwrap_or_default(),
+        held.workspace.clone().unwrap_or_default(),
         held.rules.join("; "),
         claims_text(&held.claims, "; "),
     ]
@@ -159,6 +201,7 @@ mod tests {
             [
                 "team-a-ci",
                 "f01d52c0ffee…",
+                "-",
                 "yes",
                 "50.00",
                 "monthly",
@@ -187,6 +230,7 @@ mod tests {
                 "12.345",
                 "",
                 "",
+                "",
                 ""
             ]
         );
@@ -198,7 +242,7 @@ mod tests {
         k.limit = None;
         k.limit_reset = None;
         let row = table_row((&k, KeyHoldings::default()));
-        assert_eq!((&*row[3], &*row[4], &*row[5]), ("none", "none", "-"));
+        assert_eq!((&*row[4], &*row[5], &*row[6]), ("none", "none", "-"));
     }
 
     fn claim(field: Field, original: FieldValue, value: FieldValue) -> Claim {
@@ -215,6 +259,8 @@ mod tests {
     #[test]
     fn claims_read_as_what_keywarden_set_and_why() {
         let held = KeyHoldings {
+            workspace: Some("research".into()),
+            workspace_fallback: None,
             rules: vec!["team-a-monthly".into(), "ci-daily".into()],
             claims: vec![
                 claim(
@@ -228,11 +274,13 @@ mod tests {
                     FieldValue::Limit(Some(5.0)),
                 ),
             ],
+            ..KeyHoldings::default()
         };
         let row = table_row((&key(), held));
-        assert_eq!(row[10], "team-a-monthly, ci-daily");
+        assert_eq!(row[2], "research");
+        assert_eq!(row[11], "team-a-monthly, ci-daily");
         assert_eq!(
-            row[11],
+            row[12],
             "disabled by team-a-monthly, limit 5.00 by team-a-monthly"
         );
         let enabled = claim(

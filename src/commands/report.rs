@@ -20,7 +20,8 @@ pub async fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
     let (since, until) = period(&args, ctx.clock.now())?;
     let store = open_store(&config).await?;
-    let report = report::build(&store, since, until, args.group_by).await?;
+    let mut report = report::build(&store, since, until, args.group_by).await?;
+    report::add_projections(&store, &mut report, ctx.clock.now()).await?;
     let text = match args.format {
         Format::Table if report.totals.changes == 0 => nothing_recorded(&report),
         Format::Markdown if report.totals.changes == 0 => nothing_recorded(&report),

@@ -9,14 +9,17 @@
 use super::Context;
 use crate::cli::RevertArgs;
 use crate::context::{client, open_store};
-use crate::domain::Key;
 use crate::domain::timestamp::rfc3339;
+use crate::domain::{Field, Guardrail, Key};
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Outcome};
 use crate::exit::UsageError;
-use crate::openrouter::model::KeyPatch;
+use crate::openrouter::Client;
 use crate::output::{FieldsStyle, fields_text};
+use crate::rules::model::Selector;
 use crate::rules::selector::CompiledSelector;
+use crate::run::send_change;
+use crate::run::sent::Completion;
 use crate::store::{ChangeRow, Store};
 use crate::timearg::parse_time;
 use chrono::{DateTime, Utc};
@@ -43,12 +46,13 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
         true => None,
         false => Some(store.run_turn(super::waiting_for_run).await?),
     };
-    let key = client
+    let mut key = client
         .get_key(&change.key_hash)
         .await
         .map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", change.key_name))?;
+    let guardrails = read_guardrail(&client, &change, &mut key).await?;
     still_holds(&change, &key)?;
-    let asserting = asserting_rules(&store, &change, &key, now).await?;
+    let asserting = asserting_rules(&store, &client, &change, &key, &guardrails, now).await?;
     let revert = revert_change(&change);
     let summary = fields_text(&revert.fields, FieldsStyle::Sentence);
 
@@ -99,25 +103,7 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     let ids = store
         .record_changes(None, now, std::slice::from_ref(&revert), None)
         .await?;
-    let mut patch = KeyPatch::default();
-    for fc in revert.fields.values() {
-        patch.set(fc.to);
-    }
-    let attempted = client.update_key(&key.hash, &patch).await;
-    let (outcome, error) = match &attempted.result {
-        Ok(_) => (Outcome::Applied, None),
-        Err(e) if e.is_ambiguous() => (Outcome::Unknown, Some(e.to_string())),
-        Err(e) => (Outcome::Failed, Some(e.to_string())),
-    };
-    store
-        .complete_changes(
-            &ids,
-            outcome,
-            attempted.http_status,
-            attempted.attempts,
-            error.as_deref(),
-        )
-        .await?;
+    let Completion { outcome, error, .. } = send_change(&client, &store, ids[0], &revert).await?;
     match error {
         None => {
             println!(
@@ -171,23 +157,58 @@ fn still_holds(change: &ChangeRow, key: &Key) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The account's guardrails, and the key given the one it holds, when the
+/// change moved its guardrail (nothing is read otherwise).
+async fn read_guardrail(
+    client: &Client,
+    change: &ChangeRow,
+    key: &mut Key,
+) -> anyhow::Result<Vec<Guardrail>> {
+    if !change.fields.contains_key(&Field::Guardrail) {
+        return Ok(Vec::new());
+    }
+    let guardrails = client
+        .list_guardrails(
+            key.workspace_id
+                .as_slice()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the guardrails: {e}"))?;
+    let assignments = client
+        .list_assignments()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the guardrail assignments: {e}"))?;
+    key.guardrail = assignments.get(&key.hash).copied();
+    Ok(guardrails)
+}
+
 /// The enabled rules that still assert one of the change's `to` values on
 /// the key: they select it, their `when` held for it at their last
-/// evaluation, and no exemption covers it now.
+/// evaluation, and no exemption covers it now. The account's workspaces are
+/// read only when such a rule selects keys by workspace (none when they
+/// cannot be listed: the workspace is then known by its id).
 async fn asserting_rules(
     store: &Store,
+    client: &Client,
     change: &ChangeRow,
     key: &Key,
+    guardrails: &[Guardrail],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
     let states = store.rule_states().await?;
     let exemptions = store.exemptions().await?;
-    let mut out = Vec::new();
+    let mut candidates = Vec::new();
     for stored in store.rules().await? {
-        let rule = &stored.rule;
+        let rule = stored.rule;
+        // A guardrail that resolves to none or several asserts nothing.
         let sets_a_to_value = rule
             .set
-            .fields()
+            .resolve(guardrails)
+            .unwrap_or_else(|_| rule.set.fields())
             .iter()
             .any(|v| change.fields.get(&v.field()).is_some_and(|fc| fc.to == *v));
         let holds = states
@@ -196,16 +217,22 @@ async fn asserting_rules(
         let exempt = exemptions
             .iter()
             .any(|e| e.covers(&key.hash, &rule.name, now));
-        if rule.enabled
-            && sets_a_to_value
-            && holds
-            && !exempt
-            && CompiledSelector::new(&rule.keys).matches(key)
-        {
-            out.push(rule.name.clone());
+        if rule.enabled && sets_a_to_value && holds && !exempt {
+            candidates.push(rule);
         }
     }
-    Ok(out)
+    let by_workspace = candidates
+        .iter()
+        .any(|r| matches!(&r.keys, Selector::Match(m) if !m.workspaces.is_empty()));
+    let workspaces = match by_workspace {
+        true => client.list_workspaces().await.unwrap_or_default(),
+        false => Vec::new(),
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|r| CompiledSelector::new(&r.keys).matches(key, &workspaces))
+        .map(|r| r.name)
+        .collect())
 }
 
 /// The `revert` change: every field from its `to` back to its `from`.

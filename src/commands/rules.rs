@@ -150,6 +150,12 @@ fn list(rules: &[StoredRule], format: Format) -> anyhow::Result<()> {
                         .fields()
                         .iter()
                         .map(|v| format!("{}={v}", v.field()))
+                        .chain(
+                            r.set
+                                .guardrail
+                                .iter()
+                                .map(|g| format!("guardrail={}", g.as_str())),
+                        )
                         .collect::<Vec<_>>()
                         .join(", "),
                     s.origin.as_string(),

@@ -33,6 +33,8 @@ pub enum EventKind {
     ChangeFailed,
     /// Spend crossed a budget rule's `warn_at` fraction.
     BudgetWarning,
+    /// A rule's projected crossing came within a `warn_before` horizon.
+    BudgetForecast,
     /// The blast-radius guard held changes back.
     GuardTripped,
     /// A budget source could not be read.
@@ -91,6 +93,7 @@ mod tests {
         }
         assert_eq!(EventKind::KeyDisabled.as_str(), "key_disabled");
         assert_eq!(EventKind::BudgetWarning.as_str(), "budget_warning");
+        assert_eq!(EventKind::BudgetForecast.as_str(), "budget_forecast");
         assert!("key_disabld".parse::<EventKind>().is_err());
     }
 

@@ -3,14 +3,17 @@
 //! A [`FieldValue`] carries the field it belongs to, so a value of the wrong
 //! type for a field cannot be built.
 //!
-//! Adding a settable field (say `guardrail`): a variant in [`Field`] (and
+//! Adding a settable field: a variant in [`Field`] (and
 //! in [`Field::ALL`]) and one in [`FieldValue`] carrying its value type;
 //! every `match` on them is exhaustive, so the compiler then names each
 //! place that must say what the new field is: its wire name and JSON here,
 //! [`super::Key::get`]/[`super::Key::set`], the PATCH body
 //! (`openrouter::KeyPatch::set`); add it to [`super::Settings`] (and its
-//! `fields`) and to the rules parser for a rule to assert it.
+//! `fields`) and to the rules parser for a rule to assert it. `guardrail`
+//! is the one field not sent by the PATCH: its value comes from the
+//! assignments and goes out in bulk calls (`run::send`).
 
+use super::guardrail::GuardrailId;
 use super::window::LimitReset;
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
@@ -27,15 +30,19 @@ pub enum Field {
     LimitReset,
     /// `include_byok_in_limit`
     IncludeByokInLimit,
+    /// `guardrail`: set by `POST /guardrails/{id}/assignments/keys` (or
+    /// `…/remove`), not by the PATCH.
+    Guardrail,
 }
 
 impl Field {
     /// Every field, in wire order.
-    pub const ALL: [Field; 4] = [
+    pub const ALL: [Field; 5] = [
         Field::Disabled,
         Field::Limit,
         Field::LimitReset,
         Field::IncludeByokInLimit,
+        Field::Guardrail,
     ];
 
     /// The wire name of the field.
@@ -45,6 +52,7 @@ impl Field {
             Field::Limit => "limit",
             Field::LimitReset => "limit_reset",
             Field::IncludeByokInLimit => "include_byok_in_limit",
+            Field::Guardrail => "guardrail",
         }
     }
 
@@ -66,7 +74,8 @@ impl fmt::Display for Field {
 }
 
 /// A value of one field, tagged with the field. Serializes exactly as on the
-/// wire: a bool, a number or `null` (no limit), a reset name or `null` (no reset).
+/// wire: a bool, a number or `null` (no limit), a reset name or `null` (no
+/// reset), a guardrail id or `null` (no guardrail).
 #[derive(Debug, Clone, Copy)]
 pub enum FieldValue {
     /// `disabled`.
@@ -77,6 +86,8 @@ pub enum FieldValue {
     LimitReset(Option<LimitReset>),
     /// `include_byok_in_limit`.
     IncludeByokInLimit(bool),
+    /// `guardrail`: the guardrail the key holds, or `None` for none.
+    Guardrail(Option<GuardrailId>),
 }
 
 impl PartialEq for FieldValue {
@@ -89,6 +100,7 @@ impl PartialEq for FieldValue {
             Limit(a) => matches!(*other, Limit(b) if same_limit(a, b)),
             LimitReset(a) => matches!(*other, LimitReset(b) if a == b),
             IncludeByokInLimit(a) => matches!(*other, IncludeByokInLimit(b) if a == b),
+            Guardrail(a) => matches!(*other, Guardrail(b) if a == b),
         }
     }
 }
@@ -109,6 +121,7 @@ impl FieldValue {
             FieldValue::Limit(_) => Field::Limit,
             FieldValue::LimitReset(_) => Field::LimitReset,
             FieldValue::IncludeByokInLimit(_) => Field::IncludeByokInLimit,
+            FieldValue::Guardrail(_) => Field::Guardrail,
         }
     }
 
@@ -118,8 +131,11 @@ impl FieldValue {
         match self {
             FieldValue::Disabled(b) | FieldValue::IncludeByokInLimit(b) => Value::Bool(b),
             FieldValue::Limit(Some(v)) => serde_json::json!(v),
-            FieldValue::Limit(None) | FieldValue::LimitReset(None) => Value::Null,
+            FieldValue::Limit(None)
+            | FieldValue::LimitReset(None)
+            | FieldValue::Guardrail(None) => Value::Null,
             FieldValue::LimitReset(Some(r)) => Value::String(r.as_str().into()),
+            FieldValue::Guardrail(Some(id)) => Value::String(id.to_string()),
         }
     }
 
@@ -140,18 +156,28 @@ impl FieldValue {
                     .map(|r| FieldValue::LimitReset(Some(r))),
             },
             Field::IncludeByokInLimit => v.as_bool().map(FieldValue::IncludeByokInLimit),
+            Field::Guardrail => match v {
+                Value::Null => Some(FieldValue::Guardrail(None)),
+                _ => v
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .map(|id| FieldValue::Guardrail(Some(id))),
+            },
         }
     }
 }
 
 impl fmt::Display for FieldValue {
-    /// People's form: `true`, `50.00`, `none`, `daily`.
+    /// People's form: `true`, `50.00`, `none`, `daily`, a guardrail's id.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FieldValue::Disabled(b) | FieldValue::IncludeByokInLimit(b) => write!(f, "{b}"),
             FieldValue::Limit(Some(v)) => write!(f, "{v:.2}"),
-            FieldValue::Limit(None) | FieldValue::LimitReset(None) => f.write_str("none"),
+            FieldValue::Limit(None)
+            | FieldValue::LimitReset(None)
+            | FieldValue::Guardrail(None) => f.write_str("none"),
             FieldValue::LimitReset(Some(r)) => f.write_str(r.as_str()),
+            FieldValue::Guardrail(Some(id)) => write!(f, "{id}"),
         }
     }
 }
@@ -175,6 +201,10 @@ mod tests {
             FieldValue::LimitReset(Some(LimitReset::Weekly)),
             FieldValue::LimitReset(None),
             FieldValue::IncludeByokInLimit(false),
+            FieldValue::Guardrail(Some(
+                "00000000-0000-4000-8000-00000000c4e9".parse().unwrap(),
+            )),
+            FieldValue::Guardrail(None),
         ];
         for v in values {
             assert_eq!(FieldValue::from_json(v.field(), &v.to_json()), Some(v));
@@ -192,8 +222,13 @@ mod tests {
             None
         );
         assert_eq!(
+            FieldValue::from_json(Field::Guardrail, &serde_json::json!("cheap-models-only")),
+            None,
+            "history holds ids, not names"
+        );
+        assert_eq!(
             Field::ALL.map(Field::index),
-            [0, 1, 2, 3],
+            [0, 1, 2, 3, 4],
             "index is the position in ALL"
         );
     }

@@ -1,6 +1,7 @@
 //! A key as observed: what `GET /keys` lists, the input of every run.
 
 use super::field::{Field, FieldValue};
+use super::guardrail::GuardrailId;
 use super::window::LimitReset;
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +78,10 @@ pub struct Key {
     /// Expiry (newer field).
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// The guardrail the key holds: not in the listing, filled in from
+    /// `GET /guardrails/assignments/keys` when a run reads the assignments.
+    #[serde(skip)]
+    pub guardrail: Option<GuardrailId>,
 }
 
 impl Key {
@@ -90,6 +95,7 @@ impl Key {
                 FieldValue::LimitReset(self.limit_reset.as_deref().and_then(LimitReset::parse))
             }
             Field::IncludeByokInLimit => FieldValue::IncludeByokInLimit(self.include_byok_in_limit),
+            Field::Guardrail => FieldValue::Guardrail(self.guardrail),
         }
     }
 
@@ -100,6 +106,7 @@ impl Key {
             FieldValue::IncludeByokInLimit(b) => self.include_byok_in_limit = b,
             FieldValue::Limit(l) => self.limit = l,
             FieldValue::LimitReset(r) => self.limit_reset = r.map(|r| r.as_str().to_string()),
+            FieldValue::Guardrail(g) => self.guardrail = g,
         }
     }
 }
@@ -133,6 +140,9 @@ mod tests {
             FieldValue::Limit(Some(3.0)),
             FieldValue::LimitReset(Some(LimitReset::Monthly)),
             FieldValue::IncludeByokInLimit(true),
+            FieldValue::Guardrail(Some(
+                "00000000-0000-4000-8000-00000000c4e9".parse().unwrap(),
+            )),
         ] {
             k.set(v);
             assert_eq!(k.get(v.field()), v);

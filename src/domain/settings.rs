@@ -1,12 +1,13 @@
 //! What a rule's `set` table asserts: the writable settings of a key.
 
-use super::field::FieldValue;
+use super::field::{Field, FieldValue};
+use super::guardrail::{Guardrail, GuardrailRef};
 use super::window::LimitReset;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The writable settings of a key (every PATCH field but `name`): what a
 /// rule's `set` table asserts. Each `None` is "not asserted".
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Settings {
     /// `disabled`.
     pub disabled: Option<bool>,
@@ -26,10 +27,16 @@ pub struct Settings {
     pub limit_reset: Option<Option<LimitReset>>,
     /// `include_byok_in_limit`.
     pub include_byok_in_limit: Option<bool>,
+    /// `guardrail`: a guardrail's id or name, or `"none"`; resolved
+    /// against the account's guardrails at evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<GuardrailRef>,
 }
 
 impl Settings {
-    /// The fields this rule asserts, with their values, in wire order.
+    /// The fields this rule asserts whose values need no lookup (every one
+    /// but `guardrail`, see [`Settings::resolve`]), with their values, in
+    /// wire order.
     pub fn fields(&self) -> Vec<FieldValue> {
         [
             self.disabled.map(FieldValue::Disabled),
@@ -41,6 +48,26 @@ impl Settings {
         .into_iter()
         .flatten()
         .collect()
+    }
+
+    /// Every field this rule asserts, `guardrail` included, in wire order.
+    pub fn asserted(&self) -> Vec<Field> {
+        let mut fields: Vec<Field> = self.fields().iter().map(|v| v.field()).collect();
+        if self.guardrail.is_some() {
+            fields.push(Field::Guardrail);
+        }
+        fields
+    }
+
+    /// Every field this rule asserts with its value, in wire order, its
+    /// `guardrail` resolved against the account's `guardrails`; the error
+    /// says why the guardrail resolves to none or several.
+    pub fn resolve(&self, guardrails: &[Guardrail]) -> Result<Vec<FieldValue>, String> {
+        let mut values = self.fields();
+        if let Some(guardrail) = &self.guardrail {
+            values.push(FieldValue::Guardrail(guardrail.resolve(guardrails)?));
+        }
+        Ok(values)
     }
 }
 

@@ -2,7 +2,7 @@
 //! budget values, usage series and the standing results of rules not due
 //! in this run.
 
-use crate::domain::{Field, FieldValue};
+use crate::domain::{Field, FieldValue, Guardrail};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -23,6 +23,51 @@ pub struct UsageReading {
 /// longest lookback (this run's own reading is not in it: the core reads
 /// it from the keys).
 pub type Series = HashMap<String, Vec<UsageReading>>;
+
+/// What a run read of the account's guardrails (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Guardrails {
+    /// Not read: no enabled rule sets `guardrail` and keywarden holds no
+    /// claim on one, so no key's guardrail is known.
+    #[default]
+    NotRead,
+    /// The account's guardrails, read whole; each key carries the one it
+    /// holds (from the assignments, read whole too).
+    Read(Vec<Guardrail>),
+    /// The guardrails or the assignments could not be read whole (an API
+    /// error, a malformed or truncated listing): why. No key's guardrail
+    /// is known; nothing is concluded from its absence.
+    Unreadable(String),
+}
+
+impl Guardrails {
+    /// The account's guardrails, or why the keys' guardrails are not known.
+    pub fn listed(&self) -> Result<&[Guardrail], String> {
+        match self {
+            Guardrails::Read(all) => Ok(all),
+            Guardrails::NotRead => Err("the guardrails were not read in this run".into()),
+            Guardrails::Unreadable(why) => Err(format!(
+                "the guardrails and their assignments could not be read: {why}"
+            )),
+        }
+    }
+
+    /// A guardrail value as people read it: `none`, or the guardrail's name
+    /// (with its id), or its id when it is not listed.
+    pub fn describe(&self, value: FieldValue) -> String {
+        let FieldValue::Guardrail(Some(id)) = value else {
+            return value.to_string();
+        };
+        match self
+            .listed()
+            .ok()
+            .and_then(|all| all.iter().find(|g| g.id == id))
+        {
+            Some(g) => format!("{:?} ({id})", g.name),
+            None => id.to_string(),
+        }
+    }
+}
 
 /// A setting keywarden changed because of a rule (SPEC §4.2): what it set,
 /// and what the key had before, so the field can be given back.

@@ -5,7 +5,8 @@
 //! [`evaluate`] decides a rule's conditions for a key, [`reconcile`] makes
 //! the plan, [`plan`] holds what it decided, [`settle`] says how a row left
 //! open by an earlier run ends, [`inputs`] are the claims and exemptions
-//! it is given.
+//! it is given. [`forecast`] and [`outlook`] say where spend is heading,
+//! [`warnings`] which early warnings are due.
 
 pub mod evaluate;
 pub mod forecast;
@@ -16,6 +17,7 @@ pub mod reconcile;
 pub mod settle;
 #[cfg(test)]
 mod tests;
+pub mod warnings;
 
 pub use inputs::{Claim, Exemption};
 pub use plan::{Change, ChangeKind, Hold, Outcome, Plan};

@@ -1,7 +1,7 @@
 //! The output of the pure core: a [`Plan`] of per-key changes, each with
 //! its fields (from → to), kind, rule and a human-readable reason.
 
-use crate::domain::{Field, FieldValue, Window};
+use crate::domain::{Field, FieldValue, GuardrailId, Window};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -211,6 +211,25 @@ pub struct KeyUpdate {
     pub values: Vec<FieldValue>,
 }
 
+/// What one bulk guardrail call does (SPEC §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GuardrailAction {
+    /// `POST /guardrails/{id}/assignments/keys`: the keys hold this one after.
+    Assign(GuardrailId),
+    /// `POST /guardrails/{id}/assignments/keys/remove`: the keys that held
+    /// this one hold none after.
+    Remove(GuardrailId),
+}
+
+/// One bulk guardrail call of a run: an action and the keys it moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardrailBatch {
+    /// What the call does.
+    pub action: GuardrailAction,
+    /// The keys' hashes, in order.
+    pub key_hashes: Vec<String>,
+}
+
 /// Everything a run would do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
@@ -240,23 +259,67 @@ impl Plan {
     }
 
     /// What to send to each key that needs a PATCH, in key order: the
-    /// union of the fields of its changes that are to be sent.
+    /// union of the fields of its changes that are to be sent, but
+    /// `guardrail` (see [`Plan::guardrail_batches`]).
     pub fn patches(&self) -> Vec<KeyUpdate> {
-        let mut by_key: BTreeMap<&str, BTreeMap<Field, FieldValue>> = BTreeMap::new();
+        self.moves()
+            .into_iter()
+            .filter_map(|(key_hash, mut values)| {
+                values.remove(&Field::Guardrail);
+                (!values.is_empty()).then(|| KeyUpdate {
+                    key_hash: key_hash.to_string(),
+                    values: values.into_values().map(|fc| fc.to).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The bulk guardrail calls that give the keys the guardrails of their
+    /// changes to be sent: one assign call per guardrail the keys move to,
+    /// one remove call per guardrail left for none, each of at most `most`
+    /// keys (in key order; calls in guardrail order, assignments first).
+    pub fn guardrail_batches(&self, most: usize) -> Vec<GuardrailBatch> {
+        let mut by_action: BTreeMap<GuardrailAction, Vec<String>> = BTreeMap::new();
+        for (key_hash, values) in self.moves() {
+            let Some(moved) = values.get(&Field::Guardrail) else {
+                continue;
+            };
+            let action = match (moved.to, moved.from) {
+                (FieldValue::Guardrail(Some(to)), _) => GuardrailAction::Assign(to),
+                (_, FieldValue::Guardrail(Some(from))) => GuardrailAction::Remove(from),
+                _ => continue,
+            };
+            by_action
+                .entry(action)
+                .or_default()
+                .push(key_hash.to_string());
+        }
+        by_action
+            .into_iter()
+            .flat_map(|(action, hashes)| {
+                hashes
+                    .chunks(most.max(1))
+                    .map(|chunk| GuardrailBatch {
+                        action,
+                        key_hashes: chunk.to_vec(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Each key's fields to be sent, from → to, in key order: the union of
+    /// its changes that are to be sent.
+    fn moves(&self) -> BTreeMap<&str, BTreeMap<Field, FieldChange>> {
+        let mut by_key: BTreeMap<&str, BTreeMap<Field, FieldChange>> = BTreeMap::new();
         for c in self
             .changes
             .iter()
             .filter(|c| c.held.is_none() && c.sends_patch())
         {
             let values = by_key.entry(&c.key_hash).or_default();
-            values.extend(c.fields.iter().map(|(field, fc)| (*field, fc.to)));
+            values.extend(c.fields.iter().map(|(field, fc)| (*field, *fc)));
         }
         by_key
-            .into_iter()
-            .map(|(key_hash, values)| KeyUpdate {
-                key_hash: key_hash.to_string(),
-                values: values.into_values().collect(),
-            })
-            .collect()
     }
 }

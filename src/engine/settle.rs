@@ -4,7 +4,7 @@
 
 use super::plan::{FieldChange, Outcome};
 use crate::domain::{Field, Key};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What becomes of an open row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,21 +13,35 @@ pub struct Settlement {
     pub outcome: Outcome,
     /// Why it failed (recorded on the row); `None` when applied.
     pub error: Option<String>,
+    /// When `failed`: the fields the key holds the row's values of
+    /// nevertheless (one of its two requests took: a PATCH and a guardrail
+    /// call), which keep their claims.
+    pub took: BTreeSet<Field>,
 }
 
 /// Settles a row that set `fields` on a key, given that key as listed by
 /// run `run_id` (`None`: it is gone). A row found not applied is `failed`:
 /// the plan that follows asserts it again.
 pub fn settle(fields: &BTreeMap<Field, FieldChange>, key: Option<&Key>, run_id: i64) -> Settlement {
-    match key {
-        Some(key) if fields.iter().all(|(f, fc)| key.get(*f) == fc.to) => Settlement {
+    let took: BTreeSet<Field> = match key {
+        Some(key) => fields
+            .iter()
+            .filter(|(f, fc)| key.get(**f) == fc.to)
+            .map(|(f, _)| *f)
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    if key.is_some() && took.len() == fields.len() {
+        return Settlement {
             outcome: Outcome::Applied,
             error: None,
-        },
-        _ => Settlement {
-            outcome: Outcome::Failed,
-            error: Some(format!("found not applied by run {run_id}; planned again")),
-        },
+            took: BTreeSet::new(),
+        };
+    }
+    Settlement {
+        outcome: Outcome::Failed,
+        error: Some(format!("found not applied by run {run_id}; planned again")),
+        took,
     }
 }
 

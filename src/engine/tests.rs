@@ -1,7 +1,7 @@
 //! Unit tests of the pure core, with plain values and an injected `now`.
 
 use super::evaluate::Amounts;
-use super::inputs::{Claim, Exemption, Series};
+use super::inputs::{Claim, Exemption, Guardrails, Series};
 use super::plan::{ChangeKind, Hold, KeyUpdate, Outcome};
 use super::reconcile::{Guard, Inputs, Reconciliation, plan};
 use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
@@ -51,6 +51,7 @@ fn rule(name: &str, names: &[&str], when: Conditions, set: Settings) -> Rule {
         when,
         set,
         warn_at: vec![],
+        warn_before_secs: vec![],
     }
 }
 
@@ -85,6 +86,7 @@ struct World {
     exemptions: Vec<Exemption>,
     amounts: Amounts,
     series: Series,
+    guardrails: Guardrails,
     guard: Guard,
     tz: chrono_tz::Tz,
 }
@@ -98,6 +100,7 @@ impl World {
             exemptions: vec![],
             amounts: Amounts::new(),
             series: Series::new(),
+            guardrails: Guardrails::NotRead,
             guard: Guard {
                 max_changes_per_run: 1000,
                 max_disable_fraction: 1.0,
@@ -110,6 +113,7 @@ impl World {
     fn plan(&self, now: DateTime<Utc>) -> Reconciliation {
         let standing = HashMap::new();
         plan(&Inputs {
+            workspaces: &[],
             rules: &self.rules,
             due: None,
             standing: &standing,
@@ -119,6 +123,7 @@ impl World {
             amounts: &self.amounts,
             credits: None,
             series: &self.series,
+            guardrails: &self.guardrails,
             now,
             default_tz: self.tz,
             guard: self.guard,
@@ -652,6 +657,7 @@ fn a_rule_not_due_keeps_its_standing_result() {
     let standing: HashMap<String, BTreeSet<String>> =
         [("r".to_string(), ["h-a".to_string()].into())].into();
     let o = plan(&Inputs {
+        workspaces: &[],
         rules: &w.rules,
         due: Some(&due),
         standing: &standing,
@@ -661,6 +667,7 @@ fn a_rule_not_due_keeps_its_standing_result() {
         amounts: &w.amounts,
         credits: None,
         series: &w.series,
+        guardrails: &w.guardrails,
         now: at(2026, 1, 1, 0),
         default_tz: w.tz,
         guard: w.guard,
@@ -692,4 +699,65 @@ fn a_between_window_is_half_open() {
     let w = World::new(vec![rule("r", &["*"], when, disable())], vec![key("a")]);
     assert_eq!(w.plan(at(2026, 12, 20, 0)).plan.changes.len(), 1);
     assert!(w.plan(at(2026, 12, 27, 0)).plan.changes.is_empty());
+}
+
+#[test]
+fn guardrail_moves_are_batched_by_guardrail_and_left_out_of_the_patches() {
+    use super::plan::{GuardrailAction, GuardrailBatch};
+    use crate::domain::{Guardrail, GuardrailId, GuardrailRef};
+    let cheap: GuardrailId = "00000000-0000-4000-8000-00000000c4e9".parse().unwrap();
+    let other: GuardrailId = "00000000-0000-4000-8000-0000000070a1".parse().unwrap();
+    let mut keys: Vec<Key> = (0..5).map(|i| key(&format!("k{i}"))).collect();
+    keys[3].guardrail = Some(other);
+    keys[4].guardrail = Some(cheap);
+    let set = Settings {
+        disabled: Some(true),
+        guardrail: Some(GuardrailRef::parse("cheap")),
+        ..Settings::default()
+    };
+    let mut w = World::new(vec![rule("r", &["k*"], Conditions::default(), set)], keys);
+    let not_read = w.plan(at(2026, 1, 1, 0)).plan;
+    assert!(
+        not_read.changes.is_empty(),
+        "guardrails unknown: the rule is not evaluated"
+    );
+    assert_eq!(
+        not_read.skips[0].reason,
+        "set.guardrail: the guardrails were not read in this run"
+    );
+
+    w.guardrails = Guardrails::Read(vec![
+        Guardrail {
+            id: cheap,
+            name: "cheap".into(),
+        },
+        Guardrail {
+            id: other,
+            name: "other".into(),
+        },
+    ]);
+    let plan = w.plan(at(2026, 1, 1, 0)).plan;
+    assert_eq!(plan.patches().len(), 5);
+    assert!(
+        plan.patches()
+            .iter()
+            .all(|p| body(p) == serde_json::json!({"disabled": true}))
+    );
+    let hashes = |names: &[&str]| names.iter().map(|n| format!("h-{n}")).collect::<Vec<_>>();
+    assert_eq!(
+        plan.guardrail_batches(2),
+        [
+            GuardrailBatch {
+                action: GuardrailAction::Assign(cheap),
+                key_hashes: hashes(&["k0", "k1"]),
+            },
+            GuardrailBatch {
+                action: GuardrailAction::Assign(cheap),
+                key_hashes: hashes(&["k2", "k3"]),
+            },
+        ]
+    );
+    assert!(plan.changes[3].reason.ends_with(&format!(
+        "guardrail \"other\" ({other}) -> \"cheap\" ({cheap})"
+    )));
 }

@@ -1,8 +1,9 @@
 //! Which events are notified, and what they say (SPEC §7): a final change
 //! row becomes `key_disabled`, `key_enabled` or `change_failed`; an outage
 //! (`source_error`, `auth_failed`) is notified when it begins and again when
-//! it ends (`source_recovered`, `auth_recovered`); a conflict is recorded
-//! only. The outbox's tables are `store::outbox`.
+//! it ends (`source_recovered`, `auth_recovered`); warnings (`budget_warning`,
+//! `budget_forecast`) say where spend is and is heading; a conflict is
+//! recorded only. The outbox's tables are `store::outbox`.
 
 use crate::config::NotifyFormat;
 use crate::domain::event::EventKind;
@@ -116,6 +117,7 @@ async fn event_reason(batch: &mut OutboxBatch, e: &EventRow) -> anyhow::Result<O
             e.detail["fraction"].as_f64().unwrap_or(0.0) * 100.0,
             e.detail["budget_usd"].as_f64().unwrap_or(0.0)
         ),
+        EventKind::BudgetForecast => text("reason"),
         EventKind::ReloadFailed => format!(
             "reload failed, the previous rules stay in force: {}",
             text("error")
@@ -174,7 +176,7 @@ fn recovery(outage: &Outage) -> Recovery {
 fn event_payload(e: &EventRow, reason: String) -> Value {
     json!({
         "event": e.kind, "at": rfc3339(e.at), "event_id": e.id, "run_id": e.run_id,
-        "rule": e.rule, "key_hash": e.key_hash, "key_name": Value::Null,
+        "rule": e.rule, "key_hash": e.key_hash, "key_name": e.detail.get("key_name").unwrap_or(&Value::Null),
         "reason": reason, "detail": e.detail,
     })
 }

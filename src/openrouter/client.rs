@@ -9,14 +9,13 @@
 
 use super::error::ApiError;
 use super::model::{CurrentKey, Data, ErrorBody, KeyPatch};
-use crate::config::{Config, ManagementKey};
+use crate::config::{Config, ManagementKey, Workspaces};
 use crate::domain::{Credits, Key};
 use backon::BackoffBuilder;
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -44,8 +43,8 @@ pub struct ClientSettings {
     pub base_url: String,
     /// The management key.
     pub management_key: ManagementKey,
-    /// Workspace ids to list; empty = the default workspace.
-    pub workspaces: Vec<String>,
+    /// The workspaces whose keys are listed.
+    pub workspaces: Workspaces,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Requests in flight at once.
@@ -108,7 +107,7 @@ struct Inner {
     http: reqwest::Client,
     base: url::Url,
     key: ManagementKey,
-    workspaces: Vec<String>,
+    workspaces: Workspaces,
     max_concurrency: usize,
     in_flight: Semaphore,
     limiter: DefaultDirectRateLimiter,
@@ -206,33 +205,24 @@ impl Client {
         self.inner.base.as_str()
     }
 
-    /// Every key of every watched workspace (none = the default workspace),
-    /// disabled ones included, in the API's order, without duplicates.
-    /// Pages of 100 are fetched until one comes back empty; after a full
-    /// first page, up to `max_concurrency` pages are requested ahead.
-    pub async fn list_keys(&self) -> Result<Vec<Key>, ApiError> {
-        let workspaces: Vec<Option<&str>> = if self.inner.workspaces.is_empty() {
-            vec![None]
-        } else {
-            self.inner
-                .workspaces
-                .iter()
-                .map(|w| Some(w.as_str()))
-                .collect()
-        };
-        let mut seen = HashSet::new();
-        let mut keys = Vec::new();
-        for workspace in workspaces {
-            for key in self.list_workspace(workspace).await? {
-                if seen.insert(key.hash.clone()) {
-                    keys.push(key);
-                }
-            }
-        }
-        Ok(keys)
+    /// The workspaces `[openrouter]` watches.
+    pub(super) fn workspaces(&self) -> &Workspaces {
+        &self.inner.workspaces
     }
 
-    async fn list_workspace(&self, workspace: Option<&str>) -> Result<Vec<Key>, ApiError> {
+    /// Requests in flight at once.
+    pub(super) fn max_concurrency(&self) -> usize {
+        self.inner.max_concurrency
+    }
+
+    /// Every key of one workspace (`None` = the default one), disabled ones
+    /// included, in the API's order. Pages of 100 are fetched until one
+    /// comes back empty; after a full first page, up to `max_concurrency`
+    /// pages are requested ahead.
+    pub(super) async fn list_workspace(
+        &self,
+        workspace: Option<&str>,
+    ) -> Result<Vec<Key>, ApiError> {
         let mut keys = self.page(workspace, 0).await?;
         if keys.is_empty() {
             return Ok(keys);
@@ -322,7 +312,7 @@ impl Client {
 
     /// The base URL with `segments` appended, each percent-encoded as one
     /// path segment.
-    fn endpoint(&self, segments: &[&str]) -> url::Url {
+    pub(super) fn endpoint(&self, segments: &[&str]) -> url::Url {
         let mut url = self.inner.base.clone();
         url.path_segments_mut()
             .expect("checked in Client::new: the base URL can be a base")
@@ -343,13 +333,42 @@ impl Client {
         Ok(self.endpoint(&["keys", hash]))
     }
 
-    /// Sends a request, retrying as the module documentation says.
-    async fn call<T: serde::de::DeserializeOwned>(
+    /// Sends a request, retrying as the module documentation says; the
+    /// answer's `data`.
+    pub(super) async fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         url: url::Url,
         body: Option<Vec<u8>>,
         hash: Option<&str>,
+    ) -> Attempted<T> {
+        let data = |bytes: &[u8]| serde_json::from_slice::<Data<T>>(bytes).map(|d| d.data);
+        self.exchange(method, url, body, hash, data).await
+    }
+
+    /// [`Client::call`] for an answer read whole (a listing with its
+    /// `total_count`, a bulk call's count).
+    pub(super) async fn call_whole<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<Vec<u8>>,
+    ) -> Attempted<T> {
+        self.exchange(method, url, body, None, |bytes: &[u8]| {
+            serde_json::from_slice::<T>(bytes)
+        })
+        .await
+    }
+
+    /// Sends a request, retrying as the module documentation says; the
+    /// answer read by `decode`.
+    async fn exchange<T>(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<Vec<u8>>,
+        hash: Option<&str>,
+        decode: impl Fn(&[u8]) -> serde_json::Result<T>,
     ) -> Attempted<T> {
         let started = Instant::now();
         let mut backoff = backon::ExponentialBuilder::default()
@@ -361,7 +380,9 @@ impl Client {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let outcome = self.attempt(&method, &url, body.as_deref(), hash).await;
+            let outcome = self
+                .attempt(&method, &url, body.as_deref(), hash, &decode)
+                .await;
             let err = match outcome.result {
                 Ok(value) => {
                     return Attempted {
@@ -397,12 +418,13 @@ impl Client {
 
     /// One request: a place under the concurrency limit, a rate permit, the
     /// exchange, the body (capped), the decoding.
-    async fn attempt<T: serde::de::DeserializeOwned>(
+    async fn attempt<T>(
         &self,
         method: &Method,
         url: &url::Url,
         body: Option<&[u8]>,
         hash: Option<&str>,
+        decode: &impl Fn(&[u8]) -> serde_json::Result<T>,
     ) -> AttemptOutcome<T> {
         let _place = self
             .inner
@@ -447,11 +469,11 @@ impl Client {
                     error_chain(&e)
                 ),
             }),
-            Ok(bytes) if status.is_success() => serde_json::from_slice::<Data<T>>(&bytes)
-                .map(|d| d.data)
-                .map_err(|e| ApiError::InvalidResponse {
+            Ok(bytes) if status.is_success() => {
+                decode(&bytes).map_err(|e| ApiError::InvalidResponse {
                     message: format!("{method} {} (HTTP {}): {e}", url.path(), status.as_u16()),
-                }),
+                })
+            }
             Ok(bytes) => Err(self.status_error(status, &bytes, retry_after, hash)),
         };
         AttemptOutcome {

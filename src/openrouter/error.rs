@@ -70,6 +70,18 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// `[openrouter] workspaces` names a workspace the account does not have.
+    #[error(
+        "[openrouter].workspaces names {name:?}, which is neither the id nor the slug of a \
+         workspace of the account (its workspaces: {})",
+        known.join(", ")
+    )]
+    UnknownWorkspace {
+        /// The id or slug as configured.
+        name: String,
+        /// The slugs of the account's workspaces.
+        known: Vec<String>,
+    },
     /// Not JSON, the wrong shape, or too large.
     #[error("invalid response from the API: {message}")]
     InvalidResponse {
@@ -109,6 +121,7 @@ impl ApiError {
             ApiError::Network { .. }
             | ApiError::Ambiguous { .. }
             | ApiError::NotSent { .. }
+            | ApiError::UnknownWorkspace { .. }
             | ApiError::InvalidResponse { .. } => None,
         }
     }

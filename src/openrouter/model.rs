@@ -42,9 +42,11 @@ pub struct KeyPatch {
 }
 
 impl KeyPatch {
-    /// Sets one field in the patch.
+    /// Sets one field in the patch. `guardrail` is no PATCH field (it is
+    /// assigned by the bulk calls of `openrouter::guardrails`): left out.
     pub fn set(&mut self, value: FieldValue) {
         match value {
+            FieldValue::Guardrail(_) => {}
             FieldValue::Disabled(b) => self.disabled = Some(b),
             FieldValue::IncludeByokInLimit(b) => self.include_byok_in_limit = Some(b),
             FieldValue::Limit(l) => self.limit = Some(l),
@@ -59,6 +61,7 @@ impl KeyPatch {
             limit: self.limit,
             limit_reset: self.limit_reset,
             include_byok_in_limit: self.include_byok_in_limit,
+            guardrail: None,
         }
         .fields()
     }

@@ -3,9 +3,12 @@
 //! which keywarden held keys disabled or under another setting.
 //!
 //! Text is drawn with plotters' built-in font estimate and the generic
-//! `sans-serif` family, so the SVG names no font file and no URL.
+//! `sans-serif` family, so the SVG names no font file and no URL. The
+//! projection of a budget chart is a dashed SVG polyline (plotters' own
+//! dashes are separate segments), `class="projection"`.
 
 use super::periods::Period;
+use super::projection::Projection;
 use super::reached;
 use crate::domain::Field;
 use crate::store::report::BudgetPoint;
@@ -37,15 +40,20 @@ fn day_label(x: i64) -> String {
 /// Spend in `window` of budget rule `rule` over `[since, until)`, one point
 /// per run (`points`, oldest first): the spend as a line, the budget as a
 /// line, and each crossing (a reading at or over the budget after one
-/// below it) marked with a dot and the date.
+/// below it) marked with a dot and the date. With a `projection`, the
+/// chart reaches the window's end and the spend goes on to it dashed.
 pub fn budget_chart(
     rule: &str,
     window: &str,
     points: &[BudgetPoint],
     since: DateTime<Utc>,
     until: DateTime<Utc>,
+    projection: Option<&Projection>,
 ) -> anyhow::Result<String> {
+    let projection = projection.and_then(|p| Some((p, p.window_end?, p.projected_usd?)));
+    let until = projection.map_or(until, |(_, end, _)| end.max(until));
     let mut svg = String::new();
+    let mut dashed: Vec<[(i32, i32); 2]> = Vec::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 340)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
@@ -58,10 +66,13 @@ pub fn budget_chart(
         // The legend has a row of its own above the plot, where no line,
         // dot or "exceeded" note can be under it.
         let (legend, plot) = body.split_vertically(LEGEND_HEIGHT);
-        draw_budget_legend(&legend)?;
+        if let Some(sample) = draw_budget_legend(&legend, projection.is_some())? {
+            dashed.push(sample);
+        }
         let top = points
             .iter()
             .map(|p| p.spend_usd.max(p.budget_usd))
+            .chain(projection.map(|(_, _, usd)| usd))
             .fold(1.0_f64, f64::max)
             * 1.15;
         let decimals = usd_tick_decimals(top);
@@ -114,9 +125,33 @@ pub fn budget_chart(
                     )
             }))
             .map_err(err)?;
+        if let Some((p, end, usd)) = projection {
+            dashed.push([
+                chart.backend_coord(&(p.at.timestamp(), p.spend_usd)),
+                chart.backend_coord(&(end.timestamp(), usd)),
+            ]);
+        }
         root.present().map_err(err)?;
     }
-    Ok(svg)
+    Ok(with_dashed_lines(svg, &dashed))
+}
+
+/// `svg` with a dashed spend-coloured line for each pair of pixel points,
+/// drawn last.
+fn with_dashed_lines(svg: String, lines: &[[(i32, i32); 2]]) -> String {
+    let Some(close) = svg.rfind("</svg>") else {
+        return svg;
+    };
+    let mut out = svg[..close].to_string();
+    for [(x1, y1), (x2, y2)] in lines {
+        out.push_str(&format!(
+            "<polyline class=\"projection\" fill=\"none\" stroke=\"#{:02x}{:02x}{:02x}\" \
+             stroke-width=\"2\" stroke-dasharray=\"8 5\" points=\"{x1},{y1} {x2},{y2}\"/>\n",
+            SPEND.0, SPEND.1, SPEND.2
+        ));
+    }
+    out.push_str(&svg[close..]);
+    out
 }
 
 /// The height of the legend row of a budget chart, in pixels.
@@ -125,9 +160,13 @@ const LEGEND_HEIGHT: u32 = 24;
 /// The most labels on the USD axis.
 const Y_LABELS: usize = 11;
 
-/// The legend of a budget chart, in one row: the budget and spend lines and
-/// the mark of a crossing.
-fn draw_budget_legend(area: &DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()> {
+/// The legend of a budget chart, in one row: the budget and spend lines,
+/// the mark of a crossing and, with a `projection`, its label, whose dashed
+/// sample (in pixels of the whole chart) is returned to be drawn.
+fn draw_budget_legend(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    projection: bool,
+) -> anyhow::Result<Option<[(i32, i32); 2]>> {
     let font = (FONT, 13).into_font().color(&BLACK);
     let y = LEGEND_HEIGHT as i32 / 2;
     let mut x = 80;
@@ -143,9 +182,16 @@ fn draw_budget_legend(area: &DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Resu
     }
     area.draw(&Circle::new((x + 9, y), 4, BUDGET.filled()))
         .map_err(err)?;
-    area.draw(&Text::new("budget reached", (x + 24, y - 7), font))
+    area.draw(&Text::new("budget reached", (x + 24, y - 7), font.clone()))
         .map_err(err)?;
-    Ok(())
+    if !projection {
+        return Ok(None);
+    }
+    x += 160;
+    area.draw(&Text::new("projection", (x + 30, y - 7), font))
+        .map_err(err)?;
+    let (left, top) = area.get_base_pixel();
+    Ok(Some([(left + x, top + y), (left + x + 24, top + y)]))
 }
 
 /// How many decimals the USD axis of `0..top` needs for its labels to

@@ -4,7 +4,9 @@
 //! the timeline of held keys, and the change table.
 
 use super::periods::{self, Period};
-use super::text::{TOTAL, hours_minutes, title};
+use super::text::{
+    PROJECTION_HEADER, PROJECTION_TITLE, TOTAL, hours_minutes, projection_rows, title,
+};
 use super::{Counters, Report, charts};
 use crate::domain::timestamp::rfc3339;
 use crate::engine::Outcome;
@@ -110,7 +112,12 @@ fn page(
         writeln!(h, "<p>No budget rule was evaluated in this period.</p>")?;
     }
     for ((rule, window), series) in &by_rule {
-        let svg = charts::budget_chart(rule, window, series, report.since, report.until)?;
+        let projection = report
+            .projections
+            .iter()
+            .find(|p| (p.rule.as_str(), p.window.as_str()) == (*rule, *window));
+        let svg =
+            charts::budget_chart(rule, window, series, report.since, report.until, projection)?;
         writeln!(
             h,
             "<figure class=\"budget-chart\" data-rule=\"{}\" data-window=\"{}\">\n{svg}\n</figure>",
@@ -196,6 +203,30 @@ fn summary(h: &mut String, report: &Report) -> anyhow::Result<()> {
         }
         writeln!(h, "</table>")?;
     }
+    projection_table(h, report)
+}
+
+/// Where the budgets are heading, when the report reaches the present.
+fn projection_table(h: &mut String, report: &Report) -> anyhow::Result<()> {
+    let rows = projection_rows(report);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let cells = |tag: &str, row: Vec<String>| {
+        row.iter()
+            .map(|c| format!("<{tag}>{}</{tag}>", esc(c)))
+            .collect::<String>()
+    };
+    let header = PROJECTION_HEADER.map(String::from).to_vec();
+    writeln!(
+        h,
+        "<h3>{PROJECTION_TITLE}</h3>\n<table class=\"projections\">\n<tr>{}</tr>",
+        cells("th", header)
+    )?;
+    for row in rows {
+        writeln!(h, "<tr>{}</tr>", cells("td", row))?;
+    }
+    writeln!(h, "</table>")?;
     Ok(())
 }
 

@@ -3,19 +3,24 @@
 //! spend against each budget, failures, source errors and guard trips.
 //!
 //! [`build`] gathers the figures with the aggregate queries of
-//! [`crate::store::report`]; [`text`] and [`html`] render them.
+//! [`crate::store::report`], [`add_projections`] where the budgets are
+//! heading when the report reaches the present; [`text`] and [`html`]
+//! render them.
 
 pub mod charts;
 pub mod html;
 pub mod periods;
+pub mod projection;
 pub mod text;
 
 use crate::domain::event::EventKind;
 use crate::domain::timestamp;
 use crate::engine::{ChangeKind, Outcome};
+use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule};
 use crate::store::Store;
 use crate::store::report::{BUDGET_TOLERANCE_USD, Bucket};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use projection::Projection;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,6 +40,11 @@ pub struct Report {
     pub totals: Counters,
     /// The figures of each group, in group order.
     pub groups: Vec<Group>,
+    /// Where each budget rule's spend is heading, by rule and window, for
+    /// a report that reaches the present (SPEC §11); absent from the JSON
+    /// when there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projections: Vec<Projection>,
 }
 
 /// The figures of a group, or of the whole period.
@@ -268,7 +278,39 @@ pub async fn build(
         group_by: group_by.as_str(),
         totals,
         groups,
+        projections: Vec::new(),
     })
+}
+
+/// Adds to `report` where each budget rule's spend is heading at `now`,
+/// when the report reaches it (`until` not before `now`): a report of the
+/// past has no projection.
+pub async fn add_projections(
+    store: &Store,
+    report: &mut Report,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if report.until < now {
+        return Ok(());
+    }
+    let rules: Vec<_> = store.rules().await?.into_iter().map(|s| s.rule).collect();
+    let lookback = rules
+        .iter()
+        .filter_map(Rule::forecast_terms)
+        .map(|(_, lookback)| lookback)
+        .fold(
+            chrono::Duration::seconds(DEFAULT_LOOKBACK_SECS as i64),
+            chrono::Duration::max,
+        );
+    let points = store
+        .report_budget_points(
+            now - lookback,
+            now + chrono::Duration::seconds(1),
+            Bucket::Rule,
+        )
+        .await?;
+    report.projections = projection::projections(&points, &rules, now);
+    Ok(())
 }
 
 /// A group's name for people: key names for keys (with the hash's start

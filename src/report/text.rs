@@ -31,6 +31,45 @@ const BUDGET_HEADER: [&str; 6] = [
     "exceeded at",
 ];
 
+/// The header of the projection table.
+pub const PROJECTION_HEADER: [&str; 8] = [
+    "rule",
+    "window",
+    "spend USD",
+    "budget USD",
+    "USD/h",
+    "projected USD",
+    "window ends",
+    "reaches budget",
+];
+
+/// The title of the projection table.
+pub const PROJECTION_TITLE: &str = "Where budgets are heading";
+
+/// The projections, one row each: the spend at the last reading, the rate,
+/// the spend projected to the window's end (`-` for `total`) and when it
+/// reaches the budget (`-` when not before the window ends).
+pub fn projection_rows(report: &Report) -> Vec<Vec<String>> {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or_else(|| "-".into(), rfc3339);
+    report
+        .projections
+        .iter()
+        .map(|p| {
+            vec![
+                p.rule.clone(),
+                p.window.clone(),
+                format!("{:.2}", p.spend_usd),
+                format!("{:.2}", p.threshold_usd),
+                format!("{:.2}", p.rate_usd_per_hour),
+                p.projected_usd
+                    .map_or_else(|| "-".into(), |u| format!("{u:.2}")),
+                time(p.window_end),
+                time(p.crossing_at),
+            ]
+        })
+        .collect()
+}
+
 /// `36h 31m`: whole hours and minutes (seconds rounded to the minute).
 pub fn hours_minutes(seconds: i64) -> String {
     let minutes = (seconds + 30) / 60;
@@ -119,6 +158,13 @@ pub fn table(report: &Report) -> String {
             output::table(&BUDGET_HEADER, budgets)
         ));
     }
+    let projections = projection_rows(report);
+    if !projections.is_empty() {
+        out.push_str(&format!(
+            "\n{PROJECTION_TITLE}\n{}\n",
+            output::table(&PROJECTION_HEADER, projections)
+        ));
+    }
     out
 }
 
@@ -144,6 +190,13 @@ pub fn markdown(report: &Report) -> String {
         out.push_str(&format!(
             "\n### Spend against budgets\n\n{}",
             markdown_table(&BUDGET_HEADER, &budgets)
+        ));
+    }
+    let projections = projection_rows(report);
+    if !projections.is_empty() {
+        out.push_str(&format!(
+            "\n### {PROJECTION_TITLE}\n\n{}",
+            markdown_table(&PROJECTION_HEADER, &projections)
         ));
     }
     out

@@ -47,6 +47,10 @@ fn rule_table(r: &Rule) -> toml_edit::Table {
             value(r.warn_at.iter().copied().collect::<Array>()),
         );
     }
+    if !r.warn_before_secs.is_empty() {
+        let horizons: Array = r.warn_before_secs.iter().map(|&s| duration(s)).collect();
+        t.insert("warn_before", value(horizons));
+    }
     let c = &r.when;
     let mut when = Table::new();
     if let Some(b) = &c.budget {
@@ -105,6 +109,9 @@ fn rule_table(r: &Rule) -> toml_edit::Table {
     }
     if let Some(b) = r.set.include_byok_in_limit {
         set.insert("include_byok_in_limit", value(b));
+    }
+    if let Some(guardrail) = &r.set.guardrail {
+        set.insert("guardrail", value(guardrail.as_str()));
     }
     t.insert("set", Item::Table(set));
     t
@@ -242,7 +249,7 @@ fn weekday_name(d: Weekday) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{LimitReset, Settings, Window};
+    use crate::domain::{GuardrailRef, LimitReset, Settings, Window};
     use crate::rules::model::{Between, Budget, Exclude, Hours, Match};
     use crate::rules::parse_rules;
     use chrono::NaiveTime;
@@ -296,6 +303,7 @@ mod tests {
             lookback_secs: 90 * 60,
             within_secs: Some(3 * 24 * 3600),
         });
+        extra.warn_before_secs = vec![3 * 24 * 3600, 12 * 3600 + 30 * 60];
         extra.when.credits_below = Some(Amount::Source(Source {
             kind: SourceKind::File {
                 path: "/etc/b.json".into(),
@@ -316,6 +324,7 @@ mod tests {
             limit: Some(Some(0.0)),
             limit_reset: Some(Some(LimitReset::Weekly)),
             include_byok_in_limit: Some(true),
+            guardrail: Some(GuardrailRef::parse("cheap-models-only")),
         };
         let all: Vec<Rule> = rules.into_iter().chain([extra]).collect();
         let text = to_toml(&all);

@@ -31,6 +31,40 @@ pub struct Rule {
     pub set: Settings,
     /// Fractions of a budget at which a `budget_warning` is sent.
     pub warn_at: Vec<f64>,
+    /// Horizons (seconds) of the early warnings (`warn_before`): a
+    /// `budget_forecast` is sent the first time in a window that the
+    /// crossing comes within each.
+    #[serde(default)]
+    pub warn_before_secs: Vec<u64>,
+}
+
+impl Rule {
+    /// The budget its forecast is drawn against and how far back it looks:
+    /// its `forecast` condition, else its `budget` one (default lookback);
+    /// `None` when it has neither.
+    pub fn forecast_terms(&self) -> Option<(&Budget, chrono::Duration)> {
+        match (&self.when.forecast, &self.when.budget) {
+            (Some(f), _) => Some((&f.budget, f.lookback())),
+            (None, Some(b)) => Some((b, secs(DEFAULT_LOOKBACK_SECS))),
+            (None, None) => None,
+        }
+    }
+
+    /// How far back this rule reads usage snapshots: the lookback of its
+    /// `forecast` condition, or of its early warnings (`warn_before`);
+    /// `None` when it reads none.
+    pub fn reads_series(&self) -> Option<chrono::Duration> {
+        match &self.when.forecast {
+            Some(f) => Some(f.lookback()),
+            None if !self.warn_before_secs.is_empty() => self.forecast_terms().map(|(_, l)| l),
+            None => None,
+        }
+    }
+
+    /// The `warn_before` horizons as durations.
+    pub fn warn_before(&self) -> impl Iterator<Item = chrono::Duration> + '_ {
+        self.warn_before_secs.iter().map(|&s| secs(s))
+    }
 }
 
 /// Which keys a rule applies to.
@@ -51,7 +85,7 @@ pub struct Match {
     pub names: Vec<String>,
     /// Globs over key labels.
     pub labels: Vec<String>,
-    /// Workspace ids.
+    /// Globs over a workspace's id, slug or name (SPEC §12).
     pub workspaces: Vec<String>,
     /// Keys to leave out even when matched.
     pub exclude: Exclude,
@@ -153,15 +187,15 @@ impl Forecast {
     }
 }
 
-/// The longest `lookback` of the enabled rules with a forecast condition:
-/// how far back forecasts read snapshots, and how long they are kept at
-/// least; `None` when no enabled rule forecasts.
+/// The longest `lookback` of the enabled rules that forecast (a forecast
+/// condition, or early warnings): how far back forecasts read snapshots,
+/// and how long they are kept at least; `None` when no enabled rule
+/// forecasts.
 pub fn longest_lookback(rules: &[Rule]) -> Option<chrono::Duration> {
     rules
         .iter()
         .filter(|r| r.enabled)
-        .filter_map(|r| r.when.forecast.as_ref())
-        .map(Forecast::lookback)
+        .filter_map(Rule::reads_series)
         .max()
 }
 

@@ -1,8 +1,24 @@
 //! Selectors compiled once (SPEC §3.1): which keys a rule applies to.
+//!
+//! A selector's `workspaces` are globs matched against the id, slug and name
+//! of a key's workspace (SPEC §12), looked up in the account's workspaces
+//! that the shell listed; a workspace that was not listed (the fallback of
+//! an account without workspaces) is matched by its id alone.
 
 use super::model::{Exclude, Match, Selector};
-use crate::domain::Key;
+use crate::domain::{Key, Workspace};
 use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// What `workspaces` patterns are matched against for the workspace `id`:
+/// its id, and its slug and name when it is in `table`.
+fn workspace_texts<'a>(id: &'a str, table: &'a [Workspace]) -> impl Iterator<Item = &'a str> {
+    let listed = table.iter().find(|w| w.id == id);
+    std::iter::once(id).chain(
+        listed
+            .into_iter()
+            .flat_map(|w| [w.slug.as_str(), w.name.as_str()]),
+    )
+}
 
 /// A [`Selector`] with its globs compiled, ready to test many keys.
 #[derive(Debug, Clone)]
@@ -14,7 +30,7 @@ pub struct CompiledSelector {
 #[derive(Debug, Clone)]
 struct Compiled {
     include: Patterns,
-    workspaces: Vec<String>,
+    workspaces: GlobSet,
     exclude: Patterns,
 }
 
@@ -72,30 +88,30 @@ impl CompiledSelector {
                     },
             }) => Some(Compiled {
                 include: Patterns::new(hashes, names, labels),
-                workspaces: workspaces.clone(),
+                workspaces: glob_set(workspaces),
                 exclude: Patterns::new(xh, xn, xl),
             }),
         };
         CompiledSelector { matcher }
     }
 
-    /// True when `key` matches any listed item and no `exclude`.
-    pub fn matches(&self, key: &Key) -> bool {
+    /// True when `key` matches any listed item and no `exclude`;
+    /// `workspaces`: the account's workspaces, as listed.
+    pub fn matches(&self, key: &Key, workspaces: &[Workspace]) -> bool {
         let Some(m) = &self.matcher else { return true };
         let included = m.include.matches(key)
-            || key
-                .workspace_id
-                .as_ref()
-                .is_some_and(|w| m.workspaces.contains(w));
+            || key.workspace_id.as_deref().is_some_and(|id| {
+                workspace_texts(id, workspaces).any(|text| m.workspaces.is_match(text))
+            });
         included && !m.exclude.matches(key)
     }
 }
 
 /// Many selectors matched together: one pass over a key finds every
 /// selector that selects it (one glob automaton for all name patterns, one
-/// for all label patterns, hash and workspace tables, included and excluded
-/// patterns alike), instead of testing each selector on its own. Same
-/// semantics as [`CompiledSelector::matches`].
+/// for all label patterns, one for all workspace patterns, a hash table,
+/// included and excluded patterns alike), instead of testing each selector
+/// on its own. Same semantics as [`CompiledSelector::matches`].
 #[derive(Debug, Clone)]
 pub struct SelectorIndex {
     count: usize,
@@ -103,7 +119,8 @@ pub struct SelectorIndex {
     /// Every selector's patterns: owner `n` is what selector `n` includes,
     /// owner `count + n` what it excludes.
     patterns: Table,
-    workspaces: std::collections::HashMap<String, Vec<usize>>,
+    /// Every selector's `workspaces` globs, owner `n` for selector `n`.
+    workspaces: Globs,
 }
 
 /// One selector's hashes, name globs and label globs, with its position.
@@ -196,7 +213,7 @@ impl SelectorIndex {
     /// Indexes `selectors`; results refer to their positions.
     pub fn new<'a>(selectors: impl IntoIterator<Item = &'a Selector>) -> SelectorIndex {
         let mut all = Vec::new();
-        let mut workspaces: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        let mut workspaces: Vec<(usize, &String)> = Vec::new();
         let (mut include, mut exclude) = (Vec::new(), Vec::new());
         let mut count = 0;
         for (n, selector) in selectors.into_iter().enumerate() {
@@ -207,9 +224,7 @@ impl SelectorIndex {
                     include.push((n, &m.hashes[..], &m.names[..], &m.labels[..]));
                     let x = &m.exclude;
                     exclude.push((n, &x.hashes[..], &x.names[..], &x.labels[..]));
-                    for w in &m.workspaces {
-                        workspaces.entry(w.clone()).or_default().push(n);
-                    }
+                    workspaces.extend(m.workspaces.iter().map(|w| (n, w)));
                 }
             }
         }
@@ -221,23 +236,34 @@ impl SelectorIndex {
             count,
             all,
             patterns: Table::build(&patterns),
-            workspaces,
+            workspaces: Globs::build(workspaces.into_iter()),
         }
     }
 
-    /// For each selector, the positions in `keys` of the keys it selects.
-    pub fn select(&self, keys: &[Key]) -> Vec<Vec<usize>> {
+    /// The selectors whose `workspaces` name the workspace `id`.
+    fn workspace_owners(&self, id: &str, table: &[Workspace]) -> Vec<usize> {
+        let mut hit = vec![false; self.count];
+        let mut scratch = Vec::new();
+        for text in workspace_texts(id, table) {
+            self.workspaces.mark(text, &mut hit, &mut scratch);
+        }
+        (0..self.count).filter(|&n| hit[n]).collect()
+    }
+
+    /// For each selector, the positions in `keys` of the keys it selects;
+    /// `workspaces`: the account's workspaces, as listed.
+    pub fn select(&self, keys: &[Key], workspaces: &[Workspace]) -> Vec<Vec<usize>> {
         let mut selected: Vec<Vec<usize>> = vec![Vec::new(); self.count];
         let mut hit = vec![false; 2 * self.count];
         let mut scratch = Vec::new();
+        let mut by_workspace: std::collections::HashMap<&str, Vec<usize>> = Default::default();
         for (i, key) in keys.iter().enumerate() {
             hit.fill(false);
             self.patterns.mark(key, &mut hit, &mut scratch);
-            if let Some(owners) = key
-                .workspace_id
-                .as_ref()
-                .and_then(|w| self.workspaces.get(w))
-            {
+            if let Some(id) = key.workspace_id.as_deref() {
+                let owners = by_workspace
+                    .entry(id)
+                    .or_insert_with(|| self.workspace_owners(id, workspaces));
                 owners.iter().for_each(|&o| hit[o] = true);
             }
             let (included, excluded) = hit.split_at(self.count);
@@ -270,13 +296,51 @@ mod tests {
         .unwrap()
     }
 
+    fn workspace(id: &str, slug: &str, name: &str) -> Workspace {
+        Workspace {
+            id: id.into(),
+            slug: slug.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn workspaces_match_a_workspace_by_id_slug_or_name_with_globs() {
+        let table = [
+            workspace("ws-1", "research", "Research"),
+            workspace("ws-2", "team-north", "North Team"),
+            workspace("ws-3", "support", "Support"),
+        ];
+        let s = sel(Match {
+            workspaces: vec!["research".into(), "team-*".into(), "ws-3".into()],
+            ..Match::default()
+        });
+        let in_ws = |id: &str| key("h", "x", "", Some(id));
+        assert!(s.matches(&in_ws("ws-1"), &table), "by slug");
+        assert!(s.matches(&in_ws("ws-2"), &table), "by a glob over the slug");
+        assert!(s.matches(&in_ws("ws-3"), &table), "by id");
+        assert!(!s.matches(&in_ws("ws-4"), &table));
+        let by_name = sel(Match {
+            workspaces: vec!["North *".into()],
+            ..Match::default()
+        });
+        assert!(
+            by_name.matches(&in_ws("ws-2"), &table),
+            "by a glob over the name"
+        );
+        assert!(
+            !s.matches(&in_ws("ws-1"), &[]),
+            "an unlisted workspace is known by its id alone"
+        );
+    }
+
     fn sel(m: Match) -> CompiledSelector {
         CompiledSelector::new(&Selector::Match(m))
     }
 
     #[test]
     fn all_matches_every_key() {
-        assert!(CompiledSelector::new(&Selector::All).matches(&key("h", "x", "", None)));
+        assert!(CompiledSelector::new(&Selector::All).matches(&key("h", "x", "", None), &[]));
     }
 
     #[test]
@@ -285,10 +349,10 @@ mod tests {
             names: vec!["team-a-*".into(), "ci-?2".into()],
             ..Match::default()
         });
-        assert!(s.matches(&key("h1", "team-a-01", "", None)));
-        assert!(s.matches(&key("h2", "ci-12", "", None)));
-        assert!(!s.matches(&key("h3", "team-b-01", "", None)));
-        assert!(!s.matches(&key("h4", "ci-123", "", None)));
+        assert!(s.matches(&key("h1", "team-a-01", "", None), &[]));
+        assert!(s.matches(&key("h2", "ci-12", "", None), &[]));
+        assert!(!s.matches(&key("h3", "team-b-01", "", None), &[]));
+        assert!(!s.matches(&key("h4", "ci-123", "", None), &[]));
     }
 
     #[test]
@@ -299,11 +363,11 @@ mod tests {
             workspaces: vec!["ws-1".into()],
             ..Match::default()
         });
-        assert!(s.matches(&key("abc", "x", "", None)));
-        assert!(s.matches(&key("h", "x", "sk-or-v1-0e6...1c96", None)));
-        assert!(s.matches(&key("h", "x", "", Some("ws-1"))));
-        assert!(!s.matches(&key("h", "x", "", Some("ws-2"))));
-        assert!(!s.matches(&key("h", "x", "", None)));
+        assert!(s.matches(&key("abc", "x", "", None), &[]));
+        assert!(s.matches(&key("h", "x", "sk-or-v1-0e6...1c96", None), &[]));
+        assert!(s.matches(&key("h", "x", "", Some("ws-1")), &[]));
+        assert!(!s.matches(&key("h", "x", "", Some("ws-2")), &[]));
+        assert!(!s.matches(&key("h", "x", "", None), &[]));
     }
 
     #[test]
@@ -317,9 +381,9 @@ mod tests {
             },
             ..Match::default()
         });
-        assert!(s.matches(&key("h1", "team-a-01", "", None)));
-        assert!(!s.matches(&key("h2", "team-a-lead", "", None)));
-        assert!(!s.matches(&key("h9", "team-a-02", "", None)));
+        assert!(s.matches(&key("h1", "team-a-01", "", None), &[]));
+        assert!(!s.matches(&key("h2", "team-a-lead", "", None), &[]));
+        assert!(!s.matches(&key("h9", "team-a-02", "", None), &[]));
     }
 
     #[test]
@@ -341,6 +405,10 @@ mod tests {
                 ..Match::default()
             }),
             Selector::Match(Match {
+                workspaces: vec!["l?b".into()],
+                ..Match::default()
+            }),
+            Selector::Match(Match {
                 names: vec!["*".into()],
                 exclude: Exclude {
                     hashes: vec!["h1".into()],
@@ -356,10 +424,13 @@ mod tests {
             key("h3", "ci-7", "sk-or-v1-c", Some("w1")),
             key("h4", "support", "sk-or-v1-ax", None),
         ];
-        let got = SelectorIndex::new(&selectors).select(&keys);
+        let table = [workspace("w2", "lab", "Lab")];
+        let got = SelectorIndex::new(&selectors).select(&keys, &table);
         for (n, selector) in selectors.iter().enumerate() {
             let one = CompiledSelector::new(selector);
-            let want: Vec<usize> = (0..keys.len()).filter(|&i| one.matches(&keys[i])).collect();
+            let want: Vec<usize> = (0..keys.len())
+                .filter(|&i| one.matches(&keys[i], &table))
+                .collect();
             assert_eq!(got[n], want, "selector {n}");
         }
     }

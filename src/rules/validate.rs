@@ -4,6 +4,7 @@
 
 use super::diagnostic::{Diagnostic, Position, Severity};
 use super::model::{Match, Rule, Selector};
+use crate::domain::Field;
 
 /// A rule and where it was defined, for diagnostics that compare rules.
 #[derive(Debug, Clone, Copy)]
@@ -28,12 +29,7 @@ pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -
             {
                 continue;
             }
-            let theirs = a.rule.set.fields();
-            for mine in b.rule.set.fields() {
-                let field = mine.field();
-                let Some(other) = theirs.iter().find(|v| v.field() == field && **v != mine) else {
-                    continue;
-                };
+            for Differing { field, mine, other } in differing_settings(a.rule, b.rule) {
                 let winner = a.rule.name.as_str().min(b.rule.name.as_str());
                 out.push(Diagnostic {
                     severity: Severity::Warning,
@@ -50,6 +46,46 @@ pub fn conflicts(rules: &[Located], pair: impl Fn(&Located, &Located) -> bool) -
                 });
             }
         }
+    }
+    out
+}
+
+/// A field two rules set to different values, each as written (a guardrail
+/// by the id or name the rule gives).
+struct Differing {
+    field: Field,
+    /// The later rule's value.
+    mine: String,
+    /// The earlier rule's value.
+    other: String,
+}
+
+/// The fields `a` and `b` both set, to different values.
+fn differing_settings(a: &Rule, b: &Rule) -> Vec<Differing> {
+    let theirs = a.set.fields();
+    let mut out: Vec<Differing> = b
+        .set
+        .fields()
+        .into_iter()
+        .filter_map(|mine| {
+            let other = theirs
+                .iter()
+                .find(|v| v.field() == mine.field() && **v != mine)?;
+            Some(Differing {
+                field: mine.field(),
+                mine: mine.to_string(),
+                other: other.to_string(),
+            })
+        })
+        .collect();
+    if let (Some(mine), Some(other)) = (&b.set.guardrail, &a.set.guardrail)
+        && mine != other
+    {
+        out.push(Differing {
+            field: Field::Guardrail,
+            mine: mine.as_str().to_string(),
+            other: other.as_str().to_string(),
+        });
     }
     out
 }
@@ -87,8 +123,9 @@ pub fn duplicate_names(rules: &[Located]) -> Vec<Diagnostic> {
 /// overlaps everything, and two tables overlap unless every pair of their
 /// items is of one kind (hashes, names, labels, workspaces) and provably
 /// disjoint: two different literals, a glob that does not match a literal,
-/// or two globs whose literal prefixes or suffixes differ. `exclude` is not
-/// considered.
+/// or two globs whose literal prefixes or suffixes differ. Two `workspaces`
+/// items always may overlap: one workspace answers to its id, slug and name.
+/// `exclude` is not considered.
 pub fn can_overlap(a: &Selector, b: &Selector) -> bool {
     match (a, b) {
         (Selector::Match(a), Selector::Match(b)) => {
@@ -108,7 +145,7 @@ enum ItemKind {
     Name,
     /// `labels`: globs.
     Label,
-    /// `workspaces`: compared exactly.
+    /// `workspaces`: globs over a workspace's id, slug or name.
     Workspace,
 }
 
@@ -153,7 +190,7 @@ fn items(m: &Match) -> Vec<Item<'_>> {
 }
 
 fn item_overlaps(a: &Item, b: &Item) -> bool {
-    if a.kind != b.kind {
+    if a.kind != b.kind || a.kind == ItemKind::Workspace {
         return true;
     }
     match (a.is_glob(), b.is_glob()) {

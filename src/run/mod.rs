@@ -1,23 +1,29 @@
 //! The shell of one run (SPEC §4.1, §4.5): gathers its inputs (keys,
 //! credits, budget sources, claims, exemptions), asks the core for the plan,
-//! records the intent, sends the PATCHes and records their outcomes. Used by
+//! records the intent, sends the PATCHes and records their outcomes and
+//! the warnings (`warn_at`, `warn_before`). Used by
 //! `apply`, `run`, `demo` and the service.
 
 mod gather;
 mod outlook;
-pub use outlook::Observation;
+pub use outlook::{Observation, RunOutlook};
 mod record;
 mod send;
+pub mod sent;
 pub mod sources;
+mod unlisted;
+mod warnings;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::reconcile::{self, Guard, Inputs, Reconciliation};
+use crate::engine::warnings::ForecastWarning;
 use crate::engine::{Change, ChangeKind, Hold, Outcome, Plan};
 use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use gather::Gathered;
+pub use send::send_change;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -76,6 +82,10 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Open rows of earlier runs resolved by this one.
     pub resolved: Vec<Resolved>,
+    /// Where the spend of the evaluated rules is heading (SPEC §11).
+    pub outlook: RunOutlook,
+    /// The early warnings (`budget_forecast`) this run recorded.
+    pub forecast_warnings: Vec<ForecastWarning>,
 }
 
 /// One change row of a run.
@@ -214,11 +224,13 @@ impl Runner {
             due,
             standing: &standing,
             keys: &g.keys,
+            workspaces: &g.workspaces,
             claims: &claims,
             exemptions: &exemptions,
             amounts: &g.amounts,
             credits: g.credits.as_ref(),
             series: &g.series,
+            guardrails: &g.guardrails,
             now,
             default_tz: self.config.daemon.default_timezone()?,
             guard: self.guard(force),
@@ -244,7 +256,10 @@ impl Runner {
             Err(e) => return self.stop(report, e, now).await,
         };
         report.keys_seen = gathered.keys.len();
-        report.resolved = self.resolve_open(&gathered.keys, run_id).await?;
+        report.outlook = outlook::run_outlook(&gathered, due, now);
+        report.resolved = self
+            .resolve_open(&gathered.keys, &gathered.guardrails, run_id)
+            .await?;
         let reconciliation = self.plan_with(&gathered, due, now, req.force).await?;
         report.guard_tripped = reconciliation.guard_tripped;
         for (rule, holding) in &reconciliation.holding {
@@ -294,6 +309,9 @@ impl Runner {
             })
             .collect();
         report.plan = plan;
+        report.forecast_warnings = self
+            .record_warnings(run_id, now, &gathered, &report.plan, &report.outlook)
+            .await?;
         self.store
             .record_snapshots_for(
                 now,

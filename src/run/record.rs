@@ -5,6 +5,7 @@
 use super::{Resolved, RunError, RunReport, Runner};
 use crate::domain::event::EventKind;
 use crate::domain::{Field, Key};
+use crate::engine::inputs::Guardrails;
 use crate::engine::reconcile::Reconciliation;
 use crate::engine::settle::{Settlement, settle};
 use crate::engine::{Hold, Outcome};
@@ -82,22 +83,32 @@ impl Runner {
     }
 
     /// Resolves rows left `pending` or `unknown` by an earlier run, by reading
-    /// the key: `applied` when it holds the values, else `failed` (the plan
-    /// that follows retries it).
+    /// the key (and its assignment): `applied` when it holds the values, else
+    /// `failed` (the plan that follows retries what did not take). A row
+    /// that moved a guardrail stays open while the assignments are unread.
     pub(super) async fn resolve_open(
         &self,
         keys: &[Key],
+        guardrails: &Guardrails,
         run_id: i64,
     ) -> anyhow::Result<Vec<Resolved>> {
         let by_hash: HashMap<&str, &Key> = keys.iter().map(|k| (k.hash.as_str(), k)).collect();
         let mut resolved = Vec::new();
         for row in self.store.open_changes().await? {
+            if row.fields.contains_key(&Field::Guardrail) && guardrails.listed().is_err() {
+                continue;
+            }
             let key = by_hash.get(row.key_hash.as_str()).copied();
-            let Settlement { outcome, error } = settle(&row.fields, key, run_id);
+            let Settlement {
+                outcome,
+                error,
+                took,
+            } = settle(&row.fields, key, run_id);
             self.store
-                .complete_changes(
-                    &[row.id],
+                .complete_change_in_part(
+                    row.id,
                     outcome,
+                    &took,
                     row.http_status,
                     row.attempts,
                     error.as_deref(),

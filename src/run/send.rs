@@ -1,17 +1,23 @@
-//! Sending the PATCHes of a plan and completing their rows with what
-//! happened (SPEC §4.5).
+//! Sending the PATCHes and the bulk guardrail calls of a plan and
+//! completing their rows with what happened (SPEC §4.5, §12): a key's rows
+//! are completed once every request for it is back (see [`super::sent`]).
 
+use super::sent::{Completion, Sent};
 use super::{RunReport, Runner};
-use crate::domain::FieldValue;
 use crate::domain::event::EventKind;
+use crate::domain::{Field, FieldValue};
+use crate::engine::plan::{Change, GuardrailAction, GuardrailBatch};
 use crate::engine::{ChangeKind, Outcome, Plan};
-use crate::openrouter::{ApiError, KeyPatch};
+use crate::openrouter::guardrails::GUARDRAIL_PAGE;
+use crate::openrouter::{ApiError, Client, KeyPatch};
+use crate::store::Store;
 use futures::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 impl Runner {
-    /// Sends one PATCH per key (bounded by the client's concurrency and
-    /// rate limits), and completes the rows with what happened.
+    /// Sends the bulk guardrail calls, then one PATCH per key (bounded by
+    /// the client's concurrency and rate limits), and completes the rows
+    /// with what happened.
     pub(super) async fn send(
         &self,
         plan: &Plan,
@@ -43,36 +49,34 @@ impl Runner {
             .map(|update| (update.key_hash, patch_of(&update.values)))
             .collect();
         let concurrency = self.config.openrouter.max_concurrency.max(1);
+        let batches = plan.guardrail_batches(GUARDRAIL_PAGE);
+        let mut guardrails = send_guardrails(&self.client, batches, concurrency).await;
         let mut results = futures::stream::iter(by_key.into_iter().map(|(hash, rows)| {
             let client = self.client.clone();
-            let patch = patches.get(hash).cloned().unwrap_or_default();
+            let patch = patches.get(hash).cloned();
             let hash = hash.to_string();
             async move {
-                let attempted = client.update_key(&hash, &patch).await;
+                let attempted = match patch {
+                    Some(patch) => Some(client.update_key(&hash, &patch).await),
+                    None => None,
+                };
                 (hash, rows, attempted)
             }
         }))
         .buffer_unordered(concurrency);
         let mut auth_failure: Option<ApiError> = None;
         while let Some((hash, rows, attempted)) = results.next().await {
-            let row_ids: Vec<i64> = rows.iter().map(|&n| ids[n]).collect();
-            let (outcome, error) = match &attempted.result {
-                Ok(_) => (Outcome::Applied, None),
-                Err(e) if e.is_ambiguous() => (Outcome::Unknown, Some(e.to_string())),
-                Err(e) => (Outcome::Failed, Some(e.to_string())),
-            };
-            self.store
-                .complete_changes(
-                    &row_ids,
-                    outcome,
-                    attempted.http_status,
-                    attempted.attempts,
-                    error.as_deref(),
-                )
-                .await?;
+            let done = Completion::of(
+                attempted.as_ref().map(Sent::patch),
+                guardrails.remove(&hash),
+            );
+            complete(&self.store, &rows, plan, ids, &done).await?;
             for &n in &rows {
-                finals[n] = outcome;
+                finals[n] = done.outcome;
             }
+            let Some(attempted) = attempted else {
+                continue;
+            };
             match &attempted.result {
                 Err(ApiError::KeyNotFound { .. }) => {
                     // Deleted between listing and PATCH: its claims go.
@@ -87,24 +91,24 @@ impl Runner {
         }
         drop(results);
         if let Some(err) = auth_failure {
-            // 401/403 stop the run: what was not sent is failed, and said so.
-            let unsent: Vec<usize> = (0..finals.len())
-                .filter(|&n| finals[n] == Outcome::Pending)
-                .collect();
-            let unsent_ids: Vec<i64> = unsent.iter().map(|&n| ids[n]).collect();
-            if !unsent_ids.is_empty() {
-                self.store
-                    .complete_changes(
-                        &unsent_ids,
-                        Outcome::Failed,
-                        None,
-                        0,
-                        Some("not sent: the run stopped when the API refused the credential"),
-                    )
-                    .await?;
+            // 401/403 stop the run: a PATCH not sent is failed, and said so;
+            // a guardrail call sent before counts for what it did.
+            let mut unsent: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for n in (0..finals.len()).filter(|&n| finals[n] == Outcome::Pending) {
+                unsent
+                    .entry(plan.changes[n].key_hash.as_str())
+                    .or_default()
+                    .push(n);
             }
-            for n in unsent {
-                finals[n] = Outcome::Failed;
+            for (hash, rows) in unsent {
+                let patch = patches
+                    .contains_key(hash)
+                    .then(|| Sent::not_sent("the run stopped when the API refused the credential"));
+                let done = Completion::of(patch, guardrails.remove(hash));
+                complete(&self.store, &rows, plan, ids, &done).await?;
+                for n in rows {
+                    finals[n] = done.outcome;
+                }
             }
             self.store
                 .record_event(
@@ -120,6 +124,116 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// Sends `change`, recorded as row `id`, to its key on its own (its PATCH,
+/// its guardrail call, or both: what `keywarden revert` does) and completes
+/// the row with what happened.
+pub async fn send_change(
+    client: &Client,
+    store: &Store,
+    id: i64,
+    change: &Change,
+) -> anyhow::Result<Completion> {
+    let plan = Plan {
+        changes: vec![change.clone()],
+        ..Plan::default()
+    };
+    let mut guardrails = send_guardrails(client, plan.guardrail_batches(GUARDRAIL_PAGE), 1).await;
+    let attempted = match plan.patches().first() {
+        Some(update) => Some(
+            client
+                .update_key(&update.key_hash, &patch_of(&update.values))
+                .await,
+        ),
+        None => None,
+    };
+    let done = Completion::of(
+        attempted.as_ref().map(Sent::patch),
+        guardrails.remove(&change.key_hash),
+    );
+    complete(store, &[0], &plan, &[id], &done).await?;
+    Ok(done)
+}
+
+/// Sends the bulk guardrail calls, at most `concurrency` at once; what
+/// each key's call came to, by key hash.
+async fn send_guardrails(
+    client: &Client,
+    batches: Vec<GuardrailBatch>,
+    concurrency: usize,
+) -> HashMap<String, Sent> {
+    let mut results = futures::stream::iter(batches.into_iter().map(|batch| {
+        let client = client.clone();
+        async move {
+            let sent = match batch.action {
+                GuardrailAction::Assign(id) => Sent::guardrail(
+                    "guardrail assignment",
+                    &client.assign_keys(id, &batch.key_hashes).await,
+                ),
+                GuardrailAction::Remove(id) => Sent::guardrail(
+                    "guardrail removal",
+                    &client.unassign_keys(id, &batch.key_hashes).await,
+                ),
+            };
+            (batch.key_hashes, sent)
+        }
+    }))
+    .buffer_unordered(concurrency);
+    let mut by_key = HashMap::new();
+    while let Some((hashes, sent)) = results.next().await {
+        for hash in hashes {
+            by_key.insert(hash, sent.clone());
+        }
+    }
+    by_key
+}
+
+/// Completes one key's `rows` (positions in the plan's changes, recorded
+/// as `ids`) as `done` says: a row in part when only some of its requests
+/// took.
+async fn complete(
+    store: &Store,
+    rows: &[usize],
+    plan: &Plan,
+    ids: &[i64],
+    done: &Completion,
+) -> anyhow::Result<()> {
+    let mut whole = Vec::new();
+    for &n in rows {
+        let took: BTreeSet<Field> = plan.changes[n]
+            .fields
+            .keys()
+            .filter(|f| done.took.contains(f))
+            .copied()
+            .collect();
+        if took.is_empty() {
+            whole.push(ids[n]);
+            continue;
+        }
+        store
+            .complete_change_in_part(
+                ids[n],
+                done.outcome,
+                &took,
+                done.http_status,
+                done.attempts,
+                done.error.as_deref(),
+            )
+            .await?;
+    }
+    if whole.is_empty() {
+        return Ok(());
+    }
+    store
+        .complete_changes(
+            &whole,
+            done.outcome,
+            done.http_status,
+            done.attempts,
+            done.error.as_deref(),
+        )
+        .await
 }
 
 /// The PATCH body that gives a key `values`.

@@ -253,6 +253,7 @@ impl KeyRecord {
             external_user: self.external_user.clone(),
             last_used_at: self.last_used_at.map(rfc3339),
             expires_at: self.expires_at.map(rfc3339),
+            guardrail: None,
         }
     }
 }

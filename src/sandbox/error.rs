@@ -35,6 +35,10 @@ pub enum AccountError {
     /// No guardrail has that id (404).
     #[error("Guardrail not found")]
     GuardrailNotFound,
+    /// `DELETE /workspaces/{id}` of the default workspace (403, as for
+    /// accounts not yet enabled for it).
+    #[error("Deleting the default workspace is not available for this account")]
+    DefaultWorkspace,
     /// Spend on a model the key's guardrail does not allow (403).
     #[error("{}", refusal_message(model, guardrail, *refusal))]
     ModelRefused {
@@ -74,7 +78,8 @@ impl AccountError {
             AccountError::NotManagement
             | AccountError::Disabled
             | AccountError::Expired
-            | AccountError::ModelRefused { .. } => 403,
+            | AccountError::ModelRefused { .. }
+            | AccountError::DefaultWorkspace => 403,
             AccountError::NotFound
             | AccountError::WorkspaceNotFound
             | AccountError::GuardrailNotFound => 404,

@@ -1,5 +1,5 @@
 //! Injected faults of `/api/v1` (`POST /_sandbox/faults`): errors, latency,
-//! a rate limit and dropped connections.
+//! a rate limit and dropped connections, on every path or on one.
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
@@ -51,6 +51,14 @@ pub struct Faults {
     /// whose connection is then closed before the response is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_rate: Option<f64>,
+    /// Only requests to this path under `/api/v1` (or below it) get the
+    /// faults, e.g. `"/workspaces"`; default every path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `GET /guardrails/assignments/keys` lists no assignment past this
+    /// many, its `total_count` unchanged: a truncated listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignments_cut_at: Option<usize>,
 }
 
 impl Faults {
@@ -83,7 +91,26 @@ impl Faults {
         if self.rate_limit_per_second == Some(0) {
             return Err("`rate_limit_per_second` must be at least 1".into());
         }
+        if self.path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+            return Err(
+                "`path` must start with '/' (a path under /api/v1, e.g. \"/workspaces\")".into(),
+            );
+        }
         Ok(())
+    }
+
+    /// Whether a request to `path` (under `/api/v1`) gets these faults.
+    fn applies_to(&self, path: &str) -> bool {
+        match &self.path {
+            None => true,
+            Some(scope) => {
+                let scope = scope.trim_end_matches('/');
+                path == scope
+                    || path
+                        .strip_prefix(scope)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
     }
 }
 
@@ -122,10 +149,15 @@ impl ActiveFaults {
         &self.faults
     }
 
-    /// Rolls the dice for one request; `mutating` for PATCH/POST/DELETE.
-    pub fn decide(&self, mutating: bool) -> Verdict {
-        let mut rng = rand::thread_rng();
+    /// Rolls the dice for one request to `path` (under `/api/v1`);
+    /// `mutating` for PATCH/POST/DELETE. No fault for a path outside the
+    /// faults' `path`.
+    pub fn decide(&self, path: &str, mutating: bool) -> Verdict {
         let f = &self.faults;
+        if !f.applies_to(path) {
+            return Verdict::default();
+        }
+        let mut rng = rand::thread_rng();
         let latency = match f.latency_ms {
             None => 0,
             Some(Latency::Fixed(ms)) => ms,
@@ -164,12 +196,34 @@ mod tests {
             ..Faults::default()
         });
         for _ in 0..20 {
-            let v = active.decide(false);
+            let v = active.decide("/keys", false);
             assert!(matches!(v.error, Some(502 | 503)));
             assert!(!v.drop, "only mutating requests are dropped");
         }
-        assert!(active.decide(true).drop);
-        assert_eq!(ActiveFaults::default().decide(true), Verdict::default());
+        assert!(active.decide("/keys", true).drop);
+        assert_eq!(
+            ActiveFaults::default().decide("/keys", true),
+            Verdict::default()
+        );
+    }
+
+    #[test]
+    fn a_path_scoped_fault_hits_that_path_and_below_only() {
+        let active = ActiveFaults::new(Faults {
+            error_rate: Some(1.0),
+            status: Some(OneOrMany::One(403)),
+            path: Some("/workspaces".into()),
+            ..Faults::default()
+        });
+        assert_eq!(active.decide("/workspaces", false).error, Some(403));
+        assert_eq!(
+            active.decide("/workspaces/research", false).error,
+            Some(403)
+        );
+        assert_eq!(active.decide("/keys", false), Verdict::default());
+        assert_eq!(active.decide("/workspaces-old", false), Verdict::default());
+        let bad: Faults = serde_json::from_str(r#"{"path": "workspaces"}"#).unwrap();
+        assert!(bad.validate().is_err());
     }
 
     #[test]
@@ -179,7 +233,9 @@ mod tests {
             retry_after: Some(7),
             ..Faults::default()
         });
-        let limited: Vec<_> = (0..4).map(|_| active.decide(false).rate_limited).collect();
+        let limited: Vec<_> = (0..4)
+            .map(|_| active.decide("/keys", false).rate_limited)
+            .collect();
         assert_eq!(&limited[..2], [None, None]);
         assert_eq!(limited[3], Some(7));
     }

@@ -7,7 +7,7 @@
 //! | `/api/v1` route | what it serves |
 //! | --- | --- |
 //! | `GET`/`POST /keys`, `GET`/`PATCH`/`DELETE /keys/{hash}`, `GET /key`, `GET /credits` | keys and credits |
-//! | `GET`/`POST /workspaces`, `GET /workspaces/{id}` | workspaces, by id or slug (see `workspace_routes`) |
+//! | `GET`/`POST /workspaces`, `GET`/`DELETE /workspaces/{id}` | workspaces, by id or slug (see `workspace_routes`) |
 //! | `GET`/`POST /guardrails`, `GET`/`PATCH`/`DELETE /guardrails/{id}` | guardrails (see `guardrail_routes`) |
 //! | `POST /guardrails/{id}/assignments/keys[/remove]`, `GET /guardrails/{id}/assignments/keys`, `GET /guardrails/assignments/keys` | which key holds which guardrail: at most one each, assigning replaces |
 //!
@@ -23,7 +23,7 @@
 //! [`guardrail::CHEAP_MODELS`]) and `no-training`. A key's guardrail decides
 //! which models `POST /_sandbox/spend` with a `"model"` may spend on (403
 //! otherwise). A seed key may name the guardrail it holds at start
-//! (`guardrail_id`); [`seed::spread_over_workspaces`] spreads keys over the
+//! (`guardrail_id`); [`seed::spread_over_workspaces`] spreads `--keys N` over the
 //! three workspaces and the two guardrails.
 //!
 //! It shares the model types with the client and nothing else.
@@ -67,7 +67,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// What a sandbox starts with.
 #[derive(Clone, Default)]
 pub struct SandboxOptions {
-    /// Create this many deterministic keys (see [`seed::generated`]), first.
+    /// Create this many deterministic keys (see [`seed::generated`]), first,
+    /// spread over the three workspaces and two guardrails (see
+    /// [`seed::spread_over_workspaces`]).
     pub keys: usize,
     /// Then these keys (e.g. from a `--seed` file).
     pub seed_keys: Vec<SeedKey>,
@@ -113,6 +115,7 @@ impl Sandbox {
     pub async fn start(listen: &str, opts: SandboxOptions) -> anyhow::Result<Sandbox> {
         let key = SecretString::from(opts.management_key.unwrap_or_else(random_management_key));
         let mut seeds = seed::generated(opts.keys);
+        seed::spread_over_workspaces(&mut seeds);
         seeds.extend(opts.seed_keys);
         let account =
             Account::new(seeds, key, opts.start).context("cannot create the sandbox's keys")?;

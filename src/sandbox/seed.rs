@@ -126,10 +126,8 @@ pub fn generated(n: usize) -> Vec<SeedKey> {
 /// Spreads `keys` over the three workspaces the sandbox starts with, in
 /// turn (`default`, `research`, `support`), and assigns every fourth key,
 /// from the second, `cheap-models-only` and every fourth, from the fourth,
-/// `no-training`. Keys that name a workspace or guardrail keep it.
-///
-/// Not applied to `--keys N` yet: keywarden lists only the default
-/// workspace's keys until it learns `[openrouter] workspaces`.
+/// `no-training`. Keys that name a workspace or guardrail keep it. Applied
+/// to the keys of `--keys N` (not to those of a `--seed` file).
 pub fn spread_over_workspaces(keys: &mut [SeedKey]) {
     let workspaces = [DEFAULT_WORKSPACE, RESEARCH_WORKSPACE, SUPPORT_WORKSPACE];
     for (i, key) in keys.iter_mut().enumerate() {

@@ -223,7 +223,8 @@ async fn journal_and_faults(State(account): State<Account>, req: Request, next: 
     let at = account.now().to_rfc3339_opts(SecondsFormat::Secs, true);
     let method = req.method().clone();
     // Inside the nested router the URI has lost its prefix.
-    let path = format!("{API_PREFIX}{}", req.uri().path());
+    let verdict_path = req.uri().path().to_owned();
+    let path = format!("{API_PREFIX}{verdict_path}");
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, MAX_BODY).await;
@@ -233,7 +234,7 @@ async fn journal_and_faults(State(account): State<Account>, req: Request, next: 
         .and_then(|b| serde_json::from_slice(b).ok())
         .unwrap_or(serde_json::Value::Null);
     let mutating = matches!(method, Method::POST | Method::PATCH | Method::DELETE);
-    let verdict = account.faults().decide(mutating);
+    let verdict = account.faults().decide(&verdict_path, mutating);
     if !verdict.latency.is_zero() {
         tokio::time::sleep(verdict.latency).await;
     }

@@ -5,10 +5,11 @@
 //! | `GET /workspaces?offset=&limit=` | | `{"data": [Workspace], "total_count"}`; `limit` 1–100, default 50 |
 //! | `POST /workspaces` | `{"name", "slug", …}` | 201 `{"data": Workspace}`; 400 for a bad or taken slug |
 //! | `GET /workspaces/{id}` | | `{"data": Workspace}` by id or slug; 404 |
+//! | `DELETE /workspaces/{id}` | | `{"deleted": true}` by id or slug; 400 while it holds keys, 403 for the default workspace, 404 |
 
 use super::account::{Account, AccountError};
 use super::paging::{Page, PageRequest};
-use super::server::{Managed, applied, page_of, parse_json};
+use super::server::{Deleted, Managed, applied, page_of, parse_json};
 use super::workspace::Workspace;
 use crate::openrouter::model::Data;
 use axum::body::Bytes;
@@ -23,7 +24,7 @@ use axum::{Json, Router};
 pub(super) fn router() -> Router<Account> {
     Router::new()
         .route("/workspaces", get(list).post(create))
-        .route("/workspaces/{id}", get(one))
+        .route("/workspaces/{id}", get(one).delete(delete))
 }
 
 async fn list(
@@ -46,4 +47,13 @@ async fn one(
     Ok(Json(Data {
         data: account.workspace(&id)?,
     }))
+}
+
+async fn delete(
+    Managed(account): Managed,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, AccountError> {
+    let Path(id) = path.map_err(|_| AccountError::WorkspaceNotFound)?;
+    account.delete_workspace(&id)?;
+    Ok(applied(Json(Deleted { deleted: true })))
 }

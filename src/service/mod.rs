@@ -20,7 +20,6 @@ use crate::notify::{Backoff, Notifier, Webhook};
 use crate::rules::Rule;
 use crate::run::{RunReport, RunRequest, Runner, Trigger};
 use crate::store::Store;
-use crate::store::outbox::BudgetWarning;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lock::InstanceLock;
@@ -425,7 +424,7 @@ impl Service {
         Ok(())
     }
 
-    /// What follows a run: budget warnings, notifications, metrics, status.
+    /// What follows a run: notifications, metrics, status.
     async fn finished(&mut self, done: (anyhow::Result<RunReport>, Duration)) {
         let now = self.shell.clock.now();
         match done {
@@ -448,10 +447,8 @@ impl Service {
                         took.as_secs_f64()
                     ),
                 }
-                if let Err(e) = self.warn_budgets(&report, now).await {
-                    tracing::error!("cannot record budget warnings: {e:#}");
-                }
                 self.metrics.observe_run(took, &report.plan.budgets);
+                self.metrics.observe_outlook(&report.outlook);
             }
             (Err(e), _) => {
                 self.last_run = LastRun::Error;
@@ -477,44 +474,6 @@ impl Service {
             }
             Err(e) => tracing::error!("cannot enqueue notifications: {e:#}"),
         }
-    }
-
-    /// Records a `budget_warning` for every `warn_at` fraction a reading
-    /// crossed, once per window per key or group.
-    async fn warn_budgets(&self, report: &RunReport, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let rules = self.shell.store.rules().await?;
-        for b in &report.plan.budgets {
-            let Some(rule) = rules.iter().find(|r| r.rule.name == *b.rule) else {
-                continue;
-            };
-            let window_start = b
-                .window
-                .bounds(now)
-                .map_or(DateTime::UNIX_EPOCH, |w| w.start);
-            for &fraction in &rule.rule.warn_at {
-                if b.budget_usd <= 0.0 || b.spend_usd < fraction * b.budget_usd {
-                    continue;
-                }
-                let warning = BudgetWarning {
-                    rule: &b.rule,
-                    key_hash: b.key_hash.as_deref(),
-                    window: b.window.as_str(),
-                    window_start,
-                    fraction,
-                    spend_usd: b.spend_usd,
-                    budget_usd: b.budget_usd,
-                };
-                if self
-                    .shell
-                    .store
-                    .record_budget_warning(Some(report.run_id), now, &warning)
-                    .await?
-                {
-                    tracing::info!(rule = %b.rule, key = ?b.key_hash, window = %b.window, fraction, "budget warning");
-                }
-            }
-        }
-        Ok(())
     }
 
     /// `next run 10:05 · 3 keys held disabled · last run ok`.

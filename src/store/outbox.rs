@@ -1,5 +1,6 @@
 //! The notification outbox's tables (SPEC §7): the cursor over change rows
-//! and events, budget warnings once per fraction per window, open outages,
+//! and events, budget warnings once per fraction per window, early
+//! warnings once per horizon per window, open outages,
 //! the items, and each webhook's delivery position and attempts. Which
 //! events are notified, and what they say, is `notify`'s business.
 
@@ -7,8 +8,11 @@ use super::runs::{CHANGE_COLUMNS, EVENT_COLUMNS, change_row, event_row, insert_e
 use super::{ChangeRow, EventRow, Store, parse_event_kind, parse_ts, ts};
 use crate::domain::event::EventKind;
 use crate::engine::Outcome;
+use crate::engine::warnings::ForecastWarning;
+use crate::rules::model::Scope;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sqlx::sqlite::SqliteArguments;
 use sqlx::{Row as _, Sqlite, Transaction};
 
 /// One item of the outbox.
@@ -96,8 +100,7 @@ impl Store {
         at: DateTime<Utc>,
         w: &BudgetWarning<'_>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write().await?;
-        let inserted = sqlx::query(
+        let claim = sqlx::query(
             "INSERT OR IGNORE INTO budget_warnings (rule, subject, window, window_start, fraction, at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -106,25 +109,85 @@ impl Store {
         .bind(w.window)
         .bind(ts(w.window_start))
         .bind(w.fraction)
-        .bind(ts(at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            let detail = json!({
+        .bind(ts(at));
+        let event = Warned {
+            run_id,
+            at,
+            kind: EventKind::BudgetWarning,
+            rule: w.rule,
+            key_hash: w.key_hash,
+        };
+        self.warn_once(claim, &event, || {
+            json!({
                 "window": w.window, "window_start": ts(w.window_start), "fraction": w.fraction,
                 "spend_usd": w.spend_usd, "budget_usd": w.budget_usd,
                 "scope": if w.key_hash.is_some() { "each" } else { "group" },
-            });
+            })
+        })
+        .await
+    }
+
+    /// Records a `budget_forecast` event unless this horizon of this window
+    /// of this key or group was warned about already; `true` when recorded.
+    pub async fn record_forecast_warning(
+        &self,
+        run_id: Option<i64>,
+        at: DateTime<Utc>,
+        w: &ForecastWarning,
+    ) -> anyhow::Result<bool> {
+        let f = &w.forecast;
+        let claim = sqlx::query(
+            "INSERT OR IGNORE INTO forecast_warnings (rule, subject, window, window_start, horizon_secs, at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&f.rule)
+        .bind(f.key_hash.as_deref().unwrap_or(""))
+        .bind(f.window.as_str())
+        .bind(ts(w.window_start))
+        .bind(i64::try_from(w.horizon_secs).unwrap_or(i64::MAX))
+        .bind(ts(at));
+        let event = Warned {
+            run_id,
+            at,
+            kind: EventKind::BudgetForecast,
+            rule: &f.rule,
+            key_hash: f.key_hash.as_deref(),
+        };
+        self.warn_once(claim, &event, || {
+            json!({
+                "scope": f.scope, "group": (f.scope == Scope::Group).then_some(&f.rule),
+                "key_name": f.key_name, "window": f.window, "window_start": ts(w.window_start),
+                "window_end": f.window_end.map(ts), "horizon": duration(w.horizon_secs),
+                "horizon_secs": w.horizon_secs, "budget_usd": f.budget_usd,
+                "at_fraction": f.at_fraction, "spend_usd": f.spend_usd,
+                "rate_usd_per_hour": f.rate_usd_per_hour, "lookback_hours": f.lookback_hours,
+                "projected_usd": f.projected_usd, "crossing_at": f.crossing_at.map(ts),
+                "reason": w.reason(at),
+            })
+        })
+        .await
+    }
+
+    /// Runs `claim` (an `INSERT OR IGNORE` of a warning's once-per-window
+    /// row) and, when it inserted the row, records `event` with `detail`,
+    /// in one transaction; `true` when recorded.
+    async fn warn_once<'q>(
+        &self,
+        claim: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+        event: &Warned<'_>,
+        detail: impl FnOnce() -> Value,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.write().await?;
+        let inserted = claim.execute(&mut *tx).await?.rows_affected() == 1;
+        if inserted {
             insert_event(
                 &mut tx,
-                run_id,
-                at,
-                EventKind::BudgetWarning,
-                Some(w.rule),
-                w.key_hash,
-                &detail,
+                event.run_id,
+                event.at,
+                event.kind,
+                Some(event.rule),
+                event.key_hash,
+                &detail(),
             )
             .await?;
         }
@@ -313,6 +376,15 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The event of a warning recorded once per window.
+struct Warned<'a> {
+    run_id: Option<i64>,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    rule: &'a str,
+    key_hash: Option<&'a str>,
 }
 
 /// An outage notified once when it begins and once when it ends.
@@ -507,4 +579,9 @@ impl OutboxBatch {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// A horizon as rules write it (`"3days"`, `"12h"`).
+fn duration(secs: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }

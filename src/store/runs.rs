@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The counts and status a run ends with.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -256,6 +256,38 @@ impl Store {
         attempts: u32,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
+        let took = BTreeSet::new();
+        self.complete(ids, outcome, &took, http_status, attempts, error)
+            .await
+    }
+
+    /// Completes the row `id` with `outcome` (`failed` when only some of
+    /// its requests took: a PATCH and a guardrail call, SPEC §12): the
+    /// fields of `took` keep the claims the row wrote (or lose those it
+    /// released), as after an applied row; the others go as `outcome` says.
+    pub async fn complete_change_in_part(
+        &self,
+        id: i64,
+        outcome: Outcome,
+        took: &BTreeSet<Field>,
+        http_status: Option<u16>,
+        attempts: u32,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.complete(&[id], outcome, took, http_status, attempts, error)
+            .await
+    }
+
+    /// Completes rows with `outcome`, the fields of `took` as if applied.
+    async fn complete(
+        &self,
+        ids: &[i64],
+        outcome: Outcome,
+        took: &BTreeSet<Field>,
+        http_status: Option<u16>,
+        attempts: u32,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
         let mut tx = self.write().await?;
         let rows = sqlx::query(&format!(
             "UPDATE changes SET outcome = ?1, http_status = ?2, attempts = ?3, error = ?4,
@@ -273,22 +305,36 @@ impl Store {
             .iter()
             .map(|row| change_row(row).map(|change| (change.id, change)))
             .collect::<anyhow::Result<HashMap<_, _>>>()?;
-        let mut claims = ClaimWrites::default();
+        let mut parts: Vec<Parts<'_>> = Vec::with_capacity(ids.len());
         for id in ids {
             let change = completed
                 .get(id)
                 .ok_or_else(|| anyhow!("no change {id} to complete"))?;
-            claims.add(
-                Settled {
-                    id: *id,
-                    kind: change.kind,
-                    key_hash: &change.key_hash,
-                    rule: &change.rule,
-                    fields: &change.fields,
-                    at: change.at,
-                },
-                outcome,
-            );
+            let (applied, rest): (BTreeMap<_, _>, BTreeMap<_, _>) = change
+                .fields
+                .iter()
+                .map(|(field, fc)| (*field, *fc))
+                .partition(|(field, _)| took.contains(field));
+            parts.push(Parts {
+                change,
+                applied,
+                rest,
+            });
+        }
+        let mut claims = ClaimWrites::default();
+        for part in &parts {
+            let settled = |fields| Settled {
+                id: part.change.id,
+                kind: part.change.kind,
+                key_hash: &part.change.key_hash,
+                rule: &part.change.rule,
+                fields,
+                at: part.change.at,
+            };
+            if !part.applied.is_empty() {
+                claims.add(settled(&part.applied), Outcome::Applied);
+            }
+            claims.add(settled(&part.rest), outcome);
         }
         claims.apply(&mut tx).await?;
         tx.commit().await?;
@@ -556,4 +602,11 @@ pub(super) async fn insert_event(
     .bind(detail.to_string())
     .fetch_one(&mut *conn)
     .await?)
+}
+
+/// A completed row's fields: those whose request took, and the others.
+struct Parts<'a> {
+    change: &'a ChangeRow,
+    applied: BTreeMap<Field, FieldChange>,
+    rest: BTreeMap<Field, FieldChange>,
 }

@@ -26,8 +26,9 @@ pub async fn keys(
     Query(query): Query<KeyQuery>,
 ) -> Result<Json<serde_json::Value>, UiError> {
     let view = d.view();
-    let holdings = Holdings::read(&d.shell.store).await?;
-    let listed = query.select(&view.keys, &holdings)?;
+    let forecasts = outlook(&d).forecasts;
+    let holdings = Holdings::read(&d.shell.store, forecasts).await?;
+    let listed = query.select(&view.listing, &holdings)?;
     Ok(Json(keys_json(listed.into_iter())?))
 }
 

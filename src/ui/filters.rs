@@ -6,6 +6,7 @@ use super::error::UiError;
 use crate::domain::{Field, FieldValue, Key};
 use crate::engine::{ChangeKind, Outcome};
 use crate::listing::keys::{Holdings, KeyHoldings};
+use crate::openrouter::KeyListing;
 use crate::store::{HistoryFilter, Store};
 use crate::timearg::{parse_time, parse_until};
 use chrono::{DateTime, Utc};
@@ -43,10 +44,10 @@ pub const KEYS_PAGE_SIZE: usize = 500;
 pub const KEY_STATES: [&str; 3] = ["enabled", "disabled", "held"];
 
 impl KeyQuery {
-    /// The keys of `keys` that pass, each with what keywarden holds on it.
+    /// The keys of `listing` that pass, each with what keywarden holds on it.
     pub fn select<'a>(
         &self,
-        keys: &'a [Key],
+        listing: &'a KeyListing,
         holdings: &Holdings,
     ) -> Result<Vec<(&'a Key, KeyHoldings)>, UiError> {
         let name = self.name_glob()?;
@@ -57,14 +58,15 @@ impl KeyQuery {
                 KEY_STATES.join(", ")
             )));
         }
-        Ok(keys
+        Ok(listing
+            .keys
             .iter()
             .filter(|k| name.as_ref().is_none_or(|g| g.is_match(&k.name)))
             .filter(|k| {
                 self.workspace.is_empty()
                     || k.workspace_id.as_deref() == Some(self.workspace.as_str())
             })
-            .map(|k| (k, holdings.of(k)))
+            .map(|k| (k, holdings.of(k, listing)))
             .filter(|(k, held)| self.state_matches(k, held))
             .filter(|(_, held)| self.rule.is_empty() || held.rules.contains(&self.rule))
             .collect())

@@ -43,7 +43,8 @@ pub async fn observe(dashboard: &Dashboard) {
     let credits = dashboard.runner.client.credits().await.ok();
     let view = match dashboard.runner.observe().await {
         Ok(observed) => View {
-            keys: observed.keys,
+            listing: observed.listing,
+            guardrails: observed.guardrails,
             outlook: Some(observed.outlook),
             credits,
             observed_at: Some(now),

@@ -4,8 +4,9 @@
 use super::role::Role;
 use crate::config::UiToken;
 use crate::context::Shell;
-use crate::domain::{Credits, Key};
+use crate::domain::{Credits, Guardrail};
 use crate::engine::outlook::Outlook;
+use crate::openrouter::KeyListing;
 use crate::rules::Rule;
 use crate::run::Runner;
 use chrono::{DateTime, Utc};
@@ -23,8 +24,10 @@ pub type NextRun = fn(&[Rule], &str, Tz, DateTime<Utc>) -> Option<DateTime<Utc>>
 /// starts and after every run, so a page costs no API request.
 #[derive(Debug, Clone, Default)]
 pub struct View {
-    /// Every key, as listed.
-    pub keys: Vec<Key>,
+    /// Every key as listed, with the account's workspaces.
+    pub listing: KeyListing,
+    /// The account's guardrails, when they were read.
+    pub guardrails: Vec<Guardrail>,
     /// Where each budget's spend is heading; `None` before the first
     /// observation.
     pub outlook: Option<Outlook>,

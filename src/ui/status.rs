@@ -72,7 +72,7 @@ pub async fn status(dashboard: &Dashboard) -> anyhow::Result<Status> {
         .iter()
         .filter(|c| c.field == Field::Disabled && c.value == FieldValue::Disabled(true))
         .count();
-    let disabled = view.keys.iter().filter(|k| k.disabled).count();
+    let disabled = view.listing.keys.iter().filter(|k| k.disabled).count();
     let last_run = store.latest_run().await?;
     let mut held_changes = store.newest_held_changes(HELD_SHOWN).await?;
     let newest = held_changes.first().map(|c| c.run_id);
@@ -84,8 +84,8 @@ pub async fn status(dashboard: &Dashboard) -> anyhow::Result<Status> {
         outages: store.open_outages().await?,
         credits: view.credits,
         keys: KeyCounts {
-            total: view.keys.len(),
-            enabled: view.keys.len() - disabled,
+            total: view.listing.keys.len(),
+            enabled: view.listing.keys.len() - disabled,
             disabled,
             held_disabled,
         },

@@ -142,6 +142,16 @@ const BROKEN: &[(&str, &str, &str)] = &[
         "set.limit_reset",
     ),
     (
+        "guardrail not a string",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.set]\nguardrail = 3 # <-\n",
+        "set.guardrail",
+    ),
+    (
+        "guardrail empty",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.set]\nguardrail = \" \" # <-\n",
+        "set.guardrail",
+    ),
+    (
         "at out of range",
         "[[rule]]\nname = \"r\"\nkeys = \"all\"\n[rule.when]\nbudget = { usd = 5, window = \"daily\", at = 11 } # <-\n[rule.set]\ndisabled = true\n",
         "when.budget.at",
@@ -215,6 +225,21 @@ const BROKEN: &[(&str, &str, &str)] = &[
         "warn_at above one",
         "[[rule]]\nname = \"r\"\nkeys = \"all\"\nwarn_at = [1.5] # <-\nwhen.budget = { usd = 5, window = \"daily\" }\nset = { disabled = true }\n",
         "warn_at[0]",
+    ),
+    (
+        "warn_before without budget or forecast",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\nwarn_before = [\"3d\"] # <-\nset = { disabled = true }\n",
+        "warn_before",
+    ),
+    (
+        "warn_before not a duration",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\nwarn_before = [\"3d\", \"a week\"] # <-\nwhen.budget = { usd = 5, window = \"weekly\" }\nset = { disabled = true }\n",
+        "warn_before[1]",
+    ),
+    (
+        "warn_before empty",
+        "[[rule]]\nname = \"r\"\nkeys = \"all\"\nwarn_before = [] # <-\nwhen.forecast = { usd = 5, window = \"weekly\" }\nset = { disabled = true }\n",
+        "warn_before",
     ),
     (
         "negative limit",
@@ -387,7 +412,7 @@ fn the_example_rules_pass_without_their_budget_variable() {
     let out = check(example);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "");
-    assert_eq!(out.stdout.trim(), "ok: 8 rules in 1 file");
+    assert_eq!(out.stdout.trim(), "ok: 10 rules in 1 file");
 }
 
 #[test]
@@ -414,7 +439,7 @@ fn a_misspelt_notify_event_is_refused_naming_the_field_and_the_valid_names() {
     assert!(
         out.stderr.contains(
             "keywarden.toml:3:27: notify[0].events: \"key_disabld\" is not an event keywarden \
-             notifies; valid names: key_disabled, key_enabled, change_failed, budget_warning, \
+             notifies; valid names: key_disabled, key_enabled, change_failed, budget_warning, budget_forecast, \
              guard_tripped, source_error, source_recovered, auth_failed, auth_recovered, \
              reload_failed"
         ),

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use keywarden::config::ManagementKey;
+use keywarden::config::{ManagementKey, Workspaces};
 use keywarden::openrouter::{ApiError, Client, ClientSettings, KeyPatch};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -99,7 +99,9 @@ fn settings(base_url: &str, max_retries: u32) -> ClientSettings {
     ClientSettings {
         base_url: base_url.to_string(),
         management_key: ManagementKey::from_text(KEY.to_string()).unwrap(),
-        workspaces: Vec::new(),
+        // The default workspace only: these tests are about paging,
+        // retries and limits (tests/suite/workspaces.rs lists workspaces).
+        workspaces: Workspaces::Only(Vec::new()),
         timeout: Duration::from_secs(5),
         max_concurrency: 4,
         requests_per_second: 1000,
@@ -505,7 +507,7 @@ async fn listing_reads_every_page_until_an_empty_one_in_order() {
 async fn listing_covers_every_watched_workspace() {
     let (base, seen) = paged_keys(120).await;
     let mut s = settings(&base, 0);
-    s.workspaces = vec!["ws-a".into(), "ws-b".into()];
+    s.workspaces = Workspaces::Only(vec!["ws-a".into(), "ws-b".into()]);
     let keys = Client::new(s).unwrap().list_keys().await.unwrap();
     assert_eq!(keys.len(), 240);
     assert_eq!(keys[0].hash, "ws-a-0000");
@@ -587,11 +589,12 @@ fn debug_output_never_shows_the_key() {
 
 use keywarden::sandbox::{JournalEntry, Sandbox, SandboxOptions};
 
+/// A sandbox with `keys` generated keys, all in the default workspace.
 async fn sandbox(keys: usize) -> Sandbox {
     Sandbox::start(
         "127.0.0.1:0",
         SandboxOptions {
-            keys,
+            seed_keys: keywarden::sandbox::seed::generated(keys),
             ..Default::default()
         },
     )

@@ -1,7 +1,7 @@
 //! The configuration file (SPEC §2): defaults, unknown keys, inline keys,
 //! URL rules, overrides and the management key lookup.
 
-use keywarden::config::Config;
+use keywarden::config::{Config, Workspaces};
 use keywarden::url_policy::check_url;
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,7 +42,7 @@ fn an_empty_file_gives_every_default() {
     assert_eq!(c.source.as_deref(), Some(path.as_path()));
     assert_eq!(c.openrouter.base_url, "https://openrouter.ai/api/v1");
     assert_eq!(c.openrouter.management_key_file, None);
-    assert!(c.openrouter.workspaces.is_empty());
+    assert_eq!(c.openrouter.workspaces, Workspaces::All);
     assert_eq!(c.openrouter.timeout, Duration::from_secs(30));
     assert_eq!(c.openrouter.max_concurrency, 8);
     assert_eq!(c.openrouter.requests_per_second, 10);
@@ -96,7 +96,10 @@ events = ["key_disabled"]
         c.openrouter.management_key_file.as_deref(),
         Some(Path::new("/run/keys/mgmt"))
     );
-    assert_eq!(c.openrouter.workspaces, ["ws-1"]);
+    assert_eq!(
+        c.openrouter.workspaces,
+        Workspaces::Only(vec!["ws-1".into()])
+    );
     assert_eq!(c.openrouter.timeout, Duration::from_secs(5));
     assert_eq!(
         (

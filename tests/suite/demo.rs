@@ -48,6 +48,35 @@ async fn seed_1_tells_the_same_story_twice_and_writes_the_html_report() {
         line_with(&lines, season, &["limit_reset daily → monthly"]).is_some(),
         "and back after the season:\n{story}"
     );
+    // The forecast chapter: a warning days ahead of the crossing, then a
+    // forecast rule lowering the limit ahead of it, held by its budget pair
+    // until the month rolls over (no flapping).
+    let warned = line_with(
+        &lines,
+        0,
+        &["research-01", "warned: budget_forecast", "(in 4d"],
+    )
+    .unwrap_or_else(|| panic!("research-01 is warned days ahead:\n{story}"));
+    let lowered = line_with(
+        &lines,
+        warned,
+        &[
+            "research-01",
+            "limit none → 30.00",
+            "before the window ends",
+        ],
+    )
+    .unwrap_or_else(|| panic!("then its limit is lowered ahead of the crossing:\n{story}"));
+    assert!(
+        lines[warned] < lines[lowered],
+        "the warning comes first, days earlier"
+    );
+    let released = line_with(&lines, lowered, &["research-01", "limit 30.00 → none"])
+        .unwrap_or_else(|| panic!("the limit is given back:\n{story}"));
+    assert!(
+        lines[released].starts_with("2027-01-01 00:00"),
+        "only when the month rolls over:\n{story}"
+    );
     for column in ["group", "changes", "keys disabled", "keys re-enabled"] {
         assert!(
             lines

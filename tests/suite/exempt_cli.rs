@@ -44,6 +44,7 @@ async fn seeded() -> (tempfile::TempDir, Store) {
             ..Settings::default()
         },
         warn_at: vec![],
+        warn_before_secs: vec![],
     };
     store
         .sync_rules(&Origin::Cli, &[rule], false, Utc::now())

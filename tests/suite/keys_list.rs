@@ -7,6 +7,8 @@ use crate::common;
 use crate::common::text;
 use common::{Harness, nov, seed};
 use keywarden::domain::Key;
+use keywarden::sandbox::ids::DEFAULT_WORKSPACE;
+use keywarden::sandbox::workspace::{RESEARCH_WORKSPACE, SUPPORT_WORKSPACE};
 use keywarden::sandbox::{Sandbox, SandboxOptions};
 use serde_json::json;
 use std::process::Output;
@@ -65,8 +67,12 @@ async fn json_is_every_key_as_the_api_returned_it() {
     let out = list(&sb, "json", true).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let keys: Vec<Key> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(keys, sb.account().keys());
+    let mut keys: Vec<Key> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut expected = sb.account().keys();
+    assert_eq!(keys.len(), 250, "the keys of every workspace");
+    keys.sort_by(|a, b| a.hash.cmp(&b.hash));
+    expected.sort_by(|a, b| a.hash.cmp(&b.hash));
+    assert_eq!(keys, expected);
     assert!(
         keys.iter().any(|k| k.disabled),
         "disabled keys are listed too"
@@ -84,15 +90,29 @@ async fn json_keeps_nulls_as_null() {
     let sb = sandbox(5).await;
     let out = list(&sb, "json", false).await;
     let mut raw: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slugs = [
+        (DEFAULT_WORKSPACE, "default"),
+        (RESEARCH_WORKSPACE, "research"),
+        (SUPPORT_WORKSPACE, "support"),
+    ];
     for key in raw.as_array_mut().unwrap() {
+        let slug = slugs
+            .iter()
+            .find(|(id, _)| key["workspace_id"] == *id)
+            .map(|(_, slug)| *slug);
         let held = key.as_object_mut().unwrap().remove("keywarden");
         assert_eq!(
             held,
-            Some(json!({"rules": [], "claims": []})),
-            "no database yet: keywarden holds nothing"
+            Some(json!({"workspace": slug, "rules": [], "claims": []})),
+            "no database yet: keywarden holds nothing (and knows the workspace's slug)"
         );
     }
-    let expected = serde_json::to_value(sb.account().keys()).unwrap();
+    raw.as_array_mut()
+        .unwrap()
+        .sort_by_key(|k| k["hash"].as_str().unwrap().to_owned());
+    let mut keys = sb.account().keys();
+    keys.sort_by(|a, b| a.hash.cmp(&b.hash));
+    let expected = serde_json::to_value(keys).unwrap();
     assert_eq!(raw, expected, "every field, nulls printed as null");
 }
 
@@ -127,6 +147,12 @@ async fn listed_after_a_run(format: &str) -> (Harness, String) {
     h.spend("team-a-1", 60.0);
     h.apply().await;
     assert!(h.key("team-a-2").disabled);
+    let listed = list_with_database(&h, format).await;
+    (h, listed)
+}
+
+/// `keys list` run by the binary against the harness's sandbox and database.
+async fn list_with_database(h: &Harness, format: &str) -> String {
     let base = h.sandbox.base_url();
     let db = h.config.database_path();
     let vars = [
@@ -143,7 +169,7 @@ async fn listed_after_a_run(format: &str) -> (Harness, String) {
     ];
     let out = keywarden(&args, &vars, "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    (h, text(&out.stdout))
+    text(&out.stdout)
 }
 
 #[tokio::test]
@@ -205,7 +231,10 @@ async fn json_adds_what_keywarden_holds_to_each_api_key_object() {
         (&claims[0]["original"], &claims[0]["value"]),
         (&json!(false), &json!(true))
     );
-    assert_eq!(held("other-1"), json!({"rules": [], "claims": []}));
+    assert_eq!(
+        held("other-1"),
+        json!({"workspace": "default", "rules": [], "claims": []})
+    );
     assert_eq!(
         held("support-1")["claims"][0]["original"],
         json!(null),
@@ -292,9 +321,9 @@ async fn csv_has_a_header_and_one_record_per_key() {
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let keys = sb.account().keys();
     assert_eq!(records.len(), keys.len());
-    for (record, key) in records.iter().zip(&keys) {
+    for record in &records {
+        let key = keys.iter().find(|k| k.hash == record[1]).unwrap();
         assert_eq!(&record[0], key.name);
-        assert_eq!(&record[1], key.hash, "full hash in CSV");
         assert_eq!(&record[2], key.disabled.to_string());
         match key.limit {
             Some(l) => assert_eq!(record[3].parse::<f64>().unwrap(), l),
@@ -362,4 +391,129 @@ async fn other_formats_are_a_usage_error() {
     let out = keywarden(&["keys", "list", "--format", "markdown"], &[], "").await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("table, json or csv"));
+}
+
+const FORECAST_RULES: &str = r#"
+[[rule]]
+name = "team-a-total"
+keys = { names = ["team-a-*"] }
+[rule.when]
+budget = { usd = 50.0, window = "total", scope = "group" }
+[rule.set]
+disabled = true
+
+[[rule]]
+name = "support-cap"
+keys = { names = ["support-*"] }
+[rule.when]
+budget = { usd = 10.0, window = "monthly" }
+[rule.set]
+disabled = true
+"#;
+
+#[tokio::test]
+async fn keys_show_the_burn_rate_and_projection_of_the_budgets_covering_them() {
+    // Four hours of runs every 15 minutes, ending now: `keys list` (on the
+    // system clock) reads the snapshots they took. Each team-a key spends
+    // 2 USD/h, so the group's 16 USD grow by 4 USD/h towards 50.
+    let start = chrono::Utc::now() - chrono::Duration::hours(4);
+    let keys = ["team-a-1", "team-a-2", "support-1", "other-1"];
+    let h = Harness::new(start, keys.map(seed).to_vec(), FORECAST_RULES, |_| {}).await;
+    crate::common::steady_traffic(&h.sandbox, "team-a-*", 2.0);
+    h.apply().await;
+    for _ in 0..16 {
+        h.sandbox.account().advance(chrono::Duration::minutes(15));
+        h.apply().await;
+    }
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&list_with_database(&h, "json").await).unwrap();
+    let forecasts = |name: &str| {
+        listed.iter().find(|k| k["name"] == name).unwrap()["keywarden"]
+            .get("forecasts")
+            .cloned()
+    };
+    // The group's figures, on each key of it.
+    let group = forecasts("team-a-1").expect("team-a-1 has forecasts");
+    assert_eq!(forecasts("team-a-2"), Some(group.clone()));
+    let row = &group[0];
+    assert_eq!(
+        (
+            &row["rule"],
+            &row["scope"],
+            &row["key_hash"],
+            &row["spend_usd"]
+        ),
+        (
+            &json!("team-a-total"),
+            &json!("group"),
+            &json!(null),
+            &json!(16.0)
+        ),
+        "{group}"
+    );
+    let rate = row["rate_usd_per_hour"].as_f64().unwrap();
+    assert!((rate - 4.0).abs() < 0.1, "{row}");
+    assert_eq!(
+        (&row["status"], &row["projected_usd"]),
+        (&json!("will_cross"), &json!(null))
+    );
+    let crossing: chrono::DateTime<chrono::Utc> =
+        row["crossing_at"].as_str().unwrap().parse().unwrap();
+    let hours = (crossing - chrono::Utc::now()).num_minutes() as f64 / 60.0;
+    assert!(
+        (8.0..9.0).contains(&hours),
+        "34 USD to go at 4 USD/h: {row}"
+    );
+    // A budget rule with less history than half its 6-hour lookback: the
+    // support key never spent, so it has one snapshot.
+    let support = forecasts("support-1").unwrap();
+    assert_eq!(
+        (&support[0]["status"], &support[0]["rate_usd_per_hour"]),
+        (&json!("unknown"), &json!(null))
+    );
+    assert_eq!(forecasts("other-1"), None, "no budget covers other-1");
+
+    let table = list_with_database(&h, "table").await;
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("{name} not in {table}"))
+            .to_string()
+    };
+    assert!(
+        table
+            .lines()
+            .take(3)
+            .any(|l| l.contains("USD/h") && l.contains("forecast")),
+        "{table}"
+    );
+    // The last two cells, read a moment after the JSON: the crossing may
+    // have moved on by a minute.
+    let cells = |line: String| -> Vec<String> {
+        let cells: Vec<String> = line
+            .trim_matches('│')
+            .split('┆')
+            .map(|c| c.trim().to_string())
+            .collect();
+        cells[cells.len() - 2..].to_vec()
+    };
+    let team_a = cells(line("team-a-2"));
+    let table_rate: f64 = team_a[0].parse().unwrap();
+    assert!((table_rate - 4.0).abs() < 0.1, "{team_a:?}");
+    let reaches = |at: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "reaches 50.00 at {} (team-a-total)",
+            at.format("%Y-%m-%dT%H:%MZ")
+        )
+    };
+    assert!(
+        [
+            reaches(crossing),
+            reaches(crossing + chrono::Duration::minutes(1))
+        ]
+        .contains(&team_a[1]),
+        "{team_a:?}"
+    );
+    assert_eq!(cells(line("support-1")), ["?", "?"]);
 }

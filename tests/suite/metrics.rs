@@ -139,3 +139,124 @@ async fn metrics_parse_as_prometheus_text_and_count_what_history_shows() {
         "{text}"
     );
 }
+
+/// Three rules: a budget rule without the history for a rate, a group
+/// forecast that will not cross this month, a per-key `total` forecast that
+/// will (SPEC §11); every second, snapshots every second.
+const FORECAST_RULES: &str = r#"
+[[rule]]
+name = "cap"
+keys = { names = ["team-b-01"] }
+schedule = "*/1 * * * * *"
+when.budget = { usd = 10.0, window = "monthly", scope = "group" }
+set.disabled = true
+
+[[rule]]
+name = "team-a-pace"
+keys = { names = ["team-a-*"] }
+schedule = "*/1 * * * * *"
+when.forecast = { usd = 1000000000.0, window = "monthly", scope = "group", lookback = "4s", within = "1s" }
+set.limit = 5.0
+
+[[rule]]
+name = "team-a-lifetime"
+keys = { names = ["team-a-*"] }
+schedule = "*/1 * * * * *"
+when.forecast = { usd = 1000000.0, window = "total", lookback = "4s", within = "1s" }
+set.limit = 5.0
+"#;
+
+/// The gauges `name` of the scrape, by their `rule` label.
+fn gauges(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+) -> BTreeMap<String, (f64, prometheus_parse::Labels)> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| {
+            let v = match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name}: {other:?}"),
+            };
+            (s.labels["rule"].to_string(), (v, s.labels.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_export_burn_rate_projection_and_crossing_of_sandbox_traffic() {
+    // The sandbox clock stands still but for the test moving it a minute at
+    // a time: the traffic spends 1 USD a sandbox minute.
+    let sandbox = sandbox(Some(chrono::Utc::now())).await;
+    let port = free_port();
+    let setup = Setup::new(
+        FORECAST_RULES,
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[history]\nsnapshot_interval = \"1s\"\n"
+        ),
+    );
+    crate::common::steady_traffic(&sandbox, "team-a-01", 60.0);
+    let service = Daemon::start(&setup, &sandbox, "metrics-forecast");
+    service.wait_for("READY=1", PATIENCE).await;
+
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let scrape = loop {
+        sandbox.account().advance(chrono::Duration::minutes(1));
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let rates = gauges(&scrape, "keywarden_budget_burn_rate_usd_per_hour");
+        if rates.contains_key("team-a-pace") && rates.contains_key("team-a-lifetime") {
+            break scrape;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no burn rates yet:\n{text}\n{}",
+            service.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let rates = gauges(&scrape, "keywarden_budget_burn_rate_usd_per_hour");
+    let projected = gauges(&scrape, "keywarden_budget_projected_usd");
+    let crossing = gauges(&scrape, "keywarden_budget_crossing_timestamp_seconds");
+
+    // The group: spending, its projection known, no crossing this month.
+    let (rate, labels) = &rates["team-a-pace"];
+    assert!(*rate > 0.0, "{rates:?}");
+    assert_eq!(
+        (
+            labels.get("group"),
+            labels.get("window"),
+            labels.get("key_hash")
+        ),
+        (Some("(group)"), Some("monthly"), Some(""))
+    );
+    assert!(projected["team-a-pace"].0 > 0.0, "{projected:?}");
+    assert!(!crossing.contains_key("team-a-pace"), "{crossing:?}");
+
+    // The key: a total budget has no window end to project to, and the
+    // crossing is ahead.
+    let (at, labels) = &crossing["team-a-lifetime"];
+    let a = hash_of(&sandbox, "team-a-01");
+    assert_eq!(
+        (
+            labels.get("group"),
+            labels.get("window"),
+            labels.get("key_hash")
+        ),
+        (Some("team-a-01"), Some("total"), Some(a.as_str()))
+    );
+    assert!(*at > chrono::Utc::now().timestamp() as f64, "{at}");
+    assert!(!projected.contains_key("team-a-lifetime"), "{projected:?}");
+
+    // Too little history for the budget rule's rate: its spend and budget
+    // are there, none of the three gauges.
+    let budgets = gauges(&scrape, "keywarden_budget_usd");
+    assert_eq!(budgets.get("cap").map(|b| b.0), Some(10.0), "{budgets:?}");
+    for figures in [&rates, &projected, &crossing] {
+        assert!(!figures.contains_key("cap"), "{figures:?}");
+    }
+}

@@ -17,13 +17,14 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// A webhook receiver: records what it accepts; answers 503 while down.
 #[derive(Clone, Default)]
-struct Receiver {
-    received: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Receiver {
+    pub(crate) received: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
 }
 
 impl Receiver {
-    async fn start(&self) -> String {
+    /// Serves on a free loopback port; the webhook URL.
+    pub(crate) async fn start(&self) -> String {
         async fn hook(State(r): State<Receiver>, Json(body): Json<Value>) -> StatusCode {
             if r.down.load(Ordering::SeqCst) {
                 return StatusCode::SERVICE_UNAVAILABLE;

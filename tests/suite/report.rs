@@ -368,3 +368,126 @@ async fn periods_open_at_since_count_from_since_under_the_rule_that_opened_them(
     assert_eq!(hours(day("2026-10-31")), 2 * 12 * 60);
     assert_eq!(hours(day("2026-11-01")), 6 * 60 + 24 * 60);
 }
+
+/// A group budget of 100 USD a month over two keys that each spend 2 USD/h,
+/// run every 15 minutes from 10 November 10:00 for 8 hours.
+async fn eight_hours_of_traffic() -> crate::common::Harness {
+    let rules = r#"
+[[rule]]
+name = "team-a-monthly"
+keys = { names = ["team-a-*"] }
+when.budget = { usd = 100.0, window = "monthly", scope = "group" }
+set.disabled = true
+"#;
+    let keys = ["team-a-1", "team-a-2"].map(crate::common::seed).to_vec();
+    let h = crate::common::Harness::new(crate::common::nov(10), keys, rules, |_| {}).await;
+    crate::common::steady_traffic(&h.sandbox, "team-a-*", 2.0);
+    h.apply().await;
+    for _ in 0..32 {
+        h.sandbox.account().advance(chrono::Duration::minutes(15));
+        h.apply().await;
+    }
+    h
+}
+
+/// The report of `[since, until)` by rule at the harness's now, and its HTML.
+async fn report_at_now(
+    h: &crate::common::Harness,
+    since: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> (keywarden::report::Report, String) {
+    use keywarden::report::{self, GroupBy};
+    let mut built = report::build(&h.store, since, until, GroupBy::Rule)
+        .await
+        .unwrap();
+    report::add_projections(&h.store, &mut built, h.now())
+        .await
+        .unwrap();
+    let html = report::html::render(&h.store, &built).await.unwrap();
+    (built, html)
+}
+
+#[tokio::test]
+async fn a_report_of_the_current_month_projects_the_budget_dashed_to_the_month_end() {
+    let h = eight_hours_of_traffic().await;
+    let now = h.now();
+    assert_eq!(now, at(11, 10, 18, 0));
+    let (report, html) = report_at_now(&h, at(11, 1, 0, 0), now).await;
+
+    // 32 USD spent at 4 USD/h: 100 USD 17 hours later, 1976 USD by the
+    // month's end (486 hours away).
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["projections"],
+        serde_json::json!([{
+            "rule": "team-a-monthly", "window": "monthly", "at": "2026-11-10T18:00:00Z",
+            "spend_usd": 32.0, "threshold_usd": 100.0, "rate_usd_per_hour": 4.0,
+            "window_end": "2026-12-01T00:00:00Z", "projected_usd": 1976.0,
+            "crossing_at": "2026-11-11T11:00:00Z"
+        }])
+    );
+    let table = keywarden::report::text::table(&report);
+    let heading = table
+        .split("Where budgets are heading\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{table}"));
+    for cell in [
+        "32.00",
+        "4.00",
+        "1976.00",
+        "2026-12-01T00:00:00Z",
+        "2026-11-11T11:00:00Z",
+    ] {
+        assert!(heading.contains(cell), "{cell} in {heading}");
+    }
+    assert!(html.contains("<table class=\"projections\">"), "{html}");
+
+    // The chart reaches the month's end and the spend goes on dashed from
+    // its last reading.
+    let chart = html
+        .split("<figure class=\"budget-chart\"")
+        .nth(1)
+        .unwrap()
+        .split("</figure>")
+        .next()
+        .unwrap();
+    let dashed: Vec<&str> = chart
+        .lines()
+        .filter(|l| l.contains("stroke-dasharray"))
+        .collect();
+    assert_eq!(dashed.len(), 2, "the projection and its legend: {dashed:?}");
+    assert!(dashed.iter().all(|l| l.contains("class=\"projection\"")));
+    assert!(chart.contains("\nprojection\n</text>"), "{chart}");
+    // The dashed line rises from left to right (SVG y grows downwards).
+    let points: Vec<(i32, i32)> = dashed[1]
+        .split("points=\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("\"/>")
+        .split(' ')
+        .map(|p| {
+            let (x, y) = p.split_once(',').unwrap();
+            (x.parse().unwrap(), y.parse().unwrap())
+        })
+        .collect();
+    assert!(
+        points[1].0 > points[0].0 && points[1].1 < points[0].1,
+        "{points:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_report_of_a_past_month_has_no_projection() {
+    let h = eight_hours_of_traffic().await;
+    h.sandbox.account().set_now(at(12, 3, 9, 0));
+    let (report, html) = report_at_now(&h, at(11, 1, 0, 0), at(12, 1, 0, 0)).await;
+    assert!(report.projections.is_empty(), "{:?}", report.projections);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json.get("projections").is_none(), "{json}");
+    assert!(
+        html.contains("<figure class=\"budget-chart\""),
+        "the spend is still charted"
+    );
+    assert!(!html.contains("stroke-dasharray"), "no projection drawn");
+    assert!(!keywarden::report::text::table(&report).contains("Where budgets are heading"));
+}

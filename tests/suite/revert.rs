@@ -33,7 +33,7 @@ async fn disabled_by_rule() -> Harness {
 }
 
 /// Runs the binary against the harness's sandbox and database.
-async fn keywarden(h: &Harness, args: &[&str]) -> Output {
+pub(crate) async fn keywarden(h: &Harness, args: &[&str]) -> Output {
     let config = h.dir.path().join("keywarden.toml");
     std::fs::write(
         &config,

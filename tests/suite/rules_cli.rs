@@ -64,7 +64,7 @@ fn import_list_export_and_import_again_changes_nothing() {
     env.write("rules.toml", example());
     assert_eq!(
         env.ok(&["import", "rules.toml"]).trim(),
-        "imported rules.toml: 8 added, 0 updated, 0 removed, 0 unchanged"
+        "imported rules.toml: 10 added, 0 updated, 0 removed, 0 unchanged"
     );
     let list = env.ok(&["list"]);
     assert!(
@@ -73,7 +73,7 @@ fn import_list_export_and_import_again_changes_nothing() {
     );
     let json: serde_json::Value =
         serde_json::from_str(&env.ok(&["list", "--format", "json"])).unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 8);
+    assert_eq!(json.as_array().unwrap().len(), 10);
     let origin = format!("file:{}", Path::new(&env.path("rules.toml")).display());
     assert!(
         json.as_array()
@@ -88,7 +88,7 @@ fn import_list_export_and_import_again_changes_nothing() {
     env.write("rules.toml", &exported);
     assert_eq!(
         env.ok(&["import", "rules.toml"]).trim(),
-        "imported rules.toml: 0 added, 0 updated, 0 removed, 8 unchanged"
+        "imported rules.toml: 0 added, 0 updated, 0 removed, 10 unchanged"
     );
     assert_eq!(env.ok(&["export"]), exported);
     let show = env.ok(&["show", "ci-no-limit"]);

@@ -18,11 +18,16 @@ pub(crate) struct Env {
 }
 
 impl Env {
-    /// A sandbox with `keys` generated keys, then `seed_keys`, its clock at `start`.
+    /// A sandbox with `keys` generated keys, then `seed_keys`, its clock at
+    /// `start`. The generated keys are all in the default workspace and hold
+    /// no guardrail (not spread as `--keys N` spreads them): these tests
+    /// look at one workspace's listing.
     pub(crate) async fn start(keys: usize, seed_keys: Vec<SeedKey>, start: &str) -> Env {
+        let mut seeds = keywarden::sandbox::seed::generated(keys);
+        seeds.extend(seed_keys);
         let opts = SandboxOptions {
-            keys,
-            seed_keys,
+            keys: 0,
+            seed_keys: seeds,
             management_key: None,
             start: Some(t(start)),
         };

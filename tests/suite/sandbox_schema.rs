@@ -173,12 +173,14 @@ fn the_checker_catches_missing_and_mistyped_fields() {
 /// One request: spec path, method, request path, body, bearer, expected status.
 type Case<'a> = (&'a str, Method, String, Option<Value>, Option<&'a str>, u16);
 
-/// A sandbox with three generated keys, then `seed_keys`, its clock
-/// standing at 2026-11-27T10:00:00Z.
+/// A sandbox with three generated keys (in the default workspace, no
+/// guardrail), then `seed_keys`, its clock standing at 2026-11-27T10:00:00Z.
 async fn start_sandbox(seed_keys: Vec<SeedKey>) -> Sandbox {
+    let mut seeds = keywarden::sandbox::seed::generated(3);
+    seeds.extend(seed_keys);
     let opts = SandboxOptions {
-        keys: 3,
-        seed_keys,
+        keys: 0,
+        seed_keys: seeds,
         management_key: None,
         start: Some(
             DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
@@ -726,6 +728,39 @@ async fn every_workspace_and_guardrail_answer_matches_the_management_schema() {
             "/guardrails/{id}",
             Method::DELETE,
             cheap.clone(),
+            None,
+            m,
+            404,
+        ),
+        // Last: deleting a workspace (without keys; the default one is refused).
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/default".into(),
+            None,
+            m,
+            403,
+        ),
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/support".into(),
+            None,
+            None,
+            401,
+        ),
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/support".into(),
+            None,
+            m,
+            200,
+        ),
+        (
+            "/workspaces/{id}",
+            Method::DELETE,
+            "/workspaces/support".into(),
             None,
             m,
             404,

@@ -17,8 +17,10 @@ async fn the_official_python_sdk_accepts_every_answer() {
         "{} is missing: run tests/sdk/setup.sh",
         python.display()
     );
+    // fidelity.py wants 5 keys in the default workspace and no guardrail
+    // held at start: generated keys, not spread as `--keys N` spreads them.
     let opts = SandboxOptions {
-        keys: 5,
+        seed_keys: keywarden::sandbox::seed::generated(5),
         ..SandboxOptions::default()
     };
     let sandbox = Sandbox::start("127.0.0.1:0", opts).await.unwrap();

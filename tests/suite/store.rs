@@ -39,6 +39,7 @@ fn rule(name: &str, priority: i64) -> Rule {
             ..Settings::default()
         },
         warn_at: vec![],
+        warn_before_secs: vec![],
     }
 }
 

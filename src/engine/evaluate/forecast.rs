@@ -42,7 +42,10 @@ pub fn readings_of(
         .collect()
 }
 
-/// The burn rate of `key` over `lookback`, or why it is unknown.
+/// The burn rate of `key` over `lookback`, or why it is unknown. A key
+/// created inside the lookback is judged on its whole life instead: its
+/// readings cannot cover more, and a group must not stay unknown because
+/// one of its keys is new.
 pub fn key_rate(
     key: &Key,
     series: &Series,
@@ -50,7 +53,14 @@ pub fn key_rate(
     lookback: Duration,
     now: DateTime<Utc>,
 ) -> Result<f64, String> {
-    burn_rate(&readings_of(key, series, include_byok, now), now, lookback)
+    let life = key
+        .created_at
+        .as_deref()
+        .and_then(|c| c.parse::<DateTime<Utc>>().ok())
+        .map(|created| now - created)
+        .filter(|life| *life > Duration::zero() && *life < lookback);
+    let span = life.unwrap_or(lookback);
+    burn_rate(&readings_of(key, series, include_byok, now), now, span)
         .map_err(|why| format!("key {}: {why}", key.name))
 }
 
@@ -267,7 +277,7 @@ mod tests {
     }
 
     fn judge(rule: &Rule, keys: &[Key], series: &Series, now: &str) -> Vec<(Truth, Verdict)> {
-        let compiled = CompiledRule::new(rule, chrono_tz::UTC).unwrap();
+        let compiled = CompiledRule::new(rule, chrono_tz::UTC, &Default::default()).unwrap();
         let selected: Vec<usize> = (0..keys.len()).collect();
         let observed = Observed {
             amounts: &Default::default(),
@@ -361,6 +371,32 @@ mod tests {
         assert_eq!(
             verdict,
             Verdict::Unknown("budget source env:TEAM_BUDGET unavailable".into())
+        );
+    }
+
+    #[test]
+    fn a_key_younger_than_the_lookback_counts_with_the_readings_of_its_life() {
+        let now = "2026-12-16T16:00:00Z";
+        let mut young = key("young", 3.0, Some(3.0));
+        let mut series = Series::new();
+        history(&mut series, &young, now, 2, 1.5);
+        let rule = forecast_rule("{ usd = 50.0, window = \"monthly\", scope = \"group\" }");
+        let (truth, verdict) = judge(&rule, std::slice::from_ref(&young), &series, now).remove(0);
+        assert_eq!(
+            truth,
+            Truth::Unknown,
+            "no creation time: judged on the lookback"
+        );
+        assert!(
+            matches!(&verdict, Verdict::Unknown(r) if r.contains("cover 2h of the lookback")),
+            "{verdict:?}"
+        );
+        young.created_at = Some("2026-12-16T14:00:00Z".into());
+        let (truth, verdict) = judge(&rule, &[young], &series, now).remove(0);
+        assert_eq!(truth, Truth::Holds);
+        assert!(
+            matches!(&verdict, Verdict::Holds(r) if r.starts_with("group monthly spend 3.00 USD at 1.50 USD/h")),
+            "{verdict:?}"
         );
     }
 

@@ -5,11 +5,11 @@
 
 pub mod forecast;
 
-use super::inputs::Series;
+use super::inputs::{Guardrails, Series};
 use super::plan::{BudgetReading, Skip};
-use crate::domain::Credits;
 use crate::domain::Key;
 use crate::domain::Window;
+use crate::domain::{Credits, FieldValue};
 use crate::rules::calendar;
 use crate::rules::model::{Amount, Budget, Conditions, Rule, Scope};
 use chrono::{DateTime, Datelike, Utc};
@@ -48,7 +48,7 @@ pub struct Observed<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// A rule made ready for evaluation: its timezone resolved.
+/// A rule made ready for evaluation: its timezone and its settings resolved.
 #[derive(Debug, Clone)]
 pub struct CompiledRule<'a> {
     /// The rule.
@@ -57,22 +57,38 @@ pub struct CompiledRule<'a> {
     pub name: Arc<str>,
     /// Its timezone (the rule's, else the default).
     pub tz: Tz,
+    /// Every field it sets with its value (its `guardrail` resolved), or
+    /// why its `guardrail` does not resolve: the rule is then not evaluated.
+    pub set: Result<Vec<FieldValue>, String>,
 }
 
 impl<'a> CompiledRule<'a> {
-    /// Compiles `rule`; `default_tz` stands in when the rule names none.
-    /// Rules are validated when parsed, so this fails only on a corrupt database.
-    pub fn new(rule: &'a Rule, default_tz: Tz) -> anyhow::Result<CompiledRule<'a>> {
+    /// Compiles `rule`; `default_tz` stands in when the rule names none, and
+    /// its `guardrail` is resolved against `guardrails`. Rules are validated
+    /// when parsed, so this fails only on a corrupt database.
+    pub fn new(
+        rule: &'a Rule,
+        default_tz: Tz,
+        guardrails: &Guardrails,
+    ) -> anyhow::Result<CompiledRule<'a>> {
         let tz = match &rule.timezone {
             Some(name) => name
                 .parse::<Tz>()
                 .map_err(|e| anyhow::anyhow!("rule {:?}: timezone {name:?}: {e}", rule.name))?,
             None => default_tz,
         };
+        let set = match &rule.set.guardrail {
+            None => Ok(rule.set.fields()),
+            Some(_) => guardrails
+                .listed()
+                .and_then(|all| rule.set.resolve(all))
+                .map_err(|why| format!("set.guardrail: {why}")),
+        };
         Ok(CompiledRule {
             rule,
             name: Arc::from(rule.name.as_str()),
             tz,
+            set,
         })
     }
 }

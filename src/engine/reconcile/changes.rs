@@ -6,7 +6,7 @@
 use super::Inputs;
 use super::verdicts::Verdicts;
 use super::wanted::Wanted;
-use crate::domain::{Field, FieldValue, Key};
+use crate::domain::{Field, FieldValue, Guardrail, Key};
 use crate::engine::evaluate::CompiledRule;
 use crate::engine::inputs::Claim;
 use crate::engine::plan::{Change, ChangeKind, FieldChange, Hold};
@@ -63,17 +63,22 @@ impl<'a, 'r> Differences<'a, 'r> {
         let mut exemptions_held: BTreeSet<i64> = BTreeSet::new();
         let mut changes: Vec<Change> = Vec::new();
         let mut changed: Vec<KeyChanges> = Vec::new();
+        let guardrails = self.inputs.guardrails.listed().ok();
         for (i, key) in self.inputs.keys.iter().enumerate() {
             let key_claims = claims.of(&key.hash);
             let first = changes.len();
             for field in Field::ALL {
-                if self.verdicts.frozen.contains(&(i, field)) {
-                    continue;
-                }
                 let current = key.get(field);
                 let claim = key_claims.and_then(|c| c[field.index()]);
-                let Some(step) = self.step(i, field, current, claim) else {
-                    continue;
+                // Nothing is concluded about a guardrail that was not read.
+                let unknown = field == Field::Guardrail && guardrails.is_none();
+                let step = match guardrails.and_then(|all| guardrail_gone(all, claim, current)) {
+                    Some(step) => step,
+                    None if unknown || self.verdicts.frozen.contains(&(i, field)) => continue,
+                    None => match self.step(i, field, current, claim) {
+                        Some(step) => step,
+                        None => continue,
+                    },
                 };
                 let held = match self.exempted(&key.hash, step.rule, &mut exemptions_held) {
                     Exempted::No => None,
@@ -85,6 +90,7 @@ impl<'a, 'r> Differences<'a, 'r> {
                 } else {
                     current
                 };
+                let step = self.naming_guardrails(step, from);
                 add(&mut changes, first, key, held, field, from, step);
             }
             changes[first..].sort_unstable_by(|a, b| (&a.rule, a.kind).cmp(&(&b.rule, b.kind)));
@@ -155,6 +161,20 @@ impl<'a, 'r> Differences<'a, 'r> {
         })
     }
 
+    /// `step` with the guardrails it moves between named in its reason.
+    fn naming_guardrails<'s>(&self, mut step: Step<'s>, from: FieldValue) -> Step<'s> {
+        if from.field() == Field::Guardrail {
+            let guardrails = self.inputs.guardrails;
+            step.reason = format!(
+                "{}; guardrail {} -> {}",
+                step.reason,
+                guardrails.describe(from),
+                guardrails.describe(step.to)
+            );
+        }
+        step
+    }
+
     /// Why the rule holding `claim` on key `i` no longer asserts its field.
     fn no_longer_applies(&self, claim: &Claim, i: usize) -> String {
         let not_holding = self
@@ -201,6 +221,32 @@ impl<'a, 'r> Differences<'a, 'r> {
             }
         }
     }
+}
+
+/// A `drift` for a claim on a guardrail that no longer exists among `all`
+/// (deleted outside keywarden): the claim is dropped, and the guardrail
+/// is not re-created nor the key given another.
+fn guardrail_gone<'c>(
+    all: &[Guardrail],
+    claim: Option<&'c Claim>,
+    current: FieldValue,
+) -> Option<Step<'c>> {
+    let claim = claim?;
+    let FieldValue::Guardrail(Some(id)) = claim.value else {
+        return None;
+    };
+    if all.iter().any(|g| g.id == id) {
+        return None;
+    }
+    Some(Step {
+        rule: &claim.rule,
+        kind: ChangeKind::Drift,
+        to: current,
+        reason: format!(
+            "guardrail {id}, which keywarden assigned for rule {}, no longer exists: the claim is dropped",
+            claim.rule
+        ),
+    })
 }
 
 /// Adds one field's move to the change of its key, rule and kind among the

@@ -22,9 +22,9 @@ mod verdicts;
 mod wanted;
 
 use super::evaluate::{Amounts, CompiledRule, SharedHashes};
-use super::inputs::{Claim, Exemption, Series};
+use super::inputs::{Claim, Exemption, Guardrails, Series};
 use super::plan::Plan;
-use crate::domain::{Credits, Field, Key};
+use crate::domain::{Credits, Field, Key, Workspace};
 use crate::rules::model::Rule;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -53,6 +53,9 @@ pub struct Inputs<'a> {
     pub standing: &'a HashMap<String, BTreeSet<String>>,
     /// Every watched key, as listed now.
     pub keys: &'a [Key],
+    /// The account's workspaces, as listed now (empty when they were not):
+    /// what selectors' `workspaces` match a key's workspace by.
+    pub workspaces: &'a [Workspace],
     /// keywarden's claims.
     pub claims: &'a [Claim],
     /// Exemptions (expired ones are ignored).
@@ -63,6 +66,8 @@ pub struct Inputs<'a> {
     pub credits: Option<&'a Credits>,
     /// The usage snapshots of the keys forecasts need.
     pub series: &'a Series,
+    /// The account's guardrails, when read (the keys then carry theirs).
+    pub guardrails: &'a Guardrails,
     /// The instant the run evaluates at.
     pub now: DateTime<Utc>,
     /// `[daemon].timezone`, for rules that name none.
@@ -94,7 +99,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Reconciliation> {
         .rules
         .iter()
         .filter(|r| r.enabled)
-        .map(|r| CompiledRule::new(r, inputs.default_tz))
+        .map(|r| CompiledRule::new(r, inputs.default_tz, inputs.guardrails))
         .collect::<anyhow::Result<_>>()?;
     let hashes = SharedHashes::new(inputs.keys);
     let mut verdicts = verdicts::Verdicts::new(&compiled, inputs, &hashes);

@@ -45,7 +45,8 @@ impl Verdicts {
         inputs: &Inputs<'_>,
         hashes: &SharedHashes<'_>,
     ) -> Verdicts {
-        let selected = SelectorIndex::new(rules.iter().map(|r| &r.rule.keys)).select(inputs.keys);
+        let selected = SelectorIndex::new(rules.iter().map(|r| &r.rule.keys))
+            .select(inputs.keys, inputs.workspaces);
         let mut out = Verdicts {
             per_rule: Vec::with_capacity(rules.len()),
             evaluations: Vec::with_capacity(rules.len()),
@@ -65,7 +66,21 @@ impl Verdicts {
             let standing = inputs.standing.get(name);
             let is_due = inputs.due.is_none_or(|d| d.contains(name)) || standing.is_none();
             let held_before = |i: usize| standing.is_some_and(|s| s.contains(&inputs.keys[i].hash));
-            if !is_due {
+            if let Err(why) = &rule.set {
+                // Its settings do not resolve: the rule is not evaluated, and
+                // neither asserts nor releases anything on the keys it selects.
+                for &key in selected {
+                    for field in rule.rule.set.asserted() {
+                        out.frozen.insert((key, field));
+                    }
+                }
+                out.skips.push(Skip {
+                    rule: name.clone(),
+                    key_hash: None,
+                    reason: why.clone(),
+                });
+            }
+            if !is_due || rule.set.is_err() {
                 out.per_rule.push(
                     selected
                         .iter()
@@ -88,8 +103,8 @@ impl Verdicts {
                     Truth::Unknown => {
                         // Not evaluated: the rule neither asserts nor releases
                         // anything on this key in this run.
-                        for value in rule.rule.set.fields() {
-                            out.frozen.insert((key, value.field()));
+                        for field in rule.rule.set.asserted() {
+                            out.frozen.insert((key, field));
                         }
                         held_before(key)
                     }

@@ -69,7 +69,12 @@ impl Wanted {
             let (a, b) = (rules[a].rule, rules[b].rule);
             b.priority.cmp(&a.priority).then(a.name.cmp(&b.name))
         });
-        let sets: Vec<Vec<FieldValue>> = rules.iter().map(|r| r.rule.set.fields()).collect();
+        // A rule whose settings do not resolve wins nothing: what it sets
+        // is frozen on the keys it selects (phase 1).
+        let sets: Vec<Vec<FieldValue>> = rules
+            .iter()
+            .map(|r| r.set.clone().unwrap_or_default())
+            .collect();
         let mut winners = vec![[NONE; Field::ALL.len()]; keys];
         let mut losers = Vec::new();
         for (place, &n) in order.iter().enumerate() {

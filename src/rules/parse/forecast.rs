@@ -135,4 +135,48 @@ mod tests {
             assert!(errs[0].to_string().contains(expected), "{}", errs[0]);
         }
     }
+
+    #[test]
+    fn warn_before_takes_horizons_on_budget_and_forecast_rules() {
+        let text = rule("{ usd = 5.0, window = \"daily\" }").replace(
+            "keys = \"all\"\n",
+            "keys = \"all\"\nwarn_before = [\"3d\", \"12h\"]\n",
+        );
+        let r = parse_rules("r.toml", &text).unwrap().rules.remove(0);
+        assert_eq!(r.warn_before_secs, vec![3 * 24 * 3600, 12 * 3600]);
+        for (warn_before, when, expected) in [
+            (
+                "[\"3 days\", \"soon\"]",
+                "when.budget = { usd = 5.0, window = \"daily\" }",
+                "r.toml:4:26: error: rule \"f\": warn_before[1]: \"soon\" is not a duration",
+            ),
+            (
+                "[]",
+                "when.budget = { usd = 5.0, window = \"daily\" }",
+                "r.toml:4:15: error: rule \"f\": warn_before: an empty list warns of nothing",
+            ),
+            (
+                "[\"0s\"]",
+                "when.budget = { usd = 5.0, window = \"daily\" }",
+                "warn_before[0]: \"0s\" is no horizon",
+            ),
+            (
+                "[\"12h\"]",
+                "when.weekdays = [\"sat\"]",
+                "warn_before: needs a budget or forecast condition",
+            ),
+            (
+                "\"12h\"",
+                "when.budget = { usd = 5.0, window = \"daily\" }",
+                "warn_before: expected an array of durations",
+            ),
+        ] {
+            let text = format!(
+                "[[rule]]\nname = \"f\"\nkeys = \"all\"\nwarn_before = {warn_before}\n{when}\nset.limit = 1.0\n"
+            );
+            let errs = parse_rules("r.toml", &text).expect_err(warn_before);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].to_string().contains(expected), "{}", errs[0]);
+        }
+    }
 }

@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn the_example_file_parses_without_warnings() {
         let file = parse_rules("rules.example.toml", EXAMPLE).unwrap();
-        assert_eq!(file.rules.len(), 8);
+        assert_eq!(file.rules.len(), 10);
         assert!(file.warnings.is_empty(), "{:?}", file.warnings);
         let a = &file.rules[0];
         assert_eq!(a.name, "team-a-monthly");

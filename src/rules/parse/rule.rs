@@ -1,10 +1,10 @@
 //! The schema of a `[[rule]]` table: its fields, its selector (`keys`), its
-//! settings (`set`) and `warn_at`. The conditions (`when`) are in
+//! settings (`set`), `warn_at` and `warn_before`. The conditions (`when`) are in
 //! [`super::conditions`].
 
 use super::checks::{check_glob, check_name, check_nonempty, check_schedule, check_timezone};
 use super::walk::{Node, Parser, Refused, Reported, Tbl};
-use crate::domain::{LimitReset, Settings};
+use crate::domain::{GuardrailRef, LimitReset, Settings};
 use crate::rules::diagnostic::Position;
 use crate::rules::model::{Conditions, Exclude, Match, Rule, Selector};
 use toml_edit::Value;
@@ -82,6 +82,7 @@ impl Parser<'_> {
             Some(n) => self.settings(n),
         };
         let warn_at = self.warn_at(&t, when.as_ref());
+        let warn_before = self.warn_before(&t, when.as_ref());
         if self.diags.len() > errors_before {
             return None;
         }
@@ -97,6 +98,7 @@ impl Parser<'_> {
                 when: when?,
                 set: set?,
                 warn_at: warn_at?,
+                warn_before_secs: warn_before?,
             },
             pos,
         ))
@@ -128,6 +130,52 @@ impl Parser<'_> {
         })
     }
 
+    /// `warn_before`: horizons (durations) of the early warnings, which
+    /// need a budget or forecast condition to project.
+    fn warn_before(&mut self, t: &Tbl, when: Option<&Conditions>) -> Option<Vec<u64>> {
+        let Some(n) = t.get("warn_before") else {
+            return Some(Vec::new());
+        };
+        let Some(elems) = n.array().filter(|_| n.value().is_some()) else {
+            self.wrong_type(
+                n,
+                "warn_before",
+                "an array of durations such as [\"3d\", \"12h\"]",
+            );
+            return None;
+        };
+        if when.is_some_and(|w| w.budget.is_none() && w.forecast.is_none()) {
+            self.bad(
+                n,
+                "warn_before",
+                "needs a budget or forecast condition (when.budget or when.forecast) to project spend against".into(),
+            );
+            return None;
+        }
+        if elems.is_empty() {
+            self.bad(
+                n,
+                "warn_before",
+                "an empty list warns of nothing: give horizons such as [\"3d\", \"12h\"], or leave warn_before out".into(),
+            );
+            return None;
+        }
+        self.elements(elems, "warn_before", |e| {
+            let Some(s) = e.str() else {
+                return Err(Refused::WrongType("a duration such as \"12h\""));
+            };
+            match humantime::parse_duration(s) {
+                Ok(d) if d.as_secs() > 0 => Ok(d.as_secs()),
+                Ok(_) => Err(Refused::Invalid(format!(
+                    "{s:?} is no horizon: a warning must come some time before the crossing, such as \"12h\""
+                ))),
+                Err(e) => Err(Refused::Invalid(format!(
+                    "{s:?} is not a duration such as \"12h\" ({e})"
+                ))),
+            }
+        })
+    }
+
     /// `keys`: `"all"` or a selector table.
     fn selector(&mut self, n: Node) -> Option<Selector> {
         if let Some(s) = n.str() {
@@ -150,7 +198,7 @@ impl Parser<'_> {
         let hashes = self.str_list(&t, "hashes", check_nonempty);
         let names = self.str_list(&t, "names", check_glob);
         let labels = self.str_list(&t, "labels", check_glob);
-        let workspaces = self.str_list(&t, "workspaces", check_nonempty);
+        let workspaces = self.str_list(&t, "workspaces", check_glob);
         let exclude = match t.get("exclude") {
             None => Some(Exclude::default()),
             Some(e) => self
@@ -189,7 +237,13 @@ impl Parser<'_> {
         let t = self.table(
             n,
             "set",
-            &["disabled", "limit", "limit_reset", "include_byok_in_limit"],
+            &[
+                "disabled",
+                "limit",
+                "limit_reset",
+                "include_byok_in_limit",
+                "guardrail",
+            ],
         )?;
         let errors_before = self.diags.len();
         let disabled = self.opt_bool(&t, "disabled");
@@ -228,6 +282,12 @@ impl Parser<'_> {
             },
             Err(reported) => Err(reported),
         };
+        let guardrail = self
+            .checked_str(&t, "guardrail", |s| match s.trim() {
+                "" => Err("give a guardrail's id or name, or \"none\" for no guardrail".into()),
+                _ => Ok(()),
+            })
+            .map(|g| g.as_deref().map(GuardrailRef::parse));
         if self.diags.len() > errors_before {
             return None;
         }
@@ -236,12 +296,13 @@ impl Parser<'_> {
             limit: limit.ok()?,
             limit_reset: limit_reset.ok()?,
             include_byok_in_limit: include_byok_in_limit.ok()?,
+            guardrail: guardrail.ok()?,
         };
-        if settings.fields().is_empty() {
+        if settings.asserted().is_empty() {
             self.bad(
                 n,
                 "set",
-                "nothing to set: give disabled, limit, limit_reset or include_byok_in_limit".into(),
+                "nothing to set: give disabled, limit, limit_reset, include_byok_in_limit or guardrail".into(),
             );
             return None;
         }
@@ -261,4 +322,5 @@ const RULE_FIELDS: &[&str] = &[
     "when",
     "set",
     "warn_at",
+    "warn_before",
 ];

@@ -96,6 +96,47 @@ impl Account {
         Ok(workspace)
     }
 
+    /// `DELETE /workspaces/{id}` (id or slug): refused for the default
+    /// workspace (403) and while any key is in it (400: "remove the keys
+    /// first"); its guardrails go with it, and the keys that held them hold
+    /// none after.
+    pub fn delete_workspace(&self, id_or_slug: &str) -> Result<(), AccountError> {
+        let mut state = self.state();
+        let id = state
+            .workspaces
+            .iter()
+            .find(|w| w.is(id_or_slug))
+            .map(|w| w.id.clone())
+            .ok_or(AccountError::WorkspaceNotFound)?;
+        if id == super::DEFAULT_WORKSPACE {
+            return Err(AccountError::DefaultWorkspace);
+        }
+        let keys = state.keys.values().filter(|k| k.workspace_id == id).count();
+        if keys > 0 {
+            return Err(AccountError::Invalid(format!(
+                "Workspace {id_or_slug} still has {keys} API keys; remove the keys first"
+            )));
+        }
+        let gone: Vec<String> = state
+            .guardrails
+            .iter()
+            .filter(|g| g.workspace_id.as_deref() == Some(id.as_str()))
+            .map(|g| g.id.clone())
+            .collect();
+        state.workspaces.retain(|w| w.id != id);
+        state.guardrails.retain(|g| !gone.contains(&g.id));
+        for key in state.keys.values_mut() {
+            if key
+                .assignment
+                .as_ref()
+                .is_some_and(|a| gone.contains(&a.guardrail_id))
+            {
+                key.assignment = None;
+            }
+        }
+        Ok(())
+    }
+
     /// One page of `GET /guardrails`: those of `workspace_id` (default:
     /// the default workspace), in creation order.
     pub fn guardrails(&self, page: PageRequest, workspace_id: Option<&str>) -> Page<Guardrail> {
@@ -234,7 +275,13 @@ impl Account {
         if let Some(id) = guardrail_id {
             state.guardrail(id)?;
         }
-        Ok(page.page(state.assignments(guardrail_id)))
+        let mut listed = page.page(state.assignments(guardrail_id));
+        if let Some(cut) = state.faults.faults().assignments_cut_at {
+            listed
+                .data
+                .truncate(cut.saturating_sub(page.offset.unwrap_or(0)));
+        }
+        Ok(listed)
     }
 }
 

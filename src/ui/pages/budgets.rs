@@ -7,6 +7,8 @@ use crate::domain::Window;
 use crate::engine::forecast::Status;
 use crate::engine::outlook::ForecastRow;
 use crate::report::charts::budget_chart;
+use crate::report::projection::projections;
+use crate::rules::Rule;
 use crate::store::report::{Bucket, BudgetPoint};
 use crate::ui::api::outlook;
 use crate::ui::error::UiError;
@@ -95,6 +97,15 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
         .store
         .report_budget_points(since, now + Duration::seconds(1), Bucket::Rule)
         .await?;
+    let rules: Vec<Rule> = d
+        .shell
+        .store
+        .rules()
+        .await?
+        .into_iter()
+        .map(|s| s.rule)
+        .collect();
+    let projections = projections(&points, &rules, now);
     let mut charts = Vec::new();
     for (rule, window) in &charted {
         let mine: Vec<BudgetPoint> = points
@@ -112,6 +123,9 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
             &mine,
             chart_since(*window, now),
             until,
+            projections
+                .iter()
+                .find(|p| p.rule == *rule && p.window == window.as_str()),
         )?;
         charts.push(svg);
     }

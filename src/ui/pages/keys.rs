@@ -7,6 +7,7 @@ use crate::domain::Key;
 use crate::engine::Exemption;
 use crate::listing::keys::{Holdings, KeyHoldings, claim_text};
 use crate::output::shorten;
+use crate::ui::api::outlook;
 use crate::ui::error::UiError;
 use crate::ui::filters::{KEY_STATES, KEYS_PAGE_SIZE, KeyQuery};
 use crate::ui::state::Dashboard;
@@ -73,7 +74,8 @@ pub async fn show(
 ) -> Result<Markup, UiError> {
     let view = d.view();
     let store = &d.shell.store;
-    let holdings = Holdings::read(store).await?;
+    let forecasts = outlook(&d).forecasts;
+    let holdings = Holdings::read(store, forecasts).await?;
     let now = d.shell.clock.now();
     let exemptions: Vec<Exemption> = store
         .exemptions()
@@ -87,7 +89,7 @@ pub async fn show(
         .into_iter()
         .map(|r| r.rule.name)
         .collect();
-    let selected = query.select(&view.keys, &holdings)?;
+    let selected = query.select(&view.listing, &holdings)?;
     let total = selected.len();
     let page_no = query.page();
     let rows: Vec<KeyRow> = selected
@@ -112,7 +114,7 @@ pub async fn show(
             (choice("rule", &query.rule, rules.into_iter()))
             button type="submit" { "Filter" }
         }
-        p.muted { (total) " of " (view.keys.len()) " keys pass · observed " (when(view.observed_at)) }
+        p.muted { (total) " of " (view.listing.keys.len()) " keys pass · observed " (when(view.observed_at)) }
         (table(&columns(), &rows, "No key passes these filters."))
         div.pager {
             @if page_no > 1 { a href=(link(&query, page_no - 1)) { "← previous" } }

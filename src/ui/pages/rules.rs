@@ -50,6 +50,7 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
     let store = &d.shell.store;
     let view = d.view();
     let names: HashMap<&str, &str> = view
+        .listing
         .keys
         .iter()
         .map(|k| (k.hash.as_str(), k.name.as_str()))
@@ -73,7 +74,12 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
             let selector = CompiledSelector::new(&stored.rule.keys);
             RuleRow {
                 listing: RuleListing::of(stored),
-                selected: view.keys.iter().filter(|k| selector.matches(k)).count(),
+                selected: view
+                    .listing
+                    .keys
+                    .iter()
+                    .filter(|k| selector.matches(k, &view.listing.workspaces))
+                    .count(),
                 holds: holds.remove(&stored.rule.name).unwrap_or_default(),
             }
         })

@@ -49,6 +49,22 @@ pub async fn sandbox_with_keys(keys: usize) -> Sandbox {
     .expect("sandbox starts")
 }
 
+/// Steady sandbox traffic of `usd_per_hour` on every key whose name
+/// matches `glob`, spent as the sandbox clock moves.
+pub fn steady_traffic(sandbox: &Sandbox, glob: &str, usd_per_hour: f64) {
+    sandbox
+        .account()
+        .add_traffic(keywarden::sandbox::traffic::TrafficSpec {
+            names: Some(vec![glob.into()]),
+            hashes: None,
+            usd_per_hour,
+            pattern: keywarden::sandbox::traffic::Pattern::Steady,
+            seed: 7,
+            byok: false,
+        })
+        .unwrap();
+}
+
 /// 10:00 UTC on a day of November 2026.
 pub fn nov(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, 10, 0, 0).unwrap()
