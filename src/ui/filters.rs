@@ -1,5 +1,5 @@
 //! The query parameters of the Keys and History pages (and their JSON),
-//! read into filters: `?name=team-a-*&workspace=…&state=disabled&rule=…`,
+//! read into filters: `?name=team-a-*&workspace=research&state=disabled&rule=…`,
 //! and `history`'s flags as `?since=7d&key=…&rule=…&kind=…&outcome=…&page=2`.
 
 use super::error::UiError;
@@ -16,14 +16,14 @@ use serde::Deserialize;
 /// Rows of history on one page.
 pub const PAGE_SIZE: i64 = 100;
 
-/// `?name=GLOB&workspace=ID&state=enabled|disabled|held&rule=NAME`; empty
+/// `?name=GLOB&workspace=SLUG|ID&state=enabled|disabled|held&rule=NAME`; empty
 /// parameters are ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct KeyQuery {
     /// A glob over key names.
     #[serde(default)]
     pub name: String,
-    /// A workspace id.
+    /// A workspace's slug or id.
     #[serde(default)]
     pub workspace: String,
     /// `enabled`, `disabled` or `held` (disabled by keywarden).
@@ -62,11 +62,8 @@ impl KeyQuery {
             .keys
             .iter()
             .filter(|k| name.as_ref().is_none_or(|g| g.is_match(&k.name)))
-            .filter(|k| {
-                self.workspace.is_empty()
-                    || k.workspace_id.as_deref() == Some(self.workspace.as_str())
-            })
             .map(|k| (k, holdings.of(k, listing)))
+            .filter(|(k, held)| self.workspace_matches(k, held))
             .filter(|(k, held)| self.state_matches(k, held))
             .filter(|(_, held)| self.rule.is_empty() || held.rules.contains(&self.rule))
             .collect())
@@ -84,6 +81,14 @@ impl KeyQuery {
         Glob::new(&self.name)
             .map(|g| Some(g.compile_matcher()))
             .map_err(|e| UiError::BadRequest(format!("name: {e}")))
+    }
+
+    /// The key's workspace is the one asked for, by slug or id.
+    fn workspace_matches(&self, key: &Key, held: &KeyHoldings) -> bool {
+        let asked = Some(self.workspace.as_str());
+        self.workspace.is_empty()
+            || held.workspace.as_deref() == asked
+            || key.workspace_id.as_deref() == asked
     }
 
     fn state_matches(&self, key: &Key, held: &KeyHoldings) -> bool {

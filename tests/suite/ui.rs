@@ -78,14 +78,17 @@ async fn served() -> Served {
         let hash = hash_of(&sandbox, name);
         sandbox.account().spend(&hash, 12.0, false).unwrap();
     }
+    serve(sandbox, setup, port, &[("FINANCE_TOKEN", SOURCE_SECRET)]).await
+}
+
+/// Starts `keywarden run` of `setup` over `sandbox`, with `env`, its
+/// dashboard on `port`; returns once it is ready.
+async fn serve(sandbox: Sandbox, setup: Setup, port: u16, env: &[(&str, &str)]) -> Served {
     let socket_path = setup.dir.path().join("ui.sock");
     let notify = UnixDatagram::bind(&socket_path).unwrap();
-    let child = setup
-        .command(&sandbox, Some(&socket_path))
-        .env("FINANCE_TOKEN", SOURCE_SECRET)
-        .spawn()
-        .unwrap();
-    let service = Daemon::wrap(child, Some(notify));
+    let mut command = setup.command(&sandbox, Some(&socket_path));
+    command.envs(env.iter().copied());
+    let service = Daemon::wrap(command.spawn().unwrap(), Some(notify));
     service.wait_for("READY=1", PATIENCE).await;
     let base = format!("http://127.0.0.1:{port}");
     Served {
@@ -273,6 +276,139 @@ async fn every_page_and_answer_shows_what_the_sandbox_and_the_database_hold() {
             .iter()
             .all(|r| r["rule"] == "cap"),
         "{budget_rows}"
+    );
+}
+
+/// The cells of the Keys page's row of the key named `name`, as text.
+fn row_of(page: &str, name: &str) -> Vec<String> {
+    let row = page
+        .split("<tr>")
+        .find(|r| r.contains(&format!("<td>{name}</td>")))
+        .unwrap_or_else(|| panic!("no row of {name}:\n{page}"));
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    row.split("</td>")
+        .filter(|cell| cell.contains("<td"))
+        .map(text_of)
+        .collect()
+}
+
+/// `html` without its tags.
+fn text_of(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
+/// The cells of `keys list`'s table row of `name`.
+fn cli_row_of(table: &str, name: &str) -> Vec<String> {
+    let line = table
+        .lines()
+        .find(|l| {
+            l.trim_start_matches('│')
+                .trim()
+                .starts_with(&format!("{name} "))
+        })
+        .unwrap_or_else(|| panic!("no row of {name}:\n{table}"));
+    line.trim_matches('│')
+        .split('┆')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_keys_page_shows_each_keys_workspace_guardrail_and_forecast_as_keys_list_does() {
+    // `--keys 6`: default, research and support in turn; team-b-01 holds
+    // cheap-models-only, support-01 no-training (see seed::spread_over_workspaces).
+    let sandbox = crate::common::sandbox_with_keys(6).await;
+    let port = free_port();
+    // `downgrade` puts ci-01 on no-training (so the guardrails are read);
+    // `cap` disables team-b-01, 12 USD over its 10.
+    let setup = Setup::new(
+        r#"[[rule]]
+name = "downgrade"
+keys = { names = ["ci-*"] }
+schedule = "*/1 * * * * *"
+[rule.set]
+guardrail = "no-training"
+
+[[rule]]
+name = "cap"
+keys = { names = ["team-*"] }
+schedule = "*/1 * * * * *"
+[rule.when]
+budget = { usd = 10.0, window = "monthly" }
+[rule.set]
+disabled = true
+"#,
+        &format!("[ui]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let hash = hash_of(&sandbox, "team-b-01");
+    sandbox.account().spend(&hash, 12.0, false).unwrap();
+    let s = serve(sandbox, setup, port, &[]).await;
+    let base = &s.base;
+    status_when(base, |st| {
+        st["keys"]["disabled"] == 1
+            && st["observed_at"].as_str() >= st["last_run"]["started_at"].as_str()
+    })
+    .await;
+    let (_, keys) = get(&format!("{base}/keys")).await;
+    for header in ["workspace", "guardrail", "USD/h", "forecast"] {
+        assert!(keys.contains(&format!("<th>{header}</th>")), "{keys}");
+    }
+    let team_b = row_of(&keys, "team-b-01");
+    assert_eq!(
+        team_b[2..4],
+        ["research", "cheap-models-only"],
+        "{team_b:?}"
+    );
+    assert_eq!(team_b[11..13], ["?", "over 10.00 (cap)"], "{team_b:?}");
+    assert_eq!(
+        row_of(&keys, "support-01")[2..4],
+        ["default", "no-training"]
+    );
+    assert_eq!(row_of(&keys, "team-c-01")[2..4], ["support", "-"]);
+    let ci = row_of(&keys, "ci-01");
+    assert_eq!(ci[3], "no-training", "{ci:?}");
+    assert_eq!(ci[11..13], ["", ""], "no budget rule covers ci-01: {ci:?}");
+
+    // The same workspace and forecast as `keys list`.
+    let out = s.setup.cli(&s.sandbox, &["keys", "list"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let cli = cli_row_of(&table, "team-b-01");
+    assert_eq!(cli[2], team_b[2], "{table}");
+    assert_eq!(cli[cli.len() - 2..], team_b[11..13], "{table}");
+
+    // The workspace filter takes a slug or an id.
+    let (_, research) = get(&format!("{base}/keys?workspace=research")).await;
+    assert!(
+        research.contains("team-b-01") && research.contains("ci-01"),
+        "{research}"
+    );
+    assert!(!research.contains("team-a-01"), "{research}");
+    let api = json(&format!("{base}/api/keys?workspace=research")).await;
+    let id = api[0]["workspace_id"].as_str().unwrap().to_string();
+    let by_id = json(&format!("{base}/api/keys?workspace={id}")).await;
+    assert_eq!(by_id, api);
+    assert_eq!(api.as_array().unwrap().len(), 2, "{api}");
+    assert!(
+        api.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["keywarden"]["workspace"] == "research"),
+        "{api}"
     );
 }
 

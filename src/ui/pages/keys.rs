@@ -1,11 +1,12 @@
-//! `/keys`: every key with its workspace, state, limit and reset, usage
-//! windows, the rules that hold it, claims and exemptions; filterable.
+//! `/keys`: every key with its workspace, guardrail, state, limit and
+//! reset, usage windows, burn rate and projection, the rules that hold it,
+//! claims and exemptions; filterable.
 
 use super::history::{choice, field};
 use super::layout::{Nav, page, when};
-use crate::domain::Key;
+use crate::domain::{Guardrail, Key};
 use crate::engine::Exemption;
-use crate::listing::keys::{Holdings, KeyHoldings, claim_text};
+use crate::listing::keys::{ForecastCells, Holdings, KeyHoldings, claim_text, forecast_cells};
 use crate::output::shorten;
 use crate::ui::api::outlook;
 use crate::ui::error::UiError;
@@ -22,19 +23,21 @@ pub struct KeyRow<'a> {
     pub key: &'a Key,
     /// What keywarden holds on it.
     pub held: KeyHoldings,
+    /// Its guardrail for people ([`guardrail_text`]).
+    pub guardrail: String,
+    /// Its burn rate and projection, as `keys list` prints them.
+    pub forecast: ForecastCells,
     /// The exemptions in force on it.
     pub exemptions: Vec<&'a Exemption>,
 }
 
 /// The columns of the Keys page; a new field of a key is one more line.
-fn columns<'a>() -> [Column<KeyRow<'a>>; 13] {
+fn columns<'a>() -> [Column<KeyRow<'a>>; 16] {
     [
         Column::text("name", |r| html! { (r.key.name) }),
         Column::text("hash", |r| html! { code { (shorten(&r.key.hash, 12)) } }),
-        Column::text(
-            "workspace",
-            |r| html! { (r.key.workspace_id.as_deref().unwrap_or("-")) },
-        ),
+        Column::text("workspace", |r| html! { (r.held.workspace_text(r.key)) }),
+        Column::text("guardrail", |r| html! { (r.guardrail) }),
         Column::text("state", |r| match r.key.disabled {
             true => html! { span.bad { "disabled" } },
             false => html! { span.ok { "enabled" } },
@@ -51,6 +54,8 @@ fn columns<'a>() -> [Column<KeyRow<'a>>; 13] {
         Column::figures("weekly", |r| usd(r.key.usage_weekly)),
         Column::figures("monthly", |r| usd(r.key.usage_monthly)),
         Column::figures("total", |r| usd(r.key.usage)),
+        Column::figures("USD/h", |r| html! { (r.forecast.rate) }),
+        Column::text("forecast", |r| html! { (r.forecast.projection) }),
         Column::text("rules", |r| html! { (r.held.rules.join(", ")) }),
         Column::text("claims", |r| {
             html! {
@@ -67,7 +72,21 @@ fn columns<'a>() -> [Column<KeyRow<'a>>; 13] {
     ]
 }
 
-/// `GET /keys?name=GLOB&workspace=ID&state=enabled|disabled|held&rule=NAME`.
+/// The key's guardrail for people: its name when the account's guardrails
+/// were read, else its id, else `-` (none, or not read).
+fn guardrail_text(key: &Key, guardrails: &[Guardrail]) -> String {
+    key.guardrail.map_or_else(
+        || "-".to_string(),
+        |id| {
+            guardrails
+                .iter()
+                .find(|g| g.id == id)
+                .map_or_else(|| id.to_string(), |g| g.name.clone())
+        },
+    )
+}
+
+/// `GET /keys?name=GLOB&workspace=SLUG|ID&state=enabled|disabled|held&rule=NAME`.
 pub async fn show(
     State(d): State<Arc<Dashboard>>,
     Query(query): Query<KeyQuery>,
@@ -98,6 +117,8 @@ pub async fn show(
         .take(KEYS_PAGE_SIZE)
         .map(|(key, held)| KeyRow {
             key,
+            guardrail: guardrail_text(key, &view.guardrails),
+            forecast: forecast_cells(&held.forecasts),
             held,
             exemptions: exemptions
                 .iter()
@@ -109,7 +130,7 @@ pub async fn show(
         h1 { "Keys" }
         form.filters method="get" action="/keys" {
             (field("name", "name", &query.name, "team-a-*"))
-            (field("workspace", "workspace", &query.workspace, ""))
+            (field("workspace", "workspace", &query.workspace, "research"))
             (choice("state", &query.state, KEY_STATES.iter().map(|s| s.to_string())))
             (choice("rule", &query.rule, rules.into_iter()))
             button type="submit" { "Filter" }
