@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::context::{Shell, client};
 use crate::domain::Key;
 use crate::engine::Claim;
-use crate::listing::keys::{Holdings, KeyHoldings, claim_text, forecast_cells, keys_json};
+use crate::listing::keys::{Holdings, KeyHoldings, ListedKey, claim_text, forecast_cells};
 use crate::openrouter::{Client, KeyListing};
 use crate::output;
 use std::process::ExitCode;
@@ -38,7 +38,10 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     let holdings = holdings(ctx, config, client, &listing).await?;
     let listed = keys.iter().map(|k| (k, holdings.of(k, &listing)));
     let text = match format {
-        Format::Json => serde_json::to_string_pretty(&keys_json(listed)?)? + "\n",
+        Format::Json => {
+            let listed: Vec<ListedKey> = listed.map(ListedKey::from).collect();
+            serde_json::to_string_pretty(&listed)? + "\n"
+        }
         Format::Csv => output::csv(&CSV_HEADER, listed.map(csv_row))?,
         _ => {
             let header = [&TABLE_HEADER[..], &FORECAST_HEADER[..]].concat();

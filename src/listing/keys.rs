@@ -20,7 +20,55 @@ use std::collections::HashMap;
 pub struct Holdings {
     selectors: Vec<RuleSelector>,
     claims: HashMap<String, Vec<Claim>>,
-    forecasts: Vec<ForecastRow>,
+    forecasts: Forecasts,
+}
+
+/// The forecast rows in their order (soonest crossing first), indexed by
+/// the key a scope `each` row is of and the rule a scope `group` row is of,
+/// so that a key's rows are found without reading every row.
+#[derive(Default)]
+struct Forecasts {
+    rows: Vec<ForecastRow>,
+    /// Positions in `rows` of each key's own rows, by key hash.
+    by_key: HashMap<String, Vec<usize>>,
+    /// Positions in `rows` of each rule's group rows, by rule name.
+    by_group: HashMap<String, Vec<usize>>,
+}
+
+impl Forecasts {
+    fn new(rows: Vec<ForecastRow>) -> Forecasts {
+        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_group: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            match (row.scope, &row.key_hash) {
+                (Scope::Each, Some(hash)) => by_key.entry(hash.clone()).or_default().push(i),
+                (Scope::Group, _) => by_group.entry(row.rule.clone()).or_default().push(i),
+                (Scope::Each, None) => {}
+            }
+        }
+        Forecasts {
+            rows,
+            by_key,
+            by_group,
+        }
+    }
+
+    /// The rows covering `key`, which the `rules` select, in their order.
+    fn of(&self, key: &Key, rules: &[String]) -> Vec<ForecastRow> {
+        let mut positions: Vec<usize> = self
+            .by_key
+            .get(&key.hash)
+            .into_iter()
+            .chain(rules.iter().filter_map(|r| self.by_group.get(r)))
+            .flatten()
+            .copied()
+            .collect();
+        positions.sort_unstable();
+        positions
+            .into_iter()
+            .map(|i| self.rows[i].clone())
+            .collect()
+    }
 }
 
 /// An enabled rule's name and compiled selector.
@@ -84,7 +132,7 @@ impl Holdings {
         Ok(Holdings {
             selectors,
             claims,
-            forecasts,
+            forecasts: Forecasts::new(forecasts),
         })
     }
 
@@ -96,15 +144,7 @@ impl Holdings {
             .filter(|s| s.selector.matches(key, &listing.workspaces))
             .map(|s| s.rule.clone())
             .collect();
-        let forecasts = self
-            .forecasts
-            .iter()
-            .filter(|f| match f.scope {
-                Scope::Each => f.key_hash.as_deref() == Some(key.hash.as_str()),
-                Scope::Group => rules.contains(&f.rule),
-            })
-            .cloned()
-            .collect();
+        let forecasts = self.forecasts.of(key, &rules);
         KeyHoldings {
             workspace: key
                 .workspace_id
@@ -124,21 +164,23 @@ impl Holdings {
     }
 }
 
-/// The API's key objects as it returned them, each with a `keywarden`
-/// member: `{"workspace": SLUG, "rules": [NAME…], "claims": [CLAIM…], …}`.
-pub fn keys_json<'a>(
-    listed: impl Iterator<Item = (&'a Key, KeyHoldings)>,
-) -> anyhow::Result<serde_json::Value> {
-    let keys = listed
-        .map(|(key, held)| {
-            let mut object = serde_json::to_value(key)?;
-            if let Some(members) = object.as_object_mut() {
-                members.insert("keywarden".into(), serde_json::to_value(held)?);
-            }
-            Ok(object)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(serde_json::Value::Array(keys))
+/// One key object of `keys list --format json` and `/api/keys`: the API's
+/// key object as it returned it, with a `keywarden` member:
+/// `{"workspace": SLUG, "rules": [NAME…], "claims": [CLAIM…], …}`.
+/// Serialized straight to the output, member by member.
+#[derive(Debug, Serialize)]
+pub struct ListedKey<'a> {
+    /// The key as listed.
+    #[serde(flatten)]
+    pub key: &'a Key,
+    /// What keywarden holds on it.
+    pub keywarden: KeyHoldings,
+}
+
+impl<'a> From<(&'a Key, KeyHoldings)> for ListedKey<'a> {
+    fn from((key, keywarden): (&'a Key, KeyHoldings)) -> Self {
+        ListedKey { key, keywarden }
+    }
 }
 
 /// `disabled by team-a-monthly`, `limit 5.00 by support-holidays`.
@@ -205,6 +247,43 @@ mod tests {
             rate: rate.into(),
             projection: projection.into(),
         }
+    }
+
+    #[test]
+    fn a_keys_forecasts_are_its_own_and_its_groups_in_the_outlooks_order() {
+        let example = ForecastRow::example;
+        let forecasts = Forecasts::new(vec![
+            example("team-a-monthly", None, Some(1.1), 31.3),
+            example("ci-monthly", Some("ci-01"), Some(0.5), 20.0),
+            example("ci-monthly", Some("ci-02"), Some(0.5), 20.0),
+            example("all-monthly", None, Some(0.01), 10.0),
+            example("ci-daily", Some("ci-01"), Some(0.01), 1.0),
+        ]);
+        let key: Key = serde_json::from_value(serde_json::json!({
+            "hash": "hash-ci-01", "name": "ci-01", "disabled": false, "limit": null,
+            "limit_remaining": null, "limit_reset": null, "usage": 0.0,
+            "usage_daily": 0.0, "usage_weekly": 0.0, "usage_monthly": 0.0
+        }))
+        .unwrap();
+        let rules = [
+            "all-monthly".to_string(),
+            "ci-monthly".into(),
+            "ci-daily".into(),
+        ];
+        let rows: Vec<(String, Option<String>)> = forecasts
+            .of(&key, &rules)
+            .into_iter()
+            .map(|f| (f.rule, f.key_hash))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("ci-monthly".to_string(), Some("hash-ci-01".to_string())),
+                ("all-monthly".to_string(), None),
+                ("ci-daily".to_string(), Some("hash-ci-01".to_string())),
+            ],
+            "not team-a-monthly's group nor ci-02's row"
+        );
     }
 
     #[test]

@@ -8,11 +8,12 @@ use super::filters::{HistoryQuery, KeyQuery};
 use super::state::Dashboard;
 use super::status::{Status, status as overview_status};
 use crate::engine::outlook::{ForecastRow, Outlook};
-use crate::listing::keys::{Holdings, keys_json};
+use crate::listing::keys::{Holdings, ListedKey};
 use crate::listing::rules::RuleListing;
 use crate::store::ChangeRow;
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// `GET /api/status`.
@@ -24,12 +25,16 @@ pub async fn status(State(d): State<Arc<Dashboard>>) -> Result<Json<Status>, UiE
 pub async fn keys(
     State(d): State<Arc<Dashboard>>,
     Query(query): Query<KeyQuery>,
-) -> Result<Json<serde_json::Value>, UiError> {
+) -> Result<Response, UiError> {
     let view = d.view();
     let forecasts = outlook(&d).forecasts;
     let holdings = Holdings::read(&d.shell.store, forecasts).await?;
-    let listed = query.select(&view.listing, &holdings)?;
-    Ok(Json(keys_json(listed.into_iter())?))
+    let listed: Vec<ListedKey> = query
+        .select(&view.listing, &holdings)?
+        .into_iter()
+        .map(ListedKey::from)
+        .collect();
+    Ok(Json(listed).into_response())
 }
 
 /// `GET /api/forecasts`.
