@@ -12,7 +12,9 @@ use crate::rules::model::Scope;
 use crate::rules::selector::CompiledSelector;
 use crate::store::Store;
 use serde::Serialize;
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What keywarden holds on the account: its enabled rules' selectors, its
 /// claims by key and the forecasts of its budget and forecast rules.
@@ -28,7 +30,7 @@ pub struct Holdings {
 /// so that a key's rows are found without reading every row.
 #[derive(Default)]
 struct Forecasts {
-    rows: Vec<ForecastRow>,
+    rows: Vec<Arc<ForecastRow>>,
     /// Positions in `rows` of each key's own rows, by key hash.
     by_key: HashMap<String, Vec<usize>>,
     /// Positions in `rows` of each rule's group rows, by rule name.
@@ -47,14 +49,14 @@ impl Forecasts {
             }
         }
         Forecasts {
-            rows,
+            rows: rows.into_iter().map(Arc::new).collect(),
             by_key,
             by_group,
         }
     }
 
     /// The rows covering `key`, which the `rules` select, in their order.
-    fn of(&self, key: &Key, rules: &[String]) -> Vec<ForecastRow> {
+    fn of(&self, key: &Key, rules: &[String]) -> Vec<Arc<ForecastRow>> {
         let mut positions: Vec<usize> = self
             .by_key
             .get(&key.hash)
@@ -93,9 +95,10 @@ pub struct KeyHoldings {
     pub rules: Vec<String>,
     /// The fields keywarden set on it, and by which rule.
     pub claims: Vec<Claim>,
-    /// The forecasts that cover the key.
+    /// The forecasts that cover the key (shared with the other keys they
+    /// cover: a group's row covers each of its keys).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub forecasts: Vec<ForecastRow>,
+    pub forecasts: Vec<Arc<ForecastRow>>,
 }
 
 impl KeyHoldings {
@@ -206,11 +209,12 @@ pub struct ForecastCells {
 /// The burn rate and the projection of the first forecast that crosses (or
 /// has crossed) before its window ends, else of the first one; empty when
 /// no budget or forecast rule covers the key. `?` when the rate is unknown.
-pub fn forecast_cells(forecasts: &[ForecastRow]) -> ForecastCells {
+pub fn forecast_cells<F: Borrow<ForecastRow>>(forecasts: &[F]) -> ForecastCells {
     let pressing = forecasts
         .iter()
+        .map(Borrow::borrow)
         .find(|f| matches!(f.status, Status::Crossed | Status::WillCross))
-        .or(forecasts.first());
+        .or(forecasts.first().map(Borrow::borrow));
     let Some(f) = pressing else {
         return ForecastCells::default();
     };
@@ -273,7 +277,7 @@ mod tests {
         let rows: Vec<(String, Option<String>)> = forecasts
             .of(&key, &rules)
             .into_iter()
-            .map(|f| (f.rule, f.key_hash))
+            .map(|f| (f.rule.clone(), f.key_hash.clone()))
             .collect();
         assert_eq!(
             rows,
@@ -290,7 +294,7 @@ mod tests {
     fn the_most_pressing_forecast_of_the_key_is_shown() {
         let example = ForecastRow::example;
         assert_eq!(
-            forecast_cells(&[]),
+            forecast_cells::<ForecastRow>(&[]),
             cells("", ""),
             "no budget rule covers it"
         );

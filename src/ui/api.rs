@@ -21,7 +21,8 @@ pub async fn status(State(d): State<Arc<Dashboard>>) -> Result<Json<Status>, UiE
     Ok(Json(overview_status(&d).await?))
 }
 
-/// `GET /api/keys?name=…&workspace=…&state=…&rule=…`.
+/// `GET /api/keys?name=…&workspace=…&state=…&rule=…&page=N`: a page of
+/// the Keys page's keys (500), each as `keys list --format json` prints it.
 pub async fn keys(
     State(d): State<Arc<Dashboard>>,
     Query(query): Query<KeyQuery>,
@@ -29,11 +30,8 @@ pub async fn keys(
     let view = d.view();
     let forecasts = outlook(&d).forecasts;
     let holdings = Holdings::read(&d.shell.store, forecasts).await?;
-    let listed: Vec<ListedKey> = query
-        .select(&view.listing, &holdings)?
-        .into_iter()
-        .map(ListedKey::from)
-        .collect();
+    let selected = query.select(&view.listing, &holdings)?;
+    let listed: Vec<ListedKey> = query.on_page(selected).map(ListedKey::from).collect();
     Ok(Json(listed).into_response())
 }
 

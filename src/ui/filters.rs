@@ -32,8 +32,7 @@ pub struct KeyQuery {
     /// A rule whose selector holds the key.
     #[serde(default)]
     pub rule: String,
-    /// The page of the Keys page, from 1 (`/api/keys` lists every key, as
-    /// `keys list` does).
+    /// The page of the Keys page and of `/api/keys`, from 1.
     pub page: Option<usize>,
 }
 
@@ -72,6 +71,14 @@ impl KeyQuery {
     /// The page asked for (1 when none or less).
     pub fn page(&self) -> usize {
         self.page.unwrap_or(1).max(1)
+    }
+
+    /// The `selected` keys on the page asked for ([`KEYS_PAGE_SIZE`] a page).
+    pub fn on_page<T>(&self, selected: Vec<T>) -> impl Iterator<Item = T> {
+        selected
+            .into_iter()
+            .skip((self.page() - 1) * KEYS_PAGE_SIZE)
+            .take(KEYS_PAGE_SIZE)
     }
 
     fn name_glob(&self) -> Result<Option<GlobMatcher>, UiError> {

@@ -111,10 +111,8 @@ pub async fn show(
     let selected = query.select(&view.listing, &holdings)?;
     let total = selected.len();
     let page_no = query.page();
-    let rows: Vec<KeyRow> = selected
-        .into_iter()
-        .skip((page_no - 1) * KEYS_PAGE_SIZE)
-        .take(KEYS_PAGE_SIZE)
+    let rows: Vec<KeyRow> = query
+        .on_page(selected)
         .map(|(key, held)| KeyRow {
             key,
             guardrail: guardrail_text(key, &view.guardrails),
