@@ -403,6 +403,9 @@ disabled = true
     let by_id = json(&format!("{base}/api/keys?workspace={id}")).await;
     assert_eq!(by_id, api);
     assert_eq!(api.as_array().unwrap().len(), 2, "{api}");
+    // 500 keys a page: the second is empty.
+    let page_2 = json(&format!("{base}/api/keys?workspace=research&page=2")).await;
+    assert_eq!(page_2, serde_json::json!([]));
     assert!(
         api.as_array()
             .unwrap()
