@@ -20,6 +20,7 @@ use keywarden::sandbox::{Sandbox, SandboxOptions};
 use sqlx::{ConnectOptions as _, Connection as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::{rss_median, status_kib};
 use tokio::net::UnixDatagram;
 
 const KEYS: usize = 10_000;
@@ -96,34 +97,6 @@ async fn runs(database: &Path) -> i64 {
         .expect("counts runs");
     db.close().await.expect("closes");
     n
-}
-
-/// A `/proc/PID/status` figure in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reads status");
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// The median of 20 samples of the process's resident memory over a
-/// second, in KiB.
-async fn rss_median(pid: u32) -> u64 {
-    let mut rss: Vec<u64> = Vec::new();
-    for _ in 0..20 {
-        rss.push(status_kib(pid, "VmRSS:"));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    rss.sort();
-    rss[rss.len() / 2]
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -162,6 +162,22 @@ Examples:
   keywarden --database demo.db demo                # keep the history to explore, then:
   keywarden --database demo.db history")]
     Demo(DemoArgs),
+    /// Serve the live dashboard from the database and the API, running no rules.
+    #[command(after_help = "\
+Examples:
+  keywarden ui                                     # on [ui].listen, else http://127.0.0.1:9718
+  keywarden ui --listen 127.0.0.1:8080             # another port on this host
+  ssh -L 9718:127.0.0.1:9718 watchdog-host         # then open http://127.0.0.1:9718 here
+Another address than loopback needs a token: KEYWARDEN_UI_TOKEN or $CREDENTIALS_DIRECTORY/ui-token.")]
+    Ui(UiArgs),
+}
+
+/// `ui`
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address to serve on (overrides [ui].listen; default 127.0.0.1:9718).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// `apply`

@@ -21,6 +21,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// `[metrics]`
     pub metrics: MetricsConfig,
+    /// `[ui]`
+    pub ui: UiConfig,
     /// `[[notify]]`
     pub notify: Vec<NotifyConfig>,
     /// The file this was read from, if any (not a TOML key).
@@ -190,6 +192,50 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
 }
 
+/// `[ui]`: the dashboard (SPEC §13).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Address to serve the dashboard on; `None` = off.
+    pub listen: Option<String>,
+}
+
+/// The environment variable holding the dashboard's token.
+pub const UI_TOKEN_ENV: &str = "KEYWARDEN_UI_TOKEN";
+
+/// The systemd credential (`$CREDENTIALS_DIRECTORY/ui-token`) holding it.
+pub const UI_TOKEN_CREDENTIAL: &str = "ui-token";
+
+/// The token a person gives the dashboard on a non-loopback address. Its
+/// `Debug` prints `UiToken([redacted])`.
+#[derive(Clone)]
+pub struct UiToken(secrecy::SecretString);
+
+impl UiToken {
+    /// The token's text, for comparing with what a request carries.
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for UiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UiToken([redacted])")
+    }
+}
+
+/// Whether `listen` (`HOST:PORT`) is on the loopback interface:
+/// `127.0.0.0/8`, `[::1]` or `localhost`.
+pub fn is_loopback(listen: &str) -> bool {
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// One `[[notify]]` webhook.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -315,6 +361,9 @@ impl Config {
         };
         config.apply_env(env);
         config.validate()?;
+        if let Some(listen) = &config.ui.listen {
+            config.ui_access(listen, env)?;
+        }
         Ok(config)
     }
 
@@ -380,6 +429,27 @@ impl Config {
         )))
     }
 
+    /// The token the dashboard on `listen` requires: `None` on loopback
+    /// without one; on another address, the token of `KEYWARDEN_UI_TOKEN`
+    /// or `$CREDENTIALS_DIRECTORY/ui-token`, and a
+    /// [`UsageError`](crate::exit::UsageError) when there is none.
+    pub fn ui_access(&self, listen: &str, env: Env<'_>) -> anyhow::Result<Option<UiToken>> {
+        let token = ui_token(env)?;
+        if token.is_some() || is_loopback(listen) {
+            return Ok(token);
+        }
+        let origin = match &self.source {
+            Some(p) => format!("{}: ", p.display()),
+            None => String::new(),
+        };
+        Err(crate::exit::UsageError::new(format!(
+            "{origin}[ui].listen {listen:?} is not a loopback address and no dashboard token is \
+             configured: set {UI_TOKEN_ENV} or use systemd \
+             LoadCredential={UI_TOKEN_CREDENTIAL}:/path/to/token, or listen on 127.0.0.1 \
+             (see docs/production.md)"
+        )))
+    }
+
     /// The management key, first found wins: `OPENROUTER_MANAGEMENT_KEY`,
     /// `OPENROUTER_PROVISIONING_KEY`, `$CREDENTIALS_DIRECTORY/openrouter-management-key`,
     /// `[openrouter].management_key_file`. None found is a
@@ -412,6 +482,30 @@ impl Config {
              LoadCredential={MANAGEMENT_KEY_CREDENTIAL}:/path/to/key (see the README)"
         )))
     }
+}
+
+/// The dashboard's token, first found wins: `KEYWARDEN_UI_TOKEN`,
+/// `$CREDENTIALS_DIRECTORY/ui-token`. Set but empty is an error.
+fn ui_token(env: Env<'_>) -> anyhow::Result<Option<UiToken>> {
+    let text = match env(UI_TOKEN_ENV) {
+        Some(value) => value,
+        None => match env("CREDENTIALS_DIRECTORY")
+            .map(|dir| Path::new(&dir).join(UI_TOKEN_CREDENTIAL))
+            .filter(|file| file.exists())
+        {
+            Some(file) => std::fs::read_to_string(&file).map_err(|e| {
+                crate::exit::UsageError::new(format!("cannot read {}: {e}", file.display()))
+            })?,
+            None => return Ok(None),
+        },
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(crate::exit::UsageError::new(format!(
+            "the dashboard token ({UI_TOKEN_ENV} or $CREDENTIALS_DIRECTORY/{UI_TOKEN_CREDENTIAL}) is set but empty"
+        )));
+    }
+    Ok(Some(UiToken(text.to_string().into())))
 }
 
 /// Prints a warning when `path` can be written by every user of the host

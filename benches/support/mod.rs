@@ -2,6 +2,8 @@
 //! file of 100 mixed rules, and the "figure beside its target" line.
 #![allow(dead_code)]
 
+pub mod history;
+
 use chrono::{DateTime, TimeZone, Utc};
 use keywarden::domain::Key;
 use keywarden::rules::model::Rule;
@@ -108,4 +110,32 @@ pub fn rules(n: usize, hashes: &[String]) -> Vec<Rule> {
 /// One line of a results table: the figure, its target, and whether it is met.
 pub fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT MET" }
+}
+
+/// A `/proc/PID/status` figure in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reads status");
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The median of 20 samples of the process's resident memory over a
+/// second, in KiB.
+pub async fn rss_median(pid: u32) -> u64 {
+    let mut rss: Vec<u64> = Vec::new();
+    for _ in 0..20 {
+        rss.push(status_kib(pid, "VmRSS:"));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    rss.sort();
+    rss[rss.len() / 2]
 }

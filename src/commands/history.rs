@@ -53,6 +53,7 @@ pub async fn run(ctx: &Context, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         kind,
         outcome,
         limit: args.limit,
+        offset: None,
     };
     let rows = store.changes(&filter).await?;
     if rows.is_empty() {

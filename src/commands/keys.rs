@@ -8,17 +8,10 @@ use crate::cli::{Format, KeysCommand};
 use crate::config::Config;
 use crate::context::{Shell, client};
 use crate::domain::Key;
-use crate::domain::timestamp::rfc3339_minutes;
-use crate::domain::{Field, FieldValue};
 use crate::engine::Claim;
-use crate::engine::forecast::Status;
-use crate::engine::outlook::ForecastRow;
+use crate::listing::keys::{Holdings, KeyHoldings, ListedKey, claim_text, forecast_cells};
 use crate::openrouter::{Client, KeyListing};
 use crate::output;
-use crate::rules::model::Scope;
-use crate::rules::selector::CompiledSelector;
-use serde::Serialize;
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 /// Runs `keys`.
@@ -45,7 +38,10 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     let holdings = holdings(ctx, config, client, &listing).await?;
     let listed = keys.iter().map(|k| (k, holdings.of(k, &listing)));
     let text = match format {
-        Format::Json => serde_json::to_string_pretty(&json(listed)?)? + "\n",
+        Format::Json => {
+            let listed: Vec<ListedKey> = listed.map(ListedKey::from).collect();
+            serde_json::to_string_pretty(&listed)? + "\n"
+        }
         Format::Csv => output::csv(&CSV_HEADER, listed.map(csv_row))?,
         _ => {
             let header = [&TABLE_HEADER[..], &FORECAST_HEADER[..]].concat();
@@ -62,74 +58,6 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// What keywarden holds on the account: its enabled rules' selectors, its
-/// claims by key and the forecasts of its budget and forecast rules.
-#[derive(Default)]
-struct Holdings {
-    selectors: Vec<(String, CompiledSelector)>,
-    claims: HashMap<String, Vec<Claim>>,
-    forecasts: Vec<ForecastRow>,
-}
-
-/// What keywarden knows of one key: its workspace's slug, the enabled
-/// rules that select it, the fields it has set because of them, and the
-/// forecasts that cover it (its own for scope `each`, its group's for scope
-/// `group`), soonest crossing first; absent from the JSON when none does.
-#[derive(Debug, Default, Serialize)]
-struct KeyHoldings {
-    /// The slug of the key's workspace; `null` when the workspaces were not
-    /// listed.
-    workspace: Option<String>,
-    /// Why the workspaces were not listed, when `GET /workspaces` was refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    workspace_fallback: Option<String>,
-    rules: Vec<String>,
-    claims: Vec<Claim>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    forecasts: Vec<ForecastRow>,
-}
-
-impl KeyHoldings {
-    /// The key's workspace for people: its slug, else its id, else `-`.
-    fn workspace_text(&self, key: &Key) -> String {
-        self.workspace
-            .clone()
-            .or_else(|| key.workspace_id.clone())
-            .unwrap_or_else(|| "-".into())
-    }
-}
-
-impl Holdings {
-    fn of(&self, key: &Key, listing: &KeyListing) -> KeyHoldings {
-        let rules: Vec<String> = self
-            .selectors
-            .iter()
-            .filter(|(_, s)| s.matches(key, &listing.workspaces))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let forecasts = self
-            .forecasts
-            .iter()
-            .filter(|f| match f.scope {
-                Scope::Each => f.key_hash.as_deref() == Some(key.hash.as_str()),
-                Scope::Group => rules.contains(&f.rule),
-            })
-            .cloned()
-            .collect();
-        KeyHoldings {
-            workspace: key
-                .workspace_id
-                .as_deref()
-                .and_then(|id| listing.slug_of(id))
-                .map(str::to_owned),
-            workspace_fallback: listing.fallback.as_ref().map(|f| f.note.clone()),
-            claims: self.claims.get(&key.hash).cloned().unwrap_or_default(),
-            rules,
-            forecasts,
-        }
-    }
 }
 
 /// Reads the rules, claims and forecasts from the database (and the budget
@@ -152,54 +80,9 @@ async fn holdings(
         .outlook_of(keys, &listing.workspaces)
         .await?
         .forecasts;
-    let store = shell.store;
-    let selectors = store
-        .rules()
-        .await?
-        .into_iter()
-        .filter(|r| r.rule.enabled)
-        .map(|r| (r.rule.name.clone(), CompiledSelector::new(&r.rule.keys)))
-        .collect();
-    let mut claims: HashMap<String, Vec<Claim>> = HashMap::new();
-    for claim in store.claims().await? {
-        claims
-            .entry(claim.key_hash.clone())
-            .or_default()
-            .push(claim);
-    }
-    store.close().await;
-    Ok(Holdings {
-        selectors,
-        claims,
-        forecasts,
-    })
-}
-
-/// The API's key objects as it returned them, each with a `keywarden`
-/// member: `{"rules": [NAME…], "claims": [CLAIM…]}`.
-fn json<'a>(
-    listed: impl Iterator<Item = (&'a Key, KeyHoldings)>,
-) -> anyhow::Result<serde_json::Value> {
-    let keys = listed
-        .map(|(key, held)| {
-            let mut object = serde_json::to_value(key)?;
-            if let Some(members) = object.as_object_mut() {
-                members.insert("keywarden".into(), serde_json::to_value(held)?);
-            }
-            Ok(object)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(serde_json::Value::Array(keys))
-}
-
-/// `disabled by team-a-monthly`, `limit 5.00 by support-holidays`.
-fn claim_text(claim: &Claim) -> String {
-    let what = match (claim.field, claim.value) {
-        (Field::Disabled, FieldValue::Disabled(true)) => "disabled".to_string(),
-        (Field::Disabled, FieldValue::Disabled(false)) => "enabled".to_string(),
-        (field, value) => format!("{field} {value}"),
-    };
-    format!("{what} by {}", claim.rule)
+    let holdings = Holdings::read(&shell.store, forecasts).await?;
+    shell.store.close().await;
+    Ok(holdings)
 }
 
 const TABLE_HEADER: [&str; 13] = [
@@ -266,40 +149,8 @@ const FORECAST_HEADER: [&str; 2] = ["USD/h", "forecast"];
 fn table_row_with_forecast((k, held): (&Key, KeyHoldings)) -> Vec<String> {
     let forecast = forecast_cells(&held.forecasts);
     let mut row = table_row((k, held));
-    row.extend(forecast);
+    row.extend([forecast.rate, forecast.projection]);
     row
-}
-
-/// The burn rate and the projection of the first forecast that crosses (or
-/// has crossed) before its window ends, else of the first one; empty when
-/// no budget or forecast rule covers the key. `?` when the rate is unknown.
-fn forecast_cells(forecasts: &[ForecastRow]) -> [String; 2] {
-    let pressing = forecasts
-        .iter()
-        .find(|f| matches!(f.status, Status::Crossed | Status::WillCross))
-        .or(forecasts.first());
-    let Some(f) = pressing else {
-        return [String::new(), String::new()];
-    };
-    let budget = f.budget_usd.map(|b| b * f.at_fraction);
-    let projection = match (f.status, f.projected_usd, f.crossing_at) {
-        (Status::Unknown, ..) => "?".to_string(),
-        (Status::Crossed, ..) => format!("over {} ({})", output::usd_or_unknown(budget), f.rule),
-        (Status::WillCross, _, Some(at)) => format!(
-            "reaches {} at {} ({})",
-            output::usd_or_unknown(budget),
-            rfc3339_minutes(at),
-            f.rule
-        ),
-        (_, Some(projected), _) => format!(
-            "{projected:.2} of {} by {} ({})",
-            output::usd_or_unknown(budget),
-            f.window_end.map_or_else(String::new, rfc3339_minutes),
-            f.rule
-        ),
-        _ => format!("under {} ({})", output::usd_or_unknown(budget), f.rule),
-    };
-    [output::usd_or_unknown(f.rate_usd_per_hour), projection]
 }
 
 /// A key for programs: full hash, exact numbers, empty when null; rules
@@ -334,6 +185,7 @@ fn claims_text(claims: &[Claim], separator: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Field, FieldValue};
 
     fn key() -> Key {
         serde_json::from_value(serde_json::json!({
@@ -440,30 +292,5 @@ mod tests {
             FieldValue::Disabled(false),
         );
         assert_eq!(claim_text(&enabled), "enabled by team-a-monthly");
-    }
-
-    #[test]
-    fn the_table_shows_the_most_pressing_forecast_of_the_key() {
-        let example = ForecastRow::example;
-        assert_eq!(forecast_cells(&[]), ["", ""], "no budget rule covers it");
-        // 31.30 USD at 1.10 USD/h reaches 50 USD 17 hours later.
-        let soon = example("team-a-monthly", None, Some(1.1), 31.3);
-        let calm = example("ci-monthly", Some("ci-01"), Some(0.01), 10.0);
-        assert_eq!(
-            forecast_cells(&[calm.clone(), soon.clone()]),
-            [
-                "1.10",
-                "reaches 50.00 at 2026-12-17T09:00Z (team-a-monthly)"
-            ],
-            "the crossing first, wherever it is"
-        );
-        assert_eq!(
-            forecast_cells(std::slice::from_ref(&calm)),
-            ["0.01", "13.68 of 50.00 by 2027-01-01T00:00Z (ci-monthly)"]
-        );
-        let over = example("team-a-monthly", None, Some(1.1), 52.1);
-        assert_eq!(forecast_cells(&[over])[1], "over 50.00 (team-a-monthly)");
-        let unknown = example("team-a-monthly", None, None, 31.3);
-        assert_eq!(forecast_cells(&[unknown]), ["?", "?"]);
     }
 }

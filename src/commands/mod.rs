@@ -22,6 +22,7 @@ pub mod revert;
 pub mod rules;
 pub mod run;
 pub mod sandbox;
+pub mod ui;
 
 /// Runs the chosen subcommand.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -45,6 +46,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db(cmd) => db::run(&ctx, cmd).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Ui(args) => ui::run(&ctx, args).await,
     }
 }
 

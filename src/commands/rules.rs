@@ -8,6 +8,7 @@ use crate::context::Shell;
 use crate::context::open_store;
 use crate::domain::timestamp::rfc3339;
 use crate::exit::{USAGE, UsageError};
+use crate::listing::rules::RuleListing;
 use crate::rules::export::to_toml;
 use crate::rules::model::{Conditions, Origin, Rule, Selector};
 use crate::rules::read_rules_file;
@@ -171,20 +172,7 @@ fn list(rules: &[StoredRule], format: Format) -> anyhow::Result<()> {
             );
         }
         Format::Json => {
-            let items: Vec<serde_json::Value> = rules
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "name": s.rule.name,
-                        "enabled": s.rule.enabled,
-                        "priority": s.rule.priority,
-                        "origin": s.origin.as_string(),
-                        "created_at": rfc3339(s.created_at),
-                        "updated_at": rfc3339(s.updated_at),
-                        "toml": to_toml(std::slice::from_ref(&s.rule)),
-                    })
-                })
-                .collect();
+            let items: Vec<RuleListing> = rules.iter().map(RuleListing::of).collect();
             println!("{}", serde_json::to_string_pretty(&items)?);
         }
         other => {

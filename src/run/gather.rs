@@ -7,7 +7,7 @@ use super::{RunError, Runner};
 use crate::domain::{Credits, Field, Key, Workspace};
 use crate::engine::evaluate::Amounts;
 use crate::engine::inputs::{Guardrails, Series};
-use crate::openrouter::ApiError;
+use crate::openrouter::{ApiError, Fallback};
 use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule, longest_lookback};
 use crate::rules::selector::SelectorIndex;
 use chrono::{DateTime, Duration, Utc};
@@ -19,6 +19,8 @@ pub(super) struct Gathered {
     pub(super) keys: Vec<Key>,
     /// The account's workspaces, as listed now (empty when they were not).
     pub(super) workspaces: Vec<Workspace>,
+    /// Set when `GET /workspaces` was refused (the dashboard says so).
+    pub(super) fallback: Option<Fallback>,
     /// The account's credits, when a rule needs them and they could be read.
     pub(super) credits: Option<Credits>,
     /// The budget amounts read from sources.
@@ -114,6 +116,7 @@ impl Runner {
             forecast_keys: forecast_keys(&rules, &listing.keys, &listing.workspaces),
             keys: listing.keys,
             workspaces: listing.workspaces,
+            fallback: listing.fallback,
             credits,
             amounts,
             rules,

@@ -6,7 +6,7 @@
 
 mod gather;
 mod outlook;
-pub use outlook::RunOutlook;
+pub use outlook::{Observation, RunOutlook};
 mod record;
 mod send;
 pub mod sent;

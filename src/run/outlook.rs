@@ -8,9 +8,10 @@
 
 use super::gather::{Gathered, series_lookback};
 use super::{RunError, Runner};
-use crate::domain::{Key, Workspace};
+use crate::domain::{Guardrail, Key, Workspace};
 use crate::engine::evaluate::{Amounts, Observed};
 use crate::engine::outlook::{ForecastRow, Outlook, outlook, outlook_ahead};
+use crate::openrouter::KeyListing;
 use crate::rules::model::Rule;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -64,6 +65,26 @@ impl Runner {
             .await
     }
 
+    /// What the dashboard shows of the account now (SPEC §13): the keys as
+    /// listed (with their workspaces and guardrails) and where each budget
+    /// is heading, from one listing; records nothing.
+    pub async fn observe(&self) -> Result<Observation, RunError> {
+        let now = self.clock.now();
+        let g = self.gather(None, None, now).await?;
+        let outlook = self
+            .figures(&g.rules, &g.keys, &g.workspaces, &g.amounts, now, now)
+            .await?;
+        Ok(Observation {
+            guardrails: g.guardrails.listed().map(<[_]>::to_vec).unwrap_or_default(),
+            listing: KeyListing {
+                keys: g.keys,
+                workspaces: g.workspaces,
+                fallback: g.fallback,
+            },
+            outlook,
+        })
+    }
+
     /// The figures of `rules` over `keys` (of `workspaces`) drawn from the
     /// readings at `now`, projected forward to `at`, with the series they
     /// read.
@@ -91,6 +112,18 @@ impl Runner {
             at,
         ))
     }
+}
+
+/// The account as the dashboard shows it: [`Runner::observe`].
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Every key as listed, with the account's workspaces.
+    pub listing: KeyListing,
+    /// The account's guardrails, when they were read (a rule sets
+    /// `guardrail` or keywarden holds one); the keys then carry theirs.
+    pub guardrails: Vec<Guardrail>,
+    /// Where each budget's spend is heading.
+    pub outlook: Outlook,
 }
 
 /// The figures of the `due` rules (`None`: all) from what a run gathered.

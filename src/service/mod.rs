@@ -89,6 +89,9 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
             }
         });
     }
+    if let Some(listen) = &config.ui.listen {
+        crate::ui::serve(&shell, listen, crate::ui::role(true), schedule::next_run).await?;
+    }
     let (due_tx, due_rx) = mpsc::unbounded_channel();
     let mut service = Service {
         notifications: Notifications::start(&shell, opts.notify_backoff)?,

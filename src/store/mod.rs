@@ -17,6 +17,7 @@ pub mod budgets;
 pub mod claims;
 pub mod conflicts;
 pub mod counts;
+pub mod dashboard;
 pub mod outbox;
 pub mod report;
 pub mod rules;

@@ -113,6 +113,8 @@ pub struct HistoryFilter {
     pub outcome: Option<Outcome>,
     /// At most this many (the newest).
     pub limit: Option<i64>,
+    /// Skip this many of the newest first (a page after the first).
+    pub offset: Option<i64>,
 }
 
 /// A row's `disabled_move` (`migrations/0007_disabled_transitions.sql`)
@@ -386,6 +388,9 @@ impl Store {
         query.push(" ORDER BY at DESC, id DESC");
         if let Some(limit) = filter.limit {
             query.push(" LIMIT ").push_bind(limit);
+            if let Some(offset) = filter.offset {
+                query.push(" OFFSET ").push_bind(offset);
+            }
         }
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(change_row).collect()

@@ -33,6 +33,8 @@ const SHELL: &[&str] = &[
     "logging",
     "output",
     "sandbox",
+    "ui",
+    "listing",
 ];
 
 /// The I/O crates, which the pure core must not use.

@@ -47,4 +47,6 @@ mod service;
 mod store;
 mod store_disabled_moves;
 mod systemd_unit;
+mod ui;
+mod ui_browser;
 mod workspaces;

@@ -10,8 +10,6 @@ use report_history::{SINCE, UNTIL, keywarden_ok, two_months};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 fn hex(c: RGBColor) -> String {
     format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
 }
@@ -30,27 +28,11 @@ fn figure<'a>(html: &'a str, class: &str, rule: Option<&str>) -> &'a str {
 }
 
 fn screenshot(html: &Path, png: &Path) {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
-    );
     let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            &format!("--user-data-dir={}", profile.path().display()),
-            &format!("--screenshot={}", png.display()),
-            "--window-size=1280,2000",
-            &format!("file://{}", html.display()),
-        ])
+    let out = crate::common::chromium(profile.path())
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1280,2000")
+        .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();
     assert!(

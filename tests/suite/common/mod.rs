@@ -290,3 +290,30 @@ pub async fn migrated_before(
     before.run(&pool).await.unwrap();
     (path, pool)
 }
+
+/// Debian's Chromium, which `.ci/run` installs.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Headless Chromium, quiet and offline, with its profile in `profile`
+/// (the caller adds the window size and what to do).
+pub fn chromium(profile: &std::path::Path) -> std::process::Command {
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
+    );
+    let mut cmd = std::process::Command::new(CHROMIUM);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .stdin(std::process::Stdio::null());
+    cmd
+}
