@@ -161,6 +161,23 @@ impl Holdings {
         }
     }
 
+    /// Whether the enabled rule named `rule` selects `key`, one of the keys
+    /// of `listing` (matching that rule's selector only).
+    pub fn selects(&self, rule: &str, key: &Key, listing: &KeyListing) -> bool {
+        self.selectors
+            .iter()
+            .any(|s| s.rule == rule && s.selector.matches(key, &listing.workspaces))
+    }
+
+    /// Whether keywarden holds `key` disabled.
+    pub fn holds_disabled(&self, key: &Key) -> bool {
+        self.claims.get(&key.hash).is_some_and(|claims| {
+            claims
+                .iter()
+                .any(|c| c.field == Field::Disabled && c.value == FieldValue::Disabled(true))
+        })
+    }
+
     /// Every claim, by key hash.
     pub fn claims(&self) -> &HashMap<String, Vec<Claim>> {
         &self.claims

@@ -31,7 +31,11 @@ pub async fn keys(
     let forecasts = outlook(&d).forecasts;
     let holdings = Holdings::read(&d.shell.store, forecasts).await?;
     let selected = query.select(&view.listing, &holdings)?;
-    let listed: Vec<ListedKey> = query.on_page(selected).map(ListedKey::from).collect();
+    let listed: Vec<ListedKey> = query
+        .held_on_page(selected, &view.listing, &holdings)
+        .into_iter()
+        .map(ListedKey::from)
+        .collect();
     Ok(Json(listed).into_response())
 }
 

@@ -3,7 +3,7 @@
 //! and `history`'s flags as `?since=7d&key=…&rule=…&kind=…&outcome=…&page=2`.
 
 use super::error::UiError;
-use crate::domain::{Field, FieldValue, Key};
+use crate::domain::Key;
 use crate::engine::{ChangeKind, Outcome};
 use crate::listing::keys::{Holdings, KeyHoldings};
 use crate::openrouter::KeyListing;
@@ -43,12 +43,15 @@ pub const KEYS_PAGE_SIZE: usize = 500;
 pub const KEY_STATES: [&str; 3] = ["enabled", "disabled", "held"];
 
 impl KeyQuery {
-    /// The keys of `listing` that pass, each with what keywarden holds on it.
+    /// The keys of `listing` that pass. Only the `rule` filter matches
+    /// selectors, and only that rule's; what keywarden holds on a key
+    /// (its rules, claims, forecasts) is read for the keys of the page
+    /// shown, by [`KeyQuery::held_on_page`].
     pub fn select<'a>(
         &self,
         listing: &'a KeyListing,
         holdings: &Holdings,
-    ) -> Result<Vec<(&'a Key, KeyHoldings)>, UiError> {
+    ) -> Result<Vec<&'a Key>, UiError> {
         let name = self.name_glob()?;
         if !self.state.is_empty() && !KEY_STATES.contains(&self.state.as_str()) {
             return Err(UiError::BadRequest(format!(
@@ -61,11 +64,23 @@ impl KeyQuery {
             .keys
             .iter()
             .filter(|k| name.as_ref().is_none_or(|g| g.is_match(&k.name)))
-            .map(|k| (k, holdings.of(k, listing)))
-            .filter(|(k, held)| self.workspace_matches(k, held))
-            .filter(|(k, held)| self.state_matches(k, held))
-            .filter(|(_, held)| self.rule.is_empty() || held.rules.contains(&self.rule))
+            .filter(|k| self.workspace_matches(k, listing))
+            .filter(|k| self.state_matches(k, holdings))
+            .filter(|k| self.rule.is_empty() || holdings.selects(&self.rule, k, listing))
             .collect())
+    }
+
+    /// The `selected` keys on the page asked for, each with what keywarden
+    /// holds on it.
+    pub fn held_on_page<'a>(
+        &self,
+        selected: Vec<&'a Key>,
+        listing: &KeyListing,
+        holdings: &Holdings,
+    ) -> Vec<(&'a Key, KeyHoldings)> {
+        self.on_page(selected)
+            .map(|k| (k, holdings.of(k, listing)))
+            .collect()
     }
 
     /// The page asked for (1 when none or less).
@@ -91,21 +106,20 @@ impl KeyQuery {
     }
 
     /// The key's workspace is the one asked for, by slug or id.
-    fn workspace_matches(&self, key: &Key, held: &KeyHoldings) -> bool {
-        let asked = Some(self.workspace.as_str());
+    fn workspace_matches(&self, key: &Key, listing: &KeyListing) -> bool {
+        let Some(id) = key.workspace_id.as_deref() else {
+            return self.workspace.is_empty();
+        };
         self.workspace.is_empty()
-            || held.workspace.as_deref() == asked
-            || key.workspace_id.as_deref() == asked
+            || id == self.workspace
+            || listing.slug_of(id) == Some(self.workspace.as_str())
     }
 
-    fn state_matches(&self, key: &Key, held: &KeyHoldings) -> bool {
+    fn state_matches(&self, key: &Key, holdings: &Holdings) -> bool {
         match self.state.as_str() {
             "enabled" => !key.disabled,
             "disabled" => key.disabled,
-            "held" => held
-                .claims
-                .iter()
-                .any(|c| c.field == Field::Disabled && c.value == FieldValue::Disabled(true)),
+            "held" => holdings.holds_disabled(key),
             _ => true,
         }
     }

@@ -112,7 +112,8 @@ pub async fn show(
     let total = selected.len();
     let page_no = query.page();
     let rows: Vec<KeyRow> = query
-        .on_page(selected)
+        .held_on_page(selected, &view.listing, &holdings)
+        .into_iter()
         .map(|(key, held)| KeyRow {
             key,
             guardrail: guardrail_text(key, &view.guardrails),
