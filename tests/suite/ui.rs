@@ -251,6 +251,13 @@ async fn every_page_and_answer_shows_what_the_sandbox_and_the_database_hold() {
     };
     assert_eq!(names(&api_keys), ["team-a-01", "team-b-01"]);
     assert_eq!(names(&api_keys), names(&cli_keys));
+    // The rule filter keeps the keys that rule's selector matches.
+    let by_rule = |rule: &str| format!("{base}/api/keys?rule={rule}");
+    assert_eq!(
+        names(&json(&by_rule("cap")).await),
+        ["team-a-01", "team-b-01"]
+    );
+    assert!(names(&json(&by_rule("finance")).await).is_empty());
     let api_history = json(&format!("{base}/api/history?outcome=held")).await;
     let cli_history = cli_json(&s, &["history", "--outcome", "held", "--format", "json"]).await;
     assert_eq!(members(&api_history), members(&cli_history));
