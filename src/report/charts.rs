@@ -95,7 +95,7 @@ pub fn budget_chart(
         let xy = |p: &BudgetPoint, y: f64| (p.at.timestamp(), y);
         chart
             .draw_series(LineSeries::new(
-                points.iter().map(|p| xy(p, p.budget_usd)),
+                budget_line(points, until),
                 BUDGET.stroke_width(2),
             ))
             .map_err(err)?;
@@ -104,6 +104,14 @@ pub fn budget_chart(
                 points.iter().map(|p| xy(p, p.spend_usd)),
                 SPEND.stroke_width(2),
             ))
+            .map_err(err)?;
+        // The latest reading as a dot: a line of one reading draws nothing.
+        chart
+            .draw_series(
+                points
+                    .last()
+                    .map(|p| Circle::new(xy(p, p.spend_usd), 3, SPEND.filled())),
+            )
             .map_err(err)?;
         let crossings: Vec<&BudgetPoint> = points
             .iter()
@@ -134,6 +142,20 @@ pub fn budget_chart(
         root.present().map_err(err)?;
     }
     Ok(with_dashed_lines(svg, &dashed))
+}
+
+/// The budget line of `points`: the budget at each reading, and the last
+/// one held on to `until`, the chart's end (a line of one reading would
+/// draw nothing, and the budget stands to the window's end).
+fn budget_line(points: &[BudgetPoint], until: DateTime<Utc>) -> Vec<(i64, f64)> {
+    let mut line: Vec<(i64, f64)> = points
+        .iter()
+        .map(|p| (p.at.timestamp(), p.budget_usd))
+        .collect();
+    if let Some(last) = points.last().filter(|p| p.at < until) {
+        line.push((until.timestamp(), last.budget_usd));
+    }
+    line
 }
 
 /// `svg` with a dashed spend-coloured line for each pair of pixel points,
@@ -319,6 +341,58 @@ fn draw_timeline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `points` attribute of each polyline of `svg` stroked `color`.
+    fn polylines(svg: &str, color: RGBColor) -> Vec<&str> {
+        let stroke = format!("#{:02X}{:02X}{:02X}", color.0, color.1, color.2);
+        svg.split("<polyline")
+            .skip(1)
+            .map(|p| &p[..p.find("/>").unwrap_or(p.len())])
+            .filter(|p| p.to_uppercase().contains(&stroke))
+            .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .collect()
+    }
+
+    #[test]
+    fn a_chart_of_one_reading_draws_the_budget_line_to_its_end_and_the_spend() {
+        let at = |d: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-12-{d:02}T10:00:00Z"))
+                .unwrap()
+                .to_utc()
+        };
+        let reading = BudgetPoint {
+            group: "team-monthly".into(),
+            rule: "team-monthly".into(),
+            window: "monthly".into(),
+            at: at(2),
+            spend_usd: 12.5,
+            budget_usd: 50.0,
+        };
+        let svg = budget_chart("team-monthly", "monthly", &[reading], at(1), at(31), None).unwrap();
+        // The first is the legend's sample.
+        let budget = &polylines(&svg, BUDGET)[1..];
+        assert_eq!(budget.len(), 1, "one budget line: {svg}");
+        assert_eq!(
+            budget[0].split_whitespace().count(),
+            2,
+            "from the reading to the chart's end: {}",
+            budget[0]
+        );
+        let ys: Vec<&str> = budget[0]
+            .split_whitespace()
+            .filter_map(|xy| xy.split(',').nth(1))
+            .collect();
+        assert_eq!(ys[0], ys[1], "the budget is level: {}", budget[0]);
+        let spend = format!("#{:02X}{:02X}{:02X}", SPEND.0, SPEND.1, SPEND.2);
+        assert!(
+            svg.split("<circle")
+                .skip(1)
+                .any(|c| c[..c.find("/>").unwrap_or(c.len())]
+                    .to_uppercase()
+                    .contains(&spend)),
+            "no spend reading drawn: {svg}"
+        );
+    }
 
     #[test]
     fn usd_axis_labels_of_a_small_budget_are_distinct_and_have_decimals() {
