@@ -32,9 +32,16 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot draw a chart: {e}")
 }
 
-fn day_label(x: i64) -> String {
-    DateTime::<Utc>::from_timestamp(x, 0)
-        .map_or_else(String::new, |t| t.format("%b %d").to_string())
+/// The label of time `x` on an axis over `[since, until)`: the date, and
+/// the time of day too when the axis spans two days or less (a daily
+/// window's labels would all read the same date).
+fn time_label(x: i64, since: DateTime<Utc>, until: DateTime<Utc>) -> String {
+    let format = if until - since <= chrono::Duration::days(2) {
+        "%b %d %H:%M"
+    } else {
+        "%b %d"
+    };
+    DateTime::<Utc>::from_timestamp(x, 0).map_or_else(String::new, |t| t.format(format).to_string())
 }
 
 /// Spend in `window` of budget rule `rule` over `[since, until)`, one point
@@ -85,7 +92,7 @@ pub fn budget_chart(
         chart
             .configure_mesh()
             .x_labels(10)
-            .x_label_formatter(&|x| day_label(*x))
+            .x_label_formatter(&|x| time_label(*x, since, until))
             .y_labels(Y_LABELS)
             .y_desc("USD")
             .y_label_formatter(&|y| format!("{y:.decimals$}"))
@@ -281,7 +288,7 @@ fn draw_timeline(
     chart
         .configure_mesh()
         .x_labels(10)
-        .x_label_formatter(&|x| day_label(*x))
+        .x_label_formatter(&|x| time_label(*x, since, until))
         .y_labels(0)
         .disable_y_mesh()
         .light_line_style(WHITE.mix(0.0))
@@ -392,6 +399,18 @@ mod tests {
                     .contains(&spend)),
             "no spend reading drawn: {svg}"
         );
+    }
+
+    #[test]
+    fn a_daily_axis_labels_hours_and_a_monthly_one_dates() {
+        let at = |d: u32, h: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-12-{d:02}T{h:02}:00:00Z"))
+                .unwrap()
+                .to_utc()
+        };
+        let noon = at(2, 12).timestamp();
+        assert_eq!(time_label(noon, at(2, 0), at(3, 0)), "Dec 02 12:00");
+        assert_eq!(time_label(noon, at(1, 0), at(31, 0)), "Dec 02");
     }
 
     #[test]
