@@ -32,9 +32,16 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot draw a chart: {e}")
 }
 
-fn day_label(x: i64) -> String {
-    DateTime::<Utc>::from_timestamp(x, 0)
-        .map_or_else(String::new, |t| t.format("%b %d").to_string())
+/// The label of time `x` on an axis over `[since, until)`: the date, and
+/// the time of day too when the axis spans two days or less (a daily
+/// window's labels would all read the same date).
+fn time_label(x: i64, since: DateTime<Utc>, until: DateTime<Utc>) -> String {
+    let format = if until - since <= chrono::Duration::days(2) {
+        "%b %d %H:%M"
+    } else {
+        "%b %d"
+    };
+    DateTime::<Utc>::from_timestamp(x, 0).map_or_else(String::new, |t| t.format(format).to_string())
 }
 
 /// Spend in `window` of budget rule `rule` over `[since, until)`, one point
@@ -85,7 +92,7 @@ pub fn budget_chart(
         chart
             .configure_mesh()
             .x_labels(10)
-            .x_label_formatter(&|x| day_label(*x))
+            .x_label_formatter(&|x| time_label(*x, since, until))
             .y_labels(Y_LABELS)
             .y_desc("USD")
             .y_label_formatter(&|y| format!("{y:.decimals$}"))
@@ -95,7 +102,7 @@ pub fn budget_chart(
         let xy = |p: &BudgetPoint, y: f64| (p.at.timestamp(), y);
         chart
             .draw_series(LineSeries::new(
-                points.iter().map(|p| xy(p, p.budget_usd)),
+                budget_line(points, until),
                 BUDGET.stroke_width(2),
             ))
             .map_err(err)?;
@@ -104,6 +111,14 @@ pub fn budget_chart(
                 points.iter().map(|p| xy(p, p.spend_usd)),
                 SPEND.stroke_width(2),
             ))
+            .map_err(err)?;
+        // The latest reading as a dot: a line of one reading draws nothing.
+        chart
+            .draw_series(
+                points
+                    .last()
+                    .map(|p| Circle::new(xy(p, p.spend_usd), 3, SPEND.filled())),
+            )
             .map_err(err)?;
         let crossings: Vec<&BudgetPoint> = points
             .iter()
@@ -134,6 +149,20 @@ pub fn budget_chart(
         root.present().map_err(err)?;
     }
     Ok(with_dashed_lines(svg, &dashed))
+}
+
+/// The budget line of `points`: the budget at each reading, and the last
+/// one held on to `until`, the chart's end (a line of one reading would
+/// draw nothing, and the budget stands to the window's end).
+fn budget_line(points: &[BudgetPoint], until: DateTime<Utc>) -> Vec<(i64, f64)> {
+    let mut line: Vec<(i64, f64)> = points
+        .iter()
+        .map(|p| (p.at.timestamp(), p.budget_usd))
+        .collect();
+    if let Some(last) = points.last().filter(|p| p.at < until) {
+        line.push((until.timestamp(), last.budget_usd));
+    }
+    line
 }
 
 /// `svg` with a dashed spend-coloured line for each pair of pixel points,
@@ -259,7 +288,7 @@ fn draw_timeline(
     chart
         .configure_mesh()
         .x_labels(10)
-        .x_label_formatter(&|x| day_label(*x))
+        .x_label_formatter(&|x| time_label(*x, since, until))
         .y_labels(0)
         .disable_y_mesh()
         .light_line_style(WHITE.mix(0.0))
@@ -319,6 +348,70 @@ fn draw_timeline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `points` attribute of each polyline of `svg` stroked `color`.
+    fn polylines(svg: &str, color: RGBColor) -> Vec<&str> {
+        let stroke = format!("#{:02X}{:02X}{:02X}", color.0, color.1, color.2);
+        svg.split("<polyline")
+            .skip(1)
+            .map(|p| &p[..p.find("/>").unwrap_or(p.len())])
+            .filter(|p| p.to_uppercase().contains(&stroke))
+            .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .collect()
+    }
+
+    #[test]
+    fn a_chart_of_one_reading_draws_the_budget_line_to_its_end_and_the_spend() {
+        let at = |d: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-12-{d:02}T10:00:00Z"))
+                .unwrap()
+                .to_utc()
+        };
+        let reading = BudgetPoint {
+            group: "team-monthly".into(),
+            rule: "team-monthly".into(),
+            window: "monthly".into(),
+            at: at(2),
+            spend_usd: 12.5,
+            budget_usd: 50.0,
+        };
+        let svg = budget_chart("team-monthly", "monthly", &[reading], at(1), at(31), None).unwrap();
+        // The first is the legend's sample.
+        let budget = &polylines(&svg, BUDGET)[1..];
+        assert_eq!(budget.len(), 1, "one budget line: {svg}");
+        assert_eq!(
+            budget[0].split_whitespace().count(),
+            2,
+            "from the reading to the chart's end: {}",
+            budget[0]
+        );
+        let ys: Vec<&str> = budget[0]
+            .split_whitespace()
+            .filter_map(|xy| xy.split(',').nth(1))
+            .collect();
+        assert_eq!(ys[0], ys[1], "the budget is level: {}", budget[0]);
+        let spend = format!("#{:02X}{:02X}{:02X}", SPEND.0, SPEND.1, SPEND.2);
+        assert!(
+            svg.split("<circle")
+                .skip(1)
+                .any(|c| c[..c.find("/>").unwrap_or(c.len())]
+                    .to_uppercase()
+                    .contains(&spend)),
+            "no spend reading drawn: {svg}"
+        );
+    }
+
+    #[test]
+    fn a_daily_axis_labels_hours_and_a_monthly_one_dates() {
+        let at = |d: u32, h: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-12-{d:02}T{h:02}:00:00Z"))
+                .unwrap()
+                .to_utc()
+        };
+        let noon = at(2, 12).timestamp();
+        assert_eq!(time_label(noon, at(2, 0), at(3, 0)), "Dec 02 12:00");
+        assert_eq!(time_label(noon, at(1, 0), at(31, 0)), "Dec 02");
+    }
 
     #[test]
     fn usd_axis_labels_of_a_small_budget_are_distinct_and_have_decimals() {

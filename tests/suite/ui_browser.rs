@@ -5,7 +5,12 @@
 //! without a reload (driven over the DevTools protocol); and the
 //! screenshots of the Overview and Budgets pages that `docs/` shows.
 
+use crate::common::{Harness, seed};
 use crate::daemon;
+use keywarden::context::Shell;
+use keywarden::service::schedule::next_run;
+use keywarden::ui::{Dashboard, role};
+use std::sync::Arc;
 
 use daemon::{Daemon, PATIENCE, Setup, hash_of, sandbox};
 use keywarden::sandbox::Sandbox;
@@ -345,9 +350,94 @@ async fn a_spend_shows_on_the_open_budgets_page_within_two_seconds_of_its_run_wi
     );
 }
 
+/// The screenshots' rules: a daily budget over the team keys together
+/// (its `warn_before` keeps the usage readings a burn rate needs), and a
+/// small one that holds `team-b-01` disabled once it is reached.
+const DAY_RULES: &str = r#"[[rule]]
+name = "team-daily"
+keys = { names = ["team-*"] }
+warn_at = [0.5]
+warn_before = ["12h"]
+[rule.when]
+budget = { usd = 40.0, window = "daily", scope = "group" }
+[rule.set]
+disabled = true
+
+[[rule]]
+name = "team-b-cap"
+keys = { names = ["team-b-01"] }
+[rule.when]
+budget = { usd = 3.0, window = "daily" }
+[rule.set]
+disabled = true
+"#;
+
+/// The dashboard, in this process, after 5 hours of runs a quarter of an
+/// hour apart from midnight on the sandbox clock (keywarden's clock here),
+/// with steady traffic on both team keys; its base URL.
+async fn served_with_history() -> (Harness, String) {
+    let midnight = chrono::DateTime::parse_from_rfc3339("2026-12-02T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let h = Harness::new(
+        midnight,
+        vec![seed("team-a-01"), seed("team-b-01")],
+        DAY_RULES,
+        |_| {},
+    )
+    .await;
+    crate::common::steady_traffic(&h.sandbox, "team-a-01", 2.0);
+    crate::common::steady_traffic(&h.sandbox, "team-b-01", 1.0);
+    for _ in 0..20 {
+        h.sandbox.account().advance(chrono::Duration::minutes(15));
+        h.apply().await;
+    }
+    let shell = Shell {
+        config: h.config.clone(),
+        store: h.store.clone(),
+        clock: Arc::new(h.sandbox.account().clone()),
+    };
+    let dashboard = Dashboard::new(shell, h.runner.clone(), role(true), next_run, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    keywarden::ui::start(listener, Arc::new(dashboard));
+    (h, base)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn screenshots_of_the_overview_and_budgets_pages_for_the_docs() {
-    let (_sandbox, _setup, _service, base) = served().await;
+    let (h, base) = served_with_history().await;
+    // What the screenshots show: a known burn rate and a crossing ahead for
+    // the team's day, and team-b-01 held disabled by its cap.
+    let budgets = wait_for_json(&base, "/api/budgets", |rows| {
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["rule"] == "team-daily" && r["rate_usd_per_hour"].is_number())
+    })
+    .await;
+    let day = budgets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "team-daily")
+        .unwrap();
+    assert!(day["crossing_at"].is_string(), "{budgets:#}");
+    assert!(day["projected_usd"].as_f64().unwrap() > 40.0, "{budgets:#}");
+    assert!(daemon::disabled(&h.sandbox, "team-b-01"));
+    let page = dump_dom(&format!("{base}/budgets"));
+    assert!(page.contains("will cross"), "{page}");
+    assert!(
+        page.contains("class=\"projection\""),
+        "no dashed projection: {page}"
+    );
+    let overview = dump_dom(&format!("{base}/"));
+    assert!(
+        overview.contains(
+            "<div class=\"label\">Held disabled by keywarden</div><div class=\"value\">1</div>"
+        ) && overview.contains("data-run=\"20\""),
+        "no held key, or not at the last run: {overview}"
+    );
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     for (path, file) in [
         ("/", "dashboard-overview.png"),
