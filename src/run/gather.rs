@@ -133,16 +133,9 @@ impl Runner {
         rules: &[Rule],
         keys: &mut [Key],
     ) -> Result<Guardrails, RunError> {
-        let claimed = || async {
-            anyhow::Ok(
-                self.store
-                    .claims()
-                    .await?
-                    .iter()
-                    .any(|c| c.field == Field::Guardrail),
-            )
-        };
-        if !rules.iter().any(|r| r.set.guardrail.is_some()) && !claimed().await? {
+        if !rules.iter().any(|r| r.set.guardrail.is_some())
+            && !self.store.has_claims_on(Field::Guardrail).await?
+        {
             return Ok(Guardrails::NotRead);
         }
         // The guardrails of every workspace a watched key belongs to.

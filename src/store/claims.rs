@@ -37,6 +37,17 @@ impl Store {
             .collect()
     }
 
+    /// Whether keywarden holds a claim on `field` of any key (without
+    /// reading every claim).
+    pub async fn has_claims_on(&self, field: Field) -> anyhow::Result<bool> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM claims WHERE field = ?)")
+                .bind(field.as_str())
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Drops every claim on a key (it was deleted); returns how many.
     pub async fn delete_claims_of_key(&self, key_hash: &str) -> anyhow::Result<u64> {
         let done = sqlx::query("DELETE FROM claims WHERE key_hash = ?")

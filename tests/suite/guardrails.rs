@@ -550,3 +550,35 @@ async fn check_config_warns_of_a_name_the_reachable_account_does_not_resolve() {
     assert_eq!(offline.status.code(), Some(0));
     assert!(!common::text(&offline.stderr).contains("warning"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_rule_gives_its_keys_their_guardrail_back_read_for_its_claims_alone() {
+    let h = all_on_cheap(&["k-1", "k-2"]).await;
+    h.apply().await;
+    assert_eq!(assignments(&h).len(), 2);
+    take_changes(&h);
+    // No rule sets `guardrail` any more: the claims alone make the run
+    // read the assignments and release them to none.
+    h.load_rules("[[rule]]\nname = \"other\"\nkeys = \"all\"\n[rule.set]\nlimit = 9.0\n")
+        .await;
+    let report = h.apply().await;
+    let released: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.change.fields.contains_key(&Field::Guardrail))
+        .map(|r| {
+            (
+                r.change.kind,
+                r.outcome,
+                r.change.fields[&Field::Guardrail].to.to_json(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        released,
+        vec![(ChangeKind::Release, Outcome::Applied, json!(null)); 2],
+        "{:?}",
+        report.rows
+    );
+    assert!(assignments(&h).is_empty(), "{:?}", assignments(&h));
+}
