@@ -90,7 +90,7 @@ impl Store {
     }
 
     /// The newest `limit` changes held by the blast-radius guard, newest
-    /// first (`migrations/0009_dashboard_held_changes.sql` indexes them).
+    /// first (`migrations/sqlite/0009_dashboard_held_changes.sql` indexes them).
     pub async fn newest_held_changes(&self, limit: i64) -> anyhow::Result<Vec<ChangeRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome = 'held' ORDER BY at DESC, id DESC LIMIT ?"

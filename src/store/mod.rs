@@ -74,7 +74,7 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database {}", path.display()))?;
-        sqlx::migrate!("./migrations")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .with_context(|| format!("cannot migrate the database {}", path.display()))?;

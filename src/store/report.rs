@@ -1,5 +1,5 @@
 //! The aggregate queries of `keywarden report` (SPEC §5). Everything is
-//! counted in SQL over the indexes of `migrations/0002_report_indexes.sql`
+//! counted in SQL over the indexes of `migrations/sqlite/0002_report_indexes.sql`
 //! `0004_budget_readings.sql` and `0007_disabled_transitions.sql`;
 //! only the per-group figures come back, never the rows themselves. The
 //! period is `at >= since AND at < until`, exactly as `history` filters.

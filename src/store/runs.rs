@@ -117,7 +117,7 @@ pub struct HistoryFilter {
     pub offset: Option<i64>,
 }
 
-/// A row's `disabled_move` (`migrations/0007_disabled_transitions.sql`)
+/// A row's `disabled_move` (`migrations/sqlite/0007_disabled_transitions.sql`)
 /// once its outcome is `applied`: 1 an assert/reassert disabled the key, 0 a
 /// release, drift or revert re-enabled it or it was deleted, 2 a release or
 /// revert disabled it, NULL it did not move `disabled`.
