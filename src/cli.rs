@@ -25,7 +25,7 @@ pub struct Cli {
     /// Configuration file (default /etc/keywarden/keywarden.toml, else ./keywarden.toml).
     #[arg(long, global = true, env = "KEYWARDEN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// SQLite database file (overrides [database].path).
+    /// SQLite database file (overrides [database].path and .url).
     #[arg(long, global = true, env = "KEYWARDEN_DATABASE")]
     pub database: Option<PathBuf>,
     /// Log format.

@@ -7,6 +7,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod database;
+pub use database::{Database, DatabaseConfig, PostgresTarget};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -109,14 +112,6 @@ impl<'de> Deserialize<'de> for Workspaces {
         }
         d.deserialize_any(AllOrList)
     }
-}
-
-/// `[database]`
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// The SQLite file; `None` = `$STATE_DIRECTORY/keywarden.db`, else `./keywarden.db`.
-    pub path: Option<PathBuf>,
 }
 
 /// `[daemon]`
@@ -295,7 +290,34 @@ mod humantime_serde_compat {
 }
 
 impl Config {
-    /// The database file this configuration points at.
+    /// The database this configuration names: `[database].url` (with its
+    /// password from the environment), else the SQLite file of
+    /// [`Config::database_path`]. Both set is a usage error.
+    pub fn database(&self) -> anyhow::Result<Database> {
+        self.database_with(&process_env)
+    }
+
+    /// [`Config::database`] with the environment given.
+    pub fn database_with(&self, env: Env<'_>) -> anyhow::Result<Database> {
+        match (&self.database.url, &self.database.path) {
+            (Some(_), Some(_)) => Err(crate::exit::UsageError::new(format!(
+                "{}[database]: url and path are exclusive (PostgreSQL or a SQLite file); set one",
+                self.origin()
+            ))),
+            (Some(url), None) => Ok(Database::Postgres(PostgresTarget::with_env(url, env)?)),
+            (None, _) => Ok(Database::Sqlite(self.database_path())),
+        }
+    }
+
+    /// `PATH: ` of the file this configuration was read from, or nothing.
+    fn origin(&self) -> String {
+        match &self.source {
+            Some(p) => format!("{}: ", p.display()),
+            None => String::new(),
+        }
+    }
+
+    /// The SQLite file this configuration points at (when it names no URL).
     pub fn database_path(&self) -> PathBuf {
         if let Some(p) = &self.database.path {
             return p.clone();
@@ -372,6 +394,7 @@ impl Config {
     /// naming `PATH:LINE:COL`. Does not apply the environment or validate.
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         refuse_inline_key(text, path)?;
+        database::refuse_inline_password(text, path)?;
         refuse_unknown_events(text, path)?;
         let mut config: Config = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
         config.source = Some(path.to_path_buf());

@@ -47,6 +47,7 @@ impl Context {
         let mut config = Config::load(self.config_path.as_deref())?;
         if let Some(db) = &self.database {
             config.database.path = Some(db.clone());
+            config.database.url = None;
         }
         Ok(config)
     }
@@ -110,7 +111,7 @@ impl Shell {
 
 /// Opens (creating and migrating it if needed) the database `config` names.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database_path()).await
+    Store::connect(&config.database()?).await
 }
 
 /// The API client `config` describes, with the management key of the

@@ -24,7 +24,7 @@ pub async fn run(ctx: &Context, command: DbCommand) -> anyhow::Result<ExitCode> 
         DbCommand::Migrate => {
             println!(
                 "database ready: {} (schema version {})",
-                store.path().display(),
+                store.database(),
                 store.schema_version().await?
             );
         }

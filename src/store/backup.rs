@@ -34,7 +34,7 @@ impl Store {
         let copy = private.path().join("backup.db");
         sqlx::query("VACUUM INTO ?")
             .bind(copy.to_string_lossy().into_owned())
-            .execute(&self.pool)
+            .execute(self.sqlite())
             .await
             .with_context(|| format!("cannot copy the database to {}", copy.display()))?;
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))?;

@@ -28,7 +28,7 @@ impl Store {
             return Ok(0);
         }
         let interval = chrono::Duration::from_std(interval)?;
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let marks: Vec<(String, String)> =
             sqlx::query_as("SELECT rule, at FROM budget_reading_marks")
                 .fetch_all(&mut *tx)

@@ -17,7 +17,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT key_hash, field, rule, original, value, since FROM claims ORDER BY key_hash, field",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|row| {
@@ -43,7 +43,7 @@ impl Store {
         Ok(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM claims WHERE field = ?)")
                 .bind(field.as_str())
-                .fetch_one(&self.pool)
+                .fetch_one(self.sqlite())
                 .await?,
         )
     }
@@ -52,7 +52,7 @@ impl Store {
     pub async fn delete_claims_of_key(&self, key_hash: &str) -> anyhow::Result<u64> {
         let done = sqlx::query("DELETE FROM claims WHERE key_hash = ?")
             .bind(key_hash)
-            .execute(&self.pool)
+            .execute(self.sqlite())
             .await?;
         Ok(done.rows_affected())
     }
@@ -75,7 +75,7 @@ impl Store {
         .bind(ts(until))
         .bind(reason)
         .bind(ts(at))
-        .fetch_one(&self.pool)
+        .fetch_one(self.sqlite())
         .await?;
         Ok(id)
     }
@@ -85,7 +85,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, key_hash, rule, until, reason, created_at, held_at FROM exemptions ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|row| {
@@ -109,7 +109,7 @@ impl Store {
     pub async fn remove_exemption(&self, id: i64) -> anyhow::Result<bool> {
         let done = sqlx::query("DELETE FROM exemptions WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.sqlite())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -120,7 +120,7 @@ impl Store {
         sqlx::query("UPDATE exemptions SET held_at = COALESCE(held_at, ?) WHERE id = ?")
             .bind(ts(at))
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.sqlite())
             .await?;
         Ok(())
     }

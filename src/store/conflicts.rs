@@ -31,7 +31,7 @@ impl Store {
         current: &[Conflict],
         unevaluated: &BTreeSet<(&str, Field)>,
     ) -> anyhow::Result<usize> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let open: Vec<(String, String, String, String)> =
             sqlx::query_as("SELECT key_hash, field, winner, loser FROM open_conflicts")
                 .fetch_all(&mut *tx)

@@ -30,13 +30,13 @@ impl Store {
             "SELECT trigger, status, COUNT(*) FROM runs WHERE finished_at IS NOT NULL
              GROUP BY trigger, status ORDER BY trigger, status",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         let changes: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT kind, outcome, COUNT(*) FROM changes WHERE outcome <> 'pending'
              GROUP BY kind, outcome ORDER BY kind, outcome",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         let patches: Vec<(String, i64)> = sqlx::query_as(
             "SELECT COALESCE(CAST(status AS TEXT), 'none'), COUNT(*) FROM (
@@ -44,11 +44,11 @@ impl Store {
                  WHERE attempts > 0 GROUP BY COALESCE(request_id, 'row-' || id)
              ) GROUP BY status ORDER BY status",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         let source_errors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = ?")
             .bind(EventKind::SourceError.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(self.sqlite())
             .await?;
         let keys: Vec<(String, i64)> = sqlx::query_as(
             "SELECT CASE s.disabled WHEN 0 THEN 'enabled' ELSE 'disabled' END AS state, COUNT(*)
@@ -56,11 +56,11 @@ impl Store {
              JOIN (SELECT key_hash, MAX(id) AS id FROM snapshots GROUP BY key_hash) last ON s.id = last.id
              GROUP BY state ORDER BY state",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         let last_success: Option<String> =
             sqlx::query_scalar("SELECT MAX(finished_at) FROM runs WHERE status = 'ok'")
-                .fetch_one(&self.pool)
+                .fetch_one(self.sqlite())
                 .await?;
         let n = |v: i64| v.max(0) as u64;
         Ok(HistoryCounts {

@@ -57,7 +57,7 @@ impl Store {
                     failed, held
              FROM runs ORDER BY id DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.sqlite())
         .await?;
         row.map(|r| {
             Ok(RunLine {
@@ -84,7 +84,7 @@ impl Store {
     pub async fn last_finished_run_id(&self) -> anyhow::Result<i64> {
         let id: Option<i64> =
             sqlx::query_scalar("SELECT MAX(id) FROM runs WHERE finished_at IS NOT NULL")
-                .fetch_one(&self.pool)
+                .fetch_one(self.sqlite())
                 .await?;
         Ok(id.unwrap_or(0))
     }
@@ -96,7 +96,7 @@ impl Store {
             "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome = 'held' ORDER BY at DESC, id DESC LIMIT ?"
         ))
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter().map(change_row).collect()
     }
@@ -113,7 +113,7 @@ impl Store {
              WHERE failing_since IS NOT NULL
              ORDER BY since",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|r| {

@@ -1,16 +1,18 @@
-//! SQLite storage (sqlx): one module per table family. SQL lives here and
-//! in `migrations/` only.
+//! Storage (sqlx): SQLite or PostgreSQL behind one API (`backend`), one
+//! module per table family. SQL lives here and in `migrations/` only.
 
+use crate::config::{Database, PostgresTarget};
 use crate::domain::event::EventKind;
 use anyhow::Context as _;
+use backend::{Pool, Tx, on_pool};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use std::path::{Path, PathBuf};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub(crate) mod backend;
 pub mod backup;
 mod batch;
 pub mod budgets;
@@ -27,6 +29,7 @@ pub mod snapshots;
 pub mod sources;
 pub mod state;
 
+pub use backend::Dialect;
 pub use rules::{Revision, StoredRule, SyncSummary};
 pub use runs::{ChangeRow, EventRow, HistoryFilter, RunSummary};
 
@@ -48,14 +51,58 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// its caches); the next use opens it again.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The database: a pool of connections to one SQLite file.
+/// Connections a PostgreSQL pool keeps at most: a run's writes, the
+/// dashboard's reads and the notifier side by side.
+const POSTGRES_CONNECTIONS: u32 = 8;
+
+/// How long connecting to PostgreSQL may take before it is an error.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The key of the transaction-level advisory lock every PostgreSQL write
+/// transaction takes first (`pg_advisory_xact_lock`): writers follow one
+/// another as SQLite's `BEGIN IMMEDIATE` makes them, so a transaction that
+/// reads and then writes (the next change id, a claim) sees no other
+/// writer's half. ("kwwrite" in ASCII.)
+const WRITE_LOCK: i64 = 0x6b77_7772_6974_65;
+
+/// The database: a pool of connections to one SQLite file or one
+/// PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
-    path: PathBuf,
+    pub(crate) pool: Pool,
+    database: Database,
 }
 
 impl Store {
+    /// Opens (and migrates) the database `database` names.
+    pub async fn connect(database: &Database) -> anyhow::Result<Store> {
+        match database {
+            Database::Sqlite(path) => Store::open(path).await,
+            Database::Postgres(target) => Store::open_postgres(target).await,
+        }
+    }
+
+    /// Connects to (and migrates) a PostgreSQL database.
+    pub async fn open_postgres(target: &PostgresTarget) -> anyhow::Result<Store> {
+        let options = postgres_options(target)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .min_connections(0)
+            .idle_timeout(IDLE_TIMEOUT)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable_database(target, &e))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| migration_error(&Database::Postgres(target.clone()), e))?;
+        Ok(Store {
+            pool: Pool::Postgres(pool),
+            database: Database::Postgres(target.clone()),
+        })
+    }
+
     /// Opens (creating it mode 0600 if needed) and migrates the database at `path`.
     pub async fn open(path: &Path) -> anyhow::Result<Store> {
         create_private(path)?;
@@ -74,13 +121,14 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database {}", path.display()))?;
+        let database = Database::Sqlite(path.to_path_buf());
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+            .map_err(|e| migration_error(&database, e))?;
         Ok(Store {
-            pool,
-            path: path.to_path_buf(),
+            pool: Pool::Sqlite(pool),
+            database,
         })
     }
 
@@ -92,27 +140,110 @@ impl Store {
     /// commits in between — as a running service does all the time. Every
     /// transaction of the store that writes starts here (clippy refuses
     /// `Pool::begin`, see `clippy.toml`).
-    pub(crate) async fn write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    ///
+    /// On PostgreSQL the transaction takes the store's write lock first
+    /// ([`WRITE_LOCK`]), for the same one-writer-at-a-time order.
+    pub(crate) async fn write(&self) -> sqlx::Result<Tx> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin_with("BEGIN").await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx::Postgres(tx))
+            }
+        }
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// TEMPORARY (the port to two backends): the SQLite pool.
+    pub(crate) fn sqlite(&self) -> &sqlx::SqlitePool {
+        match &self.pool {
+            Pool::Sqlite(p) => p,
+            Pool::Postgres(_) => unimplemented!("not yet ported to PostgreSQL"),
+        }
+    }
+
+    /// TEMPORARY (the port to two backends): a SQLite write transaction.
+    pub(crate) async fn write_sqlite(
+        &self,
+    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.sqlite().begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// The database this store is: a SQLite file or a PostgreSQL database.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// The SQL dialect of the backend.
+    pub fn dialect(&self) -> Dialect {
+        self.pool.dialect()
+    }
+
+    /// The SQLite file, or `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.database {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
     }
 
     /// The version of the newest migration applied.
     pub async fn schema_version(&self) -> anyhow::Result<i64> {
-        let version: Option<i64> =
+        let version: Option<i64> = on_pool!(self, |db| {
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?;
+                .fetch_one(db)
+                .await?
+        });
         Ok(version.unwrap_or(0))
     }
 
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(self) {
-        self.pool.close().await;
+        on_pool!(self, |db| db.close().await);
+    }
+}
+
+/// The connect options of `target`: its URL (`sslmode` and all), its
+/// password, and keywarden's name in `pg_stat_activity`.
+pub(crate) fn postgres_options(target: &PostgresTarget) -> anyhow::Result<PgConnectOptions> {
+    use secrecy::ExposeSecret as _;
+    let mut options = PgConnectOptions::from_str(&target.url)
+        .map_err(|e| crate::exit::UsageError::new(format!("[database].url: {e}")))?
+        .application_name("keywarden");
+    if let Some(password) = &target.password {
+        options = options.password(password.expose_secret());
+    }
+    Ok(options)
+}
+
+/// The error of a database that cannot be reached or refuses us (exit 2):
+/// where it is and why, never the password.
+pub(crate) fn unreachable_database(target: &PostgresTarget, e: &sqlx::Error) -> anyhow::Error {
+    let why = match e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    };
+    crate::exit::UsageError::new(format!(
+        "cannot connect to the database {}: {why}",
+        target.display()
+    ))
+}
+
+/// The error of a migration that cannot run. A database whose schema is
+/// newer than this binary is refused before anything is touched (exit 2).
+fn migration_error(database: &Database, e: sqlx::migrate::MigrateError) -> anyhow::Error {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::VersionMissing(version) => crate::exit::UsageError::new(format!(
+            "the database {database} has schema version {version}, newer than this keywarden \
+             knows; nothing was changed: upgrade keywarden (or restore a backup made for this version)"
+        )),
+        other => {
+            anyhow::Error::new(other).context(format!("cannot migrate the database {database}"))
+        }
     }
 }
 

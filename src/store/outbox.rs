@@ -177,7 +177,7 @@ impl Store {
         event: &Warned<'_>,
         detail: impl FnOnce() -> Value,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let inserted = claim.execute(&mut *tx).await?.rows_affected() == 1;
         if inserted {
             insert_event(
@@ -202,7 +202,7 @@ impl Store {
         kind: EventKind,
         detail: &Value,
     ) -> anyhow::Result<i64> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.sqlite().acquire().await?;
         insert_event(&mut conn, None, at, kind, None, None, detail).await
     }
 
@@ -210,7 +210,7 @@ impl Store {
     /// lock, that reads what is new since the outbox's cursor and moves the
     /// cursor past it on [`OutboxBatch::commit`].
     pub async fn outbox_batch(&self) -> anyhow::Result<OutboxBatch> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         // Take the write lock first, so nothing is inserted behind the cursor.
         sqlx::query("UPDATE notify_cursor SET id = id")
             .execute(&mut *tx)
@@ -233,7 +233,7 @@ impl Store {
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|r| {
@@ -260,7 +260,7 @@ impl Store {
         )
         .bind(webhook)
         .bind(target)
-        .execute(&self.pool)
+        .execute(self.sqlite())
         .await?;
         self.delivery_state(webhook).await
     }
@@ -271,7 +271,7 @@ impl Store {
             "SELECT last_outbox_id, attempts, failing_since, next_attempt_at FROM deliveries WHERE webhook = ?",
         )
         .bind(webhook)
-        .fetch_one(&self.pool)
+        .fetch_one(self.sqlite())
         .await?;
         let time = |c: &str| {
             row.get::<Option<String>, _>(c)
@@ -295,7 +295,7 @@ impl Store {
         .bind(outbox_id)
         .bind(webhook)
         .bind(outbox_id)
-        .execute(&self.pool)
+        .execute(self.sqlite())
         .await?;
         Ok(())
     }
@@ -311,7 +311,7 @@ impl Store {
         error: Option<&str>,
         attempt: &Attempt,
     ) -> anyhow::Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let status = match attempt {
             Attempt::Delivered => "delivered",
             Attempt::Failed { .. } => "failed",
@@ -361,7 +361,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT outbox_id, webhook, at, status, http_status, error FROM delivery_attempts ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|r| {

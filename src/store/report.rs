@@ -151,7 +151,7 @@ impl Store {
         ))
         .bind(ts(since))
         .bind(ts(until))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|row| {
@@ -189,7 +189,7 @@ impl Store {
         ))
         .bind(ts(since))
         .bind(ts(until))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         Ok(rows
             .iter()
@@ -213,7 +213,7 @@ impl Store {
         )
         .bind(ts(since))
         .bind(ts(until))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         Ok(rows
             .into_iter()
@@ -239,7 +239,7 @@ impl Store {
         .bind(EventKind::GuardTripped.as_str())
         .bind(ts(since))
         .bind(ts(until))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.into_iter()
             .filter_map(|(group, kind, n)| Some((group?, kind, n)))
@@ -262,7 +262,7 @@ impl Store {
         ))
         .bind(ts(since))
         .bind(ts(until))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         Ok(rows)
     }
@@ -307,7 +307,7 @@ impl Store {
         )
         .bind(ts(since))
         .bind(ts(until))
-        .fetch(&self.pool);
+        .fetch(self.sqlite());
         let mut out = Vec::new();
         while let Some(row) = rows.try_next().await? {
             out.push(DisabledTransition {
@@ -337,7 +337,7 @@ impl Store {
         ))
         .bind(ts(since))
         .bind(ts(until))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|row| {
@@ -380,7 +380,7 @@ impl Store {
         .bind(ts(since))
         .bind(ts(until))
         .bind(BUDGET_TOLERANCE_USD)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|row| {

@@ -57,14 +57,14 @@ impl Store {
         let rows = sqlx::query(
             "SELECT definition, origin, created_at, updated_at FROM rules ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter().map(stored_rule).collect()
     }
 
     /// One rule by name.
     pub async fn rule(&self, name: &str) -> anyhow::Result<Option<StoredRule>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.sqlite().acquire().await?;
         load(&mut conn, name).await
     }
 
@@ -85,7 +85,7 @@ impl Store {
     ) -> anyhow::Result<SyncSummary> {
         let who = origin.as_string();
         let mut summary = SyncSummary::default();
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let mut seen = BTreeSet::new();
         for rule in rules {
             if !seen.insert(rule.name.as_str()) {
@@ -158,7 +158,7 @@ impl Store {
         who: &Origin,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let Some(stored) = load(&mut tx, name).await? else {
             return Ok(false);
         };
@@ -188,7 +188,7 @@ impl Store {
         who: &Origin,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let found = delete(&mut tx, name, &who.as_string(), at).await?;
         tx.commit().await?;
         Ok(found)
@@ -201,7 +201,7 @@ impl Store {
              WHERE ?1 IS NULL OR rule = ?1 ORDER BY id",
         )
         .bind(name)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter()
             .map(|row| {

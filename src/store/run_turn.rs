@@ -65,7 +65,10 @@ impl Store {
     /// once, with the pid of the process whose run is in progress, when the
     /// turn is not free at once.
     pub async fn run_turn(&self, waiting: impl FnOnce(&str)) -> anyhow::Result<RunTurn> {
-        let path = run_lock_path(self.path());
+        let path = run_lock_path(
+            self.sqlite_path()
+                .expect("TEMPORARY: run turns on PostgreSQL"),
+        );
         let mut file =
             open_lock_file(&path).with_context(|| format!("cannot open {}", path.display()))?;
         match fs4::FileExt::try_lock(&file) {
@@ -104,7 +107,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("k.db")).await.unwrap();
         let first = store.run_turn(|_| panic!("free")).await.unwrap();
-        assert!(run_lock_path(store.path()).exists());
+        assert!(run_lock_path(store.sqlite_path().unwrap()).exists());
 
         let held_by = Arc::new(std::sync::Mutex::new(String::new()));
         let got = Arc::new(AtomicBool::new(false));

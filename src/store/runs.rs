@@ -146,7 +146,7 @@ impl Store {
         .bind(ts(at))
         .bind(trigger)
         .bind(dry_run)
-        .fetch_one(&self.pool)
+        .fetch_one(self.sqlite())
         .await?;
         Ok(id)
     }
@@ -174,7 +174,7 @@ impl Store {
         .bind(&summary.error)
         .bind(summary.notes.to_string())
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(self.sqlite())
         .await?;
         anyhow::ensure!(done.rows_affected() == 1, "no run {run_id} to finish");
         Ok(())
@@ -195,7 +195,7 @@ impl Store {
     ) -> anyhow::Result<Vec<i64>> {
         // The write lock first: the ids after the largest one read here stay
         // free until the commit.
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
             .fetch_one(&mut *tx)
             .await?;
@@ -288,7 +288,7 @@ impl Store {
         attempts: u32,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let rows = sqlx::query(&format!(
             "UPDATE changes SET outcome = ?1, http_status = ?2, attempts = ?3, error = ?4,
                  disabled_move = CASE WHEN ?1 = 'applied' THEN {DISABLED_MOVE} END
@@ -347,7 +347,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome IN ('pending', 'unknown') ORDER BY id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter().map(change_row).collect()
     }
@@ -358,7 +358,7 @@ impl Store {
             "SELECT {CHANGE_COLUMNS} FROM changes WHERE id = ?"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.sqlite())
         .await?;
         row.as_ref().map(change_row).transpose()
     }
@@ -392,7 +392,7 @@ impl Store {
                 query.push(" OFFSET ").push_bind(offset);
             }
         }
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build().fetch_all(self.sqlite()).await?;
         rows.iter().map(change_row).collect()
     }
 
@@ -402,7 +402,7 @@ impl Store {
             "SELECT DISTINCT key_hash FROM changes WHERE key_name = ? ORDER BY key_hash",
         )
         .bind(name)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         Ok(hashes)
     }
@@ -413,7 +413,7 @@ impl Store {
             "SELECT key_name FROM changes WHERE key_hash = ? ORDER BY at DESC, id DESC LIMIT 1",
         )
         .bind(key_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.sqlite())
         .await?;
         Ok(name)
     }
@@ -422,7 +422,7 @@ impl Store {
     pub async fn key_hash_known(&self, key_hash: &str) -> anyhow::Result<bool> {
         let known = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM changes WHERE key_hash = ?)")
             .bind(key_hash)
-            .fetch_one(&self.pool)
+            .fetch_one(self.sqlite())
             .await?;
         Ok(known)
     }
@@ -437,7 +437,7 @@ impl Store {
         key_hash: Option<&str>,
         detail: &serde_json::Value,
     ) -> anyhow::Result<i64> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.sqlite().acquire().await?;
         insert_event(&mut conn, run_id, at, kind, rule, key_hash, detail).await
     }
 
@@ -452,7 +452,7 @@ impl Store {
         ))
         .bind(ts(since))
         .bind(ts(until))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         rows.iter().map(event_row).collect()
     }

@@ -50,7 +50,7 @@ impl Store {
         interval: Duration,
         forecast: &HashSet<String>,
     ) -> anyhow::Result<usize> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let rows = sqlx::query(
             "SELECT s.key_hash, s.at, s.usage, s.usage_daily, s.usage_weekly, s.usage_monthly,
                     s.byok_usage, s.byok_usage_daily, s.byok_usage_weekly, s.byok_usage_monthly
@@ -109,7 +109,7 @@ impl Store {
         )
         .bind(ts(since))
         .bind(ts(before))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         let mut series = Series::new();
         for row in &rows {
@@ -137,7 +137,7 @@ impl Store {
                ON s.key_hash = last.key_hash AND s.at = last.at",
         )
         .bind(ts(at))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         let then: HashMap<String, Usage> = rows
             .iter()
@@ -165,7 +165,7 @@ impl Store {
     pub async fn prune_snapshots(&self, older_than: DateTime<Utc>) -> anyhow::Result<u64> {
         let done = sqlx::query("DELETE FROM snapshots WHERE at < ?")
             .bind(ts(older_than))
-            .execute(&self.pool)
+            .execute(self.sqlite())
             .await?;
         Ok(done.rows_affected())
     }

@@ -15,7 +15,7 @@ impl Store {
              WHERE source_id = ? AND value IS NOT NULL AND fetched_at IS NOT NULL",
         )
         .bind(source_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.sqlite())
         .await?;
         row.map(|(v, at)| Ok((v, parse_ts(&at)?))).transpose()
     }
@@ -36,7 +36,7 @@ impl Store {
         .bind(source_id)
         .bind(value)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(self.sqlite())
         .await?;
         Ok(())
     }
@@ -49,7 +49,7 @@ impl Store {
         error: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_sqlite().await?;
         let in_outage: Option<Option<String>> =
             sqlx::query_scalar("SELECT error_since FROM source_values WHERE source_id = ?")
                 .bind(source_id)

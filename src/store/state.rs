@@ -15,7 +15,7 @@ impl Store {
     ) -> anyhow::Result<HashMap<String, (DateTime<Utc>, BTreeSet<String>)>> {
         let rows: Vec<(String, String, String)> =
             sqlx::query_as("SELECT rule, evaluated_at, holding FROM rule_state")
-                .fetch_all(&self.pool)
+                .fetch_all(self.sqlite())
                 .await?;
         rows.into_iter()
             .map(|(rule, at, holding)| {
@@ -42,7 +42,7 @@ impl Store {
         .bind(rule)
         .bind(ts(at))
         .bind(serde_json::to_string(&holding)?)
-        .execute(&self.pool)
+        .execute(self.sqlite())
         .await?;
         Ok(())
     }

@@ -1425,3 +1425,10 @@ async fn a_rules_readings_are_recorded_when_it_changed_a_key_or_the_interval_pas
         .unwrap();
     assert_eq!(none, 0);
 }
+
+crate::on_both_backends! {
+    async fn a_fresh_database_is_migrated_on_either_backend(backend) {
+        let (_place, store) = crate::common::backends::fresh_store(backend).await.unwrap();
+        assert!(store.schema_version().await.unwrap() >= 1);
+    }
+}

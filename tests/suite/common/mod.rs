@@ -2,6 +2,8 @@
 //! a random loopback port, a fresh database, and a runner whose clock is the
 //! sandbox's clock, so moving the sandbox clock moves keywarden's "now".
 
+pub mod backends;
+
 use chrono::{DateTime, TimeZone, Utc};
 use keywarden::config::{Config, ManagementKey};
 use keywarden::openrouter::Client;
