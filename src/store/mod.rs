@@ -18,6 +18,7 @@ mod batch;
 pub mod budgets;
 pub mod claims;
 pub mod conflicts;
+pub mod copy;
 pub mod counts;
 pub mod dashboard;
 pub mod outbox;
@@ -170,6 +171,19 @@ impl Store {
         &self,
     ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.sqlite().begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Opens a read-only snapshot: a transaction whose reads all see the
+    /// database as it was at its first read (SQLite's deferred `BEGIN` in
+    /// WAL mode, PostgreSQL's `REPEATABLE READ`).
+    pub(crate) async fn snapshot(&self) -> sqlx::Result<Tx> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN").await?)),
+            Pool::Postgres(pool) => Ok(Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            )),
+        }
     }
 
     /// The database this store is: a SQLite file or a PostgreSQL database.
