@@ -495,3 +495,47 @@ async fn verify_table(source: Conn<'_>, sink: Conn<'_>, table: &Table) -> anyhow
     }
     .into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::backend::on_pool;
+
+    /// A migration that adds a table or a column must add it here too, or
+    /// `db copy` would leave it behind.
+    #[tokio::test]
+    async fn every_table_and_column_of_the_schema_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
+        let schema: Vec<(String, Vec<String>)> = on_pool!(store, |db| {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%' ORDER BY rowid",
+            )
+            .fetch_all(db)
+            .await
+            .unwrap();
+            let mut schema = Vec::new();
+            for table in tables {
+                let columns: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                        .fetch_all(db)
+                        .await
+                        .unwrap();
+                schema.push((table, columns));
+            }
+            schema
+        });
+        let mut copied: Vec<(String, Vec<String>)> = TABLES
+            .iter()
+            .map(|t| {
+                let columns = t.columns.iter().map(|(c, _)| c.to_string()).collect();
+                (t.name.to_string(), columns)
+            })
+            .collect();
+        let mut schema = schema;
+        copied.sort();
+        schema.sort();
+        assert_eq!(copied, schema);
+    }
+}

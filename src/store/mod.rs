@@ -6,7 +6,8 @@ use crate::domain::event::EventKind;
 use anyhow::Context as _;
 use backend::{Pool, Tx, on_pool};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
@@ -86,6 +87,20 @@ impl Store {
     /// Connects to (and migrates) a PostgreSQL database.
     pub async fn open_postgres(target: &PostgresTarget) -> anyhow::Result<Store> {
         let options = postgres_options(target)?;
+        // One connection first, so that an unreachable server or a refused
+        // password is said at once and precisely (the pool would retry
+        // until its timeout and then say only that it timed out).
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                crate::exit::UsageError::new(format!(
+                    "cannot connect to the database {}: no answer within {} s",
+                    target.display(),
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| unreachable_database(target, &e))?;
+        probe.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_CONNECTIONS)
             .min_connections(0)
