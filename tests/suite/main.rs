@@ -18,6 +18,7 @@ mod client;
 mod config;
 mod crash;
 mod db_cli;
+mod db_copy;
 mod demo;
 mod engine_apply;
 mod exempt_cli;
