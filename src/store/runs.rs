@@ -202,7 +202,7 @@ impl Store {
         let rows = new_rows(changes, initial, last.unwrap_or(0));
         let recorded_at = ts(at);
         in_chunks(
-            &mut tx,
+            &mut *tx,
             "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields, reason,
                                   outcome, request_id, attempts) ",
             "",
