@@ -637,21 +637,29 @@ crate::on_both_backends! {
     }
 }
 
-#[tokio::test]
-async fn a_postgresql_database_is_not_backed_up_but_pointed_to_pg_dump() {
-    let Some((place, store)) = fresh_store(crate::common::backends::Backend::Postgres).await else {
+#[test]
+fn db_backup_of_a_postgresql_database_is_refused_and_points_to_pg_dump() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(crate::common::backends::TestDatabase::create()) else {
         return;
     };
-    let target = place.dir.path().join("copy.db");
-    let err = store.backup_to(&target).await.unwrap_err();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keywarden.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
+    let target = dir.path().join("copy.db");
+    let out = crate::common::keywarden()
+        .arg("--config")
+        .arg(&config)
+        .args(["db", "backup", target.to_str().unwrap()])
+        .env("KEYWARDEN_DATABASE_PASSWORD", &db.password)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        err.downcast_ref::<keywarden::exit::UsageError>().is_some(),
-        "a usage error (exit 2): {err:#}"
+        stderr.contains("pg_dump") && stderr.contains("keywarden db copy --to FILE"),
+        "{stderr}"
     );
-    let msg = format!("{err:#}");
-    assert!(
-        msg.contains("pg_dump") && msg.contains("keywarden db copy --to FILE"),
-        "{msg}"
-    );
-    assert!(!target.exists(), "nothing written");
+    assert!(!stderr.contains(&db.password), "{stderr}");
+    assert!(out.stdout.is_empty() && !target.exists(), "nothing written");
 }
