@@ -637,29 +637,82 @@ crate::on_both_backends! {
     }
 }
 
+/// A test database on the cluster, a directory whose `keywarden.toml`
+/// names it, and a way to run the binary there with its password in the
+/// environment; `None` without a cluster.
+struct OnPostgres {
+    db: crate::common::backends::TestDatabase,
+    dir: tempfile::TempDir,
+}
+
+impl OnPostgres {
+    fn new() -> Option<OnPostgres> {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let db = runtime.block_on(crate::common::backends::TestDatabase::create())?;
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!("[database]\nurl = \"{}\"\n", db.url);
+        std::fs::write(dir.path().join("keywarden.toml"), config).unwrap();
+        Some(OnPostgres { db, dir })
+    }
+
+    fn keywarden(&self, args: &[&str]) -> std::process::Output {
+        crate::common::keywarden()
+            .current_dir(self.dir.path())
+            .arg("--config")
+            .arg(self.dir.path().join("keywarden.toml"))
+            .args(args)
+            .env("KEYWARDEN_DATABASE_PASSWORD", &self.db.password)
+            .output()
+            .unwrap()
+    }
+}
+
 #[test]
-fn db_backup_of_a_postgresql_database_is_refused_and_points_to_pg_dump() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = runtime.block_on(crate::common::backends::TestDatabase::create()) else {
+fn the_rules_commands_keep_rules_and_their_revisions_on_postgresql() {
+    let Some(pg) = OnPostgres::new() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("keywarden.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
-    let target = dir.path().join("copy.db");
-    let out = crate::common::keywarden()
-        .arg("--config")
-        .arg(&config)
-        .args(["db", "backup", target.to_str().unwrap()])
-        .env("KEYWARDEN_DATABASE_PASSWORD", &db.password)
-        .output()
-        .unwrap();
+    std::fs::write(
+        pg.dir.path().join("rules.toml"),
+        "[[rule]]\nname = \"night\"\nkeys = \"all\"\nset = { disabled = true }\n",
+    )
+    .unwrap();
+    let stdout = |args: &[&str]| crate::common::stdout(&pg.keywarden(args));
+    assert_eq!(
+        stdout(&["rules", "import", "rules.toml"]),
+        "imported rules.toml: 1 added, 0 updated, 0 removed, 0 unchanged\n"
+    );
+    assert_eq!(
+        stdout(&["rules", "disable", "night"]),
+        "disabled rule \"night\"\n"
+    );
+    assert!(stdout(&["rules", "show", "night"]).contains("enabled = false\n"));
+    let history = stdout(&["rules", "history", "night"]);
+    assert!(
+        history.contains("revision 1 created rule \"night\" by file:")
+            && history.contains("revision 2 changed rule \"night\" by cli"),
+        "{history}"
+    );
+    assert_eq!(
+        stdout(&["rules", "remove", "night"]),
+        "removed rule \"night\"\n"
+    );
+    assert!(!stdout(&["rules", "export"]).contains("night"));
+}
+
+#[test]
+fn db_backup_of_a_postgresql_database_is_refused_and_points_to_pg_dump() {
+    let Some(pg) = OnPostgres::new() else {
+        return;
+    };
+    let target = pg.dir.path().join("copy.db");
+    let out = pg.keywarden(&["db", "backup", target.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("pg_dump") && stderr.contains("keywarden db copy --to FILE"),
         "{stderr}"
     );
-    assert!(!stderr.contains(&db.password), "{stderr}");
+    assert!(!stderr.contains(&pg.db.password), "{stderr}");
     assert!(out.stdout.is_empty() && !target.exists(), "nothing written");
 }
