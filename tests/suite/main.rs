@@ -46,6 +46,7 @@ mod sdk;
 mod secrets;
 mod service;
 mod store;
+mod store_both_a;
 mod store_disabled_moves;
 mod systemd_unit;
 mod ui;
