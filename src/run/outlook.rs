@@ -50,18 +50,18 @@ impl Runner {
             .await?)
     }
 
-    /// Where the spend of every enabled rule is heading now, for `keys`
-    /// (of the account's `workspaces`) listed already (`keys list`);
-    /// records nothing.
+    /// Where the spend of the enabled `rules` (read by the caller) is
+    /// heading now, for `keys` (of the account's `workspaces`) listed
+    /// already (`keys list`); records nothing.
     pub async fn outlook_of(
         &self,
+        rules: &[Rule],
         keys: &[Key],
         workspaces: &[Workspace],
     ) -> anyhow::Result<Outlook> {
         let now = self.clock.now();
-        let rules = self.enabled_rules().await?;
-        let amounts = self.read_budget_sources(&rules, None, None, now).await?;
-        self.figures(&rules, keys, workspaces, &amounts, now, now)
+        let amounts = self.read_budget_sources(rules, None, None, now).await?;
+        self.figures(rules, keys, workspaces, &amounts, now, now)
             .await
     }
 

@@ -11,6 +11,7 @@ mod error;
 mod filters;
 mod live;
 mod pages;
+mod paging;
 mod role;
 mod state;
 mod status;
