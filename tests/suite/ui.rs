@@ -384,6 +384,61 @@ disabled = true
     assert!(page_2.contains(&name(&second[99])) && !page_2.contains(&name(&first[0])));
 }
 
+/// The sandbox's `GET /keys` requests, and the runs started, while
+/// `keywarden run` with `extra` configuration ran 4 runs (a rule due every
+/// second) and stopped.
+async fn listings_over_runs(extra: &str) -> (usize, usize) {
+    let sandbox = sandbox(None).await;
+    let setup = Setup::new(
+        r#"[[rule]]
+name = "cap"
+keys = { names = ["team-*"] }
+schedule = "*/1 * * * * *"
+[rule.when]
+budget = { usd = 1000.0, window = "monthly" }
+[rule.set]
+disabled = true
+"#,
+        extra,
+    );
+    let mut service = Daemon::start(&setup, &sandbox, "listings");
+    service.wait_for("READY=1", PATIENCE).await;
+    let runs = || service.stderr().matches("run finished").count();
+    assert!(
+        eventually(PATIENCE, || runs() >= 4).await,
+        "{}",
+        service.stderr()
+    );
+    service.signal("TERM");
+    assert!(service.exit(PATIENCE).await.success());
+    let started = service.stderr().matches("run starting").count();
+    let listings = sandbox
+        .account()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/keys"))
+        .count();
+    (listings, started)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_what_each_run_listed_without_listing_the_keys_again() {
+    let (alone, runs_alone) = listings_over_runs("").await;
+    assert!(
+        runs_alone >= 4 && alone % runs_alone == 0,
+        "{alone} listings, {runs_alone} runs"
+    );
+    let per_run = alone / runs_alone;
+    let port = free_port();
+    let (served, runs) =
+        listings_over_runs(&format!("[ui]\nlisten = \"127.0.0.1:{port}\"\n")).await;
+    assert_eq!(
+        served,
+        runs * per_run,
+        "{runs} runs, {per_run} GET /keys a run: none for the dashboard"
+    );
+}
+
 /// The cells of the Keys page's row of the key named `name`, as text.
 fn row_of(page: &str, name: &str) -> Vec<String> {
     let row = page
