@@ -6,7 +6,7 @@
 
 mod gather;
 mod outlook;
-pub use outlook::{Observation, RunOutlook};
+pub use outlook::{Observation, RunOutlook, Seen};
 mod record;
 mod send;
 pub mod sent;
@@ -86,6 +86,9 @@ pub struct RunReport {
     pub outlook: RunOutlook,
     /// The early warnings (`budget_forecast`) this run recorded.
     pub forecast_warnings: Vec<ForecastWarning>,
+    /// What the run saw of the account, for the dashboard; `None` when it
+    /// stopped before listing the keys.
+    pub seen: Option<Seen>,
 }
 
 /// One change row of a run.
@@ -320,7 +323,9 @@ impl Runner {
                 &gathered.forecast_keys,
             )
             .await?;
-        self.finish(&report, gathered.rules.len()).await?;
+        let rules_evaluated = gathered.rules.len();
+        report.seen = Some(Seen::of(gathered, now));
+        self.finish(&report, rules_evaluated).await?;
         Ok(report)
     }
 }

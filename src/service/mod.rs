@@ -20,6 +20,7 @@ use crate::notify::{Backoff, Notifier, Webhook};
 use crate::rules::Rule;
 use crate::run::{RunReport, RunRequest, Runner, Trigger};
 use crate::store::Store;
+use crate::ui::{Dashboard, Feed};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lock::InstanceLock;
@@ -89,9 +90,15 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
             }
         });
     }
-    if let Some(listen) = &config.ui.listen {
-        crate::ui::serve(&shell, listen, crate::ui::role(true), schedule::next_run).await?;
-    }
+    let dashboard = match &config.ui.listen {
+        Some(listen) => {
+            let role = crate::ui::role(true);
+            let served =
+                crate::ui::serve(&shell, listen, role, schedule::next_run, Feed::Runs).await?;
+            Some(served.dashboard)
+        }
+        None => None,
+    };
     let (due_tx, due_rx) = mpsc::unbounded_channel();
     let mut service = Service {
         notifications: Notifications::start(&shell, opts.notify_backoff)?,
@@ -101,6 +108,7 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
         runner,
         metrics,
         health,
+        dashboard,
         due_tx,
         schedules: None,
         rules: Vec::new(),
@@ -211,6 +219,8 @@ struct Service {
     runner: Runner,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// The dashboard served by this process, which its runs feed.
+    dashboard: Option<Arc<Dashboard>>,
     notifications: Notifications,
     due_tx: mpsc::UnboundedSender<String>,
     schedules: Option<Schedules>,
@@ -226,6 +236,9 @@ impl Service {
         let runner = self.runner.clone();
         let store = self.shell.store.clone();
         tracing::info!(trigger = req.trigger.as_str(), rules = ?req.due, "run starting");
+        if let Some(dashboard) = &self.dashboard {
+            dashboard.run_started();
+        }
         let task = tokio::task::spawn_local(async move {
             let started = Instant::now();
             let result = match store.run_turn(waiting_for_run).await {
@@ -449,10 +462,12 @@ impl Service {
                 }
                 self.metrics.observe_run(took, &report.plan.budgets);
                 self.metrics.observe_outlook(&report.outlook);
+                self.show(Some(report)).await;
             }
             (Err(e), _) => {
                 self.last_run = LastRun::Error;
                 tracing::error!("run failed: {e:#}");
+                self.show(None).await;
             }
         }
         self.health.run_finished(now);
@@ -462,6 +477,14 @@ impl Service {
         }
         systemd::status(&self.status_line().await);
         memory::release();
+    }
+
+    /// Hands the dashboard what the run of `report` saw (`None`: the run
+    /// failed before it was recorded).
+    async fn show(&self, report: Option<RunReport>) {
+        if let Some(dashboard) = &self.dashboard {
+            crate::ui::run_ended(dashboard, report).await;
+        }
     }
 
     /// Enqueues what is new in the history and wakes the webhook worker.
