@@ -49,7 +49,7 @@ impl Store {
         let due: Vec<&str> = due.into_iter().collect();
         let at = ts(at);
         in_chunks(
-            &mut tx,
+            &mut *tx,
             "INSERT INTO budget_readings
                  (run_id, at, rule, key_hash, window, spend_usd, budget_usd) ",
             "",
@@ -68,7 +68,7 @@ impl Store {
         )
         .await?;
         in_chunks(
-            &mut tx,
+            &mut *tx,
             "INSERT INTO budget_reading_marks (rule, at) ",
             " ON CONFLICT (rule) DO UPDATE SET at = excluded.at",
             2,

@@ -56,7 +56,7 @@ impl Store {
             .collect();
         let at = ts(at);
         in_chunks(
-            &mut tx,
+            &mut *tx,
             "INSERT INTO events (run_id, at, kind, rule, key_hash, detail) ",
             "",
             6,
@@ -73,7 +73,7 @@ impl Store {
         )
         .await?;
         in_chunks(
-            &mut tx,
+            &mut *tx,
             "INSERT INTO open_conflicts (key_hash, field, winner, loser, since) ",
             "",
             5,
@@ -89,7 +89,7 @@ impl Store {
         )
         .await?;
         in_chunks(
-            &mut tx,
+            &mut *tx,
             "DELETE FROM open_conflicts WHERE (key_hash, field, winner, loser) IN (",
             ")",
             4,
