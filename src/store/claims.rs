@@ -10,7 +10,8 @@ use crate::engine::{ChangeKind, Claim, Exemption, Outcome};
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 /// A claim as stored.
 #[derive(FromRow)]
@@ -236,27 +237,31 @@ impl<'a> ClaimWrites<'a> {
     pub async fn apply(&self, tx: &mut Tx) -> anyhow::Result<()> {
         for batch in &self.batches {
             match batch {
-                Batch::Claim(fields) => on_conn!(tx.conn(), |c| {
-                    in_chunks(
-                        c,
-                        "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since) ",
-                        " ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
-                             value = excluded.value, change_id = excluded.change_id",
-                        7,
-                        fields,
-                        |mut values, f| {
-                            values
-                                .push_bind(f.row.key_hash)
-                                .push_bind(f.field.as_str())
-                                .push_bind(f.row.rule)
-                                .push_bind(f.change.from.to_json().to_string())
-                                .push_bind(f.change.to.to_json().to_string())
-                                .push_bind(f.row.id)
-                                .push_bind(ts(f.row.at));
-                        },
-                    )
-                    .await?
-                }),
+                Batch::Claim(fields) => {
+                    let claims = claim_rows(fields);
+                    on_conn!(tx.conn(), |c| {
+                        in_chunks(
+                            c,
+                            "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since) ",
+                            " ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
+                                 value = excluded.value, change_id = excluded.change_id",
+                            7,
+                            &claims,
+                            |mut values, claim| {
+                                let (first, last) = (claim.first, claim.last);
+                                values
+                                    .push_bind(first.row.key_hash)
+                                    .push_bind(first.field.as_str())
+                                    .push_bind(last.row.rule)
+                                    .push_bind(first.change.from.to_json().to_string())
+                                    .push_bind(last.change.to.to_json().to_string())
+                                    .push_bind(last.row.id)
+                                    .push_bind(ts(first.row.at));
+                            },
+                        )
+                        .await?
+                    })
+                }
                 Batch::GiveBack(fields) => {
                     for f in fields {
                         give_back(tx.conn(), f).await?;
@@ -292,6 +297,32 @@ impl<'a> ClaimWrites<'a> {
         }
         Ok(())
     }
+}
+
+/// The claim one key's field gets from the writes of a `Claim` batch.
+struct ClaimRow<'b, 'a> {
+    /// The batch's first write of the field: the claim's original and `since`.
+    first: &'b RowField<'a>,
+    /// Its last write: the claim's rule, value and change.
+    last: &'b RowField<'a>,
+}
+
+/// The claims a `Claim` batch leaves, one per key and field, in the order
+/// of their first write: as its writes made one after another would leave
+/// them (PostgreSQL refuses to update one row twice in one statement).
+fn claim_rows<'b, 'a>(fields: &'b [RowField<'a>]) -> Vec<ClaimRow<'b, 'a>> {
+    let mut rows: Vec<ClaimRow<'b, 'a>> = Vec::with_capacity(fields.len());
+    let mut index: HashMap<(&str, Field), usize> = HashMap::with_capacity(fields.len());
+    for f in fields {
+        match index.entry((f.row.key_hash, f.field)) {
+            Entry::Occupied(at) => rows[*at.get()].last = f,
+            Entry::Vacant(slot) => {
+                slot.insert(rows.len());
+                rows.push(ClaimRow { first: f, last: f });
+            }
+        }
+    }
+    rows
 }
 
 /// After a failed PATCH the key still has `from`: a claim the row made from
