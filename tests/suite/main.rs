@@ -45,6 +45,7 @@ mod sdk;
 mod secrets;
 mod service;
 mod store;
+mod store_both_b;
 mod store_disabled_moves;
 mod systemd_unit;
 mod ui;
