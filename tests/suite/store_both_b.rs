@@ -866,3 +866,125 @@ crate::on_both_backends! {
         assert_eq!(store.exemptions().await.unwrap().len(), 1);
     }
 }
+
+crate::on_both_backends! {
+    async fn the_outbox_moves_its_cursor_past_final_rows_and_events_and_webhooks_follow_it(backend) {
+        use keywarden::store::outbox::{Attempt, BudgetWarning, ItemOrigin, Outage};
+        let (_place, store) = fresh_store(backend).await.unwrap();
+        let run = store.start_run("manual", at(T0), false).await.unwrap();
+        let ids = store
+            .record_changes(Some(run), at(T0), &[disable("k1", "r"), disable("k2", "r")], None)
+            .await
+            .unwrap();
+        store
+            .complete_changes(&ids[..1], Outcome::Applied, Some(200), 1, None)
+            .await
+            .unwrap();
+        let warning = BudgetWarning {
+            rule: "r",
+            key_hash: Some("k1"),
+            window: "monthly",
+            window_start: at("2026-11-01T00:00:00Z"),
+            fraction: 0.8,
+            spend_usd: 41.0,
+            budget_usd: 50.0,
+        };
+        assert!(store.record_budget_warning(Some(run), at(T0), &warning).await.unwrap());
+        assert!(
+            !store.record_budget_warning(Some(run), at(T0), &warning).await.unwrap(),
+            "once per fraction per window"
+        );
+
+        // The first batch: the applied row (the pending one stops the
+        // cursor) and the warning; an auth outage opens once.
+        let mut batch = store.outbox_batch().await.unwrap();
+        let changes = batch.final_changes().await.unwrap();
+        assert_eq!(changes.iter().map(|c| c.id).collect::<Vec<_>>(), ids[..1]);
+        let events = batch.new_events().await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::BudgetWarning);
+        assert_eq!(events[0].detail["fraction"], 0.8);
+        assert!(batch.open_outage(&Outage::Auth, at(T0), Some(run)).await.unwrap());
+        assert!(!batch.open_outage(&Outage::Auth, at(T0), Some(run)).await.unwrap());
+        assert_eq!(batch.close_ended_outages().await.unwrap(), vec![], "no later run yet");
+        batch
+            .enqueue(EventKind::KeyDisabled, at(T0), &serde_json::json!({"n": 1}), ItemOrigin::Change(ids[0]))
+            .await
+            .unwrap();
+        batch.commit().await.unwrap();
+
+        let before = store.register_webhook("ops", "https://ops.example").await.unwrap();
+        assert_eq!(before.last_outbox_id, 1, "a new webhook starts after the items already there");
+        let fresh = store.register_webhook("late", "https://late.example").await.unwrap();
+        assert_eq!(fresh.last_outbox_id, 1);
+
+        // The second batch: the now-completed row, a recovery once a later
+        // run listed keys.
+        store
+            .complete_changes(&ids[1..], Outcome::Failed, Some(500), 3, Some("boom"))
+            .await
+            .unwrap();
+        let later = store.start_run("manual", at(T0) + Duration::minutes(1), false).await.unwrap();
+        store
+            .finish_run(later, at(T0) + Duration::minutes(1), &RunSummary {
+                status: "ok".into(),
+                notes: serde_json::json!({}),
+                ..RunSummary::default()
+            })
+            .await
+            .unwrap();
+        let mut batch = store.outbox_batch().await.unwrap();
+        let changes = batch.final_changes().await.unwrap();
+        assert_eq!(changes.iter().map(|c| (c.id, c.outcome)).collect::<Vec<_>>(), [(ids[1], Outcome::Failed)]);
+        assert_eq!(changes[0].http_status, Some(500));
+        assert_eq!(batch.new_events().await.unwrap(), vec![]);
+        assert_eq!(batch.close_ended_outages().await.unwrap(), vec![Outage::Auth]);
+        let recovered = batch
+            .record_event(at(T0) + Duration::minutes(1), EventKind::AuthRecovered, &serde_json::json!({}))
+            .await
+            .unwrap();
+        batch
+            .enqueue(EventKind::AuthRecovered, at(T0) + Duration::minutes(1), &serde_json::json!({"n": 2}), ItemOrigin::Event(recovered))
+            .await
+            .unwrap();
+        batch.commit().await.unwrap();
+        let mut batch = store.outbox_batch().await.unwrap();
+        assert_eq!(batch.final_changes().await.unwrap(), vec![], "the cursor moved past both rows");
+        assert_eq!(batch.new_events().await.unwrap(), vec![], "and past the recovery");
+        drop(batch);
+
+        let items = store.outbox_after(0, 10).await.unwrap();
+        assert_eq!(
+            items.iter().map(|i| (i.id, i.event, i.payload["n"].as_i64())).collect::<Vec<_>>(),
+            [(1, EventKind::KeyDisabled, Some(1)), (2, EventKind::AuthRecovered, Some(2))]
+        );
+        assert_eq!(store.outbox_after(1, 10).await.unwrap().len(), 1);
+
+        // Deliveries: a failure schedules a retry, a success moves on; a
+        // skipped item moves a webhook without an attempt.
+        let retry_at = at(T0) + Duration::minutes(5);
+        store
+            .record_attempt("ops", 2, at(T0), Some(503), Some("unavailable"), &Attempt::Failed { retry_at })
+            .await
+            .unwrap();
+        let state = store.delivery_state("ops").await.unwrap();
+        assert_eq!(
+            (state.last_outbox_id, state.attempts, state.failing_since, state.next_attempt_at),
+            (1, 1, Some(at(T0)), Some(retry_at))
+        );
+        store
+            .record_attempt("ops", 2, retry_at, Some(200), None, &Attempt::Delivered)
+            .await
+            .unwrap();
+        let state = store.delivery_state("ops").await.unwrap();
+        assert_eq!((state.last_outbox_id, state.attempts, state.failing_since), (2, 0, None));
+        store.skip_delivery("late", 2).await.unwrap();
+        store.skip_delivery("late", 1).await.unwrap();
+        assert_eq!(store.delivery_state("late").await.unwrap().last_outbox_id, 2, "never backwards");
+        let attempts = store.delivery_attempts().await.unwrap();
+        assert_eq!(
+            attempts.iter().map(|a| (a.status.as_str(), a.http_status)).collect::<Vec<_>>(),
+            [("failed", Some(503)), ("delivered", Some(200))]
+        );
+    }
+}

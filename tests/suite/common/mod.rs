@@ -77,6 +77,15 @@ impl RawDatabase {
         }
     }
 
+    /// Runs `sql`, which binds nothing.
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            RawDatabase::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            RawDatabase::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// Closes the connections.
     pub async fn close(self) {
         match self {
