@@ -63,7 +63,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// another as SQLite's `BEGIN IMMEDIATE` makes them, so a transaction that
 /// reads and then writes (the next change id, a claim) sees no other
 /// writer's half. ("kwwrite" in ASCII.)
-const WRITE_LOCK: i64 = 0x6b77_7772_6974_65;
+const WRITE_LOCK: i64 = 0x006b_7777_7269_7465;
 
 /// The database: a pool of connections to one SQLite file or one
 /// PostgreSQL database.

@@ -12,6 +12,8 @@ use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
 use sqlx::FromRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 
 /// How report rows are put into groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,13 +203,7 @@ impl Store {
              GROUP BY grp, kind, outcome ORDER BY grp, kind, outcome",
             bucket.sql(self.dialect())
         );
-        let rows: Vec<StoredCount> = on_pool!(self, |db| {
-            sqlx::query_as(&sql)
-                .bind(ts(since))
-                .bind(ts(until))
-                .fetch_all(db)
-                .await?
-        });
+        let rows: Vec<StoredCount> = self.in_period(&sql, since, until).await?;
         rows.into_iter()
             .map(|row| {
                 let kind = &row.kind;
@@ -243,13 +239,7 @@ impl Store {
             bucket.sql(self.dialect()),
             self.dialect().pick(INDEXED_BY_DISABLED, "")
         );
-        let rows: Vec<StoredKeyCounts> = on_pool!(self, |db| {
-            sqlx::query_as(&sql)
-                .bind(ts(since))
-                .bind(ts(until))
-                .fetch_all(db)
-                .await?
-        });
+        let rows: Vec<StoredKeyCounts> = self.in_period(&sql, since, until).await?;
         Ok(rows
             .into_iter()
             .map(|row| KeyCounts {
@@ -273,13 +263,7 @@ impl Store {
             "SELECT DISTINCT ON (key_hash) key_hash, key_name, at FROM changes
              WHERE at >= $1 AND at < $2 ORDER BY key_hash, at DESC, id DESC",
         );
-        let rows: Vec<(String, String, String)> = on_pool!(self, |db| {
-            sqlx::query_as(sql)
-                .bind(ts(since))
-                .bind(ts(until))
-                .fetch_all(db)
-                .await?
-        });
+        let rows: Vec<(String, String, String)> = self.in_period(sql, since, until).await?;
         Ok(rows
             .into_iter()
             .map(|(hash, name, _)| (hash, name))
@@ -328,13 +312,7 @@ impl Store {
              WHERE at >= $1 AND at < $2 AND outcome = 'held' GROUP BY grp ORDER BY grp",
             bucket.sql(self.dialect())
         );
-        let rows = on_pool!(self, |db| {
-            sqlx::query_as(&sql)
-                .bind(ts(since))
-                .bind(ts(until))
-                .fetch_all(db)
-                .await?
-        });
+        let rows = self.in_period(&sql, since, until).await?;
         Ok(rows)
     }
 
@@ -410,13 +388,7 @@ impl Store {
             "{} SELECT grp, rule, win, at, spend, budget FROM points ORDER BY grp, rule, win, at",
             points_sql(bucket, self.dialect())
         );
-        let rows: Vec<StoredPoint> = on_pool!(self, |db| {
-            sqlx::query_as(&sql)
-                .bind(ts(since))
-                .bind(ts(until))
-                .fetch_all(db)
-                .await?
-        });
+        let rows: Vec<StoredPoint> = self.in_period(&sql, since, until).await?;
         rows.into_iter()
             .map(|row| {
                 Ok(BudgetPoint {
@@ -483,6 +455,28 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// The rows of `sql`, whose `$1` and `$2` are the period's `since` and
+    /// `until`.
+    async fn in_period<T>(
+        &self,
+        sql: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as(sql)
+                .bind(ts(since))
+                .bind(ts(until))
+                .fetch_all(db)
+                .await?
+        }))
     }
 }
 
