@@ -1,60 +1,58 @@
-//! Batched inserts within the backends' limits on the parameters of one
-//! statement.
+//! Batched statements within the limit both backends put on the parameters
+//! of one statement.
 
 use sqlx::query_builder::Separated;
-use sqlx::{Connection, Database, Postgres, QueryBuilder, Sqlite};
+use sqlx::{Database, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
+use std::future::Future;
 
-/// The parameters one statement may have on both backends: SQLite's limit
-/// (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled SQLite, 3.32 and later),
-/// below PostgreSQL's 65,535.
+/// The smaller of the two backends' limits on the parameters of one
+/// statement: SQLite's (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled SQLite,
+/// 3.32 and later; PostgreSQL's is 65,535).
 const MAX_BINDS: usize = 32_766;
 
-/// A backend that runs a built statement on one of its connections.
-pub(super) trait Batched: Database {
-    /// Runs `query` on `conn`.
-    fn run(
-        query: QueryBuilder<'_, Self>,
-        conn: &mut Self::Connection,
+/// A connection that runs a built statement: SQLite's or PostgreSQL's.
+pub(super) trait BatchConnection: Send {
+    /// The connection's database.
+    type Database: Database;
+
+    /// Runs the statement `query` has built.
+    fn run<'q>(
+        &mut self,
+        query: &mut QueryBuilder<'q, Self::Database>,
     ) -> impl Future<Output = sqlx::Result<()>> + Send;
 }
 
-/// Implements [`Batched`] for a backend (the same body, type-checked
-/// against each driver, where its arguments' lifetime may shrink).
-macro_rules! batched {
-    ($($db:ty),*) => {$(
-        impl Batched for $db {
-            async fn run(
-                mut query: QueryBuilder<'_, Self>,
-                conn: &mut Self::Connection,
-            ) -> sqlx::Result<()> {
-                query.build().execute(conn).await.map(drop)
-            }
-        }
-    )*};
+impl BatchConnection for SqliteConnection {
+    type Database = Sqlite;
+
+    async fn run<'q>(&mut self, query: &mut QueryBuilder<'q, Sqlite>) -> sqlx::Result<()> {
+        query.build().execute(self).await.map(drop)
+    }
 }
 
-batched!(Sqlite, Postgres);
+impl BatchConnection for PgConnection {
+    type Database = Postgres;
 
-/// Runs `head VALUES (…), (…) tail` on `conn` over `items`, each item a
-/// tuple of `binds` parameters pushed by `push`, in as few statements as the
-/// parameter limit allows (none for no items). Generic over the backend, so
-/// that it is called the same way in both arms of `on_conn!`.
-pub(super) async fn in_chunks<'a, C, T>(
+    async fn run<'q>(&mut self, query: &mut QueryBuilder<'q, Postgres>) -> sqlx::Result<()> {
+        query.build().execute(self).await.map(drop)
+    }
+}
+
+/// Runs `head VALUES (…), (…) tail` over `items`, each item a tuple of
+/// `binds` parameters pushed by `push`, in as few statements as the
+/// parameter limit allows (none for no items).
+pub(super) async fn in_chunks<'a, C: BatchConnection, T: Sync>(
     conn: &mut C,
     head: &str,
     tail: &str,
     binds: usize,
     items: &'a [T],
     mut push: impl FnMut(Separated<'_, 'a, C::Database, &'static str>, &'a T),
-) -> anyhow::Result<()>
-where
-    C: Connection,
-    C::Database: Batched,
-{
+) -> anyhow::Result<()> {
     for chunk in items.chunks(MAX_BINDS / binds) {
         let mut query = QueryBuilder::new(head);
         query.push_values(chunk, &mut push).push(tail);
-        <C::Database as Batched>::run(query, conn).await?;
+        conn.run(&mut query).await?;
     }
     Ok(())
 }

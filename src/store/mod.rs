@@ -173,21 +173,6 @@ impl Store {
         }
     }
 
-    /// TEMPORARY (the port to two backends): the SQLite pool.
-    pub(crate) fn sqlite(&self) -> &sqlx::SqlitePool {
-        match &self.pool {
-            Pool::Sqlite(p) => p,
-            Pool::Postgres(_) => unimplemented!("not yet ported to PostgreSQL"),
-        }
-    }
-
-    /// TEMPORARY (the port to two backends): a SQLite write transaction.
-    pub(crate) async fn write_sqlite(
-        &self,
-    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.sqlite().begin_with("BEGIN IMMEDIATE").await
-    }
-
     /// Opens a read-only snapshot: a transaction whose reads all see the
     /// database as it was at its first read (SQLite's deferred `BEGIN` in
     /// WAL mode, PostgreSQL's `REPEATABLE READ`).

@@ -47,6 +47,7 @@ mod secrets;
 mod service;
 mod store;
 mod store_both_a;
+mod store_both_b;
 mod store_disabled_moves;
 mod systemd_unit;
 mod ui;
