@@ -122,6 +122,16 @@ async fn event_reason(batch: &mut OutboxBatch, e: &EventRow) -> anyhow::Result<O
             "reload failed, the previous rules stay in force: {}",
             text("error")
         ),
+        EventKind::LeaderChanged => match e.detail.get("before").and_then(Value::as_object) {
+            Some(before) => format!(
+                "{} pid {} leads now, after {} pid {}",
+                text("host"),
+                e.detail["pid"],
+                before.get("host").and_then(Value::as_str).unwrap_or("?"),
+                before.get("pid").unwrap_or(&Value::Null)
+            ),
+            None => format!("{} pid {} leads now", text("host"), e.detail["pid"]),
+        },
         EventKind::SourceError => {
             if e.detail.get("new_outage") != Some(&Value::Bool(true)) {
                 return Ok(None);

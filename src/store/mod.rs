@@ -20,6 +20,7 @@ pub mod claims;
 pub mod conflicts;
 pub mod counts;
 pub mod dashboard;
+pub mod leader;
 pub mod outbox;
 pub mod report;
 pub mod rules;

@@ -17,7 +17,7 @@ mod status;
 mod table;
 
 pub use live::watch_runs;
-pub use role::{Role, role};
+pub use role::{Role, RoleSource, replica_role, role};
 pub use state::{Dashboard, NextRun, View};
 
 use crate::config::process_env;
@@ -43,7 +43,7 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 pub async fn serve(
     shell: &Shell,
     listen: &str,
-    role: Role,
+    role: RoleSource,
     next_run: NextRun,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let token = shell.config.ui_access(listen, &process_env)?;
