@@ -99,3 +99,102 @@ async fn terminate_advisory_lock_holders(db: &TestDatabase) -> usize {
     .unwrap();
     ended.into_iter().filter(|&e| e).count()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_whose_lock_connection_is_lost_sends_no_new_request_and_the_next_run_settles() {
+    use crate::common::{Harness, seed};
+    use keywarden::engine::Outcome;
+    use keywarden::sandbox::faults::{Faults, Latency};
+    use keywarden::store::leader::LeadershipLost;
+
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let names: Vec<String> = (0..20).map(|n| format!("k-{n:02}")).collect();
+    let h = Harness::new(
+        at("2026-12-01T10:00:00Z"),
+        names.iter().map(|n| seed(n)).collect(),
+        &crate::daemon::budget_rule("k-*", 10.0),
+        |c| c.openrouter.max_concurrency = 1,
+    )
+    .await;
+    for name in &names {
+        h.spend(name, 12.0);
+    }
+    h.sandbox
+        .account()
+        .set_faults(Faults {
+            latency_ms: Some(Latency::Fixed(100)),
+            path: Some("/keys/".to_string()),
+            ..Faults::default()
+        })
+        .unwrap();
+
+    // The runner leads by a real lock, watched as the service watches it.
+    let leading = Leading::not_yet();
+    let store = db.store().await;
+    let me = replica("host-a", 101, "2026-12-01T10:00:00Z");
+    let Attempt::Led { mut lock, .. } = store.try_lead(&me, &leading).await.unwrap() else {
+        panic!("no lead");
+    };
+    let runner = h.runner.clone().leading_by(leading.clone());
+    let request = keywarden::run::RunRequest {
+        trigger: keywarden::run::Trigger::Schedule,
+        due: None,
+        dry_run: false,
+        force: false,
+    };
+    let patches = |h: &Harness| {
+        h.sandbox
+            .account()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    };
+    // While PATCHes are in flight the server ends the lock's session.
+    let cut = async {
+        assert!(crate::daemon::eventually(crate::daemon::PATIENCE, || patches(&h) >= 3).await);
+        assert_eq!(terminate_advisory_lock_holders(&db).await, 1);
+        while lock.confirm(Duration::from_millis(600)).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (result, ()) = tokio::join!(runner.run(&request), cut);
+    let err = result.unwrap_err();
+    assert!(err.downcast_ref::<LeadershipLost>().is_some(), "{err:#}");
+    let sent = patches(&h);
+    assert!(sent < names.len(), "every PATCH was sent: {sent}");
+    let history = h.history().await;
+    let pending = history
+        .iter()
+        .filter(|c| c.outcome == Outcome::Pending)
+        .count();
+    assert_eq!(pending + sent, names.len(), "{history:?}");
+
+    // The next leader's run resolves the open rows and sends the rest.
+    let report = h.apply().await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    assert!(names.iter().all(|n| h.key(n).disabled));
+    let applied_rows = h
+        .history()
+        .await
+        .iter()
+        .filter(|c| c.outcome == Outcome::Applied)
+        .count();
+    let applied_patches = h
+        .sandbox
+        .account()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.applied)
+        .count();
+    assert_eq!(applied_rows, names.len());
+    assert_eq!(applied_patches, names.len(), "a key was sent twice");
+    assert!(
+        h.history()
+            .await
+            .iter()
+            .all(|c| c.outcome != Outcome::Pending)
+    );
+}
