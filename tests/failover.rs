@@ -572,25 +572,38 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Starts `keywarden run` on `url` with `password` and checks that it
+/// exits 2 at once, saying what `says`, never the password, having sent
+/// nothing.
+async fn refused_at_start(url: &str, password: &str, says: &[&str]) {
+    let sandbox = daemon::sandbox(None).await;
+    let site = Site::new(url, &daemon::budget_rule("team-*", 10.0));
+    let out = site.output(&sandbox, password, &["run"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for text in says {
+        assert!(err.contains(text), "{err}");
+    }
+    assert!(!err.contains(password), "{err}");
+    assert!(
+        sandbox.account().requests().is_empty(),
+        "a request was sent"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_database_exits_2_at_start_without_the_password() {
     let _serial = SERIAL.lock().await;
     if backends::cluster().is_none() {
         return;
     }
-    let sandbox = daemon::sandbox(None).await;
     let url = format!("postgres://keywarden@127.0.0.1:{}/keywarden", free_port());
-    let site = Site::new(&url, &daemon::budget_rule("team-*", 10.0));
-    let out = site.output(&sandbox, SECRET, &["run"]).await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("cannot connect to the database"), "{err}");
-    assert!(err.contains("127.0.0.1"), "{err}");
-    assert!(!err.contains(SECRET), "{err}");
-    assert!(
-        sandbox.account().requests().is_empty(),
-        "a request was sent"
-    );
+    refused_at_start(
+        &url,
+        SECRET,
+        &["cannot connect to the database", "127.0.0.1"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -599,18 +612,11 @@ async fn a_wrong_password_exits_2_at_start_without_the_password() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let sandbox = daemon::sandbox(None).await;
-    let site = Site::new(&db.url, &daemon::budget_rule("team-*", 10.0));
-    let out = site.output(&sandbox, SECRET, &["run"]).await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("cannot connect to the database"), "{err}");
-    assert!(err.contains("password authentication failed"), "{err}");
-    assert!(!err.contains(SECRET), "{err}");
-    assert!(
-        sandbox.account().requests().is_empty(),
-        "a request was sent"
-    );
+    let says = [
+        "cannot connect to the database",
+        "password authentication failed",
+    ];
+    refused_at_start(&db.url, SECRET, &says).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -630,21 +636,12 @@ async fn a_schema_newer_than_the_binary_is_refused_and_nothing_touched() {
     .unwrap();
     let before = tables_and_rows(&mut admin).await;
 
-    let sandbox = daemon::sandbox(None).await;
-    let site = Site::new(&db.url, &daemon::budget_rule("team-*", 10.0));
-    let out = site.output(&sandbox, &db.password, &["run"]).await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("schema version 9999, newer than this keywarden"),
-        "{err}"
-    );
-    assert!(err.contains("nothing was changed"), "{err}");
+    let says = [
+        "schema version 9999, newer than this keywarden",
+        "nothing was changed",
+    ];
+    refused_at_start(&db.url, &db.password, &says).await;
     assert_eq!(tables_and_rows(&mut admin).await, before);
-    assert!(
-        sandbox.account().requests().is_empty(),
-        "a request was sent"
-    );
 }
 
 /// A connection of the test's own to `db`.
