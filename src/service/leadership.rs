@@ -42,6 +42,29 @@ pub enum Role {
     },
 }
 
+impl std::fmt::Display for Role {
+    /// `leader`, `standby (leader: host pid 42)`, `standby (lost the lead)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Leads { .. } => f.write_str("leader"),
+            Role::Standby { leader: Some(l) } => write!(f, "standby (leader: {l})"),
+            Role::Standby { leader: None } => f.write_str("standby"),
+            Role::Lost { .. } => f.write_str("standby (lost the lead)"),
+        }
+    }
+}
+
+/// The detail of a `leader_changed` event: who leads now (`host`, `pid`,
+/// `since`) and who led before (`before`: `host`, `pid`, or null).
+pub fn leader_changed(me: &Leader, before: Option<&Leader>) -> serde_json::Value {
+    serde_json::json!({
+        "host": me.host,
+        "pid": me.pid,
+        "since": crate::domain::timestamp::rfc3339(me.since),
+        "before": before.map(|b| serde_json::json!({ "host": b.host, "pid": b.pid })),
+    })
+}
+
 /// The campaign: tries, leads, loses, tries again, until dropped.
 pub struct Campaign {
     task: JoinHandle<()>,
@@ -116,5 +139,48 @@ async fn watch(mut lock: LeaderLock) -> anyhow::Error {
         if let Err(e) = lock.confirm(WATCH_TIMEOUT).await {
             return e;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader(host: &str, pid: i64) -> Leader {
+        Leader {
+            host: host.to_string(),
+            pid,
+            since: "2026-12-01T10:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_status_says_leader_or_standby_and_who_leads() {
+        let a = leader("host-a", 42);
+        let leads = Role::Leads {
+            me: a.clone(),
+            before: None,
+        };
+        assert_eq!(leads.to_string(), "leader");
+        let standby = Role::Standby { leader: Some(a) };
+        assert_eq!(standby.to_string(), "standby (leader: host-a pid 42)");
+        let lost = Role::Lost { why: "gone".into() };
+        assert_eq!(lost.to_string(), "standby (lost the lead)");
+    }
+
+    #[test]
+    fn a_leader_changed_event_names_who_leads_and_who_led() {
+        let detail = leader_changed(&leader("host-b", 7), Some(&leader("host-a", 42)));
+        assert_eq!(
+            detail,
+            serde_json::json!({
+                "host": "host-b", "pid": 7, "since": "2026-12-01T10:00:00Z",
+                "before": { "host": "host-a", "pid": 42 },
+            })
+        );
+        assert_eq!(
+            leader_changed(&leader("host-b", 7), None)["before"],
+            serde_json::Value::Null
+        );
     }
 }

@@ -581,7 +581,7 @@ impl Service {
         let line = systemd::status_line(next, held, &self.last_run, self.default_tz, now);
         match &self.role {
             None => line,
-            Some(role) => format!("{} · {line}", role_text(role)),
+            Some(role) => format!("{role} · {line}"),
         }
     }
 
@@ -597,7 +597,7 @@ impl Service {
                 self.metrics.took_the_lead();
                 self.record_leader_changed(me, before.as_ref()).await;
             }
-            Role::Standby { .. } => tracing::info!("{}", role_text(&role)),
+            Role::Standby { .. } => tracing::info!("{role}"),
             Role::Lost { why } => {
                 tracing::error!("lost the lead, no new request is sent: {why}");
             }
@@ -623,10 +623,7 @@ impl Service {
 
     /// Records (and notifies) that `me` leads now, after `before`.
     async fn record_leader_changed(&self, me: &Leader, before: Option<&Leader>) {
-        let detail = serde_json::json!({
-            "host": me.host, "pid": me.pid, "since": crate::domain::timestamp::rfc3339(me.since),
-            "before": before.map(|b| serde_json::json!({ "host": b.host, "pid": b.pid })),
-        });
+        let detail = leadership::leader_changed(me, before);
         if let Err(e) = self
             .shell
             .store
@@ -635,16 +632,6 @@ impl Service {
         {
             tracing::error!("cannot record the change of leader: {e:#}");
         }
-    }
-}
-
-/// `leader`, `standby (leader: host pid 42)`, `standby (lost the lead)`.
-fn role_text(role: &Role) -> String {
-    match role {
-        Role::Leads { .. } => "leader".to_string(),
-        Role::Standby { leader: Some(l) } => format!("standby (leader: {l})"),
-        Role::Standby { leader: None } => "standby".to_string(),
-        Role::Lost { .. } => "standby (lost the lead)".to_string(),
     }
 }
 
