@@ -434,6 +434,21 @@ Examples:
 Examples:
   keywarden db prune")]
     Prune,
+    /// Copy every row into an empty database (SQLite to PostgreSQL or
+    /// back), checked row for row; stop the service first.
+    #[command(after_help = "\
+The target is created and migrated; it must be empty. The PostgreSQL password
+comes from KEYWARDEN_DATABASE_PASSWORD, PGPASSWORD or
+$CREDENTIALS_DIRECTORY/database-password, never from the URL.
+
+Examples:
+  keywarden db copy --to postgres://keywarden@db.internal/keywarden?sslmode=verify-full
+  keywarden --config pg.toml db copy --to /var/lib/keywarden/keywarden.db")]
+    Copy {
+        /// A postgres:// URL, or a SQLite file that does not exist yet.
+        #[arg(long, value_name = "URL|FILE")]
+        to: String,
+    },
 }
 
 /// `sandbox`

@@ -81,6 +81,16 @@ impl Tx {
     }
 }
 
+impl Conn<'_> {
+    /// The same connection, borrowed again for one call.
+    pub(crate) fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(&mut **c),
+            Conn::Postgres(c) => Conn::Postgres(&mut **c),
+        }
+    }
+}
+
 /// Runs `$body` with `$db` bound to the pool of `$store` (a `&Store`), once
 /// per backend: `on_pool!(self, |db| query.fetch_all(db).await?)`.
 macro_rules! on_pool {

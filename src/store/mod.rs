@@ -6,7 +6,8 @@ use crate::domain::event::EventKind;
 use anyhow::Context as _;
 use backend::{Pool, Tx, on_pool};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
@@ -18,6 +19,7 @@ mod batch;
 pub mod budgets;
 pub mod claims;
 pub mod conflicts;
+pub mod copy;
 pub mod counts;
 pub mod dashboard;
 pub mod leader;
@@ -64,7 +66,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// another as SQLite's `BEGIN IMMEDIATE` makes them, so a transaction that
 /// reads and then writes (the next change id, a claim) sees no other
 /// writer's half. ("kwwrite" in ASCII.)
-const WRITE_LOCK: i64 = 0x6b77_7772_6974_65;
+const WRITE_LOCK: i64 = 0x006b_7777_7269_7465;
 
 /// The database: a pool of connections to one SQLite file or one
 /// PostgreSQL database.
@@ -86,6 +88,20 @@ impl Store {
     /// Connects to (and migrates) a PostgreSQL database.
     pub async fn open_postgres(target: &PostgresTarget) -> anyhow::Result<Store> {
         let options = postgres_options(target)?;
+        // One connection first, so that an unreachable server or a refused
+        // password is said at once and precisely (the pool would retry
+        // until its timeout and then say only that it timed out).
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                crate::exit::UsageError::new(format!(
+                    "cannot connect to the database {}: no answer within {} s",
+                    target.display(),
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| unreachable_database(target, &e))?;
+        probe.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_CONNECTIONS)
             .min_connections(0)
@@ -171,6 +187,19 @@ impl Store {
         &self,
     ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.sqlite().begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Opens a read-only snapshot: a transaction whose reads all see the
+    /// database as it was at its first read (SQLite's deferred `BEGIN` in
+    /// WAL mode, PostgreSQL's `REPEATABLE READ`).
+    pub(crate) async fn snapshot(&self) -> sqlx::Result<Tx> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN").await?)),
+            Pool::Postgres(pool) => Ok(Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            )),
+        }
     }
 
     /// The database this store is: a SQLite file or a PostgreSQL database.

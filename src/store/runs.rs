@@ -202,7 +202,7 @@ impl Store {
         let rows = new_rows(changes, initial, last.unwrap_or(0));
         let recorded_at = ts(at);
         in_chunks(
-            &mut tx,
+            &mut *tx,
             "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields, reason,
                                   outcome, request_id, attempts) ",
             "",
@@ -532,8 +532,14 @@ pub(super) fn event_row(row: &SqliteRow) -> anyhow::Result<EventRow> {
     })
 }
 
-/// Reads a change row selected as [`CHANGE_COLUMNS`].
-pub(super) fn change_row(row: &SqliteRow) -> anyhow::Result<ChangeRow> {
+/// Reads a change row selected as [`CHANGE_COLUMNS`], from either backend.
+pub(super) fn change_row<R: sqlx::Row>(row: &R) -> anyhow::Result<ChangeRow>
+where
+    &'static str: sqlx::ColumnIndex<R>,
+    for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let id: i64 = row.get("id");
     let kind: &str = row.get("kind");
     let outcome: &str = row.get("outcome");
@@ -553,8 +559,13 @@ pub(super) fn change_row(row: &SqliteRow) -> anyhow::Result<ChangeRow> {
         outcome: Outcome::parse(outcome)
             .ok_or_else(|| anyhow!("change {id}: unknown outcome {outcome:?}"))?,
         error: row.get("error"),
-        http_status: row.get("http_status"),
-        attempts: row.get("attempts"),
+        http_status: row
+            .get::<Option<i64>, _>("http_status")
+            .map(u16::try_from)
+            .transpose()
+            .with_context(|| format!("change {id}: bad http_status"))?,
+        attempts: u32::try_from(row.get::<i64, _>("attempts"))
+            .with_context(|| format!("change {id}: bad attempts"))?,
         request_id: row.get("request_id"),
     })
 }

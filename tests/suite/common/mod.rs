@@ -278,7 +278,7 @@ pub async fn migrated_before(
     let pool = raw(&path).await;
     let mut before = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/migrations"
+        "/migrations/sqlite"
     )))
     .await
     .unwrap();
