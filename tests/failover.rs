@@ -559,6 +559,62 @@ async fn a_postgresql_restart_under_a_running_service_loses_nothing() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_apply_while_another_leads_exits_1_naming_it_or_waits_with_wait() {
+    let _serial = SERIAL.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = db.store().await;
+    let holder = keywarden::store::leader::Leader {
+        host: "host-x".to_string(),
+        pid: 4242,
+        since: "2026-12-01T10:00:00Z".parse().unwrap(),
+    };
+    let leading = keywarden::store::leader::Leading::not_yet();
+    let keywarden::store::leader::Attempt::Led { lock, .. } =
+        store.try_lead(&holder, &leading).await.unwrap()
+    else {
+        panic!("the test could not take the lead");
+    };
+    let sandbox = over_budget_sandbox().await;
+    let site = Site::new(&db.url, &daemon::budget_rule("k-*", 10.0));
+    let import = site
+        .output(&sandbox, &db.password, &["rules", "import", "rules.toml"])
+        .await;
+    assert!(import.status.success(), "{}", stderr(&import));
+
+    let out = site.output(&sandbox, &db.password, &["apply"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("keywarden on host-x pid 4242 leads on this database"),
+        "{err}"
+    );
+    assert!(err.contains("--wait"), "{err}");
+    assert!(
+        sandbox.account().requests().is_empty(),
+        "a request was sent"
+    );
+
+    let mut waiting = site.keywarden(&sandbox, &db.password, &["apply", "--wait"]);
+    waiting.stdout(Stdio::null()).stderr(Stdio::piped());
+    let waiting = Daemon::wrap(waiting.spawn().unwrap(), None);
+    assert!(
+        eventually(PATIENCE, || waiting.stderr().contains(
+            "waiting for the lead, held by keywarden on host-x pid 4242"
+        ))
+        .await,
+        "{}",
+        waiting.stderr()
+    );
+    assert!(
+        sandbox.account().requests().is_empty(),
+        "a request was sent"
+    );
+    lock.release().await;
+}
+
 /// A port nothing listens on.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
