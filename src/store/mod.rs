@@ -22,6 +22,7 @@ pub mod conflicts;
 pub mod copy;
 pub mod counts;
 pub mod dashboard;
+pub mod leader;
 pub mod outbox;
 pub mod report;
 pub mod rules;

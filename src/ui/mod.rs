@@ -18,7 +18,7 @@ mod status;
 mod table;
 
 pub use live::{run_ended, watch_runs};
-pub use role::{Role, role};
+pub use role::{Role, RoleSource, replica_role, role};
 pub use state::{AfterRun, Dashboard, Feed, NextRun, View};
 
 use crate::config::process_env;
@@ -44,7 +44,7 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 pub async fn serve(
     shell: &Shell,
     listen: &str,
-    role: Role,
+    role: RoleSource,
     next_run: NextRun,
     feed: Feed,
 ) -> anyhow::Result<Served> {

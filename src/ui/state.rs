@@ -1,7 +1,7 @@
 //! What the dashboard serves from: the shell (configuration, database,
 //! clock), a runner to observe the account, and the last observation.
 
-use super::role::Role;
+use super::role::RoleSource;
 use crate::config::UiToken;
 use crate::context::Shell;
 use crate::domain::{Credits, Guardrail};
@@ -73,7 +73,7 @@ pub struct Dashboard {
     /// Lists keys and reads budgets for the view.
     pub runner: Runner,
     /// What this process is (§14).
-    pub role: Role,
+    pub role: RoleSource,
     /// How to tell the next run.
     pub next_run: NextRun,
     /// The token requests must carry; `None` on loopback without one.
@@ -96,7 +96,7 @@ impl Dashboard {
     pub fn new(
         shell: Shell,
         runner: Runner,
-        role: Role,
+        role: RoleSource,
         next_run: NextRun,
         token: Option<UiToken>,
     ) -> Dashboard {

@@ -79,7 +79,7 @@ pub async fn status(dashboard: &Dashboard) -> anyhow::Result<Status> {
     let newest = held_changes.first().map(|c| c.run_id);
     held_changes.retain(|c| Some(c.run_id) == newest);
     Ok(Status {
-        role: dashboard.role,
+        role: dashboard.role.now(),
         last_run,
         next_run,
         outages: store.open_outages().await?,

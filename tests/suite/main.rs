@@ -31,6 +31,7 @@ mod help;
 mod history_cli;
 mod hostile_api;
 mod keys_list;
+mod leadership;
 mod metrics;
 mod notify;
 mod permissions;
