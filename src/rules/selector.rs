@@ -9,6 +9,10 @@ use super::model::{Exclude, Match, Selector};
 use crate::domain::{Key, Workspace};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+/// The hash maps of selection: keys are matched by their hash and
+/// workspace once per key, so the hashing is the fast, non-keyed kind.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What `workspaces` patterns are matched against for the workspace `id`:
 /// its id, and its slug and name when it is in `table`.
 fn workspace_texts<'a>(id: &'a str, table: &'a [Workspace]) -> impl Iterator<Item = &'a str> {
@@ -115,9 +119,12 @@ impl CompiledSelector {
 #[derive(Debug, Clone)]
 pub struct SelectorIndex {
     count: usize,
-    all: Vec<usize>,
+    /// The words of a row of bits, one bit per selector.
+    words: usize,
+    /// The selectors that are `"all"`, as a row of bits.
+    all: Vec<u64>,
     /// Every selector's patterns: owner `n` is what selector `n` includes,
-    /// owner `count + n` what it excludes.
+    /// owner `64 * words + n` what it excludes (bit `n` of the second row).
     patterns: Table,
     /// Every selector's `workspaces` globs, owner `n` for selector `n`.
     workspaces: Globs,
@@ -130,7 +137,7 @@ type PatternRefs<'a> = (usize, &'a [String], &'a [String], &'a [String]);
 /// remembering the selectors it belongs to.
 #[derive(Debug, Clone, Default)]
 struct Table {
-    hashes: std::collections::HashMap<String, Vec<usize>>,
+    hashes: HashMap<String, Vec<usize>>,
     names: Globs,
     labels: Globs,
 }
@@ -146,7 +153,7 @@ struct Globs {
 impl Globs {
     fn build<'a>(globs: impl Iterator<Item = (usize, &'a String)>) -> Globs {
         let mut builder = GlobSetBuilder::new();
-        let mut position: std::collections::HashMap<&str, usize> = Default::default();
+        let mut position: HashMap<&str, usize> = HashMap::default();
         let mut owners: Vec<Vec<usize>> = Vec::new();
         for (owner, g) in globs {
             let at = match position.get(g.as_str()) {
@@ -167,18 +174,21 @@ impl Globs {
         }
     }
 
-    /// Marks in `hit` every selector with a glob matching `text`.
-    fn mark(&self, text: &str, hit: &mut [bool], scratch: &mut Vec<usize>) {
+    /// Sets in `hit` the bit of every owner of a glob matching `text`.
+    fn mark(&self, text: &str, hit: &mut [u64], scratch: &mut Vec<usize>) {
+        if self.owners.is_empty() {
+            return;
+        }
         self.set.matches_into(text, scratch);
         for &p in scratch.iter() {
-            self.owners[p].iter().for_each(|&o| hit[o] = true);
+            self.owners[p].iter().for_each(|&o| set_bit(hit, o));
         }
     }
 }
 
 impl Table {
     fn build(parts: &[PatternRefs<'_>]) -> Table {
-        let mut hashes: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        let mut hashes: HashMap<String, Vec<usize>> = HashMap::default();
         for &(owner, owned, _, _) in parts {
             for h in owned {
                 hashes.entry(h.clone()).or_default().push(owner);
@@ -199,10 +209,10 @@ impl Table {
         }
     }
 
-    /// Marks in `hit` every selector with a pattern matching `key`.
-    fn mark(&self, key: &Key, hit: &mut [bool], scratch: &mut Vec<usize>) {
+    /// Sets in `hit` the bit of every owner of a pattern matching `key`.
+    fn mark(&self, key: &Key, hit: &mut [u64], scratch: &mut Vec<usize>) {
         if let Some(owners) = self.hashes.get(&key.hash) {
-            owners.iter().for_each(|&o| hit[o] = true);
+            owners.iter().for_each(|&o| set_bit(hit, o));
         }
         self.names.mark(&key.name, hit, scratch);
         self.labels.mark(&key.label, hit, scratch);
@@ -212,14 +222,14 @@ impl Table {
 impl SelectorIndex {
     /// Indexes `selectors`; results refer to their positions.
     pub fn new<'a>(selectors: impl IntoIterator<Item = &'a Selector>) -> SelectorIndex {
-        let mut all = Vec::new();
+        let mut all_of = Vec::new();
         let mut workspaces: Vec<(usize, &String)> = Vec::new();
         let (mut include, mut exclude) = (Vec::new(), Vec::new());
         let mut count = 0;
         for (n, selector) in selectors.into_iter().enumerate() {
             count = n + 1;
             match selector {
-                Selector::All => all.push(n),
+                Selector::All => all_of.push(n),
                 Selector::Match(m) => {
                     include.push((n, &m.hashes[..], &m.names[..], &m.labels[..]));
                     let x = &m.exclude;
@@ -228,12 +238,16 @@ impl SelectorIndex {
                 }
             }
         }
+        let words = count.div_ceil(64);
         let excluded = exclude
             .into_iter()
-            .map(|(n, hashes, names, labels)| (count + n, hashes, names, labels));
+            .map(|(n, hashes, names, labels)| (64 * words + n, hashes, names, labels));
         let patterns: Vec<PatternRefs<'_>> = include.into_iter().chain(excluded).collect();
+        let mut all = vec![0; words];
+        all_of.into_iter().for_each(|n| set_bit(&mut all, n));
         SelectorIndex {
             count,
+            words,
             all,
             patterns: Table::build(&patterns),
             workspaces: Globs::build(workspaces.into_iter()),
@@ -242,40 +256,65 @@ impl SelectorIndex {
 
     /// The selectors whose `workspaces` name the workspace `id`.
     fn workspace_owners(&self, id: &str, table: &[Workspace]) -> Vec<usize> {
-        let mut hit = vec![false; self.count];
+        let mut hit = vec![0; self.words];
         let mut scratch = Vec::new();
         for text in workspace_texts(id, table) {
             self.workspaces.mark(text, &mut hit, &mut scratch);
         }
-        (0..self.count).filter(|&n| hit[n]).collect()
+        set_bits(&hit).collect()
     }
 
     /// For each selector, the positions in `keys` of the keys it selects;
     /// `workspaces`: the account's workspaces, as listed.
+    ///
+    /// One pass over the keys marks which selectors select each key in a
+    /// row of bits; the lists are then filled from the rows, each allocated
+    /// once at its final length.
     pub fn select(&self, keys: &[Key], workspaces: &[Workspace]) -> Vec<Vec<usize>> {
-        let mut selected: Vec<Vec<usize>> = vec![Vec::new(); self.count];
-        let mut hit = vec![false; 2 * self.count];
+        let words = self.words.max(1);
+        let mut rows = vec![0u64; keys.len() * words];
+        let mut hit = vec![0u64; 2 * words];
         let mut scratch = Vec::new();
-        let mut by_workspace: std::collections::HashMap<&str, Vec<usize>> = Default::default();
-        for (i, key) in keys.iter().enumerate() {
-            hit.fill(false);
+        let mut by_workspace: HashMap<&str, Vec<usize>> = HashMap::default();
+        for (key, row) in keys.iter().zip(rows.chunks_exact_mut(words)) {
+            hit.fill(0);
             self.patterns.mark(key, &mut hit, &mut scratch);
             if let Some(id) = key.workspace_id.as_deref() {
                 let owners = by_workspace
                     .entry(id)
                     .or_insert_with(|| self.workspace_owners(id, workspaces));
-                owners.iter().for_each(|&o| hit[o] = true);
+                owners.iter().for_each(|&o| set_bit(&mut hit, o));
             }
-            let (included, excluded) = hit.split_at(self.count);
-            for &n in &self.all {
-                selected[n].push(i);
+            let (included, excluded) = hit.split_at(words);
+            for (w, bits) in row.iter_mut().enumerate().take(self.words) {
+                *bits = (included[w] & !excluded[w]) | self.all[w];
             }
-            for n in (0..self.count).filter(|&n| included[n] && !excluded[n]) {
-                selected[n].push(i);
-            }
+        }
+        let mut counts = vec![0usize; self.count];
+        for row in rows.chunks_exact(words) {
+            set_bits(row).for_each(|n| counts[n] += 1);
+        }
+        let mut selected: Vec<Vec<usize>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+        for (i, row) in rows.chunks_exact(words).enumerate() {
+            set_bits(row).for_each(|n| selected[n].push(i));
         }
         selected
     }
+}
+
+/// Sets bit `p` of `bits`.
+fn set_bit(bits: &mut [u64], p: usize) {
+    bits[p / 64] |= 1 << (p % 64);
+}
+
+/// The positions of the bits set in `row`, ascending.
+fn set_bits(row: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    row.iter().enumerate().flat_map(|(w, &bits)| {
+        std::iter::successors((bits != 0).then_some(bits), |b| {
+            Some(b & (b - 1)).filter(|&b| b != 0)
+        })
+        .map(move |b| w * 64 + b.trailing_zeros() as usize)
+    })
 }
 
 impl From<&Selector> for CompiledSelector {

@@ -364,9 +364,10 @@ mod tests {
             &SharedHashes::new(keys),
             &observed,
         );
-        eval.verdicts
+        selected
             .iter()
-            .map(|&(i, truth)| (truth, eval.explain(keys, i)))
+            .zip(&eval.verdicts)
+            .map(|(&i, &truth)| (truth, eval.explain(keys, i)))
             .collect()
     }
 

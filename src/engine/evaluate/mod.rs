@@ -131,8 +131,9 @@ pub enum Truth {
 /// What evaluating one rule produced.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluation {
-    /// Truth per selected key, by index into the keys slice.
-    pub verdicts: Vec<(usize, Truth)>,
+    /// Truth per selected key, in the order of the selected positions
+    /// (`verdicts[j]` is the truth for `keys[selected[j]]`).
+    pub verdicts: Vec<Truth>,
     /// Conditions not evaluated, and why.
     pub skips: Vec<Skip>,
     /// Budget figures seen.
@@ -246,26 +247,35 @@ pub fn evaluate(
         view.readings(&rule.name, selected, keys, hashes, &mut out.budgets);
     }
     out.budget = budget;
-    for &i in selected {
-        let t = if common_truth == Truth::DoesNotHold {
-            Truth::DoesNotHold
-        } else {
-            let budget = out.budget.as_ref().map(|v| v.truth(&keys[i]));
-            let forecast = out.forecast.as_ref().map(|v| v.truth(keys, i));
-            all_of([Some(common_truth), budget, forecast].into_iter().flatten())
-        };
-        if t == Truth::Unknown {
-            let reason = match out.explain(keys, i) {
-                Verdict::Unknown(r) => r,
-                other => format!("{other:?}"),
-            };
-            out.skips.push(Skip {
-                rule: name.to_string(),
-                key_hash: Some(keys[i].hash.clone()),
-                reason,
-            });
+    let per_key = out.budget.as_ref().is_some_and(|b| b.group.is_none())
+        || out.forecast.as_ref().is_some_and(|f| !f.is_group());
+    let truth_of_key = |i: usize| {
+        if common_truth == Truth::DoesNotHold {
+            return Truth::DoesNotHold;
         }
-        out.verdicts.push((i, t));
+        let budget = out.budget.as_ref().map(|v| v.truth(&keys[i]));
+        let forecast = out.forecast.as_ref().map(|v| v.truth(keys, i));
+        all_of([Some(common_truth), budget, forecast].into_iter().flatten())
+    };
+    out.verdicts = match selected.first() {
+        // The same for every key: found once.
+        Some(&first) if !per_key => vec![truth_of_key(first); selected.len()],
+        _ => selected.iter().map(|&i| truth_of_key(i)).collect(),
+    };
+    for (&i, _) in selected
+        .iter()
+        .zip(&out.verdicts)
+        .filter(|(_, t)| **t == Truth::Unknown)
+    {
+        let reason = match out.explain(keys, i) {
+            Verdict::Unknown(r) => r,
+            other => format!("{other:?}"),
+        };
+        out.skips.push(Skip {
+            rule: name.to_string(),
+            key_hash: Some(keys[i].hash.clone()),
+            reason,
+        });
     }
     out
 }
@@ -532,6 +542,13 @@ impl BudgetView {
         out: &mut Vec<BudgetReading>,
     ) {
         let Ok(usd) = self.usd else { return };
+        // The keys whose spend is kept, with it; counted first so that the
+        // readings are allocated once.
+        let kept = |&i: &usize| {
+            spend(&keys[i], self.window, self.include_byok)
+                .filter(|s| s + EPSILON >= self.reading_floor)
+                .map(|s| (i, s))
+        };
         let reading = |key_hash: Option<Arc<str>>, spend_usd: f64| BudgetReading {
             rule: Arc::clone(rule),
             key_hash,
@@ -543,13 +560,13 @@ impl BudgetView {
             (Some(Ok(total)), _) => out.push(reading(None, *total)),
             (Some(Err(_)), _) => {}
             (None, _) => {
-                for &i in selected {
-                    if let Some(s) = spend(&keys[i], self.window, self.include_byok)
-                        && s + EPSILON >= self.reading_floor
-                    {
-                        out.push(reading(Some(hashes.get(i)), s));
-                    }
-                }
+                out.reserve(selected.iter().filter_map(kept).count());
+                out.extend(
+                    selected
+                        .iter()
+                        .filter_map(kept)
+                        .map(|(i, s)| reading(Some(hashes.get(i)), s)),
+                );
             }
         }
     }

@@ -341,11 +341,18 @@ impl<'a> ClaimsByKey<'a> {
     fn new(all: &'a [Claim]) -> Self {
         let mut position = HashMap::with_hasher(foldhash::fast::RandomState::default());
         let mut claims: Vec<KeyClaims<'a>> = Vec::new();
+        // The store reads claims by key: a key's claims follow each other,
+        // and its position is looked up once.
+        let mut last: Option<(&str, usize)> = None;
         for c in all {
-            let at = *position.entry(c.key_hash.as_str()).or_insert_with(|| {
-                claims.push([None; Field::ALL.len()]);
-                claims.len() - 1
-            });
+            let at = match last {
+                Some((hash, at)) if hash == c.key_hash => at,
+                _ => *position.entry(c.key_hash.as_str()).or_insert_with(|| {
+                    claims.push([None; Field::ALL.len()]);
+                    claims.len() - 1
+                }),
+            };
+            last = Some((&c.key_hash, at));
             claims[at][c.field.index()] = Some(c);
         }
         let seen = vec![false; claims.len()];

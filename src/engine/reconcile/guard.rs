@@ -3,12 +3,13 @@
 
 use super::Guard;
 use crate::engine::plan::{Change, Hold, Plan};
+use foldhash::fast::RandomState;
 use std::collections::HashSet;
 
 /// Holds back every change to be sent when the run would change too many
 /// keys or disable too large a share of them. Returns whether it tripped.
 pub(super) fn apply(plan: &mut Plan, watched: usize, guard: Guard) -> bool {
-    if guard.force {
+    if guard.force || cannot_trip(plan, watched, guard) {
         return false;
     }
     let keys = keys_where(plan, Change::sends_patch);
@@ -43,8 +44,17 @@ pub(super) fn apply(plan: &mut Plan, watched: usize, guard: Guard) -> bool {
     true
 }
 
+/// Whether the plan has too few changes to trip the guard, whichever keys
+/// they change: a plan changes and disables at most as many keys as it has
+/// changes.
+fn cannot_trip(plan: &Plan, watched: usize, guard: Guard) -> bool {
+    let most = plan.changes.len();
+    most <= guard.max_changes_per_run
+        && (watched == 0 || most as f64 / watched as f64 <= guard.max_disable_fraction)
+}
+
 /// The keys of the changes not held back for which `what` is true.
-fn keys_where(plan: &Plan, what: fn(&Change) -> bool) -> HashSet<&str> {
+fn keys_where(plan: &Plan, what: fn(&Change) -> bool) -> HashSet<&str, RandomState> {
     plan.changes
         .iter()
         .filter(|c| c.held.is_none() && what(c))

@@ -103,7 +103,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Reconciliation> {
         .collect::<anyhow::Result<_>>()?;
     let hashes = SharedHashes::new(inputs.keys);
     let mut verdicts = verdicts::Verdicts::new(&compiled, inputs, &hashes);
-    let wanted = wanted::Wanted::new(&compiled, &verdicts.per_rule, inputs.keys.len());
+    let wanted = wanted::Wanted::new(&compiled, &verdicts.holders, inputs.keys.len());
     let conflicts = wanted.conflicts(&compiled, &hashes, &verdicts.frozen);
     let changes = changes::Differences {
         inputs,
@@ -121,7 +121,7 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Reconciliation> {
     let guard_tripped = guard::apply(&mut plan, inputs.keys.len(), inputs.guard);
     Ok(Reconciliation {
         plan,
-        holding: verdicts.holding,
+        holding: verdicts.take_holding(&compiled),
         guard_tripped,
         frozen: verdicts.frozen,
     })

@@ -11,26 +11,18 @@ use crate::engine::plan::{BudgetReading, Skip};
 use crate::rules::selector::SelectorIndex;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Whether a rule's `when` holds for one key, in this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct KeyVerdict {
-    /// The key's position in [`Inputs::keys`].
-    pub(super) key: usize,
-    /// Whether the rule holds for it.
-    pub(super) holds: bool,
-}
-
 /// The verdicts of every rule, and what their evaluation noted.
 pub(super) struct Verdicts {
-    /// Per rule (in the order of the compiled rules), a verdict for each
-    /// key it selects, in key order.
-    pub(super) per_rule: Vec<Vec<KeyVerdict>>,
+    /// Per rule (in the order of the compiled rules), the keys it selects
+    /// for which it holds (its `when` held, or, not evaluated, held at its
+    /// last evaluation), as positions in [`Inputs::keys`], ascending.
+    pub(super) holders: Vec<Vec<usize>>,
+    /// Per rule, the keys it selects for which it does not hold, ascending.
+    others: Vec<Vec<usize>>,
     /// Per rule, its evaluation in this run; `None` when it was not due.
     evaluations: Vec<Option<Evaluation>>,
     /// The fields of keys whose condition could not be evaluated.
     pub(super) frozen: BTreeSet<(usize, Field)>,
-    /// For each rule evaluated, the keys for which it holds.
-    pub(super) holding: BTreeMap<String, Vec<usize>>,
     /// Conditions not evaluated, and why.
     pub(super) skips: Vec<Skip>,
     /// Budget readings.
@@ -48,20 +40,21 @@ impl Verdicts {
         let selected = SelectorIndex::new(rules.iter().map(|r| &r.rule.keys))
             .select(inputs.keys, inputs.workspaces);
         let mut out = Verdicts {
-            per_rule: Vec::with_capacity(rules.len()),
+            holders: Vec::with_capacity(rules.len()),
             evaluations: Vec::with_capacity(rules.len()),
             frozen: BTreeSet::new(),
-            holding: BTreeMap::new(),
             skips: Vec::new(),
             budgets: Vec::new(),
+            others: Vec::with_capacity(rules.len()),
         };
+        let mut readings: Vec<Vec<BudgetReading>> = Vec::with_capacity(rules.len());
         let observed = Observed {
             amounts: inputs.amounts,
             credits: inputs.credits,
             series: inputs.series,
             now: inputs.now,
         };
-        for (rule, selected) in rules.iter().zip(&selected) {
+        for (rule, selected) in rules.iter().zip(selected) {
             let name = &rule.rule.name;
             let standing = inputs.standing.get(name);
             let is_due = inputs.due.is_none_or(|d| d.contains(name)) || standing.is_none();
@@ -69,7 +62,7 @@ impl Verdicts {
             if let Err(why) = &rule.set {
                 // Its settings do not resolve: the rule is not evaluated, and
                 // neither asserts nor releases anything on the keys it selects.
-                for &key in selected {
+                for &key in &selected {
                     for field in rule.rule.set.asserted() {
                         out.frozen.insert((key, field));
                     }
@@ -81,55 +74,69 @@ impl Verdicts {
                 });
             }
             if !is_due || rule.set.is_err() {
-                out.per_rule.push(
-                    selected
-                        .iter()
-                        .map(|&key| KeyVerdict {
-                            key,
-                            holds: held_before(key),
-                        })
-                        .collect(),
-                );
+                let (holders, others) = selected.iter().partition(|&&i| held_before(i));
+                out.holders.push(holders);
+                out.others.push(others);
                 out.evaluations.push(None);
                 continue;
             }
-            let mut eval = evaluate(rule, selected, inputs.keys, hashes, &observed);
-            let mut holding = Vec::new();
-            let mut per_key = Vec::with_capacity(eval.verdicts.len());
-            for &(key, truth) in &eval.verdicts {
-                let holds = match truth {
-                    Truth::Holds => true,
-                    Truth::DoesNotHold => false,
-                    Truth::Unknown => {
-                        // Not evaluated: the rule neither asserts nor releases
-                        // anything on this key in this run.
-                        for field in rule.rule.set.asserted() {
-                            out.frozen.insert((key, field));
+            let mut eval = evaluate(rule, &selected, inputs.keys, hashes, &observed);
+            let (holders, others) = if eval.verdicts.iter().all(|&t| t == Truth::Holds) {
+                (selected, Vec::new())
+            } else {
+                let mut holders = Vec::with_capacity(selected.len());
+                let mut others = Vec::new();
+                for (&key, &truth) in selected.iter().zip(&eval.verdicts) {
+                    let holds = match truth {
+                        Truth::Holds => true,
+                        Truth::DoesNotHold => false,
+                        Truth::Unknown => {
+                            // Not evaluated: the rule neither asserts nor releases
+                            // anything on this key in this run.
+                            for field in rule.rule.set.asserted() {
+                                out.frozen.insert((key, field));
+                            }
+                            held_before(key)
                         }
-                        held_before(key)
+                    };
+                    if holds {
+                        holders.push(key);
+                    } else {
+                        others.push(key);
                     }
-                };
-                if holds {
-                    holding.push(key);
                 }
-                per_key.push(KeyVerdict { key, holds });
-            }
+                (holders, others)
+            };
             out.skips.append(&mut eval.skips);
-            out.budgets.append(&mut eval.budgets);
-            out.holding.insert(name.clone(), holding);
-            out.per_rule.push(per_key);
+            readings.push(std::mem::take(&mut eval.budgets));
+            out.holders.push(holders);
+            out.others.push(others);
             out.evaluations.push(Some(eval));
         }
+        out.budgets = Vec::with_capacity(readings.iter().map(Vec::len).sum());
+        readings.into_iter().for_each(|r| out.budgets.extend(r));
         out
     }
 
     /// Whether rule `n` was found not to hold for key `i` (it selects the
     /// key and its `when` does not hold).
     pub(super) fn does_not_hold(&self, n: usize, i: usize) -> bool {
-        let per_key = &self.per_rule[n];
-        per_key
-            .binary_search_by_key(&i, |v| v.key)
-            .is_ok_and(|at| !per_key[at].holds)
+        self.others[n].binary_search(&i).is_ok()
+    }
+
+    /// For each rule evaluated, the keys for which it holds (to be stored
+    /// as its standing result); taken from the verdicts.
+    pub(super) fn take_holding(
+        &mut self,
+        rules: &[CompiledRule<'_>],
+    ) -> BTreeMap<String, Vec<usize>> {
+        rules
+            .iter()
+            .zip(&mut self.holders)
+            .zip(&self.evaluations)
+            .filter(|(_, eval)| eval.is_some())
+            .map(|((rule, holders), _)| (rule.rule.name.clone(), std::mem::take(holders)))
+            .collect()
     }
 
     /// Why rule `n` holds or not for key `i`: built only for the changes.

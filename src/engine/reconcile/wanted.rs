@@ -2,10 +2,10 @@
 //! of the rules holding for the key that set the field, ties to the name
 //! first — and the equal-priority conflicts (SPEC §4.2).
 
-use super::verdicts::KeyVerdict;
 use crate::domain::{Field, FieldValue};
 use crate::engine::evaluate::{CompiledRule, SharedHashes};
 use crate::engine::plan::Conflict;
+use fixedbitset::FixedBitSet;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -17,8 +17,6 @@ struct Loser {
     key: usize,
     /// The field's position in [`Field::ALL`].
     field: usize,
-    /// The loser's place in the rules sorted best first.
-    place: usize,
     /// The winning rule's position in the rules.
     winner: usize,
     /// The losing rule's position in the rules.
@@ -26,17 +24,35 @@ struct Loser {
 }
 
 impl Loser {
-    /// One integer that sorts as (key, field, place): much faster to sort
-    /// than a tuple.
-    fn order(&self) -> u128 {
-        ((self.key as u128) << 64) | ((self.field as u128) << 32) | self.place as u128
+    /// Where the loser's key and field come among all keys' fields.
+    fn slot(&self) -> usize {
+        self.key * Field::ALL.len() + self.field
     }
+}
+
+/// `losers` (found going through the rules best first) by key and field,
+/// each field's losers kept best first: a counting sort over the keys' fields, no comparisons.
+fn by_key_and_field(losers: Vec<Loser>, keys: usize) -> Vec<Loser> {
+    let mut start = vec![0usize; keys * Field::ALL.len() + 1];
+    for l in &losers {
+        start[l.slot() + 1] += 1;
+    }
+    for s in 1..start.len() {
+        start[s] += start[s - 1];
+    }
+    let mut sorted = losers.clone();
+    for l in losers {
+        let at = &mut start[l.slot()];
+        sorted[*at] = l;
+        *at += 1;
+    }
+    sorted
 }
 
 /// The rule that wins each field of each key.
 pub(super) struct Wanted {
-    /// Each rule's `set`.
-    sets: Vec<Vec<FieldValue>>,
+    /// Each rule's `set`, by field position in [`Field::ALL`].
+    wants: Vec<Wants>,
     /// Per key and field, the winning rule's position (`NONE`: no rule sets it).
     winners: Vec<[u32; Field::ALL.len()]>,
     /// Equal-priority losers, by key, field and the loser's place.
@@ -58,12 +74,10 @@ const NONE: u32 = u32::MAX;
 impl Wanted {
     /// Goes through the rules best first, so the first rule to set a field
     /// of a key wins it; a later rule of the same priority setting another
-    /// value is a loser (recorded as a conflict).
-    pub(super) fn new(
-        rules: &[CompiledRule<'_>],
-        verdicts: &[Vec<KeyVerdict>],
-        keys: usize,
-    ) -> Wanted {
+    /// value is a loser (recorded as a conflict). Each rule's keys are a set
+    /// of bits, and each field's winners and conflicts are found a word of
+    /// keys at a time.
+    pub(super) fn new(rules: &[CompiledRule<'_>], holders: &[Vec<usize>], keys: usize) -> Wanted {
         let mut order: Vec<usize> = (0..rules.len()).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (rules[a].rule, rules[b].rule);
@@ -71,40 +85,70 @@ impl Wanted {
         });
         // A rule whose settings do not resolve wins nothing: what it sets
         // is frozen on the keys it selects (phase 1).
-        let sets: Vec<Vec<FieldValue>> = rules
+        let sets: Vec<Vec<(usize, FieldValue)>> = rules
             .iter()
-            .map(|r| r.set.clone().unwrap_or_default())
+            .map(|r| {
+                let set = r.set.as_deref().unwrap_or_default();
+                set.iter().map(|v| (v.field().index(), *v)).collect()
+            })
             .collect();
+        let wants: Vec<Wants> = sets
+            .iter()
+            .map(|set| {
+                let mut wants = [None; Field::ALL.len()];
+                set.iter()
+                    .for_each(|&(field, value)| wants[field] = Some(value));
+                wants
+            })
+            .collect();
+        let priorities: Vec<i64> = rules.iter().map(|r| r.rule.priority).collect();
         let mut winners = vec![[NONE; Field::ALL.len()]; keys];
         let mut losers = Vec::new();
-        for (place, &n) in order.iter().enumerate() {
-            for verdict in verdicts[n].iter().filter(|v| v.holds) {
-                for &value in &sets[n] {
-                    let field = value.field().index();
-                    let slot = &mut winners[verdict.key][field];
-                    if *slot == NONE {
-                        *slot = n as u32;
-                        continue;
-                    }
-                    let w = *slot as usize;
-                    let same_priority = rules[w].rule.priority == rules[n].rule.priority;
-                    if same_priority && value_of(&sets[w], value.field()) != Some(value) {
-                        losers.push(Loser {
-                            key: verdict.key,
-                            field,
-                            place,
-                            winner: w,
-                            loser: n,
-                        });
-                    }
+        // Per field, the keys whose field is won.
+        let mut won: Vec<FixedBitSet> = vec![FixedBitSet::with_capacity(keys); Field::ALL.len()];
+        // Per field, the keys won by a rule of the priority gone through, by value.
+        let mut tier: Vec<Vec<(FieldValue, FixedBitSet)>> = vec![Vec::new(); Field::ALL.len()];
+        let mut tier_priority = None;
+        let mut holding = FixedBitSet::with_capacity(keys);
+        let mut found = FixedBitSet::with_capacity(keys);
+        for &n in &order {
+            if tier_priority != Some(priorities[n]) {
+                tier_priority = Some(priorities[n]);
+                tier.iter_mut().for_each(Vec::clear);
+            }
+            holding.clear();
+            holders[n].iter().for_each(|&key| holding.insert(key));
+            for &(field, value) in &sets[n] {
+                // A key whose field a rule of this priority gave another value
+                // is a conflict, lost by this rule.
+                for (_, given) in tier[field].iter().filter(|(v, _)| *v != value) {
+                    found.clone_from(given);
+                    found.intersect_with(&holding);
+                    losers.extend(found.ones().map(|key| Loser {
+                        key,
+                        field,
+                        winner: winners[key][field] as usize,
+                        loser: n,
+                    }));
+                }
+                // The keys whose field no rule won yet are this rule's.
+                found.clone_from(&holding);
+                found.difference_with(&won[field]);
+                if found.is_clear() {
+                    continue;
+                }
+                found.ones().for_each(|key| winners[key][field] = n as u32);
+                won[field].union_with(&found);
+                match tier[field].iter_mut().find(|(v, _)| *v == value) {
+                    Some((_, given)) => given.union_with(&found),
+                    None => tier[field].push((value, found.clone())),
                 }
             }
         }
-        losers.sort_unstable_by_key(Loser::order);
         Wanted {
-            sets,
+            wants,
             winners,
-            losers,
+            losers: by_key_and_field(losers, keys),
         }
     }
 
@@ -115,7 +159,7 @@ impl Wanted {
             return None;
         }
         let rule = n as usize;
-        value_of(&self.sets[rule], field).map(|value| Winner { rule, value })
+        self.wants[rule][field.index()].map(|value| Winner { rule, value })
     }
 
     /// The conflicts on fields not `frozen`, by key, field, then the
@@ -139,7 +183,5 @@ impl Wanted {
     }
 }
 
-/// The value `set` gives `field`, if it sets it.
-fn value_of(set: &[FieldValue], field: Field) -> Option<FieldValue> {
-    set.iter().find(|v| v.field() == field).copied()
-}
+/// What one rule sets, by field position in [`Field::ALL`].
+type Wants = [Option<FieldValue>; Field::ALL.len()];
