@@ -193,7 +193,10 @@ async fn measure(case: Case, concurrency: usize) -> Measured {
     assert!(report.error.is_none(), "the run failed: {:?}", report.error);
     let journal = account.requests();
     let patches = journal.iter().filter(|r| r.method == "PATCH").count();
-    assert_eq!(patches, case.changes, "every over-budget key is disabled once");
+    assert_eq!(
+        patches, case.changes,
+        "every over-budget key is disabled once"
+    );
     let guardrail_calls: Vec<_> = journal
         .iter()
         .filter(|r| r.method == "POST" && r.path.contains(CHEAP_MODELS_ONLY))
