@@ -9,11 +9,11 @@
 
 use super::error::ApiError;
 use super::model::{CurrentKey, Data, ErrorBody, KeyPatch};
+use super::pacer::Pacer;
 use crate::config::{Config, ManagementKey, Workspaces};
 use crate::domain::{Credits, Key};
 use backon::BackoffBuilder;
 use futures::StreamExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use std::num::NonZeroU32;
@@ -95,7 +95,7 @@ pub struct Attempted<T> {
 pub type Observer = Arc<dyn Fn(&str, Option<u16>, Duration) + Send + Sync>;
 
 /// The OpenRouter management API client. Cheap to clone: all clones share
-/// the concurrency limit and the rate limiter.
+/// the concurrency limit and the rate ceiling.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -110,7 +110,7 @@ struct Inner {
     workspaces: Workspaces,
     max_concurrency: usize,
     in_flight: Semaphore,
-    limiter: DefaultDirectRateLimiter,
+    pacer: Pacer,
     max_retries: u32,
 }
 
@@ -161,9 +161,6 @@ impl Client {
             .timeout(s.timeout)
             .connect_timeout(s.timeout.min(Duration::from_secs(10)))
             .build()?;
-        // A burst of one spreads requests evenly: never more than the
-        // ceiling in any one-second window.
-        let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -172,7 +169,7 @@ impl Client {
                 workspaces: s.workspaces,
                 max_concurrency: s.max_concurrency,
                 in_flight: Semaphore::new(s.max_concurrency),
-                limiter: RateLimiter::direct(quota),
+                pacer: Pacer::per_second(rate),
                 max_retries: s.max_retries,
             }),
             min_backoff: DEFAULT_MIN_BACKOFF,
@@ -432,7 +429,7 @@ impl Client {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        self.inner.limiter.until_ready().await;
+        self.inner.pacer.until_ready().await;
         let sent = Instant::now();
         let mut request = self.inner.http.request(method.clone(), url.clone());
         if let Some(body) = body {

@@ -5,6 +5,7 @@ pub mod client;
 pub mod error;
 pub mod guardrails;
 pub mod model;
+mod pacer;
 pub mod workspaces;
 
 pub use client::{Attempted, Client, ClientSettings};

@@ -311,9 +311,31 @@ impl Runner {
         for id in plan.exemptions_first_held() {
             self.store.mark_exemption_held(id, now).await?;
         }
-        if !dry_run {
-            self.send(&plan, &ids, &mut finals, &mut report).await?;
-        }
+        // The warnings and the usage snapshots do not depend on the answers:
+        // they are recorded while the requests are out.
+        let sending = async {
+            if dry_run {
+                return Ok(None);
+            }
+            self.send(run_id, &plan, &ids, &mut finals).await
+        };
+        let noting = async {
+            let warnings = self
+                .record_warnings(run_id, now, &gathered, &plan, &report.outlook)
+                .await?;
+            self.store
+                .record_snapshots_for(
+                    now,
+                    &gathered.keys,
+                    self.config.history.snapshot_interval,
+                    &gathered.forecast_keys,
+                )
+                .await?;
+            Ok::<_, anyhow::Error>(warnings)
+        };
+        let (stopped, warnings) = tokio::join!(sending, noting);
+        report.error = stopped?;
+        report.forecast_warnings = warnings?;
         report.rows = ids
             .into_iter()
             .zip(plan.changes.iter().cloned())
@@ -325,17 +347,6 @@ impl Runner {
             })
             .collect();
         report.plan = plan;
-        report.forecast_warnings = self
-            .record_warnings(run_id, now, &gathered, &report.plan, &report.outlook)
-            .await?;
-        self.store
-            .record_snapshots_for(
-                now,
-                &gathered.keys,
-                self.config.history.snapshot_interval,
-                &gathered.forecast_keys,
-            )
-            .await?;
         let rules_evaluated = gathered.rules.len();
         report.seen = Some(Seen::of(gathered, now));
         self.finish(&report, rules_evaluated).await?;

@@ -123,6 +123,17 @@ impl Completion {
     }
 }
 
+impl Completion {
+    /// Whether rows completed whole as `self` and as `other` read the same
+    /// (outcome, HTTP status, attempts, error): one write completes both.
+    pub(super) fn reads_as(&self, other: &Completion) -> bool {
+        self.outcome == other.outcome
+            && self.http_status == other.http_status
+            && self.attempts == other.attempts
+            && self.error == other.error
+    }
+}
+
 /// The fields a PATCH carries: every one but `guardrail`.
 fn patch_fields() -> Vec<Field> {
     Field::ALL
