@@ -151,13 +151,13 @@ async fn sqlite_figures(fixture: &Path) -> Figures {
 /// The figures on PostgreSQL: a fresh database of the test cluster, and
 /// the fixture copied there.
 async fn postgres_figures(cluster: &Cluster, fixture: &Path) -> Figures {
+    let target = cluster.fixture(fixture).await;
     let scratch = cluster.fresh("kw_bench_record").await;
     let fresh = Store::open_postgres(&scratch.target())
         .await
         .expect("opens a fresh PostgreSQL database");
     let recording = record_run(fresh).await;
     scratch.drop_now().await;
-    let target = cluster.fixture(fixture).await;
     let store = Store::open_postgres(&target)
         .await
         .expect("opens the PostgreSQL fixture");
