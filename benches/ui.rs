@@ -32,7 +32,7 @@ const TARGET: Duration = Duration::from_millis(200);
 const SAMPLES: usize = 5;
 
 /// Every page and JSON answer, with the filters a person uses.
-const PATHS: [&str; 15] = [
+const PATHS: [&str; 16] = [
     "/",
     "/budgets",
     "/keys",
@@ -45,6 +45,7 @@ const PATHS: [&str; 15] = [
     "/api/keys",
     "/api/budgets",
     "/api/forecasts",
+    "/api/forecasts?page=100",
     "/api/history",
     "/api/history?page=500",
     "/api/rules",

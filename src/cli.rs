@@ -192,6 +192,12 @@ pub struct ApplyArgs {
     /// Apply changes the blast-radius guard would hold back, once.
     #[arg(long)]
     pub force: bool,
+    /// On PostgreSQL, when another keywarden leads: wait until the lead is
+    /// free (tried every [daemon].standby_poll) instead of exiting 1 with
+    /// the leader's host and pid. (On SQLite a run in progress is always
+    /// waited for.)
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `plan` and `forecast`
@@ -398,6 +404,12 @@ pub struct RevertArgs {
     /// Also exempt the key from the asserting rule until then.
     #[arg(long)]
     pub exempt_until: Option<String>,
+    /// On PostgreSQL, when another keywarden leads: wait until the lead is
+    /// free (tried every [daemon].standby_poll) instead of exiting 1 with
+    /// the leader's host and pid. (On SQLite a run in progress is always
+    /// waited for.)
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `db …`

@@ -130,6 +130,9 @@ pub struct DaemonConfig {
     pub max_changes_per_run: usize,
     /// Blast-radius guard: most of the watched keys disabled in one run.
     pub max_disable_fraction: f64,
+    /// On PostgreSQL, how often a standby tries to take the lead (SPEC §14).
+    #[serde(with = "humantime_serde_compat")]
+    pub standby_poll: Duration,
 }
 
 impl DaemonConfig {
@@ -152,6 +155,7 @@ impl Default for DaemonConfig {
             rules_files: Vec::new(),
             max_changes_per_run: 100,
             max_disable_fraction: 0.5,
+            standby_poll: Duration::from_secs(5),
         }
     }
 }
@@ -427,6 +431,10 @@ impl Config {
                 u64::from(or.requests_per_second),
             ),
             ("[openrouter].timeout", or.timeout.as_millis() as u64),
+            (
+                "[daemon].standby_poll",
+                self.daemon.standby_poll.as_millis() as u64,
+            ),
         ];
         for (field, value) in positive {
             if value == 0 {

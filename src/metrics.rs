@@ -29,7 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,6 +91,8 @@ pub struct Metrics {
     budget: Family<BudgetLabels, GaugeF>,
     window_reset: Family<WindowLabels, GaugeF>,
     last_success: GaugeF,
+    leader: Gauge,
+    leader_changes: Counter,
     forecasts: ForecastGauges,
     windows: Mutex<BTreeSet<Window>>,
     clock: Arc<dyn Clock>,
@@ -113,6 +115,8 @@ impl Metrics {
             budget: Family::default(),
             window_reset: Family::default(),
             last_success: GaugeF::default(),
+            leader: Gauge::default(),
+            leader_changes: Counter::default(),
             forecasts: ForecastGauges::default(),
             windows: Mutex::new(BTreeSet::new()),
             clock,
@@ -178,8 +182,28 @@ impl Metrics {
             "When the last run with status ok finished (Unix time)",
             m.last_success.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this process leads (always on SQLite), 0 while it is a standby",
+            m.leader.clone(),
+        );
+        registry.register(
+            "leader_changes",
+            "Times this process took the lead (PostgreSQL)",
+            m.leader_changes.clone(),
+        );
         m.forecasts.register(&mut registry);
         Metrics { registry, ..m }
+    }
+
+    /// Whether this process leads now.
+    pub fn set_leader(&self, leads: bool) {
+        self.leader.set(i64::from(leads));
+    }
+
+    /// This process took the lead.
+    pub fn took_the_lead(&self) {
+        self.leader_changes.inc();
     }
 
     /// Brings the history counters up to the counts in `store`.
@@ -288,15 +312,31 @@ fn raise(counter: &Counter, total: u64) {
     }
 }
 
-/// What `/healthz` looks at: the run loop's heartbeat and the last run.
+/// What `/healthz` looks at: the run loop's heartbeat and the last run,
+/// and whether this process is a standby (SPEC §14).
 #[derive(Debug, Default)]
 pub struct Health {
     tick: AtomicI64,
     last_run: AtomicI64,
     interval_secs: AtomicI64,
+    standby: AtomicBool,
 }
 
 impl Health {
+    /// Whether this process is a standby (runs nothing, so no last run is
+    /// due) or leads.
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Relaxed);
+    }
+
+    /// `leader` or `standby`.
+    pub fn role(&self) -> &'static str {
+        match self.standby.load(Ordering::Relaxed) {
+            true => "standby",
+            false => "leader",
+        }
+    }
+
     /// The run loop is alive at `now`.
     pub fn tick(&self, now: DateTime<Utc>) {
         self.tick.store(now.timestamp(), Ordering::Relaxed);
@@ -313,15 +353,17 @@ impl Health {
             .store(interval.num_seconds().max(1), Ordering::Relaxed);
     }
 
-    /// Healthy: the loop ticked within the last 30 s, and the last run is
-    /// not older than twice the schedule interval (at least one minute, so
-    /// that a run of a few seconds on a per-second schedule is not a failure).
+    /// Healthy: the loop ticked within the last 30 s, and, on the leader,
+    /// the last run is not older than twice the schedule interval (at least
+    /// one minute, so that a run of a few seconds on a per-second schedule
+    /// is not a failure). A standby runs nothing: its live loop is enough.
     pub fn is_healthy(&self, now: DateTime<Utc>) -> bool {
         let now = now.timestamp();
         let tick = self.tick.load(Ordering::Relaxed);
         let last_run = self.last_run.load(Ordering::Relaxed);
         let allowed = (2 * self.interval_secs.load(Ordering::Relaxed)).max(60);
-        tick > 0 && now - tick <= 30 && last_run > 0 && now - last_run <= allowed
+        let runs_on_time = last_run > 0 && now - last_run <= allowed;
+        tick > 0 && now - tick <= 30 && (self.standby.load(Ordering::Relaxed) || runs_on_time)
     }
 }
 
@@ -351,11 +393,11 @@ async fn serve_metrics(State(s): State<Shared>) -> impl IntoResponse {
 
 async fn serve_health(State(s): State<Shared>) -> impl IntoResponse {
     if s.health.is_healthy(s.metrics.clock.now()) {
-        (StatusCode::OK, "ok\n")
+        (StatusCode::OK, format!("ok: {}\n", s.health.role()))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "unhealthy: the run loop or the last run is late\n",
+            "unhealthy: the run loop or the last run is late\n".to_string(),
         )
     }
 }

@@ -1,6 +1,7 @@
 //! `keywarden apply`: one run now.
 
 use super::Context;
+use super::turn::ManualTurn;
 use crate::cli::ApplyArgs;
 use crate::engine::Outcome;
 use crate::exit;
@@ -13,7 +14,13 @@ use std::process::ExitCode;
 pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let runner = ctx.runner().await?;
     let due = super::due_rules(&runner, &args.rules).await?;
-    let _turn = runner.store.run_turn(super::waiting_for_run).await?;
+    let turn = ManualTurn::take(
+        &runner.store,
+        runner.clock.as_ref(),
+        args.wait,
+        runner.config.daemon.standby_poll,
+    )
+    .await?;
     let report = runner
         .run(&RunRequest {
             trigger: Trigger::Manual,
@@ -21,7 +28,9 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<ExitCode> {
             dry_run: args.dry_run,
             force: args.force,
         })
-        .await?;
+        .await;
+    turn.end().await;
+    let report = report?;
     for RecordedChange {
         id,
         change,

@@ -10,8 +10,10 @@ use crate::context::{Shell, client};
 use crate::domain::Key;
 use crate::engine::Claim;
 use crate::listing::keys::{Holdings, KeyHoldings, ListedKey, claim_text, forecast_cells};
+use crate::listing::rules::stored_rules;
 use crate::openrouter::{Client, KeyListing};
 use crate::output;
+use crate::rules::Rule;
 use std::process::ExitCode;
 
 /// Runs `keys`.
@@ -60,8 +62,8 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads the rules, claims and forecasts from the database (and the budget
-/// sources); none when there is no database yet (listing keys does not
+/// Reads the rules (once), claims and forecasts from the database (and
+/// the budget sources); none when there is no database yet (listing keys does not
 /// create one).
 async fn holdings(
     ctx: &Context,
@@ -75,12 +77,14 @@ async fn holdings(
         return Ok(Holdings::default());
     }
     let shell = Shell::open(config, ctx.clock.clone()).await?;
+    let rules = stored_rules(&shell.store).await?;
+    let enabled: Vec<Rule> = rules.iter().filter(|r| r.enabled).cloned().collect();
     let forecasts = shell
         .runner(client)
-        .outlook_of(keys, &listing.workspaces)
+        .outlook_of(&enabled, keys, &listing.workspaces)
         .await?
         .forecasts;
-    let holdings = Holdings::read(&shell.store, forecasts).await?;
+    let holdings = Holdings::read(&shell.store, &rules, forecasts).await?;
     shell.store.close().await;
     Ok(holdings)
 }

@@ -22,6 +22,7 @@ pub mod revert;
 pub mod rules;
 pub mod run;
 pub mod sandbox;
+mod turn;
 pub mod ui;
 
 /// Runs the chosen subcommand.

@@ -7,6 +7,7 @@
 //! PATCH that fails exits 1 and is recorded as a failed `revert`.
 
 use super::Context;
+use super::turn::ManualTurn;
 use crate::cli::RevertArgs;
 use crate::context::{client, open_store};
 use crate::domain::timestamp::rfc3339;
@@ -44,7 +45,15 @@ pub async fn run(ctx: &Context, args: RevertArgs) -> anyhow::Result<ExitCode> {
     // A revert reads the key, checks it and PATCHes it: no run in between.
     let _turn = match args.dry_run {
         true => None,
-        false => Some(store.run_turn(super::waiting_for_run).await?),
+        false => Some(
+            ManualTurn::take(
+                &store,
+                ctx.clock.as_ref(),
+                args.wait,
+                config.daemon.standby_poll,
+            )
+            .await?,
+        ),
     };
     let mut key = client
         .get_key(&change.key_hash)

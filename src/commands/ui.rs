@@ -4,7 +4,7 @@
 use super::Context;
 use crate::cli::UiArgs;
 use crate::service::schedule::next_run;
-use crate::ui::{DEFAULT_LISTEN, role};
+use crate::ui::{DEFAULT_LISTEN, Feed, role};
 use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -19,7 +19,9 @@ pub async fn run(ctx: &Context, args: UiArgs) -> anyhow::Result<ExitCode> {
     crate::context::client(&config)?;
     let mut terminate = signal(SignalKind::terminate())?;
     let shell = ctx.open().await?;
-    let addr = crate::ui::serve(&shell, &listen, role(false), next_run).await?;
+    let addr = crate::ui::serve(&shell, &listen, role(false), next_run, Feed::Observed)
+        .await?
+        .addr;
     eprintln!("keywarden dashboard on http://{addr} (Ctrl-C stops it)");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

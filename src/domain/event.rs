@@ -47,6 +47,8 @@ pub enum EventKind {
     AuthRecovered,
     /// A reload of the configuration or rules files failed.
     ReloadFailed,
+    /// Another replica took the lead on PostgreSQL (SPEC §14).
+    LeaderChanged,
     /// Two rules of equal priority set a field of a key differently.
     Conflict,
 }

@@ -8,6 +8,7 @@ use crate::engine::forecast::Status;
 use crate::engine::outlook::ForecastRow;
 use crate::openrouter::KeyListing;
 use crate::output;
+use crate::rules::Rule;
 use crate::rules::model::Scope;
 use crate::rules::selector::CompiledSelector;
 use crate::store::Store;
@@ -112,17 +113,20 @@ impl KeyHoldings {
 }
 
 impl Holdings {
-    /// Reads the enabled rules and the claims from `store`; `forecasts`
-    /// are where the budget and forecast rules' spend is heading.
-    pub async fn read(store: &Store, forecasts: Vec<ForecastRow>) -> anyhow::Result<Holdings> {
-        let selectors = store
-            .rules()
-            .await?
-            .into_iter()
-            .filter(|r| r.rule.enabled)
+    /// The selectors of the enabled `rules` (every stored rule, read by
+    /// the caller, once), the claims read from `store`; `forecasts` are
+    /// where the budget and forecast rules' spend is heading.
+    pub async fn read(
+        store: &Store,
+        rules: &[Rule],
+        forecasts: Vec<ForecastRow>,
+    ) -> anyhow::Result<Holdings> {
+        let selectors = rules
+            .iter()
+            .filter(|r| r.enabled)
             .map(|r| RuleSelector {
-                selector: CompiledSelector::new(&r.rule.keys),
-                rule: r.rule.name,
+                selector: CompiledSelector::new(&r.keys),
+                rule: r.name.clone(),
             })
             .collect();
         let mut claims: HashMap<String, Vec<Claim>> = HashMap::new();

@@ -1,8 +1,9 @@
 //! The rule objects of `rules list --format json` and `/api/rules`.
 
 use crate::domain::timestamp;
+use crate::rules::Rule;
 use crate::rules::export::to_toml;
-use crate::store::StoredRule;
+use crate::store::{Store, StoredRule};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -41,4 +42,9 @@ impl RuleListing {
             updated_at: stored.updated_at,
         }
     }
+}
+
+/// Every stored rule, enabled or not, in the store's order.
+pub async fn stored_rules(store: &Store) -> anyhow::Result<Vec<Rule>> {
+    Ok(store.rules().await?.into_iter().map(|s| s.rule).collect())
 }

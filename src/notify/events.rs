@@ -122,6 +122,7 @@ async fn event_reason(batch: &mut OutboxBatch, e: &EventRow) -> anyhow::Result<O
             "reload failed, the previous rules stay in force: {}",
             text("error")
         ),
+        EventKind::LeaderChanged => leader_changed_reason(&e.detail),
         EventKind::SourceError => {
             if e.detail.get("new_outage") != Some(&Value::Bool(true)) {
                 return Ok(None);
@@ -144,6 +145,22 @@ async fn event_reason(batch: &mut OutboxBatch, e: &EventRow) -> anyhow::Result<O
         | EventKind::Conflict => return Ok(None),
     };
     Ok(Some(reason))
+}
+
+/// `host-b pid 7 leads now, after host-a pid 42`: the reason of a
+/// `leader_changed` event with its `detail`.
+fn leader_changed_reason(detail: &Value) -> String {
+    let name = |v: &Value| {
+        format!(
+            "{} pid {}",
+            v.get("host").and_then(Value::as_str).unwrap_or("?"),
+            v.get("pid").unwrap_or(&Value::Null)
+        )
+    };
+    match detail.get("before").filter(|b| b.is_object()) {
+        Some(before) => format!("{} leads now, after {}", name(detail), name(before)),
+        None => format!("{} leads now", name(detail)),
+    }
 }
 
 /// The event recorded when an outage ends.
@@ -240,6 +257,17 @@ mod tests {
         for (outcome, fields, event) in cases {
             assert_eq!(change_event(outcome, &fields), event, "{outcome} {fields}");
         }
+    }
+
+    #[test]
+    fn a_change_of_leader_names_who_leads_and_who_led() {
+        let now = json!({ "host": "host-b", "pid": 7, "before": { "host": "host-a", "pid": 42 } });
+        assert_eq!(
+            leader_changed_reason(&now),
+            "host-b pid 7 leads now, after host-a pid 42"
+        );
+        let first = json!({ "host": "host-b", "pid": 7, "before": null });
+        assert_eq!(leader_changed_reason(&first), "host-b pid 7 leads now");
     }
 
     #[test]

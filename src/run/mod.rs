@@ -6,7 +6,7 @@
 
 mod gather;
 mod outlook;
-pub use outlook::{Observation, RunOutlook};
+pub use outlook::{Observation, RunOutlook, Seen};
 mod record;
 mod send;
 pub mod sent;
@@ -21,6 +21,7 @@ use crate::engine::warnings::ForecastWarning;
 use crate::engine::{Change, ChangeKind, Hold, Outcome, Plan};
 use crate::openrouter::{ApiError, Client};
 use crate::store::Store;
+use crate::store::leader::Leading;
 use chrono::{DateTime, Utc};
 use gather::Gathered;
 pub use send::send_change;
@@ -38,6 +39,8 @@ pub enum Trigger {
     Reload,
     /// `keywarden apply`.
     Manual,
+    /// This replica took the lead (SPEC §14).
+    Takeover,
 }
 
 impl Trigger {
@@ -48,6 +51,7 @@ impl Trigger {
             Trigger::Startup => "startup",
             Trigger::Reload => "reload",
             Trigger::Manual => "manual",
+            Trigger::Takeover => "takeover",
         }
     }
 }
@@ -86,6 +90,9 @@ pub struct RunReport {
     pub outlook: RunOutlook,
     /// The early warnings (`budget_forecast`) this run recorded.
     pub forecast_warnings: Vec<ForecastWarning>,
+    /// What the run saw of the account, for the dashboard; `None` when it
+    /// stopped before listing the keys.
+    pub seen: Option<Seen>,
 }
 
 /// One change row of a run.
@@ -146,6 +153,9 @@ pub struct Runner {
     pub config: Arc<Config>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
+    /// Whether this process leads (SPEC §14): checked before each batch of
+    /// requests; always on SQLite.
+    pub leading: Leading,
     http: reqwest::Client,
 }
 
@@ -172,11 +182,17 @@ impl Runner {
             client,
             config,
             clock,
+            leading: Leading::always(),
             http: reqwest::Client::builder()
                 .user_agent(concat!("keywarden/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("an HTTP client with default settings"),
         }
+    }
+
+    /// This runner, sending only while `leading` holds.
+    pub fn leading_by(self, leading: Leading) -> Runner {
+        Runner { leading, ..self }
     }
 
     fn guard(&self, force: bool) -> Guard {
@@ -320,7 +336,9 @@ impl Runner {
                 &gathered.forecast_keys,
             )
             .await?;
-        self.finish(&report, gathered.rules.len()).await?;
+        let rules_evaluated = gathered.rules.len();
+        report.seen = Some(Seen::of(gathered, now));
+        self.finish(&report, rules_evaluated).await?;
         Ok(report)
     }
 }

@@ -8,8 +8,9 @@
 
 use super::gather::{Gathered, series_lookback};
 use super::{RunError, Runner};
-use crate::domain::{Guardrail, Key, Workspace};
+use crate::domain::{Credits, Guardrail, Key, Workspace};
 use crate::engine::evaluate::{Amounts, Observed};
+use crate::engine::inputs::Series;
 use crate::engine::outlook::{ForecastRow, Outlook, outlook, outlook_ahead};
 use crate::openrouter::KeyListing;
 use crate::rules::model::Rule;
@@ -50,18 +51,18 @@ impl Runner {
             .await?)
     }
 
-    /// Where the spend of every enabled rule is heading now, for `keys`
-    /// (of the account's `workspaces`) listed already (`keys list`);
-    /// records nothing.
+    /// Where the spend of the enabled `rules` (read by the caller) is
+    /// heading now, for `keys` (of the account's `workspaces`) listed
+    /// already (`keys list`); records nothing.
     pub async fn outlook_of(
         &self,
+        rules: &[Rule],
         keys: &[Key],
         workspaces: &[Workspace],
     ) -> anyhow::Result<Outlook> {
         let now = self.clock.now();
-        let rules = self.enabled_rules().await?;
-        let amounts = self.read_budget_sources(&rules, None, None, now).await?;
-        self.figures(&rules, keys, workspaces, &amounts, now, now)
+        let amounts = self.read_budget_sources(rules, None, None, now).await?;
+        self.figures(rules, keys, workspaces, &amounts, now, now)
             .await
     }
 
@@ -74,13 +75,10 @@ impl Runner {
         let outlook = self
             .figures(&g.rules, &g.keys, &g.workspaces, &g.amounts, now, now)
             .await?;
+        let seen = Seen::of(g, now);
         Ok(Observation {
-            guardrails: g.guardrails.listed().map(<[_]>::to_vec).unwrap_or_default(),
-            listing: KeyListing {
-                keys: g.keys,
-                workspaces: g.workspaces,
-                fallback: g.fallback,
-            },
+            listing: seen.listing,
+            guardrails: seen.guardrails,
             outlook,
         })
     }
@@ -124,6 +122,48 @@ pub struct Observation {
     pub guardrails: Vec<Guardrail>,
     /// Where each budget's spend is heading.
     pub outlook: Outlook,
+}
+
+/// What a run saw of the account, handed over when it ends so that the
+/// dashboard of the same process shows it without listing the keys again
+/// (SPEC §13): the keys as listed (before the run's PATCHes), the
+/// account's guardrails and credits when read, the enabled rules and what
+/// the figures read.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// Every key as listed, with the account's workspaces.
+    pub listing: KeyListing,
+    /// The account's guardrails, when they were read.
+    pub guardrails: Vec<Guardrail>,
+    /// The account's credits, when a rule needed them and they were read.
+    pub credits: Option<Credits>,
+    /// The enabled rules.
+    pub rules: Vec<Rule>,
+    /// The budget amounts the run read (its due rules' sources).
+    pub amounts: Amounts,
+    /// The usage series the figures read.
+    pub series: Series,
+    /// The run's instant.
+    pub at: DateTime<Utc>,
+}
+
+impl Seen {
+    /// What the run that `gathered` at `at` saw, moved out of it.
+    pub(super) fn of(g: Gathered, at: DateTime<Utc>) -> Seen {
+        Seen {
+            guardrails: g.guardrails.listed().map(<[_]>::to_vec).unwrap_or_default(),
+            listing: KeyListing {
+                keys: g.keys,
+                workspaces: g.workspaces,
+                fallback: g.fallback,
+            },
+            credits: g.credits,
+            rules: g.rules,
+            amounts: g.amounts,
+            series: g.series,
+            at,
+        }
+    }
 }
 
 /// The figures of the `due` rules (`None`: all) from what a run gathered.

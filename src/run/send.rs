@@ -11,6 +11,7 @@ use crate::engine::{ChangeKind, Outcome, Plan};
 use crate::openrouter::guardrails::GUARDRAIL_PAGE;
 use crate::openrouter::{ApiError, Client, KeyPatch};
 use crate::store::Store;
+use crate::store::leader::LeadershipLost;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -50,8 +51,14 @@ impl Runner {
             .collect();
         let concurrency = self.config.openrouter.max_concurrency.max(1);
         let batches = plan.guardrail_batches(GUARDRAIL_PAGE);
+        self.confirm_leading()?;
         let mut guardrails = send_guardrails(&self.client, batches, concurrency).await;
-        let mut results = futures::stream::iter(by_key.into_iter().map(|(hash, rows)| {
+        self.confirm_leading()?;
+        // No new request once the lead is lost; the rows not sent stay
+        // pending for the next leader (SPEC §4.5).
+        let leading = self.leading.clone();
+        let keys = by_key.into_iter().take_while(move |_| leading.is_held());
+        let mut results = futures::stream::iter(keys.map(|(hash, rows)| {
             let client = self.client.clone();
             let patch = patches.get(hash).cloned();
             let hash = hash.to_string();
@@ -90,6 +97,7 @@ impl Runner {
             }
         }
         drop(results);
+        self.confirm_leading()?;
         if let Some(err) = auth_failure {
             // 401/403 stop the run: a PATCH not sent is failed, and said so;
             // a guardrail call sent before counts for what it did.
@@ -123,6 +131,16 @@ impl Runner {
             report.error = Some(err.explain());
         }
         Ok(())
+    }
+}
+
+impl Runner {
+    /// Fails with [`LeadershipLost`] when this process no longer leads.
+    fn confirm_leading(&self) -> Result<(), LeadershipLost> {
+        match self.leading.is_held() {
+            true => Ok(()),
+            false => Err(LeadershipLost),
+        }
     }
 }
 

@@ -5,13 +5,17 @@
 //! overlap. The loop also pings the systemd watchdog, reloads on `SIGHUP`,
 //! notices rule changes made through the CLI (and reschedules), and stops on
 //! `SIGTERM`/`SIGINT`, giving the in-flight run [`STOP_GRACE`] to finish.
+//! On PostgreSQL, several replicas share the database and only the one that
+//! leads ([`leadership`]) runs rules and delivers notifications.
 
+pub mod leadership;
 pub mod lock;
 pub mod memory;
 pub mod rules_files;
 pub mod schedule;
 pub mod systemd;
 
+use crate::config::Database;
 use crate::context::{Context, Shell};
 use crate::domain::event::EventKind;
 use crate::domain::{Field, FieldValue};
@@ -20,8 +24,11 @@ use crate::notify::{Backoff, Notifier, Webhook};
 use crate::rules::Rule;
 use crate::run::{RunReport, RunRequest, Runner, Trigger};
 use crate::store::Store;
+use crate::ui::{Dashboard, Feed};
+use crate::store::leader::{Leader, Leading};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use leadership::{Campaign, Role};
 use lock::InstanceLock;
 use schedule::Schedules;
 use std::collections::BTreeSet;
@@ -64,15 +71,32 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
     // its default action would.
     let signals = Signals::new()?;
     let config = opts.context.config()?;
-    let db = config.database_path();
-    let _lock = InstanceLock::acquire(&db)?;
+    let database = config.database()?;
+    let _lock = match &database {
+        Database::Sqlite(db) => Some(InstanceLock::acquire(db)?),
+        Database::Postgres(_) => None,
+    };
     let shell = Shell::open(config, opts.context.clock.clone()).await?;
     let config = &shell.config;
     rules_files::sync_rules_files(&shell.store, &config.daemon.rules_files, shell.clock.now())
         .await?;
     let default_tz = config.daemon.default_timezone()?;
     let metrics = Arc::new(Metrics::new(shell.clock.clone()));
-    let runner = runner(&shell, &metrics)?;
+    let (leading, campaign) = match &database {
+        Database::Sqlite(_) => (Leading::always(), None),
+        Database::Postgres(_) => {
+            let leading = Leading::not_yet();
+            let campaign = Campaign::start(
+                shell.store.clone(),
+                shell.clock.clone(),
+                config.daemon.standby_poll,
+                leading.clone(),
+            );
+            (leading, Some(campaign))
+        }
+    };
+    metrics.set_leader(leading.is_held());
+    let runner = runner(&shell, &metrics, &leading)?;
     let health = Arc::new(Health::default());
     if let Some(listen) = &config.metrics.listen {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -89,18 +113,33 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
             }
         });
     }
-    if let Some(listen) = &config.ui.listen {
-        crate::ui::serve(&shell, listen, crate::ui::role(true), schedule::next_run).await?;
-    }
+    let dashboard = match &config.ui.listen {
+        Some(listen) => {
+            let role = crate::ui::replica_role(&leading);
+            let served =
+                crate::ui::serve(&shell, listen, role, schedule::next_run, Feed::Runs).await?;
+            Some(served.dashboard)
+        }
+        None => None,
+    };
     let (due_tx, due_rx) = mpsc::unbounded_channel();
+    let notifications = match leading.is_held() {
+        true => Some(Notifications::start(&shell, opts.notify_backoff)?),
+        false => None,
+    };
+    let (campaign, mut roles) = campaign.unzip();
     let mut service = Service {
-        notifications: Notifications::start(&shell, opts.notify_backoff)?,
+        notifications,
+        leading,
+        role: None,
+        _campaign: campaign,
         opts,
         default_tz,
         shell,
         runner,
         metrics,
         health,
+        dashboard,
         due_tx,
         schedules: None,
         rules: Vec::new(),
@@ -108,11 +147,26 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
         last_run: LastRun::Ok,
     };
     service.metrics.refresh(&service.shell.store).await?;
-    tracing::info!(database = %db.display(), "keywarden started");
-    service.run_now(Trigger::Startup).await;
+    tracing::info!(%database, "keywarden started");
+    if let Some(roles) = &mut roles
+        && let Some(first) = roles.recv().await
+    {
+        service.role_changed(first).await;
+    }
+    if service.leading.is_held() {
+        service.run_now(Trigger::Startup).await;
+    }
     service.reschedule().await?;
     systemd::ready(&service.status_line().await);
-    service.run_loop(due_rx, signals).await
+    service.run_loop(due_rx, signals, roles).await
+}
+
+/// The next role the campaign reports; never, on SQLite (no campaign).
+async fn next_role(roles: &mut Option<mpsc::UnboundedReceiver<Role>>) -> Option<Role> {
+    match roles {
+        Some(roles) => roles.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The signals the loop acts on, registered once.
@@ -132,9 +186,12 @@ impl Signals {
     }
 }
 
-/// The runner of the service, its API requests observed by `metrics`.
-fn runner(shell: &Shell, metrics: &Arc<Metrics>) -> anyhow::Result<Runner> {
-    Ok(shell.runner(shell.client()?.with_observer(metrics.api_observer())))
+/// The runner of the service, its API requests observed by `metrics`,
+/// sending only while `leading` holds.
+fn runner(shell: &Shell, metrics: &Arc<Metrics>, leading: &Leading) -> anyhow::Result<Runner> {
+    Ok(shell
+        .runner(shell.client()?.with_observer(metrics.api_observer()))
+        .leading_by(leading.clone()))
 }
 
 /// The webhook worker and how to reach it.
@@ -211,7 +268,16 @@ struct Service {
     runner: Runner,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    notifications: Notifications,
+    /// The dashboard served by this process, which its runs feed.
+    dashboard: Option<Arc<Dashboard>>,
+    /// The webhook worker: only the leader delivers.
+    notifications: Option<Notifications>,
+    /// Whether this process leads (always on SQLite).
+    leading: Leading,
+    /// The role the campaign last reported; `None` on SQLite.
+    role: Option<Role>,
+    /// The campaign for the lead on PostgreSQL; ends when dropped.
+    _campaign: Option<Campaign>,
     due_tx: mpsc::UnboundedSender<String>,
     schedules: Option<Schedules>,
     /// The enabled rules the schedules were built from.
@@ -226,12 +292,20 @@ impl Service {
         let runner = self.runner.clone();
         let store = self.shell.store.clone();
         tracing::info!(trigger = req.trigger.as_str(), rules = ?req.due, "run starting");
+        if let Some(dashboard) = &self.dashboard {
+            dashboard.run_started();
+        }
         let task = tokio::task::spawn_local(async move {
             let started = Instant::now();
-            let result = match store.run_turn(waiting_for_run).await {
-                Ok(_turn) => runner.run(&req).await,
-                Err(e) => Err(e),
-            };
+            let result = async {
+                // On PostgreSQL the leadership lock is the run's turn.
+                let _turn = match store.sqlite_path() {
+                    Some(_) => Some(store.run_turn(waiting_for_run).await?),
+                    None => None,
+                };
+                runner.run(&req).await
+            }
+            .await;
             (result, started.elapsed())
         });
         Box::pin(async move {
@@ -259,6 +333,7 @@ impl Service {
         mut self,
         mut due_rx: mpsc::UnboundedReceiver<String>,
         mut signals: Signals,
+        mut roles: Option<mpsc::UnboundedReceiver<Role>>,
     ) -> anyhow::Result<()> {
         let watchdog = systemd::watchdog_interval();
         let period = watchdog.map_or(Duration::from_secs(1), |w| w.min(Duration::from_secs(1)));
@@ -270,6 +345,11 @@ impl Service {
             tokio::select! {
                 Some(rule) = due_rx.recv() => {
                     pending.rules.insert(rule);
+                }
+                Some(role) = next_role(&mut roles) => {
+                    if self.role_changed(role).await {
+                        pending.all = Some(Trigger::Takeover);
+                    }
                 }
                 _ = signals.hangup.recv() => {
                     if self.reload().await {
@@ -303,6 +383,7 @@ impl Service {
                 }
             }
             if in_flight.is_none()
+                && self.leading.is_held()
                 && let Some(req) = pending.take()
             {
                 in_flight = Some(self.spawn_run(req));
@@ -328,7 +409,9 @@ impl Service {
                 ),
             }
         }
-        self.notifications.stop().await;
+        if let Some(notifications) = self.notifications.take() {
+            notifications.stop().await;
+        }
         tracing::info!("stopped");
     }
 
@@ -361,7 +444,9 @@ impl Service {
 
     async fn try_reload(&mut self) -> anyhow::Result<()> {
         let config = self.opts.context.config()?;
-        if config.database_path() != self.shell.config.database_path() {
+        if config.database_path() != self.shell.config.database_path()
+            || config.database.url != self.shell.config.database.url
+        {
             anyhow::bail!("the database cannot change on reload (restart the service to move it)");
         }
         let default_tz = config.daemon.default_timezone()?;
@@ -369,17 +454,19 @@ impl Service {
             config: Arc::new(config),
             ..self.shell.clone()
         };
-        let runner = runner(&shell, &self.metrics)?;
+        let runner = runner(&shell, &self.metrics, &self.leading)?;
         rules_files::sync_rules_files(
             &shell.store,
             &shell.config.daemon.rules_files,
             shell.clock.now(),
         )
         .await?;
-        let notifications = Notifications::start(&shell, self.opts.notify_backoff)?;
-        std::mem::replace(&mut self.notifications, notifications)
-            .stop()
-            .await;
+        if self.notifications.is_some() {
+            let notifications = Notifications::start(&shell, self.opts.notify_backoff)?;
+            if let Some(old) = self.notifications.replace(notifications) {
+                old.stop().await;
+            }
+        }
         self.shell = shell;
         self.default_tz = default_tz;
         self.runner = runner;
@@ -449,10 +536,12 @@ impl Service {
                 }
                 self.metrics.observe_run(took, &report.plan.budgets);
                 self.metrics.observe_outlook(&report.outlook);
+                self.show(Some(report)).await;
             }
             (Err(e), _) => {
                 self.last_run = LastRun::Error;
                 tracing::error!("run failed: {e:#}");
+                self.show(None).await;
             }
         }
         self.health.run_finished(now);
@@ -464,13 +553,25 @@ impl Service {
         memory::release();
     }
 
-    /// Enqueues what is new in the history and wakes the webhook worker.
+    /// Hands the dashboard what the run of `report` saw (`None`: the run
+    /// failed before it was recorded).
+    async fn show(&self, report: Option<RunReport>) {
+        if let Some(dashboard) = &self.dashboard {
+            crate::ui::run_ended(dashboard, report).await;
+        }
+    }
+
+    /// Enqueues what is new in the history and wakes the webhook worker
+    /// (the leader's job: a standby leaves it to the leader).
     async fn enqueue(&self) {
+        let Some(notifications) = &self.notifications else {
+            return;
+        };
         match crate::notify::enqueue(&self.shell.store, self.shell.clock.now()).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::debug!(items = n, "notifications enqueued");
-                self.notifications.wake.notify_one();
+                notifications.wake.notify_one();
             }
             Err(e) => tracing::error!("cannot enqueue notifications: {e:#}"),
         }
@@ -494,7 +595,60 @@ impl Service {
                 .len(),
             Err(_) => 0,
         };
-        systemd::status_line(next, held, &self.last_run, self.default_tz, now)
+        let line = systemd::status_line(next, held, &self.last_run, self.default_tz, now);
+        match &self.role {
+            None => line,
+            Some(role) => format!("{role} · {line}"),
+        }
+    }
+
+    /// Acts on a change of role: the metrics, `/healthz`, the webhook
+    /// worker, the status, and on taking the lead a `leader_changed` event.
+    /// `true` when this process has just taken the lead (every rule is then
+    /// evaluated at once).
+    async fn role_changed(&mut self, role: Role) -> bool {
+        let leads = matches!(role, Role::Leads { .. });
+        match &role {
+            Role::Leads { me, before } => {
+                tracing::info!(before = ?before.as_ref().map(ToString::to_string), "leading now ({me})");
+                self.metrics.took_the_lead();
+                self.record_leader_changed(me, before.as_ref()).await;
+            }
+            Role::Standby { .. } => tracing::info!("{role}"),
+            Role::Lost { why } => {
+                tracing::error!("lost the lead, no new request is sent: {why}");
+            }
+        }
+        self.metrics.set_leader(leads);
+        self.health.set_standby(!leads);
+        match (leads, self.notifications.is_some()) {
+            (true, false) => match Notifications::start(&self.shell, self.opts.notify_backoff) {
+                Ok(n) => self.notifications = Some(n),
+                Err(e) => tracing::error!("cannot start delivering notifications: {e:#}"),
+            },
+            (false, true) => {
+                if let Some(n) = self.notifications.take() {
+                    n.stop().await;
+                }
+            }
+            _ => {}
+        }
+        self.role = Some(role);
+        systemd::status(&self.status_line().await);
+        leads
+    }
+
+    /// Records (and notifies) that `me` leads now, after `before`.
+    async fn record_leader_changed(&self, me: &Leader, before: Option<&Leader>) {
+        let detail = leadership::leader_changed(me, before);
+        if let Err(e) = self
+            .shell
+            .store
+            .record_service_event(self.shell.clock.now(), EventKind::LeaderChanged, &detail)
+            .await
+        {
+            tracing::error!("cannot record the change of leader: {e:#}");
+        }
     }
 }
 

@@ -85,8 +85,8 @@ impl Conn<'_> {
     /// The same connection, borrowed again for one call.
     pub(crate) fn reborrow(&mut self) -> Conn<'_> {
         match self {
-            Conn::Sqlite(c) => Conn::Sqlite(&mut **c),
-            Conn::Postgres(c) => Conn::Postgres(&mut **c),
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
         }
     }
 }

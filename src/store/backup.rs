@@ -1,6 +1,8 @@
 //! `keywarden db backup`: a consistent, private copy of the database.
 
 use super::Store;
+use super::backend::Pool;
+use crate::exit::UsageError;
 use anyhow::Context as _;
 use std::path::Path;
 
@@ -15,8 +17,19 @@ impl Store {
     /// overwritten (that is an [`std::io::ErrorKind::AlreadyExists`] error).
     /// Private directories left beside `target` by a backup whose process
     /// was killed are removed first.
+    ///
+    /// A PostgreSQL database is refused (a usage error, exit 2): it is
+    /// backed up with `pg_dump`, or copied to a SQLite file with
+    /// `keywarden db copy --to FILE`.
     pub async fn backup_to(&self, target: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Err(UsageError::new(format!(
+                "keywarden db backup copies a SQLite database; {} is PostgreSQL: back it up \
+                 with pg_dump, or copy it to a SQLite file with keywarden db copy --to FILE",
+                self.database()
+            )));
+        };
         if target.exists() {
             return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
                 .with_context(|| format!("{} already exists", target.display()));
@@ -32,9 +45,9 @@ impl Store {
             .tempdir_in(dir)
             .with_context(|| format!("cannot create a private directory in {}", dir.display()))?;
         let copy = private.path().join("backup.db");
-        sqlx::query("VACUUM INTO ?")
+        sqlx::query("VACUUM INTO $1")
             .bind(copy.to_string_lossy().into_owned())
-            .execute(self.sqlite())
+            .execute(pool)
             .await
             .with_context(|| format!("cannot copy the database to {}", copy.display()))?;
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))?;

@@ -1,27 +1,58 @@
-//! Batched inserts within SQLite's limit on the parameters of one statement.
+//! Batched statements within the limit both backends put on the parameters
+//! of one statement.
 
 use sqlx::query_builder::Separated;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Database, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
+use std::future::Future;
 
-/// SQLite's limit on the parameters of one statement
-/// (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled SQLite, 3.32 and later).
+/// The smaller of the two backends' limits on the parameters of one
+/// statement: SQLite's (`SQLITE_MAX_VARIABLE_NUMBER` of the bundled SQLite,
+/// 3.32 and later; PostgreSQL's is 65,535).
 const MAX_BINDS: usize = 32_766;
 
+/// A connection that runs a built statement: SQLite's or PostgreSQL's.
+pub(super) trait BatchConnection: Send {
+    /// The connection's database.
+    type Database: Database;
+
+    /// Runs the statement `query` has built.
+    fn run<'q>(
+        &mut self,
+        query: &mut QueryBuilder<'q, Self::Database>,
+    ) -> impl Future<Output = sqlx::Result<()>> + Send;
+}
+
+impl BatchConnection for SqliteConnection {
+    type Database = Sqlite;
+
+    async fn run<'q>(&mut self, query: &mut QueryBuilder<'q, Sqlite>) -> sqlx::Result<()> {
+        query.build().execute(self).await.map(drop)
+    }
+}
+
+impl BatchConnection for PgConnection {
+    type Database = Postgres;
+
+    async fn run<'q>(&mut self, query: &mut QueryBuilder<'q, Postgres>) -> sqlx::Result<()> {
+        query.build().execute(self).await.map(drop)
+    }
+}
+
 /// Runs `head VALUES (…), (…) tail` over `items`, each item a tuple of
-/// `binds` parameters pushed by `push`, in as few statements as SQLite's
+/// `binds` parameters pushed by `push`, in as few statements as the
 /// parameter limit allows (none for no items).
-pub(super) async fn in_chunks<'a, T>(
-    conn: &mut SqliteConnection,
+pub(super) async fn in_chunks<'a, C: BatchConnection, T: Sync>(
+    conn: &mut C,
     head: &str,
     tail: &str,
     binds: usize,
     items: &'a [T],
-    mut push: impl FnMut(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
+    mut push: impl FnMut(Separated<'_, 'a, C::Database, &'static str>, &'a T),
 ) -> anyhow::Result<()> {
     for chunk in items.chunks(MAX_BINDS / binds) {
         let mut query = QueryBuilder::new(head);
         query.push_values(chunk, &mut push).push(tail);
-        query.build().execute(&mut *conn).await?;
+        conn.run(&mut query).await?;
     }
     Ok(())
 }

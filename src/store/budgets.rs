@@ -2,6 +2,7 @@
 //! `keywarden report` (SPEC §5), sampled like usage snapshots
 //! (`budget_reading_marks` keeps when each rule's were last recorded).
 
+use super::backend::on_conn;
 use super::batch::in_chunks;
 use super::{Store, parse_ts, ts};
 use crate::engine::plan::BudgetReading;
@@ -28,11 +29,12 @@ impl Store {
             return Ok(0);
         }
         let interval = chrono::Duration::from_std(interval)?;
-        let mut tx = self.write_sqlite().await?;
-        let marks: Vec<(String, String)> =
+        let mut tx = self.write().await?;
+        let marks: Vec<(String, String)> = on_conn!(tx.conn(), |c| {
             sqlx::query_as("SELECT rule, at FROM budget_reading_marks")
-                .fetch_all(&mut *tx)
-                .await?;
+                .fetch_all(&mut *c)
+                .await?
+        });
         let last: HashMap<&str, DateTime<Utc>> = marks
             .iter()
             .map(|(rule, then)| Ok((rule.as_str(), parse_ts(then)?)))
@@ -48,36 +50,38 @@ impl Store {
             readings.iter().filter(|r| due.contains(&*r.rule)).collect();
         let due: Vec<&str> = due.into_iter().collect();
         let at = ts(at);
-        in_chunks(
-            &mut tx,
-            "INSERT INTO budget_readings
-                 (run_id, at, rule, key_hash, window, spend_usd, budget_usd) ",
-            "",
-            7,
-            &written,
-            |mut values, r| {
-                values
-                    .push_bind(run_id)
-                    .push_bind(&at)
-                    .push_bind(&*r.rule)
-                    .push_bind(r.key_hash.as_deref())
-                    .push_bind(r.window.as_str())
-                    .push_bind(r.spend_usd)
-                    .push_bind(r.budget_usd);
-            },
-        )
-        .await?;
-        in_chunks(
-            &mut tx,
-            "INSERT INTO budget_reading_marks (rule, at) ",
-            " ON CONFLICT (rule) DO UPDATE SET at = excluded.at",
-            2,
-            &due,
-            |mut values, &rule| {
-                values.push_bind(rule).push_bind(&at);
-            },
-        )
-        .await?;
+        on_conn!(tx.conn(), |c| {
+            in_chunks(
+                c,
+                "INSERT INTO budget_readings
+                     (run_id, at, rule, key_hash, \"window\", spend_usd, budget_usd) ",
+                "",
+                7,
+                &written,
+                |mut values, r| {
+                    values
+                        .push_bind(run_id)
+                        .push_bind(&at)
+                        .push_bind(&*r.rule)
+                        .push_bind(r.key_hash.as_deref())
+                        .push_bind(r.window.as_str())
+                        .push_bind(r.spend_usd)
+                        .push_bind(r.budget_usd);
+                },
+            )
+            .await?;
+            in_chunks(
+                c,
+                "INSERT INTO budget_reading_marks (rule, at) ",
+                " ON CONFLICT (rule) DO UPDATE SET at = excluded.at",
+                2,
+                &due,
+                |mut values, &rule| {
+                    values.push_bind(rule).push_bind(&at);
+                },
+            )
+            .await?
+        });
         tx.commit().await?;
         Ok(written.len())
     }

@@ -1,6 +1,7 @@
 //! The `claims` and `exemptions` tables (SPEC §4.2, §4.3), and the claim
 //! writes that follow the outcome of change rows.
 
+use super::backend::{Conn, Tx, on_conn, on_pool};
 use super::batch::in_chunks;
 use super::{Store, parse_ts, ts};
 use crate::domain::{Field, FieldValue};
@@ -8,30 +9,56 @@ use crate::engine::plan::FieldChange;
 use crate::engine::{ChangeKind, Claim, Exemption, Outcome};
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
-use sqlx::{Row as _, SqliteConnection};
-use std::collections::BTreeMap;
+use sqlx::FromRow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+/// A claim as stored.
+#[derive(FromRow)]
+struct StoredClaim {
+    key_hash: String,
+    field: String,
+    rule: String,
+    original: String,
+    value: String,
+    since: String,
+}
+
+/// An exemption as stored.
+#[derive(FromRow)]
+struct StoredExemption {
+    id: i64,
+    key_hash: String,
+    rule: Option<String>,
+    until: String,
+    reason: String,
+    created_at: String,
+    held_at: Option<String>,
+}
 
 impl Store {
     /// Every claim, by key then field.
     pub async fn claims(&self) -> anyhow::Result<Vec<Claim>> {
-        let rows = sqlx::query(
-            "SELECT key_hash, field, rule, original, value, since FROM claims ORDER BY key_hash, field",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+        let rows: Vec<StoredClaim> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT key_hash, field, rule, original, value, since FROM claims
+                 ORDER BY key_hash, field",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        rows.into_iter()
             .map(|row| {
-                let key_hash: String = row.get("key_hash");
-                let name: &str = row.get("field");
+                let name = &row.field;
                 let field = Field::parse(name)
                     .ok_or_else(|| anyhow!("unknown field {name:?} in a claim"))?;
                 Ok(Claim {
                     field,
-                    rule: row.get("rule"),
-                    original: field_value(field, row.get("original"))?,
-                    value: field_value(field, row.get("value"))?,
-                    since: parse_ts(row.get("since"))?,
-                    key_hash,
+                    original: field_value(field, &row.original)?,
+                    value: field_value(field, &row.value)?,
+                    since: parse_ts(&row.since)?,
+                    rule: row.rule,
+                    key_hash: row.key_hash,
                 })
             })
             .collect()
@@ -40,21 +67,23 @@ impl Store {
     /// Whether keywarden holds a claim on `field` of any key (without
     /// reading every claim).
     pub async fn has_claims_on(&self, field: Field) -> anyhow::Result<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM claims WHERE field = ?)")
+        Ok(on_pool!(self, |db| {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM claims WHERE field = $1)")
                 .bind(field.as_str())
-                .fetch_one(self.sqlite())
-                .await?,
-        )
+                .fetch_one(db)
+                .await?
+        }))
     }
 
     /// Drops every claim on a key (it was deleted); returns how many.
     pub async fn delete_claims_of_key(&self, key_hash: &str) -> anyhow::Result<u64> {
-        let done = sqlx::query("DELETE FROM claims WHERE key_hash = ?")
-            .bind(key_hash)
-            .execute(self.sqlite())
-            .await?;
-        Ok(done.rows_affected())
+        Ok(on_pool!(self, |db| {
+            sqlx::query("DELETE FROM claims WHERE key_hash = $1")
+                .bind(key_hash)
+                .execute(db)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Exempts a key (from `rule`, or every rule) until `until`; returns its id.
@@ -66,40 +95,42 @@ impl Store {
         reason: &str,
         at: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO exemptions (key_hash, rule, until, reason, created_at)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(key_hash)
-        .bind(rule)
-        .bind(ts(until))
-        .bind(reason)
-        .bind(ts(at))
-        .fetch_one(self.sqlite())
-        .await?;
+        let id = on_pool!(self, |db| {
+            sqlx::query_scalar(
+                "INSERT INTO exemptions (key_hash, rule, until, reason, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(key_hash)
+            .bind(rule)
+            .bind(ts(until))
+            .bind(reason)
+            .bind(ts(at))
+            .fetch_one(db)
+            .await?
+        });
         Ok(id)
     }
 
     /// Every exemption, expired ones included, by id.
     pub async fn exemptions(&self) -> anyhow::Result<Vec<Exemption>> {
-        let rows = sqlx::query(
-            "SELECT id, key_hash, rule, until, reason, created_at, held_at FROM exemptions ORDER BY id",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+        let rows: Vec<StoredExemption> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT id, key_hash, rule, until, reason, created_at, held_at FROM exemptions
+                 ORDER BY id",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        rows.into_iter()
             .map(|row| {
                 Ok(Exemption {
-                    id: row.get("id"),
-                    key_hash: row.get("key_hash"),
-                    rule: row.get("rule"),
-                    until: parse_ts(row.get("until"))?,
-                    reason: row.get("reason"),
-                    held_at: row
-                        .get::<Option<&str>, _>("held_at")
-                        .map(parse_ts)
-                        .transpose()?,
-                    created_at: parse_ts(row.get("created_at"))?,
+                    id: row.id,
+                    until: parse_ts(&row.until)?,
+                    held_at: row.held_at.as_deref().map(parse_ts).transpose()?,
+                    created_at: parse_ts(&row.created_at)?,
+                    key_hash: row.key_hash,
+                    rule: row.rule,
+                    reason: row.reason,
                 })
             })
             .collect()
@@ -107,21 +138,26 @@ impl Store {
 
     /// Removes an exemption; `false` when there is no such id.
     pub async fn remove_exemption(&self, id: i64) -> anyhow::Result<bool> {
-        let done = sqlx::query("DELETE FROM exemptions WHERE id = ?")
-            .bind(id)
-            .execute(self.sqlite())
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let removed = on_pool!(self, |db| {
+            sqlx::query("DELETE FROM exemptions WHERE id = $1")
+                .bind(id)
+                .execute(db)
+                .await?
+                .rows_affected()
+        });
+        Ok(removed > 0)
     }
 
     /// Records when an exemption first held a change back (later calls keep
     /// the first time).
     pub async fn mark_exemption_held(&self, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
-        sqlx::query("UPDATE exemptions SET held_at = COALESCE(held_at, ?) WHERE id = ?")
-            .bind(ts(at))
-            .bind(id)
-            .execute(self.sqlite())
-            .await?;
+        on_pool!(self, |db| {
+            sqlx::query("UPDATE exemptions SET held_at = COALESCE(held_at, $1) WHERE id = $2")
+                .bind(ts(at))
+                .bind(id)
+                .execute(db)
+                .await?;
+        });
         Ok(())
     }
 }
@@ -197,39 +233,43 @@ impl<'a> ClaimWrites<'a> {
         }
     }
 
-    /// Makes the writes, in order.
-    pub async fn apply(&self, conn: &mut SqliteConnection) -> anyhow::Result<()> {
+    /// Makes the writes, in order, in the write transaction `tx`.
+    pub async fn apply(&self, tx: &mut Tx) -> anyhow::Result<()> {
         for batch in &self.batches {
             match batch {
                 Batch::Claim(fields) => {
-                    in_chunks(
-                        conn,
-                        "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since) ",
-                        " ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
-                             value = excluded.value, change_id = excluded.change_id",
-                        7,
-                        fields,
-                        |mut values, f| {
-                            values
-                                .push_bind(f.row.key_hash)
-                                .push_bind(f.field.as_str())
-                                .push_bind(f.row.rule)
-                                .push_bind(f.change.from.to_json().to_string())
-                                .push_bind(f.change.to.to_json().to_string())
-                                .push_bind(f.row.id)
-                                .push_bind(ts(f.row.at));
-                        },
-                    )
-                    .await?
+                    let claims = claim_rows(fields);
+                    on_conn!(tx.conn(), |c| {
+                        in_chunks(
+                            c,
+                            "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since) ",
+                            " ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
+                                 value = excluded.value, change_id = excluded.change_id",
+                            7,
+                            &claims,
+                            |mut values, claim| {
+                                let (first, last) = (claim.first, claim.last);
+                                values
+                                    .push_bind(first.row.key_hash)
+                                    .push_bind(first.field.as_str())
+                                    .push_bind(last.row.rule)
+                                    .push_bind(first.change.from.to_json().to_string())
+                                    .push_bind(last.change.to.to_json().to_string())
+                                    .push_bind(last.row.id)
+                                    .push_bind(ts(first.row.at));
+                            },
+                        )
+                        .await?
+                    })
                 }
                 Batch::GiveBack(fields) => {
                     for f in fields {
-                        give_back(conn, f).await?;
+                        give_back(tx.conn(), f).await?;
                     }
                 }
-                Batch::Drop(fields) => {
+                Batch::Drop(fields) => on_conn!(tx.conn(), |c| {
                     in_chunks(
-                        conn,
+                        c,
                         "DELETE FROM claims WHERE (key_hash, field) IN (",
                         ")",
                         2,
@@ -239,10 +279,10 @@ impl<'a> ClaimWrites<'a> {
                         },
                     )
                     .await?
-                }
-                Batch::DropKey(rows) => {
+                }),
+                Batch::DropKey(rows) => on_conn!(tx.conn(), |c| {
                     in_chunks(
-                        conn,
+                        c,
                         "DELETE FROM claims WHERE key_hash IN (",
                         ")",
                         1,
@@ -252,39 +292,71 @@ impl<'a> ClaimWrites<'a> {
                         },
                     )
                     .await?
-                }
+                }),
             }
         }
         Ok(())
     }
 }
 
+/// The claim one key's field gets from the writes of a `Claim` batch.
+struct ClaimRow<'b, 'a> {
+    /// The batch's first write of the field: the claim's original and `since`.
+    first: &'b RowField<'a>,
+    /// Its last write: the claim's rule, value and change.
+    last: &'b RowField<'a>,
+}
+
+/// The claims a `Claim` batch leaves, one per key and field, in the order
+/// of their first write: as its writes made one after another would leave
+/// them (PostgreSQL refuses to update one row twice in one statement).
+fn claim_rows<'b, 'a>(fields: &'b [RowField<'a>]) -> Vec<ClaimRow<'b, 'a>> {
+    let mut rows: Vec<ClaimRow<'b, 'a>> = Vec::with_capacity(fields.len());
+    let mut index: HashMap<(&str, Field), usize> = HashMap::with_capacity(fields.len());
+    for f in fields {
+        match index.entry((f.row.key_hash, f.field)) {
+            Entry::Occupied(at) => rows[*at.get()].last = f,
+            Entry::Vacant(slot) => {
+                slot.insert(rows.len());
+                rows.push(ClaimRow { first: f, last: f });
+            }
+        }
+    }
+    rows
+}
+
 /// After a failed PATCH the key still has `from`: a claim the row made from
 /// nothing (original == from) goes; an older claim stays with the value
 /// keywarden had set before, so it is still given back.
-async fn give_back(conn: &mut SqliteConnection, f: &RowField<'_>) -> anyhow::Result<()> {
-    let original: Option<String> = sqlx::query_scalar(
-        "SELECT original FROM claims WHERE key_hash = ? AND field = ? AND change_id = ?",
-    )
-    .bind(f.row.key_hash)
-    .bind(f.field.as_str())
-    .bind(f.row.id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(original) = original else {
-        return Ok(());
-    };
-    let statement = if field_value(f.field, &original)? == f.change.from {
-        "DELETE FROM claims WHERE key_hash = ?2 AND field = ?3"
-    } else {
-        "UPDATE claims SET value = ?1 WHERE key_hash = ?2 AND field = ?3"
-    };
-    sqlx::query(statement)
-        .bind(f.change.from.to_json().to_string())
+async fn give_back(conn: Conn<'_>, f: &RowField<'_>) -> anyhow::Result<()> {
+    on_conn!(conn, |c| {
+        let original: Option<String> = sqlx::query_scalar(
+            "SELECT original FROM claims WHERE key_hash = $1 AND field = $2 AND change_id = $3",
+        )
         .bind(f.row.key_hash)
         .bind(f.field.as_str())
-        .execute(&mut *conn)
+        .bind(f.row.id)
+        .fetch_optional(&mut *c)
         .await?;
+        let Some(original) = original else {
+            return Ok(());
+        };
+        let from = f.change.from.to_json().to_string();
+        if field_value(f.field, &original)? == f.change.from {
+            sqlx::query("DELETE FROM claims WHERE key_hash = $1 AND field = $2")
+                .bind(f.row.key_hash)
+                .bind(f.field.as_str())
+                .execute(&mut *c)
+                .await?;
+        } else {
+            sqlx::query("UPDATE claims SET value = $1 WHERE key_hash = $2 AND field = $3")
+                .bind(from)
+                .bind(f.row.key_hash)
+                .bind(f.field.as_str())
+                .execute(&mut *c)
+                .await?;
+        }
+    });
     Ok(())
 }
 

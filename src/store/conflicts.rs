@@ -2,6 +2,7 @@
 //! already recorded as events and still holding, so that each is recorded
 //! once, in the run where it begins.
 
+use super::backend::on_conn;
 use super::batch::in_chunks;
 use super::{Store, ts};
 use crate::domain::Field;
@@ -31,11 +32,12 @@ impl Store {
         current: &[Conflict],
         unevaluated: &BTreeSet<(&str, Field)>,
     ) -> anyhow::Result<usize> {
-        let mut tx = self.write_sqlite().await?;
-        let open: Vec<(String, String, String, String)> =
+        let mut tx = self.write().await?;
+        let open: Vec<(String, String, String, String)> = on_conn!(tx.conn(), |c| {
             sqlx::query_as("SELECT key_hash, field, winner, loser FROM open_conflicts")
-                .fetch_all(&mut *tx)
-                .await?;
+                .fetch_all(&mut *c)
+                .await?
+        });
         let is_open: HashSet<Identity<'_>> = open
             .iter()
             .map(|(k, f, w, l)| (k.as_str(), f.as_str(), w.as_str(), l.as_str()))
@@ -55,50 +57,52 @@ impl Store {
             .copied()
             .collect();
         let at = ts(at);
-        in_chunks(
-            &mut tx,
-            "INSERT INTO events (run_id, at, kind, rule, key_hash, detail) ",
-            "",
-            6,
-            &begun,
-            |mut values, (c, detail)| {
-                values
-                    .push_bind(run_id)
-                    .push_bind(&at)
-                    .push_bind(EventKind::Conflict.as_str())
-                    .push_bind(&*c.winner)
-                    .push_bind(&*c.key_hash)
-                    .push_bind(detail);
-            },
-        )
-        .await?;
-        in_chunks(
-            &mut tx,
-            "INSERT INTO open_conflicts (key_hash, field, winner, loser, since) ",
-            "",
-            5,
-            &begun,
-            |mut values, (c, _)| {
-                values
-                    .push_bind(&*c.key_hash)
-                    .push_bind(c.field.as_str())
-                    .push_bind(&*c.winner)
-                    .push_bind(&*c.loser)
-                    .push_bind(&at);
-            },
-        )
-        .await?;
-        in_chunks(
-            &mut tx,
-            "DELETE FROM open_conflicts WHERE (key_hash, field, winner, loser) IN (",
-            ")",
-            4,
-            &ended,
-            |mut values, &(k, f, w, l)| {
-                values.push_bind(k).push_bind(f).push_bind(w).push_bind(l);
-            },
-        )
-        .await?;
+        on_conn!(tx.conn(), |conn| {
+            in_chunks(
+                conn,
+                "INSERT INTO events (run_id, at, kind, rule, key_hash, detail) ",
+                "",
+                6,
+                &begun,
+                |mut values, (c, detail)| {
+                    values
+                        .push_bind(run_id)
+                        .push_bind(&at)
+                        .push_bind(EventKind::Conflict.as_str())
+                        .push_bind(&*c.winner)
+                        .push_bind(&*c.key_hash)
+                        .push_bind(detail);
+                },
+            )
+            .await?;
+            in_chunks(
+                conn,
+                "INSERT INTO open_conflicts (key_hash, field, winner, loser, since) ",
+                "",
+                5,
+                &begun,
+                |mut values, (c, _)| {
+                    values
+                        .push_bind(&*c.key_hash)
+                        .push_bind(c.field.as_str())
+                        .push_bind(&*c.winner)
+                        .push_bind(&*c.loser)
+                        .push_bind(&at);
+                },
+            )
+            .await?;
+            in_chunks(
+                conn,
+                "DELETE FROM open_conflicts WHERE (key_hash, field, winner, loser) IN (",
+                ")",
+                4,
+                &ended,
+                |mut values, &(k, f, w, l)| {
+                    values.push_bind(k).push_bind(f).push_bind(w).push_bind(l);
+                },
+            )
+            .await?
+        });
         tx.commit().await?;
         Ok(begun.len())
     }

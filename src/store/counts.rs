@@ -2,6 +2,7 @@
 //! read from the database, so the exported counters equal what `history`
 //! and `report` show, whoever made the rows (the service or `apply`).
 
+use super::backend::on_pool;
 use super::{Store, parse_ts};
 use crate::domain::event::EventKind;
 use chrono::{DateTime, Utc};
@@ -26,42 +27,56 @@ pub struct HistoryCounts {
 impl Store {
     /// Reads [`HistoryCounts`].
     pub async fn history_counts(&self) -> anyhow::Result<HistoryCounts> {
-        let runs: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT trigger, status, COUNT(*) FROM runs WHERE finished_at IS NOT NULL
-             GROUP BY trigger, status ORDER BY trigger, status",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        let changes: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT kind, outcome, COUNT(*) FROM changes WHERE outcome <> 'pending'
-             GROUP BY kind, outcome ORDER BY kind, outcome",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        let patches: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT COALESCE(CAST(status AS TEXT), 'none'), COUNT(*) FROM (
-                 SELECT MAX(http_status) AS status FROM changes
-                 WHERE attempts > 0 GROUP BY COALESCE(request_id, 'row-' || id)
-             ) GROUP BY status ORDER BY status",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        let source_errors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = ?")
-            .bind(EventKind::SourceError.as_str())
-            .fetch_one(self.sqlite())
-            .await?;
-        let keys: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT CASE s.disabled WHEN 0 THEN 'enabled' ELSE 'disabled' END AS state, COUNT(*)
-             FROM snapshots s
-             JOIN (SELECT key_hash, MAX(id) AS id FROM snapshots GROUP BY key_hash) last ON s.id = last.id
-             GROUP BY state ORDER BY state",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        let last_success: Option<String> =
+        let runs: Vec<(String, String, i64)> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT trigger, status, COUNT(*) FROM runs WHERE finished_at IS NOT NULL
+                 GROUP BY trigger, status ORDER BY trigger, status",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        let changes: Vec<(String, String, i64)> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT kind, outcome, COUNT(*) FROM changes WHERE outcome <> 'pending'
+                 GROUP BY kind, outcome ORDER BY kind, outcome",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        // `none` (no response) first on both backends.
+        let patches: Vec<(String, i64)> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT COALESCE(CAST(status AS TEXT), 'none'), COUNT(*) FROM (
+                     SELECT MAX(http_status) AS status FROM changes
+                     WHERE attempts > 0 GROUP BY COALESCE(request_id, 'row-' || id)
+                 ) AS requests GROUP BY status ORDER BY status NULLS FIRST",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        let source_errors: i64 = on_pool!(self, |db| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = $1")
+                .bind(EventKind::SourceError.as_str())
+                .fetch_one(db)
+                .await?
+        });
+        let keys: Vec<(String, i64)> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT CASE s.disabled WHEN 0 THEN 'enabled' ELSE 'disabled' END AS state,
+                        COUNT(*)
+                 FROM snapshots s
+                 JOIN (SELECT key_hash, MAX(id) AS id FROM snapshots GROUP BY key_hash) last
+                   ON s.id = last.id
+                 GROUP BY state ORDER BY state",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        let last_success: Option<String> = on_pool!(self, |db| {
             sqlx::query_scalar("SELECT MAX(finished_at) FROM runs WHERE status = 'ok'")
-                .fetch_one(self.sqlite())
-                .await?;
+                .fetch_one(db)
+                .await?
+        });
         let n = |v: i64| v.max(0) as u64;
         Ok(HistoryCounts {
             runs: runs.into_iter().map(|(a, b, c)| (a, b, n(c))).collect(),

@@ -2,12 +2,12 @@
 //! run, the id that tells a watcher a run finished, and the open outages
 //! (the credential, budget sources, webhooks).
 
+use super::backend::on_pool;
 use super::runs::{CHANGE_COLUMNS, change_row};
 use super::{ChangeRow, Store, parse_ts};
 use crate::domain::timestamp;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row as _;
 
 /// A run as the Overview shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,31 +49,45 @@ pub struct OpenOutage {
     pub since: DateTime<Utc>,
 }
 
+/// A `runs` row as [`Store::latest_run`] selects it.
+#[derive(sqlx::FromRow)]
+struct RunColumns {
+    id: i64,
+    trigger: String,
+    started_at: String,
+    finished_at: Option<String>,
+    status: String,
+    keys_seen: i64,
+    changes: i64,
+    applied: i64,
+    failed: i64,
+    held: i64,
+}
+
 impl Store {
     /// The newest run, finished or not.
     pub async fn latest_run(&self) -> anyhow::Result<Option<RunLine>> {
-        let row = sqlx::query(
-            "SELECT id, trigger, started_at, finished_at, status, keys_seen, changes, applied,
-                    failed, held
-             FROM runs ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(self.sqlite())
-        .await?;
+        let row: Option<RunColumns> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT id, trigger, started_at, finished_at, status, keys_seen, changes, applied,
+                        failed, held
+                 FROM runs ORDER BY id DESC LIMIT 1",
+            )
+            .fetch_optional(db)
+            .await?
+        });
         row.map(|r| {
             Ok(RunLine {
-                id: r.get("id"),
-                trigger: r.get("trigger"),
-                started_at: parse_ts(r.get("started_at"))?,
-                finished_at: r
-                    .get::<Option<&str>, _>("finished_at")
-                    .map(parse_ts)
-                    .transpose()?,
-                status: r.get("status"),
-                keys_seen: r.get("keys_seen"),
-                changes: r.get("changes"),
-                applied: r.get("applied"),
-                failed: r.get("failed"),
-                held: r.get("held"),
+                id: r.id,
+                trigger: r.trigger,
+                started_at: parse_ts(&r.started_at)?,
+                finished_at: r.finished_at.as_deref().map(parse_ts).transpose()?,
+                status: r.status,
+                keys_seen: r.keys_seen,
+                changes: r.changes,
+                applied: r.applied,
+                failed: r.failed,
+                held: r.held,
             })
         })
         .transpose()
@@ -82,50 +96,54 @@ impl Store {
     /// The id of the newest finished run (0 when none): it moves when a run
     /// finishes, in this process or another.
     pub async fn last_finished_run_id(&self) -> anyhow::Result<i64> {
-        let id: Option<i64> =
+        let id: Option<i64> = on_pool!(self, |db| {
             sqlx::query_scalar("SELECT MAX(id) FROM runs WHERE finished_at IS NOT NULL")
-                .fetch_one(self.sqlite())
-                .await?;
+                .fetch_one(db)
+                .await?
+        });
         Ok(id.unwrap_or(0))
     }
 
     /// The newest `limit` changes held by the blast-radius guard, newest
     /// first (`migrations/sqlite/0009_dashboard_held_changes.sql` indexes them).
     pub async fn newest_held_changes(&self, limit: i64) -> anyhow::Result<Vec<ChangeRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome = 'held' ORDER BY at DESC, id DESC LIMIT ?"
-        ))
-        .bind(limit)
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter().map(change_row).collect()
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome = 'held'
+             ORDER BY at DESC, id DESC LIMIT $1"
+        );
+        on_pool!(self, |db| {
+            let rows = sqlx::query(&sql).bind(limit).fetch_all(db).await?;
+            rows.iter().map(change_row).collect()
+        })
     }
 
     /// The outages open now: a refused credential, unreadable budget
     /// sources, and webhooks whose next delivery keeps failing; oldest first.
     pub async fn open_outages(&self) -> anyhow::Result<Vec<OpenOutage>> {
-        let rows = sqlx::query(
-            "SELECT CASE kind WHEN 'auth' THEN 'credential' ELSE 'budget_source' END AS kind,
-                    subject, since
-             FROM outages
-             UNION ALL
-             SELECT 'webhook', target, failing_since FROM deliveries
-             WHERE failing_since IS NOT NULL
-             ORDER BY since",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let kind = match r.get::<&str, _>("kind") {
+        let rows: Vec<(String, String, String)> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT CASE kind WHEN 'auth' THEN 'credential' ELSE 'budget_source' END AS kind,
+                        subject, since
+                 FROM outages
+                 UNION ALL
+                 SELECT 'webhook', target, failing_since FROM deliveries
+                 WHERE failing_since IS NOT NULL
+                 ORDER BY since",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(kind, subject, since)| {
+                let kind = match kind.as_str() {
                     "credential" => "credential",
                     "budget_source" => "budget_source",
                     _ => "webhook",
                 };
                 Ok(OpenOutage {
                     kind,
-                    subject: r.get("subject"),
-                    since: parse_ts(r.get("since"))?,
+                    subject,
+                    since: parse_ts(&since)?,
                 })
             })
             .collect()

@@ -22,6 +22,7 @@ pub mod conflicts;
 pub mod copy;
 pub mod counts;
 pub mod dashboard;
+pub mod leader;
 pub mod outbox;
 pub mod report;
 pub mod rules;
@@ -65,7 +66,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// another as SQLite's `BEGIN IMMEDIATE` makes them, so a transaction that
 /// reads and then writes (the next change id, a claim) sees no other
 /// writer's half. ("kwwrite" in ASCII.)
-const WRITE_LOCK: i64 = 0x6b77_7772_6974_65;
+const WRITE_LOCK: i64 = 0x006b_7777_7269_7465;
 
 /// The database: a pool of connections to one SQLite file or one
 /// PostgreSQL database.
@@ -171,21 +172,6 @@ impl Store {
                 Ok(Tx::Postgres(tx))
             }
         }
-    }
-
-    /// TEMPORARY (the port to two backends): the SQLite pool.
-    pub(crate) fn sqlite(&self) -> &sqlx::SqlitePool {
-        match &self.pool {
-            Pool::Sqlite(p) => p,
-            Pool::Postgres(_) => unimplemented!("not yet ported to PostgreSQL"),
-        }
-    }
-
-    /// TEMPORARY (the port to two backends): a SQLite write transaction.
-    pub(crate) async fn write_sqlite(
-        &self,
-    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.sqlite().begin_with("BEGIN IMMEDIATE").await
     }
 
     /// Opens a read-only snapshot: a transaction whose reads all see the

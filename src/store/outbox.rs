@@ -4,7 +4,11 @@
 //! the items, and each webhook's delivery position and attempts. Which
 //! events are notified, and what they say, is `notify`'s business.
 
-use super::runs::{CHANGE_COLUMNS, EVENT_COLUMNS, change_row, event_row, insert_event};
+use super::backend::{Tx, on_conn, on_pool};
+use super::runs::{
+    CHANGE_COLUMNS, EVENT_COLUMNS, StoredChange, StoredEvent, insert_event, stored_change,
+    stored_event,
+};
 use super::{ChangeRow, EventRow, Store, parse_event_kind, parse_ts, ts};
 use crate::domain::event::EventKind;
 use crate::engine::Outcome;
@@ -12,8 +16,7 @@ use crate::engine::warnings::ForecastWarning;
 use crate::rules::model::Scope;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::FromRow;
 
 /// One item of the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,16 +103,15 @@ impl Store {
         at: DateTime<Utc>,
         w: &BudgetWarning<'_>,
     ) -> anyhow::Result<bool> {
-        let claim = sqlx::query(
-            "INSERT OR IGNORE INTO budget_warnings (rule, subject, window, window_start, fraction, at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(w.rule)
-        .bind(w.key_hash.unwrap_or(""))
-        .bind(w.window)
-        .bind(ts(w.window_start))
-        .bind(w.fraction)
-        .bind(ts(at));
+        let claim = OnceRow {
+            table: "budget_warnings",
+            rule: w.rule,
+            subject: w.key_hash.unwrap_or(""),
+            window: w.window,
+            window_start: w.window_start,
+            mark: Mark::Fraction(w.fraction),
+            at,
+        };
         let event = Warned {
             run_id,
             at,
@@ -117,7 +119,7 @@ impl Store {
             rule: w.rule,
             key_hash: w.key_hash,
         };
-        self.warn_once(claim, &event, || {
+        self.warn_once(&claim, &event, || {
             json!({
                 "window": w.window, "window_start": ts(w.window_start), "fraction": w.fraction,
                 "spend_usd": w.spend_usd, "budget_usd": w.budget_usd,
@@ -136,16 +138,15 @@ impl Store {
         w: &ForecastWarning,
     ) -> anyhow::Result<bool> {
         let f = &w.forecast;
-        let claim = sqlx::query(
-            "INSERT OR IGNORE INTO forecast_warnings (rule, subject, window, window_start, horizon_secs, at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&f.rule)
-        .bind(f.key_hash.as_deref().unwrap_or(""))
-        .bind(f.window.as_str())
-        .bind(ts(w.window_start))
-        .bind(i64::try_from(w.horizon_secs).unwrap_or(i64::MAX))
-        .bind(ts(at));
+        let claim = OnceRow {
+            table: "forecast_warnings",
+            rule: &f.rule,
+            subject: f.key_hash.as_deref().unwrap_or(""),
+            window: f.window.as_str(),
+            window_start: w.window_start,
+            mark: Mark::Horizon(i64::try_from(w.horizon_secs).unwrap_or(i64::MAX)),
+            at,
+        };
         let event = Warned {
             run_id,
             at,
@@ -153,7 +154,7 @@ impl Store {
             rule: &f.rule,
             key_hash: f.key_hash.as_deref(),
         };
-        self.warn_once(claim, &event, || {
+        self.warn_once(&claim, &event, || {
             json!({
                 "scope": f.scope, "group": (f.scope == Scope::Group).then_some(&f.rule),
                 "key_name": f.key_name, "window": f.window, "window_start": ts(w.window_start),
@@ -168,20 +169,42 @@ impl Store {
         .await
     }
 
-    /// Runs `claim` (an `INSERT OR IGNORE` of a warning's once-per-window
-    /// row) and, when it inserted the row, records `event` with `detail`,
-    /// in one transaction; `true` when recorded.
-    async fn warn_once<'q>(
+    /// Inserts `claim` (a warning's once-per-window row) unless it is there
+    /// and, when it inserted the row, records `event` with `detail`, in one
+    /// transaction; `true` when recorded.
+    async fn warn_once(
         &self,
-        claim: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+        claim: &OnceRow<'_>,
         event: &Warned<'_>,
         detail: impl FnOnce() -> Value,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write_sqlite().await?;
-        let inserted = claim.execute(&mut *tx).await?.rows_affected() == 1;
+        let mut tx = self.write().await?;
+        let sql = format!(
+            "INSERT INTO {} (rule, subject, \"window\", window_start, {}, at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            claim.table,
+            claim.mark.column()
+        );
+        let inserted = on_conn!(tx.conn(), |c| {
+            let query = sqlx::query(&sql)
+                .bind(claim.rule)
+                .bind(claim.subject)
+                .bind(claim.window)
+                .bind(ts(claim.window_start));
+            let query = match claim.mark {
+                Mark::Fraction(fraction) => query.bind(fraction),
+                Mark::Horizon(secs) => query.bind(secs),
+            };
+            query
+                .bind(ts(claim.at))
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+                == 1
+        });
         if inserted {
             insert_event(
-                &mut tx,
+                tx.conn(),
                 event.run_id,
                 event.at,
                 event.kind,
@@ -202,23 +225,21 @@ impl Store {
         kind: EventKind,
         detail: &Value,
     ) -> anyhow::Result<i64> {
-        let mut conn = self.sqlite().acquire().await?;
-        insert_event(&mut conn, None, at, kind, None, None, detail).await
+        self.record_event(None, at, kind, None, None, detail).await
     }
 
     /// Starts enqueueing notifications: one transaction, holding the write
     /// lock, that reads what is new since the outbox's cursor and moves the
     /// cursor past it on [`OutboxBatch::commit`].
     pub async fn outbox_batch(&self) -> anyhow::Result<OutboxBatch> {
-        let mut tx = self.write_sqlite().await?;
-        // Take the write lock first, so nothing is inserted behind the cursor.
-        sqlx::query("UPDATE notify_cursor SET id = id")
-            .execute(&mut *tx)
-            .await?;
-        let (last_change, last_event): (i64, i64) =
+        // The write lock first (`Store::write`), so nothing is inserted
+        // behind the cursor.
+        let mut tx = self.write().await?;
+        let (last_change, last_event): (i64, i64) = on_conn!(tx.conn(), |c| {
             sqlx::query_as("SELECT last_change_id, last_event_id FROM notify_cursor")
-                .fetch_one(&mut *tx)
-                .await?;
+                .fetch_one(&mut *c)
+                .await?
+        });
         Ok(OutboxBatch {
             tx,
             last_change,
@@ -228,20 +249,22 @@ impl Store {
 
     /// Outbox items after `after`, oldest first, at most `limit`.
     pub async fn outbox_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT id, event, at, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+        let rows: Vec<StoredItem> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT id, event, at, payload FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(db)
+            .await?
+        });
+        rows.into_iter()
             .map(|r| {
                 Ok(OutboxItem {
-                    id: r.get("id"),
-                    event: parse_event_kind(r.get("event"))?,
-                    at: parse_ts(r.get("at"))?,
-                    payload: serde_json::from_str(r.get("payload"))?,
+                    id: r.id,
+                    event: parse_event_kind(&r.event)?,
+                    at: parse_ts(&r.at)?,
+                    payload: serde_json::from_str(&r.payload)?,
                 })
             })
             .collect()
@@ -254,49 +277,53 @@ impl Store {
         webhook: &str,
         target: &str,
     ) -> anyhow::Result<DeliveryState> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO deliveries (webhook, target, last_outbox_id)
-             VALUES (?, ?, (SELECT COALESCE(MAX(id), 0) FROM outbox))",
-        )
-        .bind(webhook)
-        .bind(target)
-        .execute(self.sqlite())
-        .await?;
+        on_pool!(self, |db| {
+            sqlx::query(
+                "INSERT INTO deliveries (webhook, target, last_outbox_id)
+                 VALUES ($1, $2, (SELECT COALESCE(MAX(id), 0) FROM outbox))
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(webhook)
+            .bind(target)
+            .execute(db)
+            .await?;
+        });
         self.delivery_state(webhook).await
     }
 
     /// Where a registered webhook is in the outbox.
     pub async fn delivery_state(&self, webhook: &str) -> anyhow::Result<DeliveryState> {
-        let row = sqlx::query(
-            "SELECT last_outbox_id, attempts, failing_since, next_attempt_at FROM deliveries WHERE webhook = ?",
-        )
-        .bind(webhook)
-        .fetch_one(self.sqlite())
-        .await?;
-        let time = |c: &str| {
-            row.get::<Option<String>, _>(c)
-                .map(|s| parse_ts(&s))
-                .transpose()
-        };
+        let row: StoredDelivery = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT last_outbox_id, attempts, failing_since, next_attempt_at FROM deliveries
+                 WHERE webhook = $1",
+            )
+            .bind(webhook)
+            .fetch_one(db)
+            .await?
+        });
+        let time = |t: Option<String>| t.as_deref().map(parse_ts).transpose();
         Ok(DeliveryState {
-            last_outbox_id: row.get("last_outbox_id"),
-            attempts: row.get::<i64, _>("attempts") as u32,
-            failing_since: time("failing_since")?,
-            next_attempt_at: time("next_attempt_at")?,
+            last_outbox_id: row.last_outbox_id,
+            attempts: row.attempts as u32,
+            failing_since: time(row.failing_since)?,
+            next_attempt_at: time(row.next_attempt_at)?,
         })
     }
 
     /// Moves a webhook past an item it does not want (no attempt is made).
     pub async fn skip_delivery(&self, webhook: &str, outbox_id: i64) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET last_outbox_id = ?, attempts = 0, failing_since = NULL, next_attempt_at = NULL
-             WHERE webhook = ? AND last_outbox_id < ?",
-        )
-        .bind(outbox_id)
-        .bind(webhook)
-        .bind(outbox_id)
-        .execute(self.sqlite())
-        .await?;
+        on_pool!(self, |db| {
+            sqlx::query(
+                "UPDATE deliveries SET last_outbox_id = $1, attempts = 0, failing_since = NULL,
+                     next_attempt_at = NULL
+                 WHERE webhook = $2 AND last_outbox_id < $1",
+            )
+            .bind(outbox_id)
+            .bind(webhook)
+            .execute(db)
+            .await?;
+        });
         Ok(())
     }
 
@@ -311,70 +338,137 @@ impl Store {
         error: Option<&str>,
         attempt: &Attempt,
     ) -> anyhow::Result<()> {
-        let mut tx = self.write_sqlite().await?;
+        let mut tx = self.write().await?;
         let status = match attempt {
             Attempt::Delivered => "delivered",
             Attempt::Failed { .. } => "failed",
             Attempt::GaveUp => "gave_up",
         };
-        sqlx::query(
-            "INSERT INTO delivery_attempts (outbox_id, webhook, at, status, http_status, error)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(outbox_id)
-        .bind(webhook)
-        .bind(ts(at))
-        .bind(status)
-        .bind(http_status.map(i64::from))
-        .bind(error)
-        .execute(&mut *tx)
-        .await?;
-        match attempt {
-            Attempt::Delivered | Attempt::GaveUp => {
-                sqlx::query(
-                    "UPDATE deliveries SET last_outbox_id = ?, attempts = 0, failing_since = NULL,
-                     next_attempt_at = NULL WHERE webhook = ?",
-                )
-                .bind(outbox_id)
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?;
+        on_conn!(tx.conn(), |c| {
+            sqlx::query(
+                "INSERT INTO delivery_attempts (outbox_id, webhook, at, status, http_status, error)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(outbox_id)
+            .bind(webhook)
+            .bind(ts(at))
+            .bind(status)
+            .bind(http_status.map(i64::from))
+            .bind(error)
+            .execute(&mut *c)
+            .await?;
+            match attempt {
+                Attempt::Delivered | Attempt::GaveUp => {
+                    sqlx::query(
+                        "UPDATE deliveries SET last_outbox_id = $1, attempts = 0,
+                             failing_since = NULL, next_attempt_at = NULL
+                         WHERE webhook = $2",
+                    )
+                    .bind(outbox_id)
+                    .bind(webhook)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Attempt::Failed { retry_at } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET attempts = attempts + 1,
+                             failing_since = COALESCE(failing_since, $1), next_attempt_at = $2
+                         WHERE webhook = $3",
+                    )
+                    .bind(ts(at))
+                    .bind(ts(*retry_at))
+                    .bind(webhook)
+                    .execute(&mut *c)
+                    .await?;
+                }
             }
-            Attempt::Failed { retry_at } => {
-                sqlx::query(
-                    "UPDATE deliveries SET attempts = attempts + 1,
-                     failing_since = COALESCE(failing_since, ?), next_attempt_at = ? WHERE webhook = ?",
-                )
-                .bind(ts(at))
-                .bind(ts(*retry_at))
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        });
         tx.commit().await?;
         Ok(())
     }
 
     /// Every delivery attempt, oldest first.
     pub async fn delivery_attempts(&self) -> anyhow::Result<Vec<AttemptRow>> {
-        let rows = sqlx::query(
-            "SELECT outbox_id, webhook, at, status, http_status, error FROM delivery_attempts ORDER BY id",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+        let rows: Vec<StoredAttempt> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT outbox_id, webhook, at, status, http_status, error FROM delivery_attempts
+                 ORDER BY id",
+            )
+            .fetch_all(db)
+            .await?
+        });
+        rows.into_iter()
             .map(|r| {
                 Ok(AttemptRow {
-                    outbox_id: r.get("outbox_id"),
-                    webhook: r.get("webhook"),
-                    at: parse_ts(r.get("at"))?,
-                    status: r.get("status"),
-                    http_status: r.get::<Option<i64>, _>("http_status").map(|s| s as u16),
-                    error: r.get("error"),
+                    outbox_id: r.outbox_id,
+                    at: parse_ts(&r.at)?,
+                    http_status: r.http_status.map(|s| s as u16),
+                    webhook: r.webhook,
+                    status: r.status,
+                    error: r.error,
                 })
             })
             .collect()
+    }
+}
+
+/// An outbox item as stored.
+#[derive(FromRow)]
+struct StoredItem {
+    id: i64,
+    event: String,
+    at: String,
+    payload: String,
+}
+
+/// A webhook's delivery position as stored.
+#[derive(FromRow)]
+struct StoredDelivery {
+    last_outbox_id: i64,
+    attempts: i64,
+    failing_since: Option<String>,
+    next_attempt_at: Option<String>,
+}
+
+/// A delivery attempt as stored.
+#[derive(FromRow)]
+struct StoredAttempt {
+    outbox_id: i64,
+    webhook: String,
+    at: String,
+    status: String,
+    http_status: Option<i64>,
+    error: Option<String>,
+}
+
+/// The row that makes a warning once per window: a `budget_warnings` or
+/// `forecast_warnings` row.
+struct OnceRow<'a> {
+    table: &'static str,
+    rule: &'a str,
+    subject: &'a str,
+    window: &'a str,
+    window_start: DateTime<Utc>,
+    mark: Mark,
+    at: DateTime<Utc>,
+}
+
+/// What a warning is once per window for, besides its window.
+#[derive(Clone, Copy)]
+enum Mark {
+    /// A budget's `warn_at` fraction.
+    Fraction(f64),
+    /// A forecast's horizon, in seconds.
+    Horizon(i64),
+}
+
+impl Mark {
+    /// Its column.
+    fn column(self) -> &'static str {
+        match self {
+            Mark::Fraction(_) => "fraction",
+            Mark::Horizon(_) => "horizon_secs",
+        }
     }
 }
 
@@ -418,7 +512,7 @@ pub enum ItemOrigin {
 /// Notifications being enqueued: one transaction with the outbox's cursor,
 /// from [`Store::outbox_batch`]. Nothing is kept unless it is committed.
 pub struct OutboxBatch {
-    tx: Transaction<'static, Sqlite>,
+    tx: Tx,
     last_change: i64,
     last_event: i64,
 }
@@ -428,15 +522,16 @@ impl OutboxBatch {
     /// oldest first, stopping at the first still `pending`; the cursor moves
     /// past them.
     pub async fn final_changes(&mut self) -> anyhow::Result<Vec<ChangeRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CHANGE_COLUMNS} FROM changes WHERE id > ? ORDER BY id"
-        ))
-        .bind(self.last_change)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let sql = format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE id > $1 ORDER BY id");
+        let rows: Vec<StoredChange> = on_conn!(self.tx.conn(), |c| {
+            sqlx::query_as(&sql)
+                .bind(self.last_change)
+                .fetch_all(&mut *c)
+                .await?
+        });
         let mut found = Vec::new();
-        for row in &rows {
-            let change = change_row(row)?;
+        for row in rows {
+            let change = stored_change(row)?;
             if change.outcome == Outcome::Pending {
                 break;
             }
@@ -448,15 +543,16 @@ impl OutboxBatch {
 
     /// The events after the cursor, oldest first; the cursor moves past them.
     pub async fn new_events(&mut self) -> anyhow::Result<Vec<EventRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id"
-        ))
-        .bind(self.last_event)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id");
+        let rows: Vec<StoredEvent> = on_conn!(self.tx.conn(), |c| {
+            sqlx::query_as(&sql)
+                .bind(self.last_event)
+                .fetch_all(&mut *c)
+                .await?
+        });
         let events = rows
-            .iter()
-            .map(event_row)
+            .into_iter()
+            .map(stored_event)
             .collect::<anyhow::Result<Vec<_>>>()?;
         if let Some(last) = events.last() {
             self.last_event = last.id;
@@ -473,62 +569,68 @@ impl OutboxBatch {
         run_id: Option<i64>,
     ) -> anyhow::Result<bool> {
         let (kind, subject) = outage.columns();
-        let r = sqlx::query(
-            "INSERT OR IGNORE INTO outages (kind, subject, since, run_id) VALUES (?, ?, ?, ?)",
-        )
-        .bind(kind)
-        .bind(subject)
-        .bind(ts(since))
-        .bind(run_id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let opened = on_conn!(self.tx.conn(), |c| {
+            sqlx::query(
+                "INSERT INTO outages (kind, subject, since, run_id) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(kind)
+            .bind(subject)
+            .bind(ts(since))
+            .bind(run_id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(opened == 1)
     }
 
     /// Closes the outages that ended and returns them: the credential works
     /// again when a run after the outage's listed keys (status `ok` or
     /// `failed`); a source when its stored error is gone.
     pub async fn close_ended_outages(&mut self) -> anyhow::Result<Vec<Outage>> {
-        let conn = &mut *self.tx;
-        let mut ended = Vec::new();
-        let open: Vec<(String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT kind, subject, run_id FROM outages ORDER BY since, kind, subject",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        for (kind, subject, run_id) in open {
-            let over = if kind == "auth" {
-                let last: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT id, status FROM runs WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
-                )
-                .fetch_optional(&mut *conn)
-                .await?;
-                last.is_some_and(|(id, status)| {
-                    id > run_id.unwrap_or(0) && (status == "ok" || status == "failed")
-                })
-            } else {
-                let error: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT error FROM source_values WHERE source_id = ?")
-                        .bind(&subject)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                matches!(error, Some(None))
-            };
-            if !over {
-                continue;
+        on_conn!(self.tx.conn(), |conn| {
+            let mut ended = Vec::new();
+            let open: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+                "SELECT kind, subject, run_id FROM outages ORDER BY since, kind, subject",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            for (kind, subject, run_id) in open {
+                let over = if kind == "auth" {
+                    let last: Option<(i64, String)> = sqlx::query_as(
+                        "SELECT id, status FROM runs WHERE finished_at IS NOT NULL
+                         ORDER BY id DESC LIMIT 1",
+                    )
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    last.is_some_and(|(id, status)| {
+                        id > run_id.unwrap_or(0) && (status == "ok" || status == "failed")
+                    })
+                } else {
+                    let error: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT error FROM source_values WHERE source_id = $1")
+                            .bind(&subject)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    matches!(error, Some(None))
+                };
+                if !over {
+                    continue;
+                }
+                sqlx::query("DELETE FROM outages WHERE kind = $1 AND subject = $2")
+                    .bind(&kind)
+                    .bind(&subject)
+                    .execute(&mut *conn)
+                    .await?;
+                ended.push(if kind == "auth" {
+                    Outage::Auth
+                } else {
+                    Outage::Source(subject)
+                });
             }
-            sqlx::query("DELETE FROM outages WHERE kind = ? AND subject = ?")
-                .bind(&kind)
-                .bind(&subject)
-                .execute(&mut *conn)
-                .await?;
-            ended.push(if kind == "auth" {
-                Outage::Auth
-            } else {
-                Outage::Source(subject)
-            });
-        }
-        Ok(ended)
+            Ok(ended)
+        })
     }
 
     /// Records an event of no run (a recovery) at `at`; the cursor moves
@@ -539,7 +641,7 @@ impl OutboxBatch {
         kind: EventKind,
         detail: &Value,
     ) -> anyhow::Result<i64> {
-        let id = insert_event(&mut self.tx, None, at, kind, None, None, detail).await?;
+        let id = insert_event(self.tx.conn(), None, at, kind, None, None, detail).await?;
         self.last_event = id;
         Ok(id)
     }
@@ -556,26 +658,31 @@ impl OutboxBatch {
             ItemOrigin::Change(id) => (Some(id), None),
             ItemOrigin::Event(id) => (None, Some(id)),
         };
-        sqlx::query(
-            "INSERT INTO outbox (event, at, payload, change_id, event_id) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(event.as_str())
-        .bind(ts(at))
-        .bind(payload.to_string())
-        .bind(change_id)
-        .bind(event_id)
-        .execute(&mut *self.tx)
-        .await?;
+        on_conn!(self.tx.conn(), |c| {
+            sqlx::query(
+                "INSERT INTO outbox (event, at, payload, change_id, event_id)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(event.as_str())
+            .bind(ts(at))
+            .bind(payload.to_string())
+            .bind(change_id)
+            .bind(event_id)
+            .execute(&mut *c)
+            .await?;
+        });
         Ok(())
     }
 
     /// Moves the cursor past everything read and keeps what was written.
     pub async fn commit(mut self) -> anyhow::Result<()> {
-        sqlx::query("UPDATE notify_cursor SET last_change_id = ?, last_event_id = ?")
-            .bind(self.last_change)
-            .bind(self.last_event)
-            .execute(&mut *self.tx)
-            .await?;
+        on_conn!(self.tx.conn(), |c| {
+            sqlx::query("UPDATE notify_cursor SET last_change_id = $1, last_event_id = $2")
+                .bind(self.last_change)
+                .bind(self.last_event)
+                .execute(&mut *c)
+                .await?;
+        });
         self.tx.commit().await?;
         Ok(())
     }

@@ -4,13 +4,16 @@
 //! only the per-group figures come back, never the rows themselves. The
 //! period is `at >= since AND at < until`, exactly as `history` filters.
 
+use super::backend::{Dialect, on_pool};
 use super::{Store, parse_event_kind, parse_ts, ts};
 use crate::domain::event::EventKind;
 use crate::engine::{ChangeKind, Outcome};
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
-use sqlx::Row as _;
+use sqlx::FromRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 
 /// How report rows are put into groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,15 +34,17 @@ pub enum Bucket {
 
 impl Bucket {
     /// The group of a row as an SQL expression over its `at`, `key_hash`
-    /// and `rule` columns (NULL when the row has no key or rule).
-    fn sql(self) -> &'static str {
+    /// and `rule` columns (NULL when the row has no key or rule), in
+    /// `dialect`.
+    fn sql(self, dialect: Dialect) -> &'static str {
         match self {
             Bucket::Key => "key_hash",
             Bucket::Rule => "rule",
             Bucket::Day => "substr(at, 1, 10)",
-            Bucket::Week => {
-                "date(substr(at, 1, 10), '-' || ((CAST(strftime('%w', at) AS INTEGER) + 6) % 7) || ' days')"
-            }
+            Bucket::Week => dialect.pick(
+                "date(substr(at, 1, 10), '-' || ((CAST(strftime('%w', at) AS INTEGER) + 6) % 7) || ' days')",
+                "to_char(date_trunc('week', CAST(substr(at, 1, 10) AS timestamp)), 'YYYY-MM-DD')",
+            ),
             Bucket::Month => "substr(at, 1, 7)",
             Bucket::All => "''",
         }
@@ -126,6 +131,55 @@ pub struct BudgetLineRow {
     pub reached_at: Option<DateTime<Utc>>,
 }
 
+/// A count of changes as the query groups them.
+#[derive(FromRow)]
+struct StoredCount {
+    grp: String,
+    kind: String,
+    outcome: String,
+    n: i64,
+}
+
+/// Distinct keys disabled and re-enabled in a group, as counted.
+#[derive(FromRow)]
+struct StoredKeyCounts {
+    grp: String,
+    disabled: i64,
+    reenabled: i64,
+}
+
+/// A change that moved `disabled`, as the query reads it.
+#[derive(FromRow)]
+struct StoredTransition {
+    key_hash: String,
+    key_name: String,
+    rule: String,
+    at: String,
+    opens: i64,
+}
+
+/// A budget point as the query reads it.
+#[derive(FromRow)]
+struct StoredPoint {
+    grp: String,
+    rule: String,
+    win: String,
+    at: String,
+    spend: f64,
+    budget: f64,
+}
+
+/// A budget line as the query reads it.
+#[derive(FromRow)]
+struct StoredLine {
+    grp: String,
+    rule: String,
+    win: String,
+    spend: f64,
+    budget: f64,
+    reached_at: Option<String>,
+}
+
 impl Store {
     /// Changes in `[since, until)` counted per group, kind and outcome.
     pub async fn report_change_counts(
@@ -137,33 +191,30 @@ impl Store {
         // Time buckets count per instant first, in the order of
         // `changes_report` (no sort of every row), then per group.
         let (count, source) = match bucket {
-            Bucket::Key | Bucket::Rule => ("COUNT(*)", "changes WHERE at >= ? AND at < ?"),
+            Bucket::Key | Bucket::Rule => ("COUNT(*)", "changes WHERE at >= $1 AND at < $2"),
             Bucket::Day | Bucket::Week | Bucket::Month | Bucket::All => (
-                "SUM(n)",
+                "CAST(SUM(n) AS BIGINT)",
                 "(SELECT at, kind, outcome, COUNT(*) AS n FROM changes
-                  WHERE at >= ? AND at < ? GROUP BY at, kind, outcome)",
+                  WHERE at >= $1 AND at < $2 GROUP BY at, kind, outcome) AS per_instant",
             ),
         };
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {} AS grp, kind, outcome, {count} AS n FROM {source}
              GROUP BY grp, kind, outcome ORDER BY grp, kind, outcome",
-            bucket.sql()
-        ))
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+            bucket.sql(self.dialect())
+        );
+        let rows: Vec<StoredCount> = self.in_period(&sql, since, until).await?;
+        rows.into_iter()
             .map(|row| {
-                let kind: &str = row.get("kind");
-                let outcome: &str = row.get("outcome");
+                let kind = &row.kind;
+                let outcome = &row.outcome;
                 Ok(KindOutcomeCount {
-                    group: row.get("grp"),
                     kind: ChangeKind::parse(kind)
                         .ok_or_else(|| anyhow!("unknown change kind {kind:?} in the database"))?,
                     outcome: Outcome::parse(outcome)
                         .ok_or_else(|| anyhow!("unknown outcome {outcome:?} in the database"))?,
-                    count: row.get("n"),
+                    group: row.grp,
+                    count: row.n,
                 })
             })
             .collect()
@@ -177,26 +228,24 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<KeyCounts>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {} AS grp,
                  COUNT(DISTINCT CASE WHEN disabled_move IN (1, 2) THEN key_hash END) AS disabled,
                  COUNT(DISTINCT CASE WHEN disabled_move = 0 AND kind IN ('release', 'revert')
                                      THEN key_hash END) AS reenabled
-             FROM changes INDEXED BY changes_disabled
-             WHERE disabled_move IS NOT NULL AND at >= ? AND at < ?
+             FROM changes {}
+             WHERE disabled_move IS NOT NULL AND at >= $1 AND at < $2
              GROUP BY grp ORDER BY grp",
-            bucket.sql()
-        ))
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(self.sqlite())
-        .await?;
+            bucket.sql(self.dialect()),
+            self.dialect().pick(INDEXED_BY_DISABLED, "")
+        );
+        let rows: Vec<StoredKeyCounts> = self.in_period(&sql, since, until).await?;
         Ok(rows
-            .iter()
+            .into_iter()
             .map(|row| KeyCounts {
-                group: row.get("grp"),
-                disabled: row.get("disabled"),
-                reenabled: row.get("reenabled"),
+                group: row.grp,
+                disabled: row.disabled,
+                reenabled: row.reenabled,
             })
             .collect())
     }
@@ -207,14 +256,14 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<(String, String)>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
+        let sql = self.dialect().pick(
+            // SQLite's bare column: the name of the row with MAX(at).
             "SELECT key_hash, key_name, MAX(at) FROM changes
-             WHERE at >= ? AND at < ? GROUP BY key_hash",
-        )
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(self.sqlite())
-        .await?;
+             WHERE at >= $1 AND at < $2 GROUP BY key_hash",
+            "SELECT DISTINCT ON (key_hash) key_hash, key_name, at FROM changes
+             WHERE at >= $1 AND at < $2 ORDER BY key_hash, at DESC, id DESC",
+        );
+        let rows: Vec<(String, String, String)> = self.in_period(sql, since, until).await?;
         Ok(rows
             .into_iter()
             .map(|(hash, name, _)| (hash, name))
@@ -229,18 +278,21 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<(String, EventKind, i64)>> {
-        let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT {} AS grp, kind, COUNT(*) FROM events
-             WHERE kind IN (?, ?) AND at >= ? AND at < ?
+             WHERE kind IN ($1, $2) AND at >= $3 AND at < $4
              GROUP BY grp, kind ORDER BY grp, kind",
-            bucket.sql()
-        ))
-        .bind(EventKind::SourceError.as_str())
-        .bind(EventKind::GuardTripped.as_str())
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(self.sqlite())
-        .await?;
+            bucket.sql(self.dialect())
+        );
+        let rows: Vec<(Option<String>, String, i64)> = on_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(EventKind::SourceError.as_str())
+                .bind(EventKind::GuardTripped.as_str())
+                .bind(ts(since))
+                .bind(ts(until))
+                .fetch_all(db)
+                .await?
+        });
         rows.into_iter()
             .filter_map(|(group, kind, n)| Some((group?, kind, n)))
             .map(|(group, kind, n)| Ok((group, parse_event_kind(&kind)?, n)))
@@ -255,15 +307,12 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT {} AS grp, COUNT(DISTINCT run_id) FROM changes
-             WHERE at >= ? AND at < ? AND outcome = 'held' GROUP BY grp ORDER BY grp",
-            bucket.sql()
-        ))
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(self.sqlite())
-        .await?;
+             WHERE at >= $1 AND at < $2 AND outcome = 'held' GROUP BY grp ORDER BY grp",
+            bucket.sql(self.dialect())
+        );
+        let rows = self.in_period(&sql, since, until).await?;
         Ok(rows)
     }
 
@@ -280,44 +329,48 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<DisabledTransition>> {
-        let mut rows = sqlx::query(
+        let sql = format!(
             "WITH RECURSIVE
              moves AS NOT MATERIALIZED (
                  SELECT key_hash, key_name, rule, at, id, disabled_move AS opens
-                 FROM changes INDEXED BY changes_disabled WHERE disabled_move IN (0, 1)),
+                 FROM changes {} WHERE disabled_move IN (0, 1)),
              keys(h) AS MATERIALIZED (
                  SELECT MIN(key_hash) FROM moves
                  UNION ALL
                  SELECT (SELECT MIN(key_hash) FROM moves WHERE key_hash > h)
                  FROM keys WHERE h IS NOT NULL),
              last_close(h, id) AS MATERIALIZED (
-                 SELECT h, (SELECT id FROM moves WHERE key_hash = h AND at < ?1 AND opens = 0
+                 SELECT h, (SELECT id FROM moves WHERE key_hash = h AND at < $1 AND opens = 0
                             ORDER BY at DESC, id DESC LIMIT 1)
                  FROM keys WHERE h IS NOT NULL),
              carried(id) AS MATERIALIZED (
                  SELECT (SELECT m.id FROM moves m
-                         WHERE m.key_hash = l.h AND m.at >= COALESCE(c.at, '') AND m.at < ?1
+                         WHERE m.key_hash = l.h AND m.at >= COALESCE(c.at, '') AND m.at < $1
                            AND m.opens = 1 AND (c.id IS NULL OR (m.at, m.id) > (c.at, c.id))
                          ORDER BY m.at, m.id LIMIT 1)
                  FROM last_close l LEFT JOIN changes c ON c.id = l.id)
-             SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE at >= ?1 AND at < ?2
+             SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE at >= $1 AND at < $2
              UNION ALL
              SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE id IN (SELECT id FROM carried)
              ORDER BY key_hash, at, id",
-        )
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch(self.sqlite());
+            self.dialect().pick(INDEXED_BY_DISABLED, "")
+        );
         let mut out = Vec::new();
-        while let Some(row) = rows.try_next().await? {
-            out.push(DisabledTransition {
-                key_hash: row.get("key_hash"),
-                key_name: row.get("key_name"),
-                rule: row.get("rule"),
-                at: parse_ts(row.get("at"))?,
-                opens: row.get::<i64, _>("opens") == 1,
-            });
-        }
+        on_pool!(self, |db| {
+            let mut rows = sqlx::query_as::<_, StoredTransition>(&sql)
+                .bind(ts(since))
+                .bind(ts(until))
+                .fetch(db);
+            while let Some(row) = rows.try_next().await? {
+                out.push(DisabledTransition {
+                    at: parse_ts(&row.at)?,
+                    opens: row.opens == 1,
+                    key_hash: row.key_hash,
+                    key_name: row.key_name,
+                    rule: row.rule,
+                });
+            }
+        });
         Ok(out)
     }
 
@@ -331,23 +384,20 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<BudgetPoint>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "{} SELECT grp, rule, win, at, spend, budget FROM points ORDER BY grp, rule, win, at",
-            points_sql(bucket)
-        ))
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+            points_sql(bucket, self.dialect())
+        );
+        let rows: Vec<StoredPoint> = self.in_period(&sql, since, until).await?;
+        rows.into_iter()
             .map(|row| {
                 Ok(BudgetPoint {
-                    group: row.get("grp"),
-                    rule: row.get("rule"),
-                    window: row.get("win"),
-                    at: parse_ts(row.get("at"))?,
-                    spend_usd: row.get("spend"),
-                    budget_usd: row.get("budget"),
+                    at: parse_ts(&row.at)?,
+                    group: row.grp,
+                    rule: row.rule,
+                    window: row.win,
+                    spend_usd: row.spend,
+                    budget_usd: row.budget,
                 })
             })
             .collect()
@@ -363,53 +413,89 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<BudgetLineRow>> {
-        let rows = sqlx::query(&format!(
+        let latest = self.dialect().pick(
+            // SQLite's bare column: the budget of the row with MAX(at).
+            "SELECT grp, rule, win, budget, MAX(at) FROM points GROUP BY grp, rule, win",
+            "SELECT DISTINCT ON (grp, rule, win) grp, rule, win, budget FROM points
+             ORDER BY grp, rule, win, at DESC",
+        );
+        let sql = format!(
             "{},
              lines AS (
                  SELECT grp, rule, win, MAX(spend) AS spend,
-                        MIN(CASE WHEN spend + ? >= budget THEN at END) AS reached_at
+                        MIN(CASE WHEN spend + $3 >= budget THEN at END) AS reached_at
                  FROM points GROUP BY grp, rule, win),
-             latest AS (
-                 -- SQLite's bare column: the budget of the row with MAX(at).
-                 SELECT grp, rule, win, budget, MAX(at) FROM points GROUP BY grp, rule, win)
+             latest AS ({latest})
              SELECT grp, rule, win, l.spend, latest.budget, l.reached_at
              FROM lines l JOIN latest USING (grp, rule, win)
              ORDER BY grp, rule, win",
-            points_sql(bucket).replacen("WITH points AS (", "WITH points AS MATERIALIZED (", 1)
-        ))
-        .bind(ts(since))
-        .bind(ts(until))
-        .bind(BUDGET_TOLERANCE_USD)
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+            points_sql(bucket, self.dialect()).replacen(
+                "WITH points AS (",
+                "WITH points AS MATERIALIZED (",
+                1
+            )
+        );
+        let rows: Vec<StoredLine> = on_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(ts(since))
+                .bind(ts(until))
+                .bind(BUDGET_TOLERANCE_USD)
+                .fetch_all(db)
+                .await?
+        });
+        rows.into_iter()
             .map(|row| {
                 Ok(BudgetLineRow {
-                    group: row.get("grp"),
-                    rule: row.get("rule"),
-                    window: row.get("win"),
-                    spend_usd: row.get("spend"),
-                    budget_usd: row.get("budget"),
-                    reached_at: row
-                        .get::<Option<&str>, _>("reached_at")
-                        .map(parse_ts)
-                        .transpose()?,
+                    reached_at: row.reached_at.as_deref().map(parse_ts).transpose()?,
+                    group: row.grp,
+                    rule: row.rule,
+                    window: row.win,
+                    spend_usd: row.spend,
+                    budget_usd: row.budget,
                 })
             })
             .collect()
     }
 }
 
+impl Store {
+    /// The rows of `sql`, whose `$1` and `$2` are the period's `since` and
+    /// `until`.
+    async fn in_period<T>(
+        &self,
+        sql: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as(sql)
+                .bind(ts(since))
+                .bind(ts(until))
+                .fetch_all(db)
+                .await?
+        }))
+    }
+}
+
+/// SQLite's hint to read `changes` through its partial index
+/// `changes_disabled` (PostgreSQL's planner needs none).
+const INDEXED_BY_DISABLED: &str = "INDEXED BY changes_disabled";
+
 /// The CTE `points`: per group, rule, window and run start in
-/// `[?, ?)`, the highest spend and budget read (index-only over
+/// `[$1, $2)`, the highest spend and budget read (index-only over
 /// `budget_readings_at`, grouped in its order: no sort).
-fn points_sql(bucket: Bucket) -> String {
+fn points_sql(bucket: Bucket, dialect: Dialect) -> String {
+    let group = bucket.sql(dialect);
+    // PostgreSQL's HAVING does not see the output's names.
+    let having = dialect.pick("grp", group);
     format!(
         "WITH points AS (
-             SELECT {} AS grp, rule, window AS win, at,
+             SELECT {group} AS grp, rule, \"window\" AS win, at,
                     MAX(spend_usd) AS spend, MAX(budget_usd) AS budget
-             FROM budget_readings WHERE at >= ? AND at < ?
-             GROUP BY at, rule, win, grp HAVING grp IS NOT NULL)",
-        bucket.sql()
+             FROM budget_readings WHERE at >= $1 AND at < $2
+             GROUP BY at, rule, win, grp HAVING {having} IS NOT NULL)"
     )
 }

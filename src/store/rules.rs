@@ -1,11 +1,11 @@
 //! The `rules` and `rule_revisions` tables: rules as their JSON definition,
 //! where each came from, and every change to each (SPEC §3).
 
+use super::backend::{Conn, Tx, on_conn, on_pool};
 use super::{Store, parse_ts, ts};
 use crate::rules::model::{Origin, Rule};
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
-use sqlx::{Row as _, SqliteConnection};
 use std::collections::BTreeSet;
 
 /// A rule as kept in the database.
@@ -54,18 +54,20 @@ pub struct Revision {
 impl Store {
     /// Every rule, sorted by name.
     pub async fn rules(&self) -> anyhow::Result<Vec<StoredRule>> {
-        let rows = sqlx::query(
-            "SELECT definition, origin, created_at, updated_at FROM rules ORDER BY name",
-        )
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter().map(stored_rule).collect()
+        let rows: Vec<RuleColumns> = on_pool!(self, |db| {
+            sqlx::query_as(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY name"))
+                .fetch_all(db)
+                .await?
+        });
+        rows.into_iter().map(stored_rule).collect()
     }
 
     /// One rule by name.
     pub async fn rule(&self, name: &str) -> anyhow::Result<Option<StoredRule>> {
-        let mut conn = self.sqlite().acquire().await?;
-        load(&mut conn, name).await
+        let row: Option<RuleColumns> = on_pool!(self, |db| {
+            sqlx::query_as(LOAD).bind(name).fetch_optional(db).await?
+        });
+        row.map(stored_rule).transpose()
     }
 
     /// Makes the rules owned by `origin` be `rules`, in one transaction: adds
@@ -85,16 +87,16 @@ impl Store {
     ) -> anyhow::Result<SyncSummary> {
         let who = origin.as_string();
         let mut summary = SyncSummary::default();
-        let mut tx = self.write_sqlite().await?;
+        let mut tx = self.write().await?;
         let mut seen = BTreeSet::new();
         for rule in rules {
             if !seen.insert(rule.name.as_str()) {
                 bail!("rule {:?} appears twice in {}", rule.name, describe(origin));
             }
-            match load(&mut tx, &rule.name).await? {
+            match load(tx.conn(), &rule.name).await? {
                 None => {
-                    insert(&mut tx, rule, origin, at).await?;
-                    revision(&mut tx, &rule.name, at, &who, None, Some(rule)).await?;
+                    insert(tx.conn(), rule, origin, at).await?;
+                    revision(tx.conn(), &rule.name, at, &who, None, Some(rule)).await?;
                     summary.added.push(rule.name.clone());
                 }
                 Some(stored) => {
@@ -111,9 +113,9 @@ impl Store {
                     if stored.rule == *rule && stored.origin == *origin {
                         summary.unchanged.push(rule.name.clone());
                     } else {
-                        update(&mut tx, rule, origin, at).await?;
+                        update(tx.conn(), rule, origin, at).await?;
                         revision(
-                            &mut tx,
+                            tx.conn(),
                             &rule.name,
                             at,
                             &who,
@@ -127,11 +129,12 @@ impl Store {
             }
         }
         if prune {
-            let owned: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM rules WHERE origin = ? ORDER BY name")
+            let owned: Vec<String> = on_conn!(tx.conn(), |c| {
+                sqlx::query_scalar("SELECT name FROM rules WHERE origin = $1 ORDER BY name")
                     .bind(&who)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    .fetch_all(&mut *c)
+                    .await?
+            });
             for name in owned.into_iter().filter(|n| !seen.contains(n.as_str())) {
                 delete(&mut tx, &name, &who, at).await?;
                 summary.removed.push(name);
@@ -158,16 +161,16 @@ impl Store {
         who: &Origin,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write_sqlite().await?;
-        let Some(stored) = load(&mut tx, name).await? else {
+        let mut tx = self.write().await?;
+        let Some(stored) = load(tx.conn(), name).await? else {
             return Ok(false);
         };
         if stored.rule.enabled != enabled {
             let mut rule = stored.rule.clone();
             rule.enabled = enabled;
-            update(&mut tx, &rule, &stored.origin, at).await?;
+            update(tx.conn(), &rule, &stored.origin, at).await?;
             revision(
-                &mut tx,
+                tx.conn(),
                 name,
                 at,
                 &who.as_string(),
@@ -188,7 +191,7 @@ impl Store {
         who: &Origin,
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.write_sqlite().await?;
+        let mut tx = self.write().await?;
         let found = delete(&mut tx, name, &who.as_string(), at).await?;
         tx.commit().await?;
         Ok(found)
@@ -196,22 +199,24 @@ impl Store {
 
     /// The revisions of one rule, or of every rule, oldest first.
     pub async fn revisions(&self, name: Option<&str>) -> anyhow::Result<Vec<Revision>> {
-        let rows = sqlx::query(
-            "SELECT id, rule, at, who, before, after FROM rule_revisions
-             WHERE ?1 IS NULL OR rule = ?1 ORDER BY id",
-        )
-        .bind(name)
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter()
+        let rows: Vec<RevisionColumns> = on_pool!(self, |db| {
+            sqlx::query_as(
+                "SELECT id, rule, at, who, before, after FROM rule_revisions
+                 WHERE $1 IS NULL OR rule = $1 ORDER BY id",
+            )
+            .bind(name)
+            .fetch_all(db)
+            .await?
+        });
+        rows.into_iter()
             .map(|row| {
                 Ok(Revision {
-                    id: row.get("id"),
-                    rule: row.get("rule"),
-                    at: parse_ts(row.get("at"))?,
-                    who: row.get("who"),
-                    before: optional_rule(row.get("before"))?,
-                    after: optional_rule(row.get("after"))?,
+                    id: row.id,
+                    rule: row.rule,
+                    at: parse_ts(&row.at)?,
+                    who: row.who,
+                    before: optional_rule(row.before.as_deref())?,
+                    after: optional_rule(row.after.as_deref())?,
                 })
             })
             .collect()
@@ -226,13 +231,39 @@ fn describe(origin: &Origin) -> String {
     }
 }
 
-fn stored_rule(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredRule> {
-    let definition: &str = row.get("definition");
+/// The columns of a rule, as [`RULE_COLUMNS`] selects them.
+const RULE_COLUMNS: &str = "definition, origin, created_at, updated_at";
+
+/// One rule by name (`$1`).
+const LOAD: &str = "SELECT definition, origin, created_at, updated_at FROM rules WHERE name = $1";
+
+/// A `rules` row as [`RULE_COLUMNS`] selects it.
+#[derive(sqlx::FromRow)]
+struct RuleColumns {
+    definition: String,
+    origin: String,
+    created_at: String,
+    updated_at: String,
+}
+
+/// A `rule_revisions` row.
+#[derive(sqlx::FromRow)]
+struct RevisionColumns {
+    id: i64,
+    rule: String,
+    at: String,
+    who: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+fn stored_rule(row: RuleColumns) -> anyhow::Result<StoredRule> {
     Ok(StoredRule {
-        rule: serde_json::from_str(definition).context("bad rule definition in the database")?,
-        origin: Origin::parse(row.get("origin")),
-        created_at: parse_ts(row.get("created_at"))?,
-        updated_at: parse_ts(row.get("updated_at"))?,
+        rule: serde_json::from_str(&row.definition)
+            .context("bad rule definition in the database")?,
+        origin: Origin::parse(&row.origin),
+        created_at: parse_ts(&row.created_at)?,
+        updated_at: parse_ts(&row.updated_at)?,
     })
 }
 
@@ -241,91 +272,101 @@ fn optional_rule(json: Option<&str>) -> anyhow::Result<Option<Rule>> {
         .transpose()
 }
 
-async fn load(conn: &mut SqliteConnection, name: &str) -> anyhow::Result<Option<StoredRule>> {
-    let row =
-        sqlx::query("SELECT definition, origin, created_at, updated_at FROM rules WHERE name = ?")
+async fn load(conn: Conn<'_>, name: &str) -> anyhow::Result<Option<StoredRule>> {
+    let row: Option<RuleColumns> = on_conn!(conn, |c| {
+        sqlx::query_as(LOAD)
             .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
-    row.as_ref().map(stored_rule).transpose()
+            .fetch_optional(&mut *c)
+            .await?
+    });
+    row.map(stored_rule).transpose()
 }
 
 async fn insert(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     rule: &Rule,
     origin: &Origin,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO rules (name, origin, enabled, priority, definition, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&rule.name)
-    .bind(origin.as_string())
-    .bind(rule.enabled)
-    .bind(rule.priority)
-    .bind(serde_json::to_string(rule)?)
-    .bind(ts(at))
-    .bind(ts(at))
-    .execute(&mut *conn)
-    .await?;
+    let definition = serde_json::to_string(rule)?;
+    on_conn!(conn, |c| {
+        sqlx::query(
+            "INSERT INTO rules (name, origin, enabled, priority, definition, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&rule.name)
+        .bind(origin.as_string())
+        .bind(i64::from(rule.enabled))
+        .bind(rule.priority)
+        .bind(&definition)
+        .bind(ts(at))
+        .execute(&mut *c)
+        .await?;
+    });
     Ok(())
 }
 
 async fn update(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     rule: &Rule,
     origin: &Origin,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE rules SET origin = ?, enabled = ?, priority = ?, definition = ?, updated_at = ?
-         WHERE name = ?",
-    )
-    .bind(origin.as_string())
-    .bind(rule.enabled)
-    .bind(rule.priority)
-    .bind(serde_json::to_string(rule)?)
-    .bind(ts(at))
-    .bind(&rule.name)
-    .execute(&mut *conn)
-    .await?;
+    let definition = serde_json::to_string(rule)?;
+    on_conn!(conn, |c| {
+        sqlx::query(
+            "UPDATE rules SET origin = $1, enabled = $2, priority = $3, definition = $4,
+                 updated_at = $5
+             WHERE name = $6",
+        )
+        .bind(origin.as_string())
+        .bind(i64::from(rule.enabled))
+        .bind(rule.priority)
+        .bind(&definition)
+        .bind(ts(at))
+        .bind(&rule.name)
+        .execute(&mut *c)
+        .await?;
+    });
     Ok(())
 }
 
 /// Deletes a rule and records the revision; `false` when there was none.
-async fn delete(
-    conn: &mut SqliteConnection,
-    name: &str,
-    who: &str,
-    at: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let Some(stored) = load(conn, name).await? else {
+async fn delete(tx: &mut Tx, name: &str, who: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    let Some(stored) = load(tx.conn(), name).await? else {
         return Ok(false);
     };
-    sqlx::query("DELETE FROM rules WHERE name = ?")
-        .bind(name)
-        .execute(&mut *conn)
-        .await?;
-    revision(conn, name, at, who, Some(&stored.rule), None).await?;
+    on_conn!(tx.conn(), |c| {
+        sqlx::query("DELETE FROM rules WHERE name = $1")
+            .bind(name)
+            .execute(&mut *c)
+            .await?;
+    });
+    revision(tx.conn(), name, at, who, Some(&stored.rule), None).await?;
     Ok(true)
 }
 
 async fn revision(
-    conn: &mut SqliteConnection,
+    conn: Conn<'_>,
     name: &str,
     at: DateTime<Utc>,
     who: &str,
     before: Option<&Rule>,
     after: Option<&Rule>,
 ) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO rule_revisions (rule, at, who, before, after) VALUES (?, ?, ?, ?, ?)")
+    let before = before.map(serde_json::to_string).transpose()?;
+    let after = after.map(serde_json::to_string).transpose()?;
+    on_conn!(conn, |c| {
+        sqlx::query(
+            "INSERT INTO rule_revisions (rule, at, who, before, after) VALUES ($1, $2, $3, $4, $5)",
+        )
         .bind(name)
         .bind(ts(at))
         .bind(who)
-        .bind(before.map(serde_json::to_string).transpose()?)
-        .bind(after.map(serde_json::to_string).transpose()?)
-        .execute(&mut *conn)
+        .bind(&before)
+        .bind(&after)
+        .execute(&mut *c)
         .await?;
+    });
     Ok(())
 }

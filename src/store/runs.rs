@@ -2,6 +2,7 @@
 //! (SPEC §5). Recording and completing changes also settles their claims
 //! (SPEC §4.2, `ClaimWrites`).
 
+use super::backend::{Conn, Dialect, on_conn, on_pool};
 use super::batch::in_chunks;
 use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_event_kind, parse_ts, ts};
@@ -13,8 +14,7 @@ use crate::engine::{ChangeKind, Hold, Outcome};
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row as _, Sqlite};
+use sqlx::{FromRow, QueryBuilder, Row};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The counts and status a run ends with.
@@ -120,14 +120,60 @@ pub struct HistoryFilter {
 /// A row's `disabled_move` (`migrations/sqlite/0007_disabled_transitions.sql`)
 /// once its outcome is `applied`: 1 an assert/reassert disabled the key, 0 a
 /// release, drift or revert re-enabled it or it was deleted, 2 a release or
-/// revert disabled it, NULL it did not move `disabled`.
-const DISABLED_MOVE: &str = "CASE WHEN kind = 'deleted' THEN 0
-     WHEN instr(fields, '\"disabled\"') = 0 THEN NULL
-     WHEN kind IN ('assert', 'reassert') AND json_extract(fields, '$.disabled.to') = 1 THEN 1
-     WHEN kind IN ('release', 'drift', 'revert') AND json_extract(fields, '$.disabled.from') = 1
-          AND json_extract(fields, '$.disabled.to') = 0 THEN 0
-     WHEN kind IN ('release', 'revert') AND json_extract(fields, '$.disabled.to') = 1 THEN 2
-END";
+/// revert disabled it, NULL it did not move `disabled`. An SQL expression
+/// over the row's `kind` and `fields` in `dialect`'s JSON functions.
+fn disabled_move(dialect: Dialect) -> String {
+    let json = dialect.pick(DisabledJson::SQLITE, DisabledJson::POSTGRES);
+    let DisabledJson {
+        mentioned,
+        to,
+        from,
+        yes,
+        no,
+    } = json;
+    format!(
+        "CASE WHEN kind = 'deleted' THEN 0
+     WHEN {mentioned} = 0 THEN NULL
+     WHEN kind IN ('assert', 'reassert') AND {to} = {yes} THEN 1
+     WHEN kind IN ('release', 'drift', 'revert') AND {from} = {yes}
+          AND {to} = {no} THEN 0
+     WHEN kind IN ('release', 'revert') AND {to} = {yes} THEN 2
+END"
+    )
+}
+
+/// How a dialect reads the `disabled` move of a row's `fields` JSON.
+struct DisabledJson {
+    /// Where `"disabled"` starts in `fields`, 0 when it is not there.
+    mentioned: &'static str,
+    /// The `to` of `disabled`.
+    to: &'static str,
+    /// The `from` of `disabled`.
+    from: &'static str,
+    /// `true` as the two above read it.
+    yes: &'static str,
+    /// `false` as the two above read it.
+    no: &'static str,
+}
+
+impl DisabledJson {
+    /// SQLite's JSON1 functions (`true` reads as 1).
+    const SQLITE: DisabledJson = DisabledJson {
+        mentioned: "instr(fields, '\"disabled\"')",
+        to: "json_extract(fields, '$.disabled.to')",
+        from: "json_extract(fields, '$.disabled.from')",
+        yes: "1",
+        no: "0",
+    };
+    /// PostgreSQL's `jsonb` path operator (`true` reads as `'true'`).
+    const POSTGRES: DisabledJson = DisabledJson {
+        mentioned: "strpos(fields, '\"disabled\"')",
+        to: "(fields::jsonb #>> '{disabled,to}')",
+        from: "(fields::jsonb #>> '{disabled,from}')",
+        yes: "'true'",
+        no: "'false'",
+    };
+}
 
 pub(super) const CHANGE_COLUMNS: &str = "id, run_id, at, rule, key_hash, key_name, kind, fields, reason, \
      outcome, error, http_status, attempts, request_id";
@@ -140,14 +186,16 @@ impl Store {
         at: DateTime<Utc>,
         dry_run: bool,
     ) -> anyhow::Result<i64> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO runs (started_at, trigger, dry_run) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(ts(at))
-        .bind(trigger)
-        .bind(dry_run)
-        .fetch_one(self.sqlite())
-        .await?;
+        let id = on_pool!(self, |db| {
+            sqlx::query_scalar(
+                "INSERT INTO runs (started_at, trigger, dry_run) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(ts(at))
+            .bind(trigger)
+            .bind(i64::from(dry_run))
+            .fetch_one(db)
+            .await?
+        });
         Ok(id)
     }
 
@@ -158,25 +206,29 @@ impl Store {
         at: DateTime<Utc>,
         summary: &RunSummary,
     ) -> anyhow::Result<()> {
-        let done = sqlx::query(
-            "UPDATE runs SET finished_at = ?, keys_seen = ?, rules_evaluated = ?, changes = ?,
-                 applied = ?, failed = ?, held = ?, status = ?, error = ?, notes = ?
-             WHERE id = ?",
-        )
-        .bind(ts(at))
-        .bind(summary.keys_seen)
-        .bind(summary.rules_evaluated)
-        .bind(summary.changes)
-        .bind(summary.applied)
-        .bind(summary.failed)
-        .bind(summary.held)
-        .bind(&summary.status)
-        .bind(&summary.error)
-        .bind(summary.notes.to_string())
-        .bind(run_id)
-        .execute(self.sqlite())
-        .await?;
-        anyhow::ensure!(done.rows_affected() == 1, "no run {run_id} to finish");
+        let done = on_pool!(self, |db| {
+            sqlx::query(
+                "UPDATE runs SET finished_at = $1, keys_seen = $2, rules_evaluated = $3,
+                     changes = $4, applied = $5, failed = $6, held = $7, status = $8, error = $9,
+                     notes = $10
+                 WHERE id = $11",
+            )
+            .bind(ts(at))
+            .bind(summary.keys_seen)
+            .bind(summary.rules_evaluated)
+            .bind(summary.changes)
+            .bind(summary.applied)
+            .bind(summary.failed)
+            .bind(summary.held)
+            .bind(&summary.status)
+            .bind(&summary.error)
+            .bind(summary.notes.to_string())
+            .bind(run_id)
+            .execute(db)
+            .await?
+            .rows_affected()
+        });
+        anyhow::ensure!(done == 1, "no run {run_id} to finish");
         Ok(())
     }
 
@@ -195,46 +247,51 @@ impl Store {
     ) -> anyhow::Result<Vec<i64>> {
         // The write lock first: the ids after the largest one read here stay
         // free until the commit.
-        let mut tx = self.write_sqlite().await?;
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
-            .fetch_one(&mut *tx)
-            .await?;
-        let rows = new_rows(changes, initial, last.unwrap_or(0));
+        let mut tx = self.write().await?;
+        let disabled_move = disabled_move(self.dialect());
         let recorded_at = ts(at);
-        in_chunks(
-            &mut tx,
-            "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields, reason,
-                                  outcome, request_id, attempts) ",
-            "",
-            11,
-            &rows,
-            |mut values, row| {
-                let change = row.change;
-                values
-                    .push_bind(row.id)
-                    .push_bind(run_id)
-                    .push_bind(&recorded_at)
-                    .push_bind(&change.rule)
-                    .push_bind(&change.key_hash)
-                    .push_bind(&change.key_name)
-                    .push_bind(change.kind.as_str())
-                    .push_bind(fields_json(&change.fields))
-                    .push_bind(&change.reason)
-                    .push_bind(row.outcome.as_str())
-                    .push_bind(&row.request_id)
-                    .push("0");
-            },
-        )
-        .await?;
-        if rows.iter().any(|row| row.outcome == Outcome::Applied) {
-            sqlx::query(&format!(
-                "UPDATE changes SET disabled_move = {DISABLED_MOVE}
-                 WHERE id > ? AND outcome = 'applied'"
-            ))
-            .bind(last.unwrap_or(0))
-            .execute(&mut *tx)
+        let rows = on_conn!(tx.conn(), |c| {
+            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
+                .fetch_one(&mut *c)
+                .await?;
+            let last = last.unwrap_or(0);
+            let rows = new_rows(changes, initial, last);
+            in_chunks(
+                c,
+                "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields,
+                                      reason, outcome, request_id, attempts) ",
+                "",
+                11,
+                &rows,
+                |mut values, row| {
+                    let change = row.change;
+                    values
+                        .push_bind(row.id)
+                        .push_bind(run_id)
+                        .push_bind(&recorded_at)
+                        .push_bind(&change.rule)
+                        .push_bind(&change.key_hash)
+                        .push_bind(&change.key_name)
+                        .push_bind(change.kind.as_str())
+                        .push_bind(fields_json(&change.fields))
+                        .push_bind(&change.reason)
+                        .push_bind(row.outcome.as_str())
+                        .push_bind(&row.request_id)
+                        .push("0");
+                },
+            )
             .await?;
-        }
+            if rows.iter().any(|row| row.outcome == Outcome::Applied) {
+                sqlx::query(&format!(
+                    "UPDATE changes SET disabled_move = {disabled_move}
+                     WHERE id > $1 AND outcome = 'applied'"
+                ))
+                .bind(last)
+                .execute(&mut *c)
+                .await?;
+            }
+            rows
+        });
         let mut claims = ClaimWrites::default();
         for row in &rows {
             claims.add(settled(row.id, row.change, at), row.outcome);
@@ -288,22 +345,30 @@ impl Store {
         attempts: u32,
         error: Option<&str>,
     ) -> anyhow::Result<()> {
-        let mut tx = self.write_sqlite().await?;
-        let rows = sqlx::query(&format!(
-            "UPDATE changes SET outcome = ?1, http_status = ?2, attempts = ?3, error = ?4,
-                 disabled_move = CASE WHEN ?1 = 'applied' THEN {DISABLED_MOVE} END
-             WHERE id IN (SELECT value FROM json_each(?5)) RETURNING {CHANGE_COLUMNS}"
-        ))
-        .bind(outcome.as_str())
-        .bind(http_status)
-        .bind(attempts)
-        .bind(error)
-        .bind(serde_json::to_string(ids)?)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut tx = self.write().await?;
+        let ids_in = self.dialect().pick(
+            "SELECT value FROM json_each($5)",
+            "SELECT value::bigint FROM jsonb_array_elements_text($5::jsonb)",
+        );
+        let sql = format!(
+            "UPDATE changes SET outcome = $1, http_status = $2, attempts = $3, error = $4,
+                 disabled_move = CASE WHEN $1 = 'applied' THEN {} END
+             WHERE id IN ({ids_in}) RETURNING {CHANGE_COLUMNS}",
+            disabled_move(self.dialect())
+        );
+        let rows: Vec<StoredChange> = on_conn!(tx.conn(), |c| {
+            sqlx::query_as(&sql)
+                .bind(outcome.as_str())
+                .bind(http_status.map(i64::from))
+                .bind(i64::from(attempts))
+                .bind(error)
+                .bind(serde_json::to_string(ids)?)
+                .fetch_all(&mut *c)
+                .await?
+        });
         let completed = rows
-            .iter()
-            .map(|row| change_row(row).map(|change| (change.id, change)))
+            .into_iter()
+            .map(|row| stored_change(row).map(|change| (change.id, change)))
             .collect::<anyhow::Result<HashMap<_, _>>>()?;
         let mut parts: Vec<Parts<'_>> = Vec::with_capacity(ids.len());
         for id in ids {
@@ -344,90 +409,97 @@ impl Store {
     /// Rows still `pending` or `unknown`, oldest first: a crash or an
     /// ambiguous failure left them for the next run to resolve.
     pub async fn open_changes(&self) -> anyhow::Result<Vec<ChangeRow>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome IN ('pending', 'unknown') ORDER BY id"
-        ))
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter().map(change_row).collect()
+        );
+        let rows: Vec<StoredChange> =
+            on_pool!(self, |db| sqlx::query_as(&sql).fetch_all(db).await?);
+        rows.into_iter().map(stored_change).collect()
     }
 
     /// One change by id.
     pub async fn change(&self, id: i64) -> anyhow::Result<Option<ChangeRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {CHANGE_COLUMNS} FROM changes WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(self.sqlite())
-        .await?;
-        row.as_ref().map(change_row).transpose()
+        let sql = format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE id = $1");
+        let row: Option<StoredChange> = on_pool!(self, |db| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(db).await?
+        });
+        row.map(stored_change).transpose()
     }
 
     /// The changes that pass `filter`, newest first.
     pub async fn changes(&self, filter: &HistoryFilter) -> anyhow::Result<Vec<ChangeRow>> {
-        let mut query: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE 1 = 1"));
-        if let Some(since) = filter.since {
-            query.push(" AND at >= ").push_bind(ts(since));
-        }
-        if let Some(until) = filter.until {
-            query.push(" AND at < ").push_bind(ts(until));
-        }
-        if let Some(key_hash) = &filter.key_hash {
-            query.push(" AND key_hash = ").push_bind(key_hash.clone());
-        }
-        if let Some(rule) = &filter.rule {
-            query.push(" AND rule = ").push_bind(rule.clone());
-        }
-        if let Some(kind) = filter.kind {
-            query.push(" AND kind = ").push_bind(kind.as_str());
-        }
-        if let Some(outcome) = filter.outcome {
-            query.push(" AND outcome = ").push_bind(outcome.as_str());
-        }
-        query.push(" ORDER BY at DESC, id DESC");
-        if let Some(limit) = filter.limit {
-            query.push(" LIMIT ").push_bind(limit);
-            if let Some(offset) = filter.offset {
-                query.push(" OFFSET ").push_bind(offset);
+        let rows: Vec<StoredChange> = on_pool!(self, |db| {
+            let mut query =
+                QueryBuilder::new(format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE 1 = 1"));
+            if let Some(since) = filter.since {
+                query.push(" AND at >= ").push_bind(ts(since));
             }
-        }
-        let rows = query.build().fetch_all(self.sqlite()).await?;
-        rows.iter().map(change_row).collect()
+            if let Some(until) = filter.until {
+                query.push(" AND at < ").push_bind(ts(until));
+            }
+            if let Some(key_hash) = &filter.key_hash {
+                query.push(" AND key_hash = ").push_bind(key_hash.clone());
+            }
+            if let Some(rule) = &filter.rule {
+                query.push(" AND rule = ").push_bind(rule.clone());
+            }
+            if let Some(kind) = filter.kind {
+                query.push(" AND kind = ").push_bind(kind.as_str());
+            }
+            if let Some(outcome) = filter.outcome {
+                query.push(" AND outcome = ").push_bind(outcome.as_str());
+            }
+            query.push(" ORDER BY at DESC, id DESC");
+            if let Some(limit) = filter.limit {
+                query.push(" LIMIT ").push_bind(limit);
+                if let Some(offset) = filter.offset {
+                    query.push(" OFFSET ").push_bind(offset);
+                }
+            }
+            query.build_query_as().fetch_all(db).await?
+        });
+        rows.into_iter().map(stored_change).collect()
     }
 
     /// The distinct key hashes that changes recorded under the key name `name`.
     pub async fn key_hashes_named(&self, name: &str) -> anyhow::Result<Vec<String>> {
-        let hashes = sqlx::query_scalar(
-            "SELECT DISTINCT key_hash FROM changes WHERE key_name = ? ORDER BY key_hash",
-        )
-        .bind(name)
-        .fetch_all(self.sqlite())
-        .await?;
+        let hashes = on_pool!(self, |db| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT key_hash FROM changes WHERE key_name = $1 ORDER BY key_hash",
+            )
+            .bind(name)
+            .fetch_all(db)
+            .await?
+        });
         Ok(hashes)
     }
 
     /// The name most recently recorded for the key `key_hash`, if any.
     pub async fn key_name(&self, key_hash: &str) -> anyhow::Result<Option<String>> {
-        let name = sqlx::query_scalar(
-            "SELECT key_name FROM changes WHERE key_hash = ? ORDER BY at DESC, id DESC LIMIT 1",
-        )
-        .bind(key_hash)
-        .fetch_optional(self.sqlite())
-        .await?;
+        let name = on_pool!(self, |db| {
+            sqlx::query_scalar(
+                "SELECT key_name FROM changes WHERE key_hash = $1 ORDER BY at DESC, id DESC LIMIT 1",
+            )
+            .bind(key_hash)
+            .fetch_optional(db)
+            .await?
+        });
         Ok(name)
     }
 
     /// Whether any change was recorded for the key `key_hash`.
     pub async fn key_hash_known(&self, key_hash: &str) -> anyhow::Result<bool> {
-        let known = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM changes WHERE key_hash = ?)")
-            .bind(key_hash)
-            .fetch_one(self.sqlite())
-            .await?;
+        let known = on_pool!(self, |db| {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM changes WHERE key_hash = $1)")
+                .bind(key_hash)
+                .fetch_one(db)
+                .await?
+        });
         Ok(known)
     }
 
-    /// Records an event; returns its id.
+    /// Records an event; returns its id. It takes the write lock, as every
+    /// insert the notification outbox reads does (`Store::outbox_batch`).
     pub async fn record_event(
         &self,
         run_id: Option<i64>,
@@ -437,8 +509,10 @@ impl Store {
         key_hash: Option<&str>,
         detail: &serde_json::Value,
     ) -> anyhow::Result<i64> {
-        let mut conn = self.sqlite().acquire().await?;
-        insert_event(&mut conn, run_id, at, kind, rule, key_hash, detail).await
+        let mut tx = self.write().await?;
+        let id = insert_event(tx.conn(), run_id, at, kind, rule, key_hash, detail).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Events in `[since, until)`, oldest first.
@@ -447,14 +521,17 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> anyhow::Result<Vec<EventRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE at >= ? AND at < ? ORDER BY at, id"
-        ))
-        .bind(ts(since))
-        .bind(ts(until))
-        .fetch_all(self.sqlite())
-        .await?;
-        rows.iter().map(event_row).collect()
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE at >= $1 AND at < $2 ORDER BY at, id"
+        );
+        let rows: Vec<StoredEvent> = on_pool!(self, |db| {
+            sqlx::query_as(&sql)
+                .bind(ts(since))
+                .bind(ts(until))
+                .fetch_all(db)
+                .await?
+        });
+        rows.into_iter().map(stored_event).collect()
     }
 }
 
@@ -515,47 +592,90 @@ fn fields_json(fields: &BTreeMap<Field, FieldChange>) -> String {
     serde_json::to_string(fields).expect("field changes serialize")
 }
 
-/// The columns [`event_row`] reads.
+/// The columns [`StoredEvent`] reads.
 pub(super) const EVENT_COLUMNS: &str = "id, run_id, at, kind, rule, key_hash, detail";
 
-/// Reads an event row selected as [`EVENT_COLUMNS`].
-pub(super) fn event_row(row: &SqliteRow) -> anyhow::Result<EventRow> {
-    let detail: &str = row.get("detail");
+/// An event row as stored, selected as [`EVENT_COLUMNS`] on either backend.
+#[derive(FromRow)]
+pub(super) struct StoredEvent {
+    id: i64,
+    run_id: Option<i64>,
+    at: String,
+    kind: String,
+    rule: Option<String>,
+    key_hash: Option<String>,
+    detail: String,
+}
+
+/// Reads an event row as stored.
+pub(super) fn stored_event(row: StoredEvent) -> anyhow::Result<EventRow> {
     Ok(EventRow {
-        id: row.get("id"),
-        run_id: row.get("run_id"),
-        at: parse_ts(row.get("at"))?,
-        kind: parse_event_kind(row.get("kind"))?,
-        rule: row.get("rule"),
-        key_hash: row.get("key_hash"),
-        detail: serde_json::from_str(detail).context("bad event detail in the database")?,
+        id: row.id,
+        run_id: row.run_id,
+        at: parse_ts(&row.at)?,
+        kind: parse_event_kind(&row.kind)?,
+        rule: row.rule,
+        key_hash: row.key_hash,
+        detail: serde_json::from_str(&row.detail).context("bad event detail in the database")?,
     })
 }
 
-/// Reads a change row selected as [`CHANGE_COLUMNS`].
-pub(super) fn change_row(row: &SqliteRow) -> anyhow::Result<ChangeRow> {
-    let id: i64 = row.get("id");
-    let kind: &str = row.get("kind");
-    let outcome: &str = row.get("outcome");
-    let fields: &str = row.get("fields");
+/// A change row as stored, selected as [`CHANGE_COLUMNS`] on either backend.
+#[derive(FromRow)]
+pub(super) struct StoredChange {
+    id: i64,
+    run_id: Option<i64>,
+    at: String,
+    rule: String,
+    key_hash: String,
+    key_name: String,
+    kind: String,
+    fields: String,
+    reason: String,
+    outcome: String,
+    error: Option<String>,
+    http_status: Option<i64>,
+    attempts: i64,
+    request_id: Option<String>,
+}
+
+/// Reads a change row selected as [`CHANGE_COLUMNS`], from either backend.
+pub(super) fn change_row<'r, R: Row>(row: &'r R) -> anyhow::Result<ChangeRow>
+where
+    StoredChange: FromRow<'r, R>,
+{
+    stored_change(StoredChange::from_row(row)?)
+}
+
+/// Reads a change row as stored.
+pub(super) fn stored_change(row: StoredChange) -> anyhow::Result<ChangeRow> {
+    let id = row.id;
+    let kind = &row.kind;
+    let outcome = &row.outcome;
+    let fields = &row.fields;
     Ok(ChangeRow {
         id,
-        run_id: row.get("run_id"),
-        at: parse_ts(row.get("at"))?,
-        rule: row.get("rule"),
-        key_hash: row.get("key_hash"),
-        key_name: row.get("key_name"),
+        run_id: row.run_id,
+        at: parse_ts(&row.at)?,
         kind: ChangeKind::parse(kind)
             .ok_or_else(|| anyhow!("change {id}: unknown kind {kind:?}"))?,
         fields: parse_fields(fields)
             .with_context(|| format!("change {id}: bad fields {fields}"))?,
-        reason: row.get("reason"),
         outcome: Outcome::parse(outcome)
             .ok_or_else(|| anyhow!("change {id}: unknown outcome {outcome:?}"))?,
-        error: row.get("error"),
-        http_status: row.get("http_status"),
-        attempts: row.get("attempts"),
-        request_id: row.get("request_id"),
+        http_status: row
+            .http_status
+            .map(u16::try_from)
+            .transpose()
+            .with_context(|| format!("change {id}: bad HTTP status"))?,
+        attempts: u32::try_from(row.attempts)
+            .with_context(|| format!("change {id}: bad attempts"))?,
+        rule: row.rule,
+        key_hash: row.key_hash,
+        key_name: row.key_name,
+        reason: row.reason,
+        error: row.error,
+        request_id: row.request_id,
     })
 }
 
@@ -581,9 +701,10 @@ fn parse_fields(json: &str) -> anyhow::Result<BTreeMap<Field, FieldChange>> {
         .collect()
 }
 
-/// Inserts one event row on `conn` (inside a transaction or not); returns its id.
+/// Inserts one event row on `conn` (a write transaction's, which holds
+/// the write lock the notification outbox relies on); returns its id.
 pub(super) async fn insert_event(
-    conn: &mut sqlx::SqliteConnection,
+    conn: Conn<'_>,
     run_id: Option<i64>,
     at: DateTime<Utc>,
     kind: EventKind,
@@ -591,17 +712,20 @@ pub(super) async fn insert_event(
     key_hash: Option<&str>,
     detail: &serde_json::Value,
 ) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO events (run_id, at, kind, rule, key_hash, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(run_id)
-    .bind(ts(at))
-    .bind(kind.as_str())
-    .bind(rule)
-    .bind(key_hash)
-    .bind(detail.to_string())
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(on_conn!(conn, |c| {
+        sqlx::query_scalar(
+            "INSERT INTO events (run_id, at, kind, rule, key_hash, detail)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(run_id)
+        .bind(ts(at))
+        .bind(kind.as_str())
+        .bind(rule)
+        .bind(key_hash)
+        .bind(detail.to_string())
+        .fetch_one(&mut *c)
+        .await?
+    }))
 }
 
 /// A completed row's fields: those whose request took, and the others.

@@ -2,6 +2,7 @@
 //! last evaluation, so that the standing assertions of rules that are not
 //! due in a run still count.
 
+use super::backend::on_pool;
 use super::{Store, parse_ts, ts};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -13,10 +14,11 @@ impl Store {
     pub async fn rule_states(
         &self,
     ) -> anyhow::Result<HashMap<String, (DateTime<Utc>, BTreeSet<String>)>> {
-        let rows: Vec<(String, String, String)> =
+        let rows: Vec<(String, String, String)> = on_pool!(self, |db| {
             sqlx::query_as("SELECT rule, evaluated_at, holding FROM rule_state")
-                .fetch_all(self.sqlite())
-                .await?;
+                .fetch_all(db)
+                .await?
+        });
         rows.into_iter()
             .map(|(rule, at, holding)| {
                 let keys = serde_json::from_str(&holding)
@@ -34,16 +36,19 @@ impl Store {
         holding: impl IntoIterator<Item = &str>,
     ) -> anyhow::Result<()> {
         let holding: Vec<&str> = holding.into_iter().collect();
-        sqlx::query(
-            "INSERT INTO rule_state (rule, evaluated_at, holding) VALUES (?, ?, ?)
-             ON CONFLICT (rule) DO UPDATE SET evaluated_at = excluded.evaluated_at,
-                                              holding = excluded.holding",
-        )
-        .bind(rule)
-        .bind(ts(at))
-        .bind(serde_json::to_string(&holding)?)
-        .execute(self.sqlite())
-        .await?;
+        let holding = serde_json::to_string(&holding)?;
+        on_pool!(self, |db| {
+            sqlx::query(
+                "INSERT INTO rule_state (rule, evaluated_at, holding) VALUES ($1, $2, $3)
+                 ON CONFLICT (rule) DO UPDATE SET evaluated_at = excluded.evaluated_at,
+                                                  holding = excluded.holding",
+            )
+            .bind(rule)
+            .bind(ts(at))
+            .bind(&holding)
+            .execute(db)
+            .await?;
+        });
         Ok(())
     }
 }

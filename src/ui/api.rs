@@ -5,15 +5,19 @@
 
 use super::error::UiError;
 use super::filters::{HistoryQuery, KeyQuery};
-use super::state::Dashboard;
+use super::paging::{Page, PageQuery};
+use super::state::{Dashboard, View};
 use super::status::{Status, status as overview_status};
+use crate::domain::timestamp;
 use crate::engine::outlook::{ForecastRow, Outlook};
 use crate::listing::keys::{Holdings, ListedKey};
-use crate::listing::rules::RuleListing;
+use crate::listing::rules::{RuleListing, stored_rules};
 use crate::store::ChangeRow;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::sync::Arc;
 
 /// `GET /api/status`.
@@ -28,31 +32,47 @@ pub async fn keys(
     Query(query): Query<KeyQuery>,
 ) -> Result<Response, UiError> {
     let view = d.view();
-    let forecasts = outlook(&d).forecasts;
-    let holdings = Holdings::read(&d.shell.store, forecasts).await?;
+    let store = &d.shell.store;
+    let rules = stored_rules(store).await?;
+    let holdings = Holdings::read(store, &rules, outlook(&d).forecasts).await?;
     let selected = query.select(&view.listing, &holdings)?;
     let listed: Vec<ListedKey> = query
-        .held_on_page(selected, &view.listing, &holdings)
+        .held_on_page(&selected, &view.listing, &holdings)
         .into_iter()
         .map(ListedKey::from)
         .collect();
-    Ok(Json(listed).into_response())
+    Ok(query
+        .page(selected.len())
+        .json(listed, "/api/keys", &query.params()))
 }
 
-/// `GET /api/forecasts`.
-pub async fn forecasts(State(d): State<Arc<Dashboard>>) -> Json<Outlook> {
-    Json(outlook(&d))
+/// `GET /api/forecasts?page=N`: `keywarden forecast --format json`, its
+/// rows a page at a time (500 rows a page), written from the last
+/// observation as they stand (nothing copied).
+pub async fn forecasts(
+    State(d): State<Arc<Dashboard>>,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let view = d.view();
+    let rows = forecast_rows(&view);
+    let page = Page::new(query.page, rows.len());
+    let body = OutlookPage {
+        at: observed_at(&d, &view),
+        forecasts: page.of(rows),
+    };
+    page.json(body, "/api/forecasts", &[])
 }
 
-/// `GET /api/budgets`: the forecast rows whose budget is known.
-pub async fn budgets(State(d): State<Arc<Dashboard>>) -> Json<Vec<ForecastRow>> {
-    Json(
-        outlook(&d)
-            .forecasts
-            .into_iter()
-            .filter(|r| r.budget_usd.is_some())
-            .collect(),
-    )
+/// `GET /api/budgets?page=N`: the forecast rows whose budget is known, a
+/// page at a time (500 rows a page).
+pub async fn budgets(State(d): State<Arc<Dashboard>>, Query(query): Query<PageQuery>) -> Response {
+    let view = d.view();
+    let known: Vec<&ForecastRow> = forecast_rows(&view)
+        .iter()
+        .filter(|r| r.budget_usd.is_some())
+        .collect();
+    let page = Page::new(query.page, known.len());
+    page.json(page.of(&known), "/api/budgets", &[])
 }
 
 /// `GET /api/history?since=…&key=…&rule=…&kind=…&outcome=…&page=N`.
@@ -68,6 +88,26 @@ pub async fn history(
 pub async fn rules(State(d): State<Arc<Dashboard>>) -> Result<Json<Vec<RuleListing>>, UiError> {
     let rules = d.shell.store.rules().await?;
     Ok(Json(rules.iter().map(RuleListing::of).collect()))
+}
+
+/// A page of an [`Outlook`]: its instant and some of its rows, borrowed.
+#[derive(Serialize)]
+struct OutlookPage<'a> {
+    #[serde(serialize_with = "timestamp::serialize")]
+    at: DateTime<Utc>,
+    forecasts: &'a [ForecastRow],
+}
+
+/// The rows of the last observed outlook (none before the first).
+pub fn forecast_rows(view: &View) -> &[ForecastRow] {
+    view.outlook.as_ref().map_or(&[], |o| &o.forecasts)
+}
+
+/// The instant of the last observed outlook (now before the first).
+pub fn observed_at(d: &Dashboard, view: &View) -> DateTime<Utc> {
+    view.outlook
+        .as_ref()
+        .map_or_else(|| d.shell.clock.now(), |o| o.at)
 }
 
 /// The last observed outlook (none yet: no rows, at now).

@@ -3,6 +3,7 @@
 //! and `history`'s flags as `?since=7d&key=…&rule=…&kind=…&outcome=…&page=2`.
 
 use super::error::UiError;
+use super::paging::Page;
 use crate::domain::Key;
 use crate::engine::{ChangeKind, Outcome};
 use crate::listing::keys::{Holdings, KeyHoldings};
@@ -32,12 +33,9 @@ pub struct KeyQuery {
     /// A rule whose selector holds the key.
     #[serde(default)]
     pub rule: String,
-    /// The page of the Keys page and of `/api/keys`, from 1.
+    /// The page of the Keys page and of `/api/keys`, from 1 ([`Page`]).
     pub page: Option<usize>,
 }
-
-/// Keys on one page of the Keys page.
-pub const KEYS_PAGE_SIZE: usize = 500;
 
 /// The states a key can be filtered by.
 pub const KEY_STATES: [&str; 3] = ["enabled", "disabled", "held"];
@@ -74,26 +72,30 @@ impl KeyQuery {
     /// holds on it.
     pub fn held_on_page<'a>(
         &self,
-        selected: Vec<&'a Key>,
+        selected: &[&'a Key],
         listing: &KeyListing,
         holdings: &Holdings,
     ) -> Vec<(&'a Key, KeyHoldings)> {
-        self.on_page(selected)
-            .map(|k| (k, holdings.of(k, listing)))
+        self.page(selected.len())
+            .of(selected)
+            .iter()
+            .map(|&k| (k, holdings.of(k, listing)))
             .collect()
     }
 
-    /// The page asked for (1 when none or less).
-    pub fn page(&self) -> usize {
-        self.page.unwrap_or(1).max(1)
+    /// The page asked for, of `total` keys that pass.
+    pub fn page(&self, total: usize) -> Page {
+        Page::new(self.page, total)
     }
 
-    /// The `selected` keys on the page asked for ([`KEYS_PAGE_SIZE`] a page).
-    pub fn on_page<T>(&self, selected: Vec<T>) -> impl Iterator<Item = T> {
-        selected
-            .into_iter()
-            .skip((self.page() - 1) * KEYS_PAGE_SIZE)
-            .take(KEYS_PAGE_SIZE)
+    /// The filters as query parameters, for the links to other pages.
+    pub fn params(&self) -> [(&str, &str); 4] {
+        [
+            ("name", &self.name),
+            ("workspace", &self.workspace),
+            ("state", &self.state),
+            ("rule", &self.rule),
+        ]
     }
 
     fn name_glob(&self) -> Result<Option<GlobMatcher>, UiError> {

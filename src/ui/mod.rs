@@ -11,14 +11,15 @@ mod error;
 mod filters;
 mod live;
 mod pages;
+mod paging;
 mod role;
 mod state;
 mod status;
 mod table;
 
-pub use live::watch_runs;
-pub use role::{Role, role};
-pub use state::{Dashboard, NextRun, View};
+pub use live::{run_ended, watch_runs};
+pub use role::{Role, RoleSource, replica_role, role};
+pub use state::{AfterRun, Dashboard, Feed, NextRun, View};
 
 use crate::config::process_env;
 use crate::context::Shell;
@@ -37,25 +38,33 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 /// Serves the dashboard of `shell` on `listen` in background tasks, with
-/// its own API client: the token is checked (exit 2 on a non-loopback
-/// address without one) and the address bound before this returns.
-/// Returns the address bound.
+/// its own API client, its view fed as `feed` says: the token is checked
+/// (exit 2 on a non-loopback address without one) and the address bound
+/// before this returns.
 pub async fn serve(
     shell: &Shell,
     listen: &str,
-    role: Role,
+    role: RoleSource,
     next_run: NextRun,
-) -> anyhow::Result<std::net::SocketAddr> {
+    feed: Feed,
+) -> anyhow::Result<Served> {
     let token = shell.config.ui_access(listen, &process_env)?;
     let runner = shell.runner(shell.client()?);
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!("serving the dashboard on http://{addr}");
-    start(
-        listener,
-        Arc::new(Dashboard::new(shell.clone(), runner, role, next_run, token)),
-    );
-    Ok(addr)
+    let dashboard =
+        Arc::new(Dashboard::new(shell.clone(), runner, role, next_run, token).fed_by(feed));
+    start(listener, dashboard.clone());
+    Ok(Served { addr, dashboard })
+}
+
+/// A dashboard being served.
+pub struct Served {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// The dashboard (to hand it what the runs saw: [`run_ended`]).
+    pub dashboard: Arc<Dashboard>,
 }
 
 /// Serves the dashboard on `listener` and watches for finished runs, in

@@ -1,6 +1,7 @@
-//! What a process serving the dashboard is: the one place §14's leader
-//! election will change.
+//! What a process serving the dashboard is: a viewer, or a replica that
+//! leads or stands by (SPEC §14).
 
+use crate::store::leader::Leading;
 use serde::Serialize;
 
 /// What a process serving the dashboard is (SPEC §14).
@@ -26,13 +27,51 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// The role of this process: with one process per database (no PostgreSQL
-/// high availability yet) the service is always the leader. The one place
-/// §14's leader election will change.
-pub fn role(runs_rules: bool) -> Role {
-    if runs_rules {
+/// Where a dashboard's [`Role`] comes from: fixed, or a replica's
+/// leadership as it is at each request.
+#[derive(Debug, Clone)]
+pub enum RoleSource {
+    /// Always this role.
+    Fixed(Role),
+    /// A service replica: leader while its flag holds, standby otherwise.
+    Replica(Leading),
+}
+
+impl RoleSource {
+    /// The role now.
+    pub fn now(&self) -> Role {
+        match self {
+            RoleSource::Fixed(role) => *role,
+            RoleSource::Replica(leading) if leading.is_held() => Role::Leader,
+            RoleSource::Replica(_) => Role::Standby,
+        }
+    }
+}
+
+/// The role of a process that runs rules (always the leader) or only shows
+/// the database (`keywarden ui`: a viewer).
+pub fn role(runs_rules: bool) -> RoleSource {
+    RoleSource::Fixed(if runs_rules {
         Role::Leader
     } else {
         Role::Viewer
+    })
+}
+
+/// The role of a service replica: leader or standby, as `leading` says
+/// (always the leader on SQLite).
+pub fn replica_role(leading: &Leading) -> RoleSource {
+    RoleSource::Replica(leading.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_is_leader_while_it_leads_and_standby_otherwise() {
+        assert_eq!(replica_role(&Leading::always()).now(), Role::Leader);
+        assert_eq!(replica_role(&Leading::not_yet()).now(), Role::Standby);
+        assert_eq!(role(false).now(), Role::Viewer);
     }
 }

@@ -1,17 +1,19 @@
 //! What the dashboard serves from: the shell (configuration, database,
 //! clock), a runner to observe the account, and the last observation.
 
-use super::role::Role;
+use super::role::RoleSource;
 use crate::config::UiToken;
 use crate::context::Shell;
 use crate::domain::{Credits, Guardrail};
+use crate::engine::evaluate::Amounts;
 use crate::engine::outlook::Outlook;
 use crate::openrouter::KeyListing;
 use crate::rules::Rule;
 use crate::run::Runner;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
 /// The next scheduled run of the enabled rules after an instant, given the
@@ -20,8 +22,32 @@ use tokio::sync::watch;
 /// service that serves it).
 pub type NextRun = fn(&[Rule], &str, Tz, DateTime<Utc>) -> Option<DateTime<Utc>>;
 
+/// Where the dashboard's view of the account comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// It lists the keys itself, when it starts and after every run
+    /// (`keywarden ui`).
+    Observed,
+    /// The runs of its own process hand it what they listed when they end
+    /// (`keywarden run`); it lists the keys itself only after a run of
+    /// another process (a manual `apply`).
+    Runs,
+}
+
+/// What the dashboard does after a run: [`Dashboard::after_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRun {
+    /// Nothing yet: a run of this process will hand over its view.
+    Wait,
+    /// Tell open pages: the view is the run's own.
+    Show,
+    /// List the keys, read the budgets, then tell open pages.
+    Observe,
+}
+
 /// The account as last observed: read from the API when the dashboard
-/// starts and after every run, so a page costs no API request.
+/// starts and after every run (or handed over by the run), so a page costs
+/// no API request.
 #[derive(Debug, Clone, Default)]
 pub struct View {
     /// Every key as listed, with the account's workspaces.
@@ -47,12 +73,20 @@ pub struct Dashboard {
     /// Lists keys and reads budgets for the view.
     pub runner: Runner,
     /// What this process is (§14).
-    pub role: Role,
+    pub role: RoleSource,
     /// How to tell the next run.
     pub next_run: NextRun,
     /// The token requests must carry; `None` on loopback without one.
     pub token: Option<UiToken>,
     view: RwLock<Arc<View>>,
+    /// Where the view comes from.
+    feed: Feed,
+    /// The run whose listing the view shows, when a run handed it over.
+    view_run: Mutex<Option<i64>>,
+    /// Runs of this process under way (their end brings the view).
+    runs_under_way: AtomicUsize,
+    /// The budget amounts runs read, each source's latest.
+    amounts: Mutex<Amounts>,
     runs: watch::Sender<i64>,
 }
 
@@ -62,7 +96,7 @@ impl Dashboard {
     pub fn new(
         shell: Shell,
         runner: Runner,
-        role: Role,
+        role: RoleSource,
         next_run: NextRun,
         token: Option<UiToken>,
     ) -> Dashboard {
@@ -73,8 +107,65 @@ impl Dashboard {
             next_run,
             token,
             view: RwLock::new(Arc::new(View::default())),
+            feed: Feed::Observed,
+            view_run: Mutex::new(None),
+            runs_under_way: AtomicUsize::new(0),
+            amounts: Mutex::new(Amounts::new()),
             runs: watch::Sender::new(0),
         }
+    }
+
+    /// The same dashboard, its view fed as `feed` says.
+    pub fn fed_by(self, feed: Feed) -> Dashboard {
+        Dashboard { feed, ..self }
+    }
+
+    /// What to do now that run `id` is the newest finished run of the
+    /// database: observe the account (always, unless fed by runs); fed by
+    /// runs, wait while a run of this process is under way or none has
+    /// ended yet, show the view a run handed over when `id` is that run,
+    /// and observe after another process's run.
+    pub fn after_run(&self, id: i64) -> AfterRun {
+        if self.feed == Feed::Observed {
+            return AfterRun::Observe;
+        }
+        if self.runs_under_way.load(Ordering::SeqCst) > 0 {
+            return AfterRun::Wait;
+        }
+        match self.view_run() {
+            None => AfterRun::Wait,
+            Some(run) if run == id => AfterRun::Show,
+            Some(_) => AfterRun::Observe,
+        }
+    }
+
+    /// A run of this process started (its end brings the view: see
+    /// [`Dashboard::run_ended`]).
+    pub fn run_started(&self) {
+        self.runs_under_way.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A run of this process ended: `seen` is its id and the view of what
+    /// it saw (none when it failed before it was recorded).
+    pub fn run_ended(&self, seen: Option<(i64, View)>) {
+        if let Some((run, view)) = seen {
+            self.set_view(view);
+            *self.view_run.lock().expect("the view lock") = Some(run);
+        }
+        self.runs_under_way.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The budget amounts of every source a run of this process read: the
+    /// latest of each, `read` (a run's) over the earlier runs'.
+    pub fn amounts_after(&self, read: Amounts) -> Amounts {
+        let mut amounts = self.amounts.lock().expect("the amounts lock");
+        amounts.extend(read);
+        amounts.clone()
+    }
+
+    /// The run whose listing the view shows, when a run handed it over.
+    pub fn view_run(&self) -> Option<i64> {
+        *self.view_run.lock().expect("the view lock")
     }
 
     /// The last observation.

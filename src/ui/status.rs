@@ -6,6 +6,7 @@ use super::role::Role;
 use super::state::Dashboard;
 use crate::domain::timestamp;
 use crate::domain::{Credits, Field, FieldValue};
+use crate::listing::rules::stored_rules;
 use crate::store::ChangeRow;
 use crate::store::dashboard::{OpenOutage, RunLine};
 use chrono::{DateTime, Utc};
@@ -59,7 +60,7 @@ pub async fn status(dashboard: &Dashboard) -> anyhow::Result<Status> {
     let view = dashboard.view();
     let config = &dashboard.shell.config;
     let now = dashboard.shell.clock.now();
-    let rules: Vec<_> = store.rules().await?.into_iter().map(|s| s.rule).collect();
+    let rules = stored_rules(store).await?;
     let next_run = (dashboard.next_run)(
         &rules,
         &config.daemon.schedule,
@@ -78,7 +79,7 @@ pub async fn status(dashboard: &Dashboard) -> anyhow::Result<Status> {
     let newest = held_changes.first().map(|c| c.run_id);
     held_changes.retain(|c| Some(c.run_id) == newest);
     Ok(Status {
-        role: dashboard.role,
+        role: dashboard.role.now(),
         last_run,
         next_run,
         outages: store.open_outages().await?,

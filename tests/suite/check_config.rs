@@ -441,7 +441,7 @@ fn a_misspelt_notify_event_is_refused_naming_the_field_and_the_valid_names() {
             "keywarden.toml:3:27: notify[0].events: \"key_disabld\" is not an event keywarden \
              notifies; valid names: key_disabled, key_enabled, change_failed, budget_warning, budget_forecast, \
              guard_tripped, source_error, source_recovered, auth_failed, auth_recovered, \
-             reload_failed"
+             reload_failed, leader_changed"
         ),
         "{}",
         out.stderr

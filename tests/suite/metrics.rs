@@ -36,6 +36,8 @@ async fn metrics_parse_as_prometheus_text_and_count_what_history_shows() {
     let base = format!("http://127.0.0.1:{port}");
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
+    // On SQLite the service is the one process: always the leader.
+    assert_eq!(health.text().await.unwrap(), "ok: leader\n");
     let text = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
@@ -93,6 +95,7 @@ async fn metrics_parse_as_prometheus_text_and_count_what_history_shows() {
             .unwrap_or_else(|| panic!("no {name} in\n{text}"))
     };
     assert_eq!(gauge("keywarden_budget_usd"), 10.0);
+    assert_eq!(gauge("keywarden_leader"), 1.0);
     assert_eq!(gauge("keywarden_budget_spend_usd"), 12.0);
     assert!(gauge("keywarden_budget_window_reset_seconds") > 0.0);
     assert!(

@@ -18,6 +18,10 @@ const DOCS: &[(&str, &str)] = &[
         "docs/production.md",
         include_str!("../../docs/production.md"),
     ),
+    (
+        "docs/high-availability.md",
+        include_str!("../../docs/high-availability.md"),
+    ),
     ("docs/cookbook.md", include_str!("../../docs/cookbook.md")),
     ("docs/reports.md", include_str!("../../docs/reports.md")),
     ("docs/commands.md", include_str!("../../docs/commands.md")),

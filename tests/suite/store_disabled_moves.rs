@@ -2,15 +2,18 @@
 //! outcome becomes `applied`, backfilled for the rows of older databases,
 //! and the report's held-disabled hours and key counts read from them.
 
-use crate::common::{migrated_before, raw};
+use crate::common::backends::{Backend, Place, fresh_store};
+use crate::common::{RawDatabase, migrated_before, raw};
 use chrono::{DateTime, Utc};
+use keywarden::domain::event::EventKind;
 use keywarden::domain::{Field, FieldValue};
 use keywarden::engine::plan::{Change, FieldChange};
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::report::GroupBy;
 use keywarden::report::{self, Report};
 use keywarden::store::Store;
-use std::collections::BTreeMap;
+use keywarden::store::report::Bucket;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -250,4 +253,175 @@ async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_uncha
         moves(&path).await,
         moves(&fresh_dir.path().join("kw.db")).await
     );
+}
+
+/// What the report's queries read from `store` over [11-01, 11-12) under
+/// `bucket`, as text to compare.
+async fn report_queries(store: &Store, bucket: Bucket) -> String {
+    let (since, until) = (at("2026-11-01T00:00:00Z"), at("2026-11-12T00:00:00Z"));
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        store
+            .report_change_counts(since, until, bucket)
+            .await
+            .unwrap(),
+        store.report_key_counts(since, until, bucket).await.unwrap(),
+        store.report_key_names(since, until).await.unwrap(),
+        store
+            .report_event_counts(since, until, bucket)
+            .await
+            .unwrap(),
+        store.report_held_runs(since, until, bucket).await.unwrap(),
+        store
+            .report_disabled_transitions(since, until)
+            .await
+            .unwrap(),
+        store
+            .report_budget_points(since, until, bucket)
+            .await
+            .unwrap(),
+        store
+            .report_budget_lines(since, until, bucket)
+            .await
+            .unwrap(),
+    )
+}
+
+/// [`history`], a held change, two events and budget readings (written
+/// past the store, whose readings are another test's business).
+async fn record_more(place: &Place, store: &Store) {
+    record(store).await;
+    let run = store
+        .start_run("manual", at("2026-11-04T09:00:00Z"), false)
+        .await
+        .unwrap();
+    store
+        .record_changes(
+            Some(run),
+            at("2026-11-04T09:00:00Z"),
+            &[disabled("k6", "r2", ChangeKind::Assert, false, true)],
+            Some(Outcome::Held),
+        )
+        .await
+        .unwrap();
+    for (kind, rule) in [
+        (EventKind::SourceError, "r1"),
+        (EventKind::GuardTripped, "r2"),
+    ] {
+        store
+            .record_event(
+                Some(run),
+                at("2026-11-04T09:00:00Z"),
+                kind,
+                Some(rule),
+                Some("k6"),
+                &serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+    }
+    let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
+    raw.execute(&format!(
+        "INSERT INTO budget_readings (run_id, at, rule, key_hash, \"window\", spend_usd, budget_usd) VALUES
+         ({run}, '2026-11-04T09:00:00Z', 'r1', 'k1', 'monthly', 20.5, 50.0),
+         ({run}, '2026-11-04T09:00:00Z', 'r1', 'k2', 'monthly', 30.0, 50.0),
+         ({run}, '2026-11-09T09:00:00Z', 'r1', 'k1', 'monthly', 50.0, 50.0),
+         ({run}, '2026-11-10T09:00:00Z', 'r2', NULL, 'daily', 3.0, 40.0)"
+    ))
+    .await;
+    raw.close().await;
+}
+
+/// The report's queries read the same from PostgreSQL as from SQLite under
+/// every grouping, and its week starts on Monday (needs the test cluster).
+#[tokio::test]
+async fn the_report_queries_read_the_same_on_postgresql_as_on_sqlite() {
+    let Some((pg_place, postgres)) = fresh_store(Backend::Postgres).await else {
+        return;
+    };
+    let (sqlite_place, sqlite) = fresh_store(Backend::Sqlite).await.unwrap();
+    record_more(&pg_place, &postgres).await;
+    record_more(&sqlite_place, &sqlite).await;
+    for bucket in [
+        Bucket::Key,
+        Bucket::Rule,
+        Bucket::Day,
+        Bucket::Week,
+        Bucket::Month,
+        Bucket::All,
+    ] {
+        assert_eq!(
+            report_queries(&postgres, bucket).await,
+            report_queries(&sqlite, bucket).await,
+            "{bucket:?}"
+        );
+    }
+    // What was compared is there.
+    let (since, until) = (at("2026-11-01T00:00:00Z"), at("2026-11-12T00:00:00Z"));
+    let rule = Bucket::Rule;
+    assert_eq!(
+        postgres.report_held_runs(since, until, rule).await.unwrap(),
+        [("r2".to_string(), 1)]
+    );
+    assert_eq!(
+        postgres
+            .report_event_counts(since, until, rule)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let lines = postgres
+        .report_budget_lines(since, until, rule)
+        .await
+        .unwrap();
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| (l.rule.as_str(), l.spend_usd, l.reached_at))
+            .collect::<Vec<_>>(),
+        [
+            ("r1", 50.0, Some(at("2026-11-09T09:00:00Z"))),
+            ("r2", 3.0, None)
+        ]
+    );
+    assert_eq!(
+        postgres
+            .report_disabled_transitions(since, until)
+            .await
+            .unwrap()
+            .len(),
+        9
+    );
+    let weeks: BTreeSet<String> = postgres
+        .report_change_counts(
+            at("2026-11-01T00:00:00Z"),
+            at("2026-11-12T00:00:00Z"),
+            Bucket::Week,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.group)
+        .collect();
+    assert_eq!(
+        weeks,
+        ["2026-10-26", "2026-11-02", "2026-11-09"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(marks(&pg_place).await, marks(&sqlite_place).await);
+}
+
+/// Each change's key, kind and disabled move, read past the store.
+async fn marks(place: &Place) -> Vec<(String, String, Option<i64>)> {
+    let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
+    let marks = raw
+        .rows(
+            "SELECT key_hash, kind, disabled_move FROM changes ORDER BY id",
+            &[],
+        )
+        .await;
+    raw.close().await;
+    marks
 }

@@ -261,6 +261,9 @@ async fn every_page_and_answer_shows_what_the_sandbox_and_the_database_hold() {
     let api_history = json(&format!("{base}/api/history?outcome=held")).await;
     let cli_history = cli_json(&s, &["history", "--outcome", "held", "--format", "json"]).await;
     assert_eq!(members(&api_history), members(&cli_history));
+    // `/api/forecasts` is `forecast --format json`, its rows a page at a
+    // time: here one page, the CLI's rows (drawn at the CLI's own instant,
+    // so the figures that depend on it aside).
     let forecasts = json(&format!("{base}/api/forecasts")).await;
     let cli_forecasts = cli_json(&s, &["forecast", "--format", "json"]).await;
     assert_eq!(
@@ -275,14 +278,164 @@ async fn every_page_and_answer_shows_what_the_sandbox_and_the_database_hold() {
         members(&forecasts["forecasts"]),
         members(&cli_forecasts["forecasts"])
     );
+    assert_eq!(
+        drawn_anytime(&forecasts["forecasts"]),
+        drawn_anytime(&cli_forecasts["forecasts"])
+    );
     let budget_rows = json(&format!("{base}/api/budgets")).await;
+    let cli_budget_rows: Vec<serde_json::Value> = cli_forecasts["forecasts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["budget_usd"].is_null())
+        .cloned()
+        .collect();
+    assert!(!cli_budget_rows.is_empty() && cli_budget_rows.iter().all(|r| r["rule"] == "cap"));
+    assert_eq!(
+        drawn_anytime(&budget_rows),
+        drawn_anytime(&serde_json::Value::Array(cli_budget_rows))
+    );
+}
+
+/// Forecast rows without the figures that depend on the instant they are
+/// drawn at (the burn rate, and the projection and crossing drawn from it).
+fn drawn_anytime(rows: &serde_json::Value) -> Vec<serde_json::Value> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            let fields = row.as_object_mut().unwrap();
+            for instant in ["rate_usd_per_hour", "projected_usd", "crossing_at"] {
+                fields.remove(instant).expect("a forecast row's member");
+            }
+            row
+        })
+        .collect()
+}
+
+/// `GET url` → (its `Link` header, its body as JSON), asserting 200.
+async fn json_page(url: &str) -> (Option<String>, serde_json::Value) {
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    let link = r
+        .headers()
+        .get("link")
+        .map(|l| l.to_str().unwrap().to_string());
+    (link, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forecasts_and_budgets_come_500_rows_a_page_as_forecast_prints_them() {
+    // One row per key: 600 keys, two pages.
+    let sandbox = crate::common::sandbox_with_keys(600).await;
+    let port = free_port();
+    let setup = Setup::new(
+        r#"[[rule]]
+name = "each-monthly"
+keys = { names = ["*"] }
+schedule = "0 0 1 1 *"
+[rule.when]
+budget = { usd = 1000.0, window = "monthly", scope = "each" }
+[rule.set]
+disabled = true
+"#,
+        &format!("[ui]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let s = serve(sandbox, setup, port, &[]).await;
+    let base = &s.base;
+    status_when(base, |st| st["keys"]["total"] == 600).await;
+    let cli = cli_json(&s, &["forecast", "--format", "json"]).await;
+    let cli_rows = &cli["forecasts"];
+    assert_eq!(cli_rows.as_array().unwrap().len(), 600);
+
+    let (next, first) = json_page(&format!("{base}/api/forecasts")).await;
+    assert_eq!(
+        next.as_deref(),
+        Some("</api/forecasts?page=2>; rel=\"next\"")
+    );
+    let (next, second) = json_page(&format!("{base}/api/forecasts?page=2")).await;
+    assert_eq!(next, None, "the last page");
+    let (_, past) = json_page(&format!("{base}/api/forecasts?page=3")).await;
+    assert_eq!(past["forecasts"], serde_json::json!([]));
+    let (first, second) = (&first["forecasts"], &second["forecasts"]);
+    assert_eq!(first.as_array().unwrap().len(), 500);
+    assert_eq!(
+        [drawn_anytime(first), drawn_anytime(second)].concat(),
+        drawn_anytime(cli_rows),
+        "the pages are the CLI's rows, in its order"
+    );
+
+    let (next, budgets) = json_page(&format!("{base}/api/budgets")).await;
+    assert_eq!(next.as_deref(), Some("</api/budgets?page=2>; rel=\"next\""));
+    assert_eq!(drawn_anytime(&budgets), drawn_anytime(first));
+    let (next, budgets) = json_page(&format!("{base}/api/budgets?page=2")).await;
+    assert_eq!(
+        (next, drawn_anytime(&budgets)),
+        (None, drawn_anytime(second))
+    );
+
+    let name = |row: &serde_json::Value| format!("<td>{}</td>", row["key_name"].as_str().unwrap());
+    let (_, page_1) = get(&format!("{base}/budgets")).await;
+    let (_, page_2) = get(&format!("{base}/budgets?page=2")).await;
+    assert!(page_1.contains("href=\"/budgets?page=2\""), "{page_1}");
+    assert!(page_2.contains("href=\"/budgets?page=1\""), "{page_2}");
+    assert!(page_1.contains(&name(&first[0])) && !page_1.contains(&name(&second[0])));
+    assert!(page_2.contains(&name(&second[99])) && !page_2.contains(&name(&first[0])));
+}
+
+/// The sandbox's `GET /keys` requests, and the runs started, while
+/// `keywarden run` with `extra` configuration ran 4 runs (a rule due every
+/// second) and stopped.
+async fn listings_over_runs(extra: &str) -> (usize, usize) {
+    let sandbox = sandbox(None).await;
+    let setup = Setup::new(
+        r#"[[rule]]
+name = "cap"
+keys = { names = ["team-*"] }
+schedule = "*/1 * * * * *"
+[rule.when]
+budget = { usd = 1000.0, window = "monthly" }
+[rule.set]
+disabled = true
+"#,
+        extra,
+    );
+    let mut service = Daemon::start(&setup, &sandbox, "listings");
+    service.wait_for("READY=1", PATIENCE).await;
+    let runs = || service.stderr().matches("run finished").count();
     assert!(
-        budget_rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["rule"] == "cap"),
-        "{budget_rows}"
+        eventually(PATIENCE, || runs() >= 4).await,
+        "{}",
+        service.stderr()
+    );
+    service.signal("TERM");
+    assert!(service.exit(PATIENCE).await.success());
+    let started = service.stderr().matches("run starting").count();
+    let listings = sandbox
+        .account()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/keys"))
+        .count();
+    (listings, started)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_what_each_run_listed_without_listing_the_keys_again() {
+    let (alone, runs_alone) = listings_over_runs("").await;
+    assert!(
+        runs_alone >= 4 && alone % runs_alone == 0,
+        "{alone} listings, {runs_alone} runs"
+    );
+    let per_run = alone / runs_alone;
+    let port = free_port();
+    let (served, runs) =
+        listings_over_runs(&format!("[ui]\nlisten = \"127.0.0.1:{port}\"\n")).await;
+    assert_eq!(
+        served,
+        runs * per_run,
+        "{runs} runs, {per_run} GET /keys a run: none for the dashboard"
     );
 }
 

@@ -2,26 +2,24 @@
 //! against budget as a bar, the burn rate, the projection and crossing
 //! time, and a chart of this window's spend per rule (the report's chart).
 
-use super::layout::{Nav, page, when};
+use super::layout::{Nav, page, pager, when};
 use crate::domain::Window;
 use crate::engine::forecast::Status;
 use crate::engine::outlook::ForecastRow;
+use crate::listing::rules::stored_rules;
 use crate::report::charts::budget_chart;
 use crate::report::projection::projections;
-use crate::rules::Rule;
 use crate::store::report::{Bucket, BudgetPoint};
-use crate::ui::api::outlook;
+use crate::ui::api::{forecast_rows, observed_at};
 use crate::ui::error::UiError;
+use crate::ui::paging::{PAGE_ITEMS, Page, PageQuery};
 use crate::ui::state::Dashboard;
 use crate::ui::table::{Column, table, usd};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use chrono::{DateTime, Duration, Utc};
 use maud::{Markup, PreEscaped, html};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-
-/// Rows shown on the page (all of them are in `/api/budgets`).
-const ROWS_SHOWN: usize = 500;
 
 /// Charts drawn, one per rule and window, in the rows' order.
 const CHARTS_SHOWN: usize = 6;
@@ -73,14 +71,17 @@ fn chart_since(window: Window, now: DateTime<Utc>) -> DateTime<Utc> {
         .map_or(now - Duration::days(TOTAL_CHART_DAYS), |b| b.start)
 }
 
-/// `GET /budgets`.
-pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
-    let outlook = outlook(&d);
+/// `GET /budgets?page=N`: 500 rows a page, and the charts.
+pub async fn show(
+    State(d): State<Arc<Dashboard>>,
+    Query(query): Query<PageQuery>,
+) -> Result<Markup, UiError> {
+    let view = d.view();
+    let rows = forecast_rows(&view);
     // The charts read the database up to now: its readings may be newer
     // than the last observation of the account.
     let now = d.shell.clock.now();
-    let charted: Vec<(&str, Window)> = outlook
-        .forecasts
+    let charted: Vec<(&str, Window)> = rows
         .iter()
         .map(|r| (r.rule.as_str(), r.window))
         .collect::<BTreeSet<_>>()
@@ -97,14 +98,7 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
         .store
         .report_budget_points(since, now + Duration::seconds(1), Bucket::Rule)
         .await?;
-    let rules: Vec<Rule> = d
-        .shell
-        .store
-        .rules()
-        .await?
-        .into_iter()
-        .map(|s| s.rule)
-        .collect();
+    let rules = stored_rules(&d.shell.store).await?;
     let projections = projections(&points, &rules, now);
     let mut charts = Vec::new();
     for (rule, window) in &charted {
@@ -129,13 +123,14 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
         )?;
         charts.push(svg);
     }
-    let shown = &outlook.forecasts[..outlook.forecasts.len().min(ROWS_SHOWN)];
+    let shown = Page::new(query.page, rows.len());
     let body = html! {
         h1 { "Budgets" }
-        p.muted { "Figures at " (when(Some(outlook.at))) "; the projection is the spend at the window's end at the current rate." }
-        (table(&columns(), shown, "No rule has a budget or forecast condition."))
-        @if shown.len() < outlook.forecasts.len() {
-            p.muted { (shown.len()) " of " (outlook.forecasts.len()) " rows shown; all are in " a href="/api/budgets" { "/api/budgets" } "." }
+        p.muted { "Figures at " (when(Some(observed_at(&d, &view)))) "; the projection is the spend at the window's end at the current rate." }
+        (table(&columns(), shown.of(rows), "No rule has a budget or forecast condition."))
+        @if rows.len() > PAGE_ITEMS {
+            p.muted { (rows.len()) " rows, " (PAGE_ITEMS) " a page; those with a known budget are in " a href="/api/budgets" { "/api/budgets" } "." }
+            (pager("/budgets", &[], shown))
         }
         @for svg in &charts {
             // plotters' SVG: text and shapes only, no script or link.

@@ -6,6 +6,7 @@ use crate::output::{FieldsStyle, fields_text};
 use crate::store::ChangeRow;
 use crate::ui::error::UiError;
 use crate::ui::filters::{HistoryQuery, PAGE_SIZE};
+use crate::ui::paging::Page;
 use crate::ui::state::Dashboard;
 use crate::ui::table::{Column, table};
 use axum::extract::{Query, State};
@@ -52,21 +53,14 @@ pub async fn show(
     let link = |page: i64| {
         let q = &query;
         let params = [
-            ("since", &q.since),
+            ("since", q.since.as_str()),
             ("until", &q.until),
             ("key", &q.key),
             ("rule", &q.rule),
             ("kind", &q.kind),
             ("outcome", &q.outcome),
         ];
-        let mut url = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in params {
-            if !value.is_empty() {
-                url.append_pair(name, value);
-            }
-        }
-        url.append_pair("page", &page.to_string());
-        format!("/history?{}", url.finish())
+        Page::link("/history", &params, page as usize)
     };
     let body = html! {
         h1 { "History" }

@@ -3,14 +3,15 @@
 //! claims and exemptions; filterable.
 
 use super::history::{choice, field};
-use super::layout::{Nav, page, when};
+use super::layout::{Nav, page, pager, when};
 use crate::domain::{Guardrail, Key};
 use crate::engine::Exemption;
 use crate::listing::keys::{ForecastCells, Holdings, KeyHoldings, claim_text, forecast_cells};
+use crate::listing::rules::stored_rules;
 use crate::output::shorten;
 use crate::ui::api::outlook;
 use crate::ui::error::UiError;
-use crate::ui::filters::{KEY_STATES, KEYS_PAGE_SIZE, KeyQuery};
+use crate::ui::filters::{KEY_STATES, KeyQuery};
 use crate::ui::state::Dashboard;
 use crate::ui::table::{Column, table, usd};
 use axum::extract::{Query, State};
@@ -93,8 +94,9 @@ pub async fn show(
 ) -> Result<Markup, UiError> {
     let view = d.view();
     let store = &d.shell.store;
+    let rules = stored_rules(store).await?;
     let forecasts = outlook(&d).forecasts;
-    let holdings = Holdings::read(store, forecasts).await?;
+    let holdings = Holdings::read(store, &rules, forecasts).await?;
     let now = d.shell.clock.now();
     let exemptions: Vec<Exemption> = store
         .exemptions()
@@ -102,17 +104,11 @@ pub async fn show(
         .into_iter()
         .filter(|e| e.until > now)
         .collect();
-    let rules: Vec<String> = store
-        .rules()
-        .await?
-        .into_iter()
-        .map(|r| r.rule.name)
-        .collect();
     let selected = query.select(&view.listing, &holdings)?;
     let total = selected.len();
-    let page_no = query.page();
+    let shown = query.page(total);
     let rows: Vec<KeyRow> = query
-        .held_on_page(selected, &view.listing, &holdings)
+        .held_on_page(&selected, &view.listing, &holdings)
         .into_iter()
         .map(|(key, held)| KeyRow {
             key,
@@ -131,33 +127,12 @@ pub async fn show(
             (field("name", "name", &query.name, "team-a-*"))
             (field("workspace", "workspace", &query.workspace, "research"))
             (choice("state", &query.state, KEY_STATES.iter().map(|s| s.to_string())))
-            (choice("rule", &query.rule, rules.into_iter()))
+            (choice("rule", &query.rule, rules.into_iter().map(|r| r.name)))
             button type="submit" { "Filter" }
         }
         p.muted { (total) " of " (view.listing.keys.len()) " keys pass · observed " (when(view.observed_at)) }
         (table(&columns(), &rows, "No key passes these filters."))
-        div.pager {
-            @if page_no > 1 { a href=(link(&query, page_no - 1)) { "← previous" } }
-            span.muted { "page " (page_no) }
-            @if page_no * KEYS_PAGE_SIZE < total { a href=(link(&query, page_no + 1)) { "next →" } }
-        }
+        (pager("/keys", &query.params(), shown))
     };
     Ok(page(Nav::Keys, d.run_id(), body))
-}
-
-/// The Keys page `page` with the same filters.
-fn link(query: &KeyQuery, page: usize) -> String {
-    let mut url = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in [
-        ("name", &query.name),
-        ("workspace", &query.workspace),
-        ("state", &query.state),
-        ("rule", &query.rule),
-    ] {
-        if !value.is_empty() {
-            url.append_pair(name, value);
-        }
-    }
-    url.append_pair("page", &page.to_string());
-    format!("/keys?{}", url.finish())
 }

@@ -1,6 +1,7 @@
 //! The frame of every page: the stylesheet, the live-update script, the
 //! navigation, and a refresh for browsers without JavaScript.
 
+use crate::ui::paging::Page;
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
@@ -106,4 +107,16 @@ pub fn when(at: Option<DateTime<Utc>>) -> String {
         || "-".into(),
         |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
     )
+}
+
+/// The links to the pages before and after `shown` of a list at `path`,
+/// filtered by `params`.
+pub fn pager(path: &str, params: &[(&str, &str)], shown: Page) -> Markup {
+    html! {
+        div.pager {
+            @if shown.number > 1 { a href=(Page::link(path, params, shown.number - 1)) { "← previous" } }
+            span.muted { "page " (shown.number) }
+            @if shown.has_next() { a href=(Page::link(path, params, shown.number + 1)) { "next →" } }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod backends;
 
+use backends::{Backend, TestDatabase};
 use chrono::{DateTime, TimeZone, Utc};
 use keywarden::config::{Config, ManagementKey};
 use keywarden::openrouter::Client;
@@ -22,6 +23,76 @@ pub struct Harness {
     pub runner: Runner,
     pub config: Arc<Config>,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database of a harness on PostgreSQL (dropped with it).
+    pub postgres: Option<TestDatabase>,
+}
+
+/// A direct connection to a test's database, past the store's API, as an
+/// operator's `sqlite3` or `psql` reads it.
+pub enum RawDatabase {
+    /// The SQLite file.
+    Sqlite(sqlx::SqlitePool),
+    /// The PostgreSQL database.
+    Postgres(sqlx::PgPool),
+}
+
+impl RawDatabase {
+    /// Connects to `postgres` when given, else to the SQLite file `path`.
+    pub async fn connect(path: &std::path::Path, postgres: Option<&TestDatabase>) -> RawDatabase {
+        match postgres {
+            None => RawDatabase::Sqlite(raw(path).await),
+            Some(db) => {
+                use std::str::FromStr as _;
+                let options = sqlx::postgres::PgConnectOptions::from_str(&db.url)
+                    .unwrap()
+                    .password(&db.password);
+                RawDatabase::Postgres(sqlx::PgPool::connect_with(options).await.unwrap())
+            }
+        }
+    }
+
+    /// The rows of `sql`, its placeholders `$1…` bound to `binds`.
+    pub async fn rows<T>(&self, sql: &str, binds: &[i64]) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        match self {
+            RawDatabase::Sqlite(pool) => {
+                let mut query = sqlx::query_as(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                query.fetch_all(pool).await.unwrap()
+            }
+            RawDatabase::Postgres(pool) => {
+                let mut query = sqlx::query_as(sql);
+                for bind in binds {
+                    query = query.bind(*bind);
+                }
+                query.fetch_all(pool).await.unwrap()
+            }
+        }
+    }
+
+    /// Runs `sql`, which binds nothing.
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            RawDatabase::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            RawDatabase::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Closes the connections.
+    pub async fn close(self) {
+        match self {
+            RawDatabase::Sqlite(pool) => pool.close().await,
+            RawDatabase::Postgres(pool) => pool.close().await,
+        }
+    }
 }
 
 /// Client settings from `config`, with the sandbox's management key.
@@ -73,9 +144,23 @@ pub fn nov(day: u32) -> DateTime<Utc> {
 }
 
 impl Harness {
-    /// Starts everything at `start`, with `keys` and the rules in `rules_toml`.
-    /// `tweak` adjusts the configuration (guard limits, dry run…).
+    /// Starts everything at `start`, with `keys` and the rules in `rules_toml`,
+    /// on a SQLite file. `tweak` adjusts the configuration (guard limits,
+    /// dry run…).
     pub async fn new(
+        start: DateTime<Utc>,
+        keys: Vec<SeedKey>,
+        rules_toml: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
+        Harness::new_on(Backend::Sqlite, start, keys, rules_toml, tweak).await
+    }
+
+    /// [`Harness::new`] on `backend`: a SQLite file, or a fresh database on
+    /// the PostgreSQL test cluster (which must be there: see
+    /// `crate::on_both_backends!`).
+    pub async fn new_on(
+        backend: Backend,
         start: DateTime<Utc>,
         keys: Vec<SeedKey>,
         rules_toml: &str,
@@ -98,7 +183,18 @@ impl Harness {
         config.database.path = Some(dir.path().join("keywarden.db"));
         config.daemon.max_disable_fraction = 1.0;
         tweak(&mut config);
-        let store = Store::open(&config.database_path()).await.unwrap();
+        let postgres = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::create().await.expect("a test cluster")),
+        };
+        let store = match &postgres {
+            None => Store::open(&config.database_path()).await.unwrap(),
+            Some(db) => {
+                config.database.path = None;
+                config.database.url = Some(db.url.clone());
+                db.store().await
+            }
+        };
         let client = Client::new(settings(&config, sandbox.management_key())).unwrap();
         let config = Arc::new(config);
         let runner = Runner::new(
@@ -113,6 +209,7 @@ impl Harness {
             runner,
             config,
             dir,
+            postgres,
         };
         h.load_rules(rules_toml).await;
         h
@@ -186,6 +283,11 @@ impl Harness {
             .collect();
         self.sandbox.account().clear_requests();
         patches
+    }
+
+    /// A direct connection to the harness's database.
+    pub async fn raw(&self) -> RawDatabase {
+        RawDatabase::connect(&self.config.database_path(), self.postgres.as_ref()).await
     }
 
     /// Every change row, newest first.
@@ -278,7 +380,7 @@ pub async fn migrated_before(
     let pool = raw(&path).await;
     let mut before = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/migrations"
+        "/migrations/sqlite"
     )))
     .await
     .unwrap();

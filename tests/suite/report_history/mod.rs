@@ -144,21 +144,28 @@ pub fn database(h: &Harness) -> PathBuf {
 }
 
 /// Runs the keywarden binary with `args` on the harness's database (and an
-/// empty configuration file), off the async runtime.
+/// empty configuration file, or one naming the harness's PostgreSQL
+/// database, its password in the environment), off the async runtime.
 pub async fn keywarden(h: &Harness, args: &[&str]) -> Output {
     let config = h.dir.path().join("keywarden.toml");
-    if !config.exists() {
-        std::fs::write(&config, "").unwrap();
+    let mut cmd = crate::common::keywarden();
+    cmd.arg("--config").arg(&config);
+    match &h.postgres {
+        None => {
+            if !config.exists() {
+                std::fs::write(&config, "").unwrap();
+            }
+            cmd.arg("--database").arg(database(h));
+        }
+        Some(db) => {
+            if !config.exists() {
+                std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
+            }
+            cmd.env("KEYWARDEN_DATABASE_PASSWORD", &db.password);
+        }
     }
-    let mut all: Vec<String> = vec![
-        "--config".into(),
-        config.display().to_string(),
-        "--database".into(),
-        database(h).display().to_string(),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    tokio::process::Command::from(crate::common::keywarden())
-        .args(&all)
+    tokio::process::Command::from(cmd)
+        .args(args)
         .output()
         .await
         .unwrap()
