@@ -1,8 +1,12 @@
 //! SPEC §10 storage figures: recording the history of a 10,000-change run
 //! (`record_changes` in one transaction, then `complete_changes`; target
 //! < 200 ms), and `report::build` over 1,000,000 change rows and 5,000,000
-//! snapshots (target < 1 s). The big database is generated in SQL once and
-//! kept in `target/bench-fixtures/`.
+//! snapshots (target < 1 s); on SQLite, and on PostgreSQL when the test
+//! cluster is there (`KEYWARDEN_TEST_POSTGRES_URL`,
+//! `KEYWARDEN_TEST_POSTGRES_PASSWORD`; SPEC §14: within 2× of SQLite). The
+//! big database is generated in SQL once and kept in
+//! `target/bench-fixtures/`, and copied once into a database of the cluster
+//! kept there (`support::postgres`).
 
 mod support;
 
@@ -17,7 +21,10 @@ use keywarden::engine::{Change, ChangeKind, Outcome};
 use keywarden::report::GroupBy;
 use keywarden::store::Store;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
+use support::postgres::Cluster;
+use support::{Spent, Stopwatch};
 
 const RUN_CHANGES: usize = 10_000;
 
@@ -42,28 +49,39 @@ fn run_changes() -> Vec<Change> {
         .collect()
 }
 
-/// Times recording one run's history into a fresh database.
-async fn record_run() -> (Duration, Duration) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Store::open(&dir.path().join("keywarden.db"))
-        .await
-        .expect("opens");
+/// Times recording one run's history into `store`, a fresh database.
+async fn record_run(store: Store) -> Recording {
     let changes = run_changes();
     let now = support::start();
     let run = store.start_run("manual", now, false).await.expect("a run");
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let ids = store
         .record_changes(Some(run), now, &changes, None)
         .await
         .expect("records");
-    let recorded = started.elapsed();
+    let recorded = started.spent();
     store
         .complete_changes(&ids, Outcome::Applied, Some(200), 1, None)
         .await
         .expect("completes");
-    let total = started.elapsed();
+    let completed = started.spent();
     store.close().await;
-    (recorded, total)
+    Recording {
+        recorded,
+        completed,
+    }
+}
+
+/// Recording a run's history: `record_changes`, and with `complete_changes`.
+struct Recording {
+    recorded: Spent,
+    completed: Spent,
+}
+
+/// One report's best time and the changes it counted.
+struct Timed {
+    time: Spent,
+    changes: i64,
 }
 
 /// Times `report::build` for `[since, until)` by `group_by` (best of three).
@@ -72,66 +90,181 @@ async fn time_report(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     group_by: GroupBy,
-) -> (Duration, i64) {
-    let mut best = Duration::MAX;
+) -> Timed {
+    let mut best: Option<Spent> = None;
     let mut changes = 0;
     for _ in 0..3 {
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let report = keywarden::report::build(store, since, until, group_by)
             .await
             .expect("the report builds");
-        best = best.min(started.elapsed());
+        let spent = started.spent();
+        best = Some(best.map_or(spent, |b| b.min(spent)));
         changes = report.totals.changes;
     }
-    (best, changes)
+    Timed {
+        time: best.expect("three reports"),
+        changes,
+    }
+}
+
+/// The reports timed over the fixture: a month by rule, the year by
+/// month, a month by key.
+struct Reports {
+    month: Timed,
+    year: Timed,
+    by_key: Timed,
+}
+
+/// Times the three reports over the fixture `store`.
+async fn time_reports(store: Store) -> Reports {
+    let end = fixture_start() + Days::seconds(CHANGE_ROWS / CHANGES_PER_RUN * RUN_EVERY_SECS);
+    let reports = Reports {
+        month: time_report(&store, end - Days::days(30), end, GroupBy::Rule).await,
+        year: time_report(&store, fixture_start(), end, GroupBy::Month).await,
+        by_key: time_report(&store, end - Days::days(30), end, GroupBy::Key).await,
+    };
+    store.close().await;
+    reports
+}
+
+/// Every figure of one backend.
+struct Figures {
+    recording: Recording,
+    reports: Reports,
+}
+
+/// The figures on SQLite: a fresh file, and the fixture.
+async fn sqlite_figures(fixture: &Path) -> Figures {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let fresh = Store::open(&dir.path().join("keywarden.db"))
+        .await
+        .expect("opens");
+    let recording = record_run(fresh).await;
+    let store = Store::open(fixture).await.expect("opens the fixture");
+    Figures {
+        recording,
+        reports: time_reports(store).await,
+    }
+}
+
+/// The figures on PostgreSQL: a fresh database of the test cluster, and
+/// the fixture copied there.
+async fn postgres_figures(cluster: &Cluster, fixture: &Path) -> Figures {
+    let target = cluster.fixture(fixture).await;
+    let scratch = cluster.fresh("kw_bench_record").await;
+    let fresh = Store::open_postgres(&scratch.target())
+        .await
+        .expect("opens a fresh PostgreSQL database");
+    let recording = record_run(fresh).await;
+    scratch.drop_now().await;
+    let store = Store::open_postgres(&target)
+        .await
+        .expect("opens the PostgreSQL fixture");
+    Figures {
+        recording,
+        reports: time_reports(store).await,
+    }
 }
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
-        let (recorded, total) = record_run().await;
         let path = fixture().await;
-        let store = Store::open(&path).await.expect("opens the fixture");
-        let end = fixture_start() + Days::seconds(CHANGE_ROWS / CHANGES_PER_RUN * RUN_EVERY_SECS);
-        let month = time_report(&store, end - Days::days(30), end, GroupBy::Rule).await;
-        let year = time_report(&store, fixture_start(), end, GroupBy::Month).await;
-        let by_key = time_report(&store, end - Days::days(30), end, GroupBy::Key).await;
-        store.close().await;
-
-        let target = |t: Duration, limit: Duration| {
-            format!(
-                "< {} ms: {}",
-                limit.as_millis(),
-                support::verdict(t < limit)
-            )
+        let sqlite = sqlite_figures(&path).await;
+        let postgres = match Cluster::from_env() {
+            Some(cluster) => Some(postgres_figures(&cluster, &path).await),
+            None => None,
         };
-        let ms = |t: Duration| t.as_secs_f64() * 1e3;
-        let run_target = Duration::from_millis(200);
-        let report_target = Duration::from_secs(1);
-        println!("\nstorage");
-        println!("{:<62} {:>10}  target", "figure", "time");
-        println!(
-            "{:<62} {:>7.1} ms  (part of the next)",
-            format!("record_changes: {RUN_CHANGES} rows, one transaction"),
-            ms(recorded)
-        );
-        println!(
-            "{:<62} {:>7.1} ms  {}",
-            format!("record_changes + complete_changes of {RUN_CHANGES} rows"),
-            ms(total),
-            target(total, run_target)
-        );
-        for (what, (t, n)) in [
-            ("report, last 30 days by rule", month),
-            ("report, whole year by month", year),
-            ("report, last 30 days by key", by_key),
-        ] {
-            println!(
-                "{:<62} {:>7.1} ms  {}",
-                format!("{what} ({n} changes of {CHANGE_ROWS}; {SNAPSHOT_ROWS} snapshots)"),
-                ms(t),
-                target(t, report_target)
-            );
-        }
+        print_figures(&sqlite, postgres.as_ref());
     });
+}
+
+/// Prints each figure on each backend beside its target, and
+/// PostgreSQL's against SQLite's where SPEC §14 bounds it (within 2×).
+/// SQLite's CPU time (this process's) is printed beside its wall time:
+/// on a shared machine it is the steadier figure. PostgreSQL's work is
+/// in the server's processes, so only its wall time is shown.
+fn print_figures(sqlite: &Figures, postgres: Option<&Figures>) {
+    let ms = |t: Duration| format!("{:.1} ms", t.as_secs_f64() * 1e3);
+    let run_target = Duration::from_millis(200);
+    let report_target = Duration::from_secs(1);
+    println!("\nstorage");
+    println!(
+        "{:<58} {:>10} {:>10} {:>10}  target (wall time)",
+        "figure", "SQLite", "(its CPU)", "PostgreSQL"
+    );
+    let row =
+        |what: String, pick: &dyn Fn(&Figures) -> Spent, limit: Option<Duration>, versus: bool| {
+            let lite = pick(sqlite);
+            let pg = postgres.map(|f| pick(f).wall);
+            let mut verdicts = Vec::new();
+            if let Some(limit) = limit {
+                let met = lite.wall < limit && pg.is_none_or(|pg| pg < limit);
+                verdicts.push(format!(
+                    "< {} ms: {}",
+                    limit.as_millis(),
+                    support::verdict(met)
+                ));
+            }
+            if let (true, Some(pg)) = (versus, pg) {
+                let ratio = pg.as_secs_f64() / lite.wall.as_secs_f64();
+                verdicts.push(format!(
+                    "PostgreSQL {ratio:.2}× SQLite, within 2×: {}",
+                    support::verdict(ratio <= 2.0)
+                ));
+            }
+            println!(
+                "{what:<58} {:>10} {:>10} {:>10}  {}",
+                ms(lite.wall),
+                ms(lite.cpu),
+                pg.map_or_else(|| "skipped".to_string(), ms),
+                if verdicts.is_empty() {
+                    "(part of the next)".to_string()
+                } else {
+                    verdicts.join("; ")
+                }
+            );
+        };
+    row(
+        format!("record_changes: {RUN_CHANGES} rows, one transaction"),
+        &|f| f.recording.recorded,
+        None,
+        false,
+    );
+    row(
+        format!("record_changes + complete_changes of {RUN_CHANGES} rows"),
+        &|f| f.recording.completed,
+        Some(run_target),
+        true,
+    );
+    let reports = &sqlite.reports;
+    row(
+        format!(
+            "report, last 30 days by rule ({} changes)",
+            reports.month.changes
+        ),
+        &|f| f.reports.month.time,
+        Some(report_target),
+        true,
+    );
+    row(
+        format!(
+            "report, whole year by month ({} changes)",
+            reports.year.changes
+        ),
+        &|f| f.reports.year.time,
+        Some(report_target),
+        false,
+    );
+    row(
+        format!(
+            "report, last 30 days by key ({} changes)",
+            reports.by_key.changes
+        ),
+        &|f| f.reports.by_key.time,
+        Some(report_target),
+        false,
+    );
+    println!("(the fixture: {CHANGE_ROWS} changes, {SNAPSHOT_ROWS} snapshots)");
 }

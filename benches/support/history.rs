@@ -28,7 +28,9 @@ pub fn fixture_start() -> DateTime<Utc> {
 /// SQL that fills a fresh database with the report fixture: runs every five
 /// minutes with two budget readings each (a group's and a key's), ten
 /// changes a run over 2,000 keys (disable / re-enable / limit / release
-/// cycles, one in fifty failed), and 5,000,000 snapshots.
+/// cycles, one in fifty failed), and 5,000,000 snapshots. Each applied
+/// change that moves `disabled` carries its `disabled_move` as
+/// `record_changes`/`complete_changes` set it (1 opens, 0 closes a period).
 pub fn fixture_sql() -> String {
     let start = fixture_start().timestamp();
     let runs = CHANGE_ROWS / CHANGES_PER_RUN;
@@ -55,7 +57,7 @@ FROM runs;
 
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {CHANGE_ROWS} - 1)
 INSERT INTO changes (run_id, at, rule, key_hash, key_name, kind, fields, reason, outcome,
-                     http_status, attempts, request_id)
+                     http_status, attempts, request_id, disabled_move)
 SELECT i / {CHANGES_PER_RUN} + 1,
        strftime('%Y-%m-%dT%H:%M:%SZ', {start} + (i / {CHANGES_PER_RUN}) * {RUN_EVERY_SECS}, 'unixepoch'),
        'rule-' || printf('%02d', (i % {FIXTURE_KEYS}) % 20),
@@ -72,7 +74,10 @@ SELECT i / {CHANGES_PER_RUN} + 1,
        CASE WHEN i % 50 = 49 THEN 'failed' ELSE 'applied' END,
        CASE WHEN i % 50 = 49 THEN 503 ELSE 200 END,
        1,
-       'req-' || i
+       'req-' || i,
+       CASE WHEN i % 50 = 49 THEN NULL
+            WHEN (i / {FIXTURE_KEYS}) % 4 = 0 THEN 1
+            WHEN (i / {FIXTURE_KEYS}) % 4 = 1 THEN 0 END
 FROM n;
 
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {SNAPSHOT_ROWS} - 1)
@@ -93,7 +98,7 @@ FROM n;
 pub async fn fixture() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-fixtures");
     let path = dir.join(format!(
-        "report-v2-{CHANGE_ROWS}-changes-{SNAPSHOT_ROWS}-snapshots.db"
+        "report-v3-{CHANGE_ROWS}-changes-{SNAPSHOT_ROWS}-snapshots.db"
     ));
     if path.exists() {
         return path;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod history;
+pub mod postgres;
 
 use chrono::{DateTime, TimeZone, Utc};
 use keywarden::domain::Key;
@@ -138,4 +139,54 @@ pub async fn rss_median(pid: u32) -> u64 {
     }
     rss.sort();
     rss[rss.len() / 2]
+}
+
+/// Wall time and this process's CPU time (user and system, every thread)
+/// spent on something: on a machine shared with other work, wall time
+/// grows with the load and CPU time much less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Spent {
+    /// Wall-clock time.
+    pub wall: std::time::Duration,
+    /// CPU time of this process.
+    pub cpu: std::time::Duration,
+}
+
+/// Measures [`Spent`] from its start.
+pub struct Stopwatch {
+    wall: std::time::Instant,
+    cpu: std::time::Duration,
+}
+
+impl Stopwatch {
+    /// Starts measuring.
+    pub fn start() -> Stopwatch {
+        Stopwatch {
+            wall: std::time::Instant::now(),
+            cpu: process_cpu(),
+        }
+    }
+
+    /// What was spent since the start.
+    pub fn spent(&self) -> Spent {
+        Spent {
+            wall: self.wall.elapsed(),
+            cpu: process_cpu().saturating_sub(self.cpu),
+        }
+    }
+}
+
+/// The CPU time this process has used (`getrusage(RUSAGE_SELF)`).
+fn process_cpu() -> std::time::Duration {
+    // SAFETY: `getrusage` writes only into the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
