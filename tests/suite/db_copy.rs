@@ -40,7 +40,7 @@ fn run(dir: &Path, db: &TestDatabase, file: Option<&Path>, args: &[&str]) -> Out
         .unwrap()
 }
 
-/// Every table's rows as text, in one order, read with SQLite itself.
+/// Every table's rows as text, sorted, read with SQLite itself.
 async fn dump(path: &Path) -> Vec<(String, Vec<String>)> {
     use sqlx::Row as _;
     let pool = crate::common::raw(path).await;
@@ -53,11 +53,11 @@ async fn dump(path: &Path) -> Vec<(String, Vec<String>)> {
     .unwrap();
     let mut out = Vec::new();
     for table in tables {
-        let rows = sqlx::query(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
             .fetch_all(&pool)
             .await
             .unwrap();
-        let text = rows
+        let mut text: Vec<String> = rows
             .iter()
             .map(|row| {
                 (0..row.len())
@@ -79,6 +79,7 @@ async fn dump(path: &Path) -> Vec<(String, Vec<String>)> {
                     .join("|")
             })
             .collect();
+        text.sort();
         out.push((table, text));
     }
     pool.close().await;
