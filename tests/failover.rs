@@ -226,6 +226,25 @@ async fn applied_rows(conn: &mut sqlx::PgConnection) -> (BTreeMap<String, i64>, 
     (rows.into_iter().collect(), open)
 }
 
+/// Waits until no row is left open, then checks that every PATCH the
+/// sandbox applied is exactly one `applied` history row, key by key.
+async fn history_matches_the_journal(conn: &mut sqlx::PgConnection, sandbox: &Sandbox) {
+    let deadline = Instant::now() + PATIENCE;
+    let (rows, open) = loop {
+        let (rows, open) = applied_rows(conn).await;
+        if open == 0 || Instant::now() > deadline {
+            break (rows, open);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(open, 0, "rows left pending or unknown");
+    assert_eq!(
+        rows,
+        applied_patches(sandbox),
+        "history and the journal differ"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_sigkills_of_the_leader_mid_run_lose_nothing_and_a_standby_takes_over_in_time() {
     let _serial = SERIAL.lock().await;
@@ -281,20 +300,7 @@ async fn twenty_sigkills_of_the_leader_mid_run_lose_nothing_and_a_standby_takes_
     }
     // The last leader's settling run: every open row resolved.
     assert!(eventually(PATIENCE, || all_disabled(&sandbox)).await);
-    let deadline = Instant::now() + PATIENCE;
-    let (rows, open) = loop {
-        let (rows, open) = applied_rows(&mut conn).await;
-        if open == 0 || Instant::now() > deadline {
-            break (rows, open);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(open, 0, "rows left pending or unknown");
-    assert_eq!(
-        rows,
-        applied_patches(&sandbox),
-        "history and the journal differ"
-    );
+    history_matches_the_journal(&mut conn, &sandbox).await;
     let claimed: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM claims WHERE field = 'disabled' AND value = 'true'",
     )
@@ -562,20 +568,7 @@ async fn a_postgresql_restart_under_a_running_service_loses_nothing() {
         "{}",
         service.stderr()
     );
-    let deadline = Instant::now() + PATIENCE;
-    let (rows, open) = loop {
-        let (rows, open) = applied_rows(&mut conn).await;
-        if open == 0 || Instant::now() > deadline {
-            break (rows, open);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(open, 0, "rows left open");
-    assert_eq!(
-        rows,
-        applied_patches(&sandbox),
-        "history and the journal differ"
-    );
+    history_matches_the_journal(&mut conn, &sandbox).await;
     assert_eq!(
         leader_pid(&mut conn).await,
         Some(pid),
