@@ -156,7 +156,12 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
     if service.leading.is_held() {
         service.run_now(Trigger::Startup).await;
     }
-    service.reschedule().await?;
+    // A database that went away since the start-up run (PostgreSQL
+    // restarting) is not fatal: the loop schedules the rules at its first
+    // tick that reads them (`follow_rule_changes`, no schedules yet).
+    if let Err(e) = service.reschedule().await {
+        tracing::error!("cannot read the rules to schedule them, trying again each second: {e:#}");
+    }
     systemd::ready(&service.status_line().await);
     service.run_loop(due_rx, signals, roles).await
 }
