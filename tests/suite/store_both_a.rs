@@ -4,6 +4,7 @@
 //! Rows the store writes elsewhere (runs, changes, outages) are made here
 //! with SQL, so that each test reads only the queries it is about.
 
+use crate::common::RawDatabase;
 use crate::common::backends::{Place, fresh_store};
 use crate::store::{T0, at, reading, rule};
 use chrono::{DateTime, Duration, Utc};
@@ -17,57 +18,19 @@ use keywarden::store::counts::HistoryCounts;
 use keywarden::store::dashboard::OpenOutage;
 use std::collections::{BTreeSet, HashSet};
 
-/// A direct connection to a test's database, beside its store: to make
+/// A direct connection to `place`'s database, beside its store: to make
 /// rows other modules of the store write, and to read what was written.
-enum Raw {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
+async fn raw(place: &Place) -> RawDatabase {
+    RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await
 }
 
-impl Raw {
-    async fn open(place: &Place) -> Raw {
-        match &place.postgres {
-            None => Raw::Sqlite(crate::common::raw(&place.dir.path().join("kw.db")).await),
-            Some(db) => {
-                use std::str::FromStr as _;
-                let options = sqlx::postgres::PgConnectOptions::from_str(&db.url)
-                    .unwrap()
-                    .password(&db.password);
-                Raw::Postgres(sqlx::PgPool::connect_with(options).await.unwrap())
-            }
-        }
-    }
-
-    /// Runs `sql` (one or more statements, no parameters).
-    async fn execute(&self, sql: &str) {
-        match self {
-            Raw::Sqlite(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
-            Raw::Postgres(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
-        }
-    }
-
-    /// The rows of `sql`.
-    async fn fetch_all<T>(&self, sql: &str) -> Vec<T>
-    where
-        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin,
-    {
-        match self {
-            Raw::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
-            Raw::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
-        }
-    }
-
-    /// A finished `schedule` run `id` started at `started_at`.
-    async fn run(&self, id: i64, started_at: &str) {
-        self.execute(&format!(
-            "INSERT INTO runs (id, started_at, finished_at, trigger, status)
-             VALUES ({id}, '{started_at}', '{started_at}', 'schedule', 'ok')"
-        ))
-        .await;
-    }
+/// Records a finished `schedule` run `id` started at `started_at`.
+async fn finished_run(raw: &RawDatabase, id: i64, started_at: &str) {
+    raw.execute(&format!(
+        "INSERT INTO runs (id, started_at, finished_at, trigger, status)
+         VALUES ({id}, '{started_at}', '{started_at}', 'schedule', 'ok')"
+    ))
+    .await;
 }
 
 fn file(path: &str) -> Origin {
@@ -359,9 +322,9 @@ crate::on_both_backends! {
                 .unwrap(),
             1
         );
-        let rows: Vec<(String, String, Option<f64>, Option<f64>)> = Raw::open(&place)
+        let rows: Vec<(String, String, Option<f64>, Option<f64>)> = raw(&place)
             .await
-            .fetch_all("SELECT key_hash, at, usage, limit_remaining FROM snapshots ORDER BY id")
+            .rows("SELECT key_hash, at, usage, limit_remaining FROM snapshots ORDER BY id", &[])
             .await;
         assert_eq!(
             rows,
@@ -404,7 +367,7 @@ crate::on_both_backends! {
 
     async fn a_rules_readings_are_recorded_when_it_changed_a_key_or_the_interval_passed(backend) {
         let (place, store) = fresh_store(backend).await.unwrap();
-        let raw = Raw::open(&place).await;
+        let raw = raw(&place).await;
         let interval = std::time::Duration::from_secs(15 * 60);
         let t = |minutes: i64| at(T0) + Duration::minutes(minutes);
         let each = [
@@ -414,7 +377,7 @@ crate::on_both_backends! {
         let mut written = Vec::new();
         for minute in 0..=30 {
             let run = minute + 1;
-            raw.run(run, &timestamp(t(minute))).await;
+            finished_run(&raw, run, &timestamp(t(minute))).await;
             let changed: BTreeSet<&str> = if minute == 4 {
                 BTreeSet::from(["each"])
             } else {
@@ -481,9 +444,9 @@ crate::on_both_backends! {
 
     async fn conflicts_are_recorded_once_when_they_begin_and_forgotten_when_they_end(backend) {
         let (place, store) = fresh_store(backend).await.unwrap();
-        let raw = Raw::open(&place).await;
+        let raw = raw(&place).await;
         for id in 1..=4 {
-            raw.run(id, T0).await;
+            finished_run(&raw, id, T0).await;
         }
         let conflict = |key: &str, loser: &str| Conflict {
             key_hash: key.into(),
@@ -507,13 +470,13 @@ crate::on_both_backends! {
         assert_eq!(record(4, &both, &none).await, 1, "k1's began again");
 
         let events: Vec<(i64, String, String, String)> = raw
-            .fetch_all("SELECT run_id, kind, rule, key_hash FROM events ORDER BY id")
+            .rows("SELECT run_id, kind, rule, key_hash FROM events ORDER BY id", &[])
             .await;
         let expected = [(1, "k1"), (1, "k2"), (4, "k1")]
             .map(|(run, key)| (run, "conflict".into(), "r1".into(), key.into()));
         assert_eq!(events, expected);
         let open: Vec<(String, String, String, String)> = raw
-            .fetch_all("SELECT key_hash, field, winner, loser FROM open_conflicts ORDER BY key_hash")
+            .rows("SELECT key_hash, field, winner, loser FROM open_conflicts ORDER BY key_hash", &[])
             .await;
         let expected = [("k1", "r2"), ("k2", "r3")]
             .map(|(key, loser)| (key.into(), "disabled".into(), "r1".into(), loser.into()));
@@ -523,7 +486,7 @@ crate::on_both_backends! {
     async fn history_counts_count_runs_changes_requests_errors_and_keys(backend) {
         let (place, store) = fresh_store(backend).await.unwrap();
         assert_eq!(store.history_counts().await.unwrap(), HistoryCounts::default());
-        let raw = Raw::open(&place).await;
+        let raw = raw(&place).await;
         raw.execute(
             "INSERT INTO runs (id, started_at, finished_at, trigger, status) VALUES
                  (1, '2026-11-27T10:00:00Z', '2026-11-27T10:00:05Z', 'schedule', 'ok'),
@@ -577,7 +540,7 @@ crate::on_both_backends! {
         assert!(store.newest_held_changes(2).await.unwrap().is_empty());
         assert!(store.open_outages().await.unwrap().is_empty());
 
-        let raw = Raw::open(&place).await;
+        let raw = raw(&place).await;
         let held = r#"{"disabled":{"from":false,"to":true}}"#;
         raw.execute(&format!(
             "INSERT INTO runs (id, started_at, finished_at, trigger, status) VALUES

@@ -77,11 +77,11 @@ impl RawDatabase {
         }
     }
 
-    /// Runs `sql`, which binds nothing.
+    /// Runs `sql` (one or more statements), which binds nothing.
     pub async fn execute(&self, sql: &str) {
         match self {
-            RawDatabase::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-            RawDatabase::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            RawDatabase::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+            RawDatabase::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
