@@ -12,7 +12,7 @@ mod backends;
 mod daemon;
 
 use backends::TestDatabase;
-use daemon::{Daemon, PATIENCE, eventually};
+use daemon::{Daemon, PATIENCE, eventually, free_port};
 use keywarden::openrouter::model::KeyPatch;
 use keywarden::sandbox::faults::{Faults, Latency};
 use keywarden::sandbox::{Sandbox, SandboxOptions, SeedKey};
@@ -631,15 +631,6 @@ async fn a_manual_apply_while_another_leads_exits_1_naming_it_or_waits_with_wait
         "a request was sent"
     );
     lock.release().await;
-}
-
-/// A port nothing listens on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn stderr(out: &Output) -> String {

@@ -2,21 +2,15 @@
 
 use crate::daemon;
 
-use daemon::{Daemon, PATIENCE, Setup, budget_rule, disabled, eventually, hash_of, sandbox};
+use daemon::{
+    Daemon, PATIENCE, Setup, budget_rule, disabled, eventually, free_port, hash_of, sandbox,
+};
 use keywarden::store::Store;
 use keywarden::store::runs::HistoryFilter;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_parse_as_prometheus_text_and_count_what_history_shows() {

@@ -4,7 +4,7 @@
 
 use crate::daemon;
 
-use daemon::{Daemon, PATIENCE, Setup, eventually, hash_of, sandbox};
+use daemon::{Daemon, PATIENCE, Setup, eventually, free_port, hash_of, sandbox};
 use keywarden::sandbox::Sandbox;
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,15 +15,6 @@ const SOURCE_SECRET: &str = "Bearer finance-header-value-81f3";
 
 /// The path of the webhook's URL, which no answer may hold.
 const WEBHOOK_PATH: &str = "/hooks/T0-webhook-path-secret-5c2e";
-
-/// A free port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Rules: `cap` disables team keys over 10 USD this month; `finance`
 /// reads its budget from a source that is down, with a secret header.

@@ -46,7 +46,7 @@ fn dump_dom(url: &str) -> String {
 /// a spend on `team-a-01`.
 async fn served() -> (Sandbox, Setup, Daemon, String) {
     let sandbox = sandbox(None).await;
-    let port = crate::ui::free_port();
+    let port = crate::daemon::free_port();
     let setup = Setup::new(
         r#"[[rule]]
 name = "team-monthly"

@@ -278,3 +278,12 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// A loopback port nothing listens on (bound, then let go).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
