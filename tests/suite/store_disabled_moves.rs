@@ -167,7 +167,7 @@ async fn reports(store: &Store) -> Vec<Report> {
 
 async fn moves(path: &Path) -> Vec<(String, String, Option<i64>)> {
     let pool = raw(path).await;
-    let rows = sqlx::query_as("SELECT key_hash, kind, disabled_move FROM changes ORDER BY id")
+    let rows = sqlx::query_as("SELECT key_hash, kind, disabled_move FROM change_rows ORDER BY id")
         .fetch_all(&pool)
         .await
         .unwrap();
@@ -418,7 +418,7 @@ async fn marks(place: &Place) -> Vec<(String, String, Option<i64>)> {
     let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
     let marks = raw
         .rows(
-            "SELECT key_hash, kind, disabled_move FROM changes ORDER BY id",
+            "SELECT key_hash, kind, disabled_move FROM change_rows ORDER BY id",
             &[],
         )
         .await;
