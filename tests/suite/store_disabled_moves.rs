@@ -222,10 +222,24 @@ async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_uncha
     fresh.close().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let (path, pool) = migrated_before(dir.path(), 7).await;
+    let path = older_database(dir.path(), 7, Outcome::Applied).await;
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(reports(&store).await, expected);
+    store.close().await;
+    assert_eq!(
+        moves(&path).await,
+        moves(&fresh_dir.path().join("kw.db")).await
+    );
+}
+
+/// [`history`] written row by row, each row with its final outcome as the
+/// store wrote it before migration 0010 (k5's row `unknown_now`), into a
+/// database at the migration before `version`; returns its path.
+async fn older_database(dir: &Path, version: i64, unknown_now: Outcome) -> std::path::PathBuf {
+    let (path, pool) = migrated_before(dir, version).await;
     for (when, change, outcome) in history() {
         let outcome = match outcome {
-            Outcome::Unknown => Outcome::Applied,
+            Outcome::Unknown => unknown_now,
             other => other,
         };
         sqlx::query(
@@ -245,8 +259,34 @@ async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_uncha
         .unwrap();
     }
     pool.close().await;
+    path
+}
 
+#[tokio::test]
+async fn migration_10_keeps_an_open_row_open_and_the_report_is_unchanged_once_it_resolves() {
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Store::open(&fresh_dir.path().join("kw.db")).await.unwrap();
+    record(&fresh).await;
+    let expected = reports(&fresh).await;
+    fresh.close().await;
+
+    // k5's disable still `unknown` when the database is upgraded: 0007
+    // marked only applied rows, 0010 marks the open ones.
+    let dir = tempfile::tempdir().unwrap();
+    let path = older_database(dir.path(), 7, Outcome::Unknown).await;
     let store = Store::open(&path).await.unwrap();
+    let open = store.open_changes().await.unwrap();
+    assert_eq!(
+        open.iter()
+            .map(|c| (c.key_hash.as_str(), c.outcome))
+            .collect::<Vec<_>>(),
+        [("k5", Outcome::Unknown)]
+    );
+    store
+        .complete_changes(&[open[0].id], Outcome::Applied, Some(200), 2, None)
+        .await
+        .unwrap();
+    assert!(store.open_changes().await.unwrap().is_empty());
     assert_eq!(reports(&store).await, expected);
     store.close().await;
     assert_eq!(
