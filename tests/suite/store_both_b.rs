@@ -49,6 +49,17 @@ async fn run_row(place: &Place, run: i64) -> RunRow {
     rows.pop().expect("the run's row")
 }
 
+/// The history's `applied` rows, newest first.
+async fn applied_rows(store: &Store) -> Vec<keywarden::store::ChangeRow> {
+    store
+        .changes(&HistoryFilter {
+            outcome: Some(Outcome::Applied),
+            ..HistoryFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
 /// The ids in `open_changes`, read past the store's API.
 async fn open_rows(place: &Place) -> Vec<i64> {
     let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
@@ -501,13 +512,7 @@ crate::on_both_backends! {
             completion(ids[1], "applied", None, Some(200), 3)
         );
         assert_eq!(open_rows(&place).await, [ids[2]]);
-        let applied = store
-            .changes(&HistoryFilter {
-                outcome: Some(Outcome::Applied),
-                ..HistoryFilter::default()
-            })
-            .await
-            .unwrap();
+        let applied = applied_rows(&store).await;
         assert_eq!(
             applied.iter().map(|c| c.id).collect::<Vec<_>>(),
             [ids[1], ids[0]]
@@ -657,13 +662,7 @@ crate::on_both_backends! {
             .await
             .unwrap();
         assert!(store.open_changes().await.unwrap().is_empty());
-        let applied = store
-            .changes(&HistoryFilter {
-                outcome: Some(Outcome::Applied),
-                ..HistoryFilter::default()
-            })
-            .await
-            .unwrap();
+        let applied = applied_rows(&store).await;
         assert_eq!(applied.len(), 8_000);
         assert!(
             applied

@@ -215,11 +215,7 @@ async fn applied_changes_are_marked_and_the_report_reads_the_marks() {
 async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_unchanged() {
     // The same history recorded by today's store, and written row by row
     // into a database at the migration before 0007.
-    let fresh_dir = tempfile::tempdir().unwrap();
-    let fresh = Store::open(&fresh_dir.path().join("kw.db")).await.unwrap();
-    record(&fresh).await;
-    let expected = reports(&fresh).await;
-    fresh.close().await;
+    let (fresh_dir, expected) = recorded_today().await;
 
     let dir = tempfile::tempdir().unwrap();
     let path = older_database(dir.path(), 7, Outcome::Applied).await;
@@ -230,6 +226,17 @@ async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_uncha
         moves(&path).await,
         moves(&fresh_dir.path().join("kw.db")).await
     );
+}
+
+/// [`history`] recorded by today's store into a fresh database, and its
+/// reports.
+async fn recorded_today() -> (tempfile::TempDir, Vec<Report>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
+    record(&store).await;
+    let expected = reports(&store).await;
+    store.close().await;
+    (dir, expected)
 }
 
 /// [`history`] written row by row, each row with its final outcome as the
@@ -264,11 +271,7 @@ async fn older_database(dir: &Path, version: i64, unknown_now: Outcome) -> std::
 
 #[tokio::test]
 async fn migration_10_keeps_an_open_row_open_and_the_report_is_unchanged_once_it_resolves() {
-    let fresh_dir = tempfile::tempdir().unwrap();
-    let fresh = Store::open(&fresh_dir.path().join("kw.db")).await.unwrap();
-    record(&fresh).await;
-    let expected = reports(&fresh).await;
-    fresh.close().await;
+    let (fresh_dir, expected) = recorded_today().await;
 
     // k5's disable still `unknown` when the database is upgraded: 0007
     // marked only applied rows, 0010 marks the open ones.
