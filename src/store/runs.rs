@@ -204,8 +204,9 @@ impl Store {
     /// (SPEC §4.5). Each row's outcome is the change's `held`, else
     /// `initial`, else `pending`; the rows of one key to be sent share a
     /// `request_id`. A pending `assert`/`reassert` writes its claims in the
-    /// same transaction (keeping the original of an existing claim). Returns
-    /// the row ids in the order of `changes`.
+    /// same transaction (keeping the original of an existing claim), and a
+    /// `pending` row its id in `open_changes`. Returns the row ids in the
+    /// order of `changes`.
     pub async fn record_changes(
         &self,
         run_id: Option<i64>,
@@ -275,7 +276,9 @@ impl Store {
         Ok(rows.iter().map(|row| row.id).collect())
     }
 
-    /// Completes rows after their PATCH, in one transaction. A `failed` row
+    /// Completes rows after their PATCH, in one transaction: their outcome
+    /// goes into `change_outcomes` (the recorded rows are not rewritten),
+    /// and out of `open_changes` unless it is `unknown`. A `failed` row
     /// gives up the claims it wrote (the key still has the row's `from`);
     /// an applied `release`/`drift`/`revert` drops the claims of its fields,
     /// an applied `deleted` every claim of its key.
