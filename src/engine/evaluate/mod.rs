@@ -136,8 +136,6 @@ pub struct Evaluation {
     pub verdicts: Vec<Truth>,
     /// Conditions not evaluated, and why.
     pub skips: Vec<Skip>,
-    /// Budget figures seen.
-    pub budgets: Vec<BudgetReading>,
     /// The combined verdict of the conditions that are the same for every
     /// key; `None` when there are none.
     common: Option<Verdict>,
@@ -200,14 +198,15 @@ fn truth_of(v: &Verdict) -> Truth {
 }
 
 /// Evaluates `rule` over the keys at positions `selected` of `keys`,
-/// against what was `observed`; its readings name the keys by `hashes`
-/// (of the same `keys`).
+/// against what was `observed`; the budget figures it sees are added to
+/// `readings`, naming the keys by `hashes` (of the same `keys`).
 pub fn evaluate(
     rule: &CompiledRule<'_>,
     selected: &[usize],
     keys: &[Key],
     hashes: &SharedHashes<'_>,
     observed: &Observed<'_>,
+    readings: &mut Vec<BudgetReading>,
 ) -> Evaluation {
     let Observed {
         amounts,
@@ -244,7 +243,7 @@ pub fn evaluate(
         ..Evaluation::default()
     };
     if let Some(view) = &budget {
-        view.readings(&rule.name, selected, keys, hashes, &mut out.budgets);
+        view.readings(&rule.name, selected, keys, hashes, readings);
     }
     out.budget = budget;
     let per_key = out.budget.as_ref().is_some_and(|b| b.group.is_none())
@@ -253,9 +252,14 @@ pub fn evaluate(
         if common_truth == Truth::DoesNotHold {
             return Truth::DoesNotHold;
         }
-        let budget = out.budget.as_ref().map(|v| v.truth(&keys[i]));
-        let forecast = out.forecast.as_ref().map(|v| v.truth(keys, i));
-        all_of([Some(common_truth), budget, forecast].into_iter().flatten())
+        let mut truth = common_truth;
+        if let Some(v) = &out.budget {
+            truth = both_truths(truth, v.truth(&keys[i]));
+        }
+        if let Some(v) = &out.forecast {
+            truth = both_truths(truth, v.truth(keys, i));
+        }
+        truth
     };
     out.verdicts = match selected.first() {
         // The same for every key: found once.
@@ -280,13 +284,13 @@ pub fn evaluate(
     out
 }
 
-/// All must hold: any false → false; else any unknown → unknown.
-fn all_of(truths: impl Iterator<Item = Truth>) -> Truth {
-    truths.fold(Truth::Holds, |acc, t| match (acc, t) {
+/// Both must hold: either false → false; else either unknown → unknown.
+fn both_truths(a: Truth, b: Truth) -> Truth {
+    match (a, b) {
         (Truth::DoesNotHold, _) | (_, Truth::DoesNotHold) => Truth::DoesNotHold,
         (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
         _ => Truth::Holds,
-    })
+    }
 }
 
 /// All conditions must hold: any false → false; else any unknown → unknown.
@@ -542,8 +546,7 @@ impl BudgetView {
         out: &mut Vec<BudgetReading>,
     ) {
         let Ok(usd) = self.usd else { return };
-        // The keys whose spend is kept, with it; counted first so that the
-        // readings are allocated once.
+        // The keys whose spend is kept, with it.
         let kept = |&i: &usize| {
             spend(&keys[i], self.window, self.include_byok)
                 .filter(|s| s + EPSILON >= self.reading_floor)
@@ -559,15 +562,12 @@ impl BudgetView {
         match (&self.group, self.scope) {
             (Some(Ok(total)), _) => out.push(reading(None, *total)),
             (Some(Err(_)), _) => {}
-            (None, _) => {
-                out.reserve(selected.iter().filter_map(kept).count());
-                out.extend(
-                    selected
-                        .iter()
-                        .filter_map(kept)
-                        .map(|(i, s)| reading(Some(hashes.get(i)), s)),
-                );
-            }
+            (None, _) => out.extend(
+                selected
+                    .iter()
+                    .filter_map(kept)
+                    .map(|(i, s)| reading(Some(hashes.get(i)), s)),
+            ),
         }
     }
 }
