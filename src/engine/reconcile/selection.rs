@@ -13,31 +13,79 @@ use crate::rules::model::Selector;
 use crate::rules::selector::{Selection, SelectorIndex};
 use std::collections::HashMap;
 
-/// What a key is selected by: its hash, name, label and workspace.
-#[derive(Debug, Clone, PartialEq)]
-struct Identity {
-    hash: Box<str>,
-    name: Box<str>,
-    label: Box<str>,
-    workspace_id: Option<Box<str>>,
+/// The keys as selectors see them — each key's hash, name, label and
+/// workspace — one after another in one string (a few bytes a key beyond
+/// the text itself).
+#[derive(Debug, Default)]
+struct Identities {
+    /// Every key's parts, one after another.
+    text: String,
+    /// Per key, where each of its four parts ends in `text`.
+    ends: Vec<[u32; 4]>,
 }
 
-impl Identity {
-    fn of(key: &Key) -> Identity {
-        Identity {
-            hash: key.hash.as_str().into(),
-            name: key.name.as_str().into(),
-            label: key.label.as_str().into(),
-            workspace_id: key.workspace_id.as_deref().map(Box::from),
+/// Where `text` ends now, as an end in [`Identities`].
+fn end(text: &str) -> u32 {
+    u32::try_from(text.len()).expect("under 4 GiB of keys")
+}
+
+/// Marks a key's workspace in [`Identities`] (a key without one has an
+/// empty part).
+const IN_WORKSPACE: char = '+';
+
+impl Identities {
+    /// The identities of `keys`, in their order.
+    fn of(keys: &[Key]) -> Identities {
+        let mut out = Identities {
+            text: String::new(),
+            ends: Vec::with_capacity(keys.len()),
+        };
+        for key in keys {
+            let text = &mut out.text;
+            text.push_str(&key.hash);
+            let hash = end(text);
+            text.push_str(&key.name);
+            let name = end(text);
+            text.push_str(&key.label);
+            let label = end(text);
+            if let Some(id) = &key.workspace_id {
+                text.push(IN_WORKSPACE);
+                text.push_str(id);
+            }
+            out.ends.push([hash, name, label, end(text)]);
         }
+        out.text.shrink_to_fit();
+        out
     }
 
-    /// Whether `key` is still this key, as selectors see it.
-    fn is(&self, key: &Key) -> bool {
-        *self.hash == *key.hash
-            && *self.name == *key.name
-            && *self.label == *key.label
-            && self.workspace_id.as_deref() == key.workspace_id.as_deref()
+    /// How many keys.
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The hash, name, label and workspace part of key `i`.
+    fn parts(&self, i: usize) -> [&str; 4] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1][3] };
+        let ends = self.ends[i];
+        let from = |p: usize| if p == 0 { start } else { ends[p - 1] } as usize;
+        std::array::from_fn(|p| &self.text[from(p)..ends[p] as usize])
+    }
+
+    /// The hash of key `i`.
+    fn hash(&self, i: usize) -> &str {
+        self.parts(i)[0]
+    }
+
+    /// Whether `key` is key `i`, as selectors see it.
+    fn is(&self, i: usize, key: &Key) -> bool {
+        let [hash, name, label, workspace] = self.parts(i);
+        hash == key.hash
+            && name == key.name
+            && label == key.label
+            && match key.workspace_id.as_deref() {
+                Some(id) => workspace.strip_prefix(IN_WORKSPACE) == Some(id),
+                None => workspace.is_empty(),
+            }
     }
 }
 
@@ -51,7 +99,7 @@ pub(super) struct KeptSelection {
     /// The selectors compiled.
     index: SelectorIndex,
     /// The keys, in the order of the selection's positions.
-    keys: Vec<Identity>,
+    keys: Identities,
     /// The selection.
     selection: Selection,
 }
@@ -78,7 +126,8 @@ impl KeptSelection {
         });
         let same_keys = same_rules
             && kept.as_ref().is_some_and(|k| {
-                k.keys.len() == keys.len() && k.keys.iter().zip(keys).all(|(id, key)| id.is(key))
+                k.keys.len() == keys.len()
+                    && keys.iter().enumerate().all(|(i, key)| k.keys.is(i, key))
             });
         if !same_keys {
             let (index, selection) = match kept.take().filter(|_| same_rules) {
@@ -96,7 +145,7 @@ impl KeptSelection {
                 selectors: rules.iter().map(|r| r.rule.keys.clone()).collect(),
                 workspaces: workspaces.to_vec(),
                 index,
-                keys: keys.iter().map(Identity::of).collect(),
+                keys: Identities::of(keys),
                 selection,
             });
         }
@@ -106,15 +155,12 @@ impl KeptSelection {
     /// The selection of `keys` by the same selectors, matching only the
     /// keys that are not among the kept ones as they were.
     fn again(&self, keys: &[Key], workspaces: &[Workspace]) -> Selection {
-        let position: HashMap<&str, usize, foldhash::fast::RandomState> = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(at, id)| (&*id.hash, at))
+        let position: HashMap<&str, usize, foldhash::fast::RandomState> = (0..self.keys.len())
+            .map(|at| (self.keys.hash(at), at))
             .collect();
         self.index.selection(keys, workspaces, |i| {
             let at = *position.get(keys[i].hash.as_str())?;
-            self.keys[at].is(&keys[i]).then(|| self.selection.row(at))
+            self.keys.is(at, &keys[i]).then(|| self.selection.row(at))
         })
     }
 }
