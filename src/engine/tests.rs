@@ -142,7 +142,8 @@ impl World {
             .unwrap()
     }
 
-    /// The plan made by `planner` and one made from scratch, checked equal.
+    /// The plan made by `planner` and one made from scratch (by a fresh
+    /// planner: [`plan`]), checked equal.
     fn plan_kept(
         &self,
         planner: &mut Planner,
@@ -150,24 +151,7 @@ impl World {
         now: DateTime<Utc>,
     ) -> Reconciliation {
         let kept = self.plan_by(planner, workspaces, now);
-        let standing = HashMap::new();
-        let fresh = plan(&Inputs {
-            workspaces,
-            rules: &self.rules,
-            due: None,
-            standing: &standing,
-            keys: &self.keys,
-            claims: &self.claims,
-            exemptions: &self.exemptions,
-            amounts: &self.amounts,
-            credits: None,
-            series: &self.series,
-            guardrails: &self.guardrails,
-            now,
-            default_tz: self.tz,
-            guard: self.guard,
-        })
-        .unwrap();
+        let fresh = self.plan_by(&mut Planner::default(), workspaces, now);
         assert_eq!(
             kept, fresh,
             "a planner's plan is the plan made from scratch"
