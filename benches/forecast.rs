@@ -279,7 +279,15 @@ fn time_evaluation(c: &mut Criterion, name: &str, extra: &str, history: &History
         group.bench_function(scope, |b| {
             b.iter(|| {
                 let hashes = SharedHashes::new(&keys);
-                evaluate(&rule, &selected, &keys, &hashes, black_box(&observed))
+                let mut readings = Vec::new();
+                evaluate(
+                    &rule,
+                    &selected,
+                    &keys,
+                    &hashes,
+                    black_box(&observed),
+                    &mut readings,
+                )
             })
         });
     }

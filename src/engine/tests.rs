@@ -3,8 +3,8 @@
 use super::evaluate::Amounts;
 use super::inputs::{Claim, Exemption, Guardrails, Series};
 use super::plan::{ChangeKind, Hold, KeyUpdate, Outcome};
-use super::reconcile::{Guard, Inputs, Reconciliation, plan};
-use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window};
+use super::reconcile::{Guard, Inputs, Planner, Reconciliation, plan};
+use crate::domain::{Field, FieldValue, Key, LimitReset, Settings, Window, Workspace};
 use crate::rules::model::*;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -111,24 +111,52 @@ impl World {
     }
 
     fn plan(&self, now: DateTime<Utc>) -> Reconciliation {
+        self.plan_by(&mut Planner::default(), &[], now)
+    }
+
+    /// The plan made by `planner`, with the account's `workspaces`.
+    fn plan_by(
+        &self,
+        planner: &mut Planner,
+        workspaces: &[Workspace],
+        now: DateTime<Utc>,
+    ) -> Reconciliation {
         let standing = HashMap::new();
-        plan(&Inputs {
-            workspaces: &[],
-            rules: &self.rules,
-            due: None,
-            standing: &standing,
-            keys: &self.keys,
-            claims: &self.claims,
-            exemptions: &self.exemptions,
-            amounts: &self.amounts,
-            credits: None,
-            series: &self.series,
-            guardrails: &self.guardrails,
-            now,
-            default_tz: self.tz,
-            guard: self.guard,
-        })
-        .unwrap()
+        planner
+            .plan(&Inputs {
+                workspaces,
+                rules: &self.rules,
+                due: None,
+                standing: &standing,
+                keys: &self.keys,
+                claims: &self.claims,
+                exemptions: &self.exemptions,
+                amounts: &self.amounts,
+                credits: None,
+                series: &self.series,
+                guardrails: &self.guardrails,
+                now,
+                default_tz: self.tz,
+                guard: self.guard,
+            })
+            .unwrap()
+    }
+
+    /// The plan made by `planner` and one made from scratch (by a fresh
+    /// planner: [`plan`]), checked equal.
+    fn plan_kept(
+        &self,
+        planner: &mut Planner,
+        workspaces: &[Workspace],
+        now: DateTime<Utc>,
+    ) -> Reconciliation {
+        let kept = self.plan_by(planner, workspaces, now);
+        let fresh = self.plan_by(&mut Planner::default(), workspaces, now);
+        assert_eq!(
+            kept, fresh,
+            "a planner's plan is the plan made from scratch"
+        );
+        kept
     }
 
     /// Applies a plan to the keys and claims as a successful run would.
@@ -760,4 +788,79 @@ fn guardrail_moves_are_batched_by_guardrail_and_left_out_of_the_patches() {
     assert!(plan.changes[3].reason.ends_with(&format!(
         "guardrail \"other\" ({other}) -> \"cheap\" ({cheap})"
     )));
+}
+
+/// The keys disabled by `o`, by name.
+fn disabled_by(o: &Reconciliation) -> Vec<&str> {
+    o.plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Assert)
+        .map(|c| c.key_name.as_str())
+        .collect()
+}
+
+#[test]
+fn a_planner_selects_again_what_a_rename_a_new_key_or_a_reload_changed() {
+    let over = |name: &str| spent(key(name), 50.0);
+    let mut world = World::new(
+        vec![rule(
+            "team-a",
+            &["team-a-*"],
+            budget(10.0, Window::Monthly, Scope::Each),
+            disable(),
+        )],
+        vec![over("team-a-1"), over("team-b-1"), over("team-a-2")],
+    );
+    let mut ws = world.keys[1].clone();
+    ws.hash = "h-ws".into();
+    ws.name = "lab-key".into();
+    ws.workspace_id = Some("ws-1".into());
+    world.keys.push(ws);
+    let now = at(2026, 12, 10, 12);
+    let mut planner = Planner::default();
+    let first = world.plan_kept(&mut planner, &[], now);
+    assert_eq!(disabled_by(&first), ["team-a-1", "team-a-2"]);
+    assert_eq!(
+        world.plan_kept(&mut planner, &[], now),
+        first,
+        "the same keys: the kept selection"
+    );
+
+    // A key renamed into the rule's selection.
+    world.keys[1].name = "team-a-3".into();
+    let renamed = world.plan_kept(&mut planner, &[], now);
+    assert_eq!(disabled_by(&renamed), ["team-a-1", "team-a-2", "team-a-3"]);
+
+    // A key added before the others, one removed: every position moves.
+    world.keys.insert(0, over("team-a-0"));
+    world.keys.remove(1);
+    let added = world.plan_kept(&mut planner, &[], now);
+    assert_eq!(disabled_by(&added), ["team-a-0", "team-a-2", "team-a-3"]);
+
+    // A reload changes the rule's selector.
+    world.rules[0].keys = Selector::Match(Match {
+        names: vec!["team-a-*".into()],
+        exclude: Exclude {
+            names: vec!["team-a-0".into()],
+            ..Exclude::default()
+        },
+        ..Match::default()
+    });
+    let reloaded = world.plan_kept(&mut planner, &[], now);
+    assert_eq!(disabled_by(&reloaded), ["team-a-2", "team-a-3"]);
+
+    // The workspaces listed differently: a selector by workspace slug.
+    world.rules[0].keys = Selector::Match(Match {
+        workspaces: vec!["lab".into()],
+        ..Match::default()
+    });
+    assert!(disabled_by(&world.plan_kept(&mut planner, &[], now)).is_empty());
+    let lab = Workspace {
+        id: "ws-1".into(),
+        slug: "lab".into(),
+        name: "Lab".into(),
+    };
+    let listed = world.plan_kept(&mut planner, std::slice::from_ref(&lab), now);
+    assert_eq!(disabled_by(&listed), ["lab-key"]);
 }

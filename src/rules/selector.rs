@@ -266,17 +266,33 @@ impl SelectorIndex {
 
     /// For each selector, the positions in `keys` of the keys it selects;
     /// `workspaces`: the account's workspaces, as listed.
+    pub fn select(&self, keys: &[Key], workspaces: &[Workspace]) -> Vec<Vec<usize>> {
+        self.selection(keys, workspaces, |_| None).selected
+    }
+
+    /// The [`Selection`] of `keys`; `known(i)` is the row of `keys[i]` when
+    /// an earlier selection by this index already found it (the key's hash,
+    /// name, label and workspace unchanged): it is not matched again.
     ///
     /// One pass over the keys marks which selectors select each key in a
     /// row of bits; the lists are then filled from the rows, each allocated
     /// once at its final length.
-    pub fn select(&self, keys: &[Key], workspaces: &[Workspace]) -> Vec<Vec<usize>> {
+    pub fn selection<'r>(
+        &self,
+        keys: &[Key],
+        workspaces: &[Workspace],
+        known: impl Fn(usize) -> Option<&'r [u64]>,
+    ) -> Selection {
         let words = self.words.max(1);
         let mut rows = vec![0u64; keys.len() * words];
         let mut hit = vec![0u64; 2 * words];
         let mut scratch = Vec::new();
         let mut by_workspace: HashMap<&str, Vec<usize>> = HashMap::default();
-        for (key, row) in keys.iter().zip(rows.chunks_exact_mut(words)) {
+        for (i, (key, row)) in keys.iter().zip(rows.chunks_exact_mut(words)).enumerate() {
+            if let Some(found) = known(i) {
+                row.copy_from_slice(found);
+                continue;
+            }
             hit.fill(0);
             self.patterns.mark(key, &mut hit, &mut scratch);
             if let Some(id) = key.workspace_id.as_deref() {
@@ -298,7 +314,30 @@ impl SelectorIndex {
         for (i, row) in rows.chunks_exact(words).enumerate() {
             set_bits(row).for_each(|n| selected[n].push(i));
         }
-        selected
+        Selection {
+            words,
+            rows,
+            selected,
+        }
+    }
+}
+
+/// Which selectors select each key, made by [`SelectorIndex::selection`].
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The words of a row.
+    words: usize,
+    /// Per key, a row of bits: bit `n` set when selector `n` selects it.
+    rows: Vec<u64>,
+    /// For each selector, the positions of the keys it selects, ascending.
+    pub selected: Vec<Vec<usize>>,
+}
+
+impl Selection {
+    /// The row of bits of the key at position `i` (bit `n`: selector `n`
+    /// selects it), to give back to [`SelectorIndex::selection`] as known.
+    pub fn row(&self, i: usize) -> &[u64] {
+        &self.rows[i * self.words..(i + 1) * self.words]
     }
 }
 

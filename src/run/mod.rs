@@ -16,7 +16,7 @@ mod warnings;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::reconcile::{self, Guard, Inputs, Reconciliation};
+use crate::engine::reconcile::{Guard, Inputs, Planner, Reconciliation};
 use crate::engine::warnings::ForecastWarning;
 use crate::engine::{Change, ChangeKind, Hold, Outcome, Plan};
 use crate::openrouter::{ApiError, Client};
@@ -157,6 +157,9 @@ pub struct Runner {
     /// requests; always on SQLite.
     pub leading: Leading,
     http: reqwest::Client,
+    /// Plans this runner's runs, keeping what does not change between them
+    /// (the keys each rule selects).
+    planner: Arc<std::sync::Mutex<Planner>>,
 }
 
 /// A failure that stops a run before any change is planned. The API's are
@@ -187,6 +190,7 @@ impl Runner {
                 .user_agent(concat!("keywarden/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("an HTTP client with default settings"),
+            planner: Arc::default(),
         }
     }
 
@@ -235,7 +239,8 @@ impl Runner {
             .into_iter()
             .map(|(rule, (_, holding))| (rule, holding))
             .collect();
-        reconcile::plan(&Inputs {
+        let mut planner = self.planner.lock().unwrap_or_else(|e| e.into_inner());
+        planner.plan(&Inputs {
             rules: &g.rules,
             due,
             standing: &standing,

@@ -363,6 +363,7 @@ mod tests {
             keys,
             &SharedHashes::new(keys),
             &observed,
+            &mut Vec::new(),
         );
         selected
             .iter()

@@ -136,8 +136,6 @@ pub struct Evaluation {
     pub verdicts: Vec<Truth>,
     /// Conditions not evaluated, and why.
     pub skips: Vec<Skip>,
-    /// Budget figures seen.
-    pub budgets: Vec<BudgetReading>,
     /// The combined verdict of the conditions that are the same for every
     /// key; `None` when there are none.
     common: Option<Verdict>,
@@ -200,14 +198,15 @@ fn truth_of(v: &Verdict) -> Truth {
 }
 
 /// Evaluates `rule` over the keys at positions `selected` of `keys`,
-/// against what was `observed`; its readings name the keys by `hashes`
-/// (of the same `keys`).
+/// against what was `observed`; the budget figures it sees are added to
+/// `readings`, naming the keys by `hashes` (of the same `keys`).
 pub fn evaluate(
     rule: &CompiledRule<'_>,
     selected: &[usize],
     keys: &[Key],
     hashes: &SharedHashes<'_>,
     observed: &Observed<'_>,
+    readings: &mut Vec<BudgetReading>,
 ) -> Evaluation {
     let Observed {
         amounts,
@@ -244,18 +243,28 @@ pub fn evaluate(
         ..Evaluation::default()
     };
     if let Some(view) = &budget {
-        view.readings(&rule.name, selected, keys, hashes, &mut out.budgets);
+        view.group_reading(&rule.name, readings);
     }
     out.budget = budget;
     let per_key = out.budget.as_ref().is_some_and(|b| b.group.is_none())
         || out.forecast.as_ref().is_some_and(|f| !f.is_group());
-    let truth_of_key = |i: usize| {
-        if common_truth == Truth::DoesNotHold {
-            return Truth::DoesNotHold;
+    // A key's truth, its budget reading kept on the way (the spend is
+    // read once for both).
+    let mut truth_of_key = |i: usize| {
+        let mut truth = common_truth;
+        if let Some(view) = &out.budget {
+            let spent = view.spent(&keys[i]);
+            truth = both_truths(truth, view.judge(spent));
+            readings.extend(view.key_reading(&rule.name, i, spent, hashes));
         }
-        let budget = out.budget.as_ref().map(|v| v.truth(&keys[i]));
-        let forecast = out.forecast.as_ref().map(|v| v.truth(keys, i));
-        all_of([Some(common_truth), budget, forecast].into_iter().flatten())
+        if let Some(view) = out
+            .forecast
+            .as_ref()
+            .filter(|_| truth != Truth::DoesNotHold)
+        {
+            truth = both_truths(truth, view.truth(keys, i));
+        }
+        truth
     };
     out.verdicts = match selected.first() {
         // The same for every key: found once.
@@ -280,13 +289,13 @@ pub fn evaluate(
     out
 }
 
-/// All must hold: any false → false; else any unknown → unknown.
-fn all_of(truths: impl Iterator<Item = Truth>) -> Truth {
-    truths.fold(Truth::Holds, |acc, t| match (acc, t) {
+/// Both must hold: either false → false; else either unknown → unknown.
+fn both_truths(a: Truth, b: Truth) -> Truth {
+    match (a, b) {
         (Truth::DoesNotHold, _) | (_, Truth::DoesNotHold) => Truth::DoesNotHold,
         (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
         _ => Truth::Holds,
-    })
+    }
 }
 
 /// All conditions must hold: any false → false; else any unknown → unknown.
@@ -423,7 +432,6 @@ pub const EPSILON: f64 = 1e-9;
 #[derive(Debug, Clone)]
 struct BudgetView {
     window: Window,
-    scope: Scope,
     include_byok: bool,
     /// The budget, or why it is unknown.
     usd: Result<f64, String>,
@@ -472,7 +480,6 @@ impl BudgetView {
         let lowest = warn_at.fold(budget.at, f64::min);
         BudgetView {
             window: budget.window,
-            scope: budget.scope,
             include_byok: budget.include_byok,
             usd,
             threshold,
@@ -490,11 +497,12 @@ impl BudgetView {
         }
     }
 
-    fn truth(&self, key: &Key) -> Truth {
+    /// The truth of the budget for a key whose judged spend is `spent`.
+    fn judge(&self, spent: Option<f64>) -> Truth {
         if self.usd.is_err() {
             return Truth::Unknown;
         }
-        match self.spent(key) {
+        match spent {
             Some(s) if s + EPSILON >= self.threshold => Truth::Holds,
             Some(_) => Truth::DoesNotHold,
             None => Truth::Unknown,
@@ -530,44 +538,43 @@ impl BudgetView {
         }
     }
 
-    /// The figures worth keeping: the group's spend, and each key's spend
-    /// once it reaches the lowest warning fraction (the rest is noise at
-    /// the scale of thousands of keys).
-    fn readings(
+    /// The group's spend, worth keeping (scope `group`, when known).
+    fn group_reading(&self, rule: &Arc<str>, out: &mut Vec<BudgetReading>) {
+        if let (Ok(usd), Some(Ok(total))) = (&self.usd, &self.group) {
+            out.push(self.reading(rule, None, *total, *usd));
+        }
+    }
+
+    /// The spend of key `i` (scope `each`), `spent`, worth keeping once it
+    /// reaches the lowest warning fraction (the rest is noise at the scale
+    /// of thousands of keys).
+    fn key_reading(
         &self,
         rule: &Arc<str>,
-        selected: &[usize],
-        keys: &[Key],
+        i: usize,
+        spent: Option<f64>,
         hashes: &SharedHashes<'_>,
-        out: &mut Vec<BudgetReading>,
-    ) {
-        let Ok(usd) = self.usd else { return };
-        // The keys whose spend is kept, with it; counted first so that the
-        // readings are allocated once.
-        let kept = |&i: &usize| {
-            spend(&keys[i], self.window, self.include_byok)
-                .filter(|s| s + EPSILON >= self.reading_floor)
-                .map(|s| (i, s))
+    ) -> Option<BudgetReading> {
+        let (Ok(usd), None) = (&self.usd, &self.group) else {
+            return None;
         };
-        let reading = |key_hash: Option<Arc<str>>, spend_usd: f64| BudgetReading {
+        let spent = spent.filter(|s| s + EPSILON >= self.reading_floor)?;
+        Some(self.reading(rule, Some(hashes.get(i)), spent, *usd))
+    }
+
+    fn reading(
+        &self,
+        rule: &Arc<str>,
+        key_hash: Option<Arc<str>>,
+        spend_usd: f64,
+        budget_usd: f64,
+    ) -> BudgetReading {
+        BudgetReading {
             rule: Arc::clone(rule),
             key_hash,
             window: self.window,
             spend_usd,
-            budget_usd: usd,
-        };
-        match (&self.group, self.scope) {
-            (Some(Ok(total)), _) => out.push(reading(None, *total)),
-            (Some(Err(_)), _) => {}
-            (None, _) => {
-                out.reserve(selected.iter().filter_map(kept).count());
-                out.extend(
-                    selected
-                        .iter()
-                        .filter_map(kept)
-                        .map(|(i, s)| reading(Some(hashes.get(i)), s)),
-                );
-            }
+            budget_usd,
         }
     }
 }

@@ -339,8 +339,11 @@ struct ClaimsByKey<'a> {
 
 impl<'a> ClaimsByKey<'a> {
     fn new(all: &'a [Claim]) -> Self {
-        let mut position = HashMap::with_hasher(foldhash::fast::RandomState::default());
-        let mut claims: Vec<KeyClaims<'a>> = Vec::new();
+        // At most one key per claim, and a key rarely has one claim only.
+        let room = all.len() / 2;
+        let mut position =
+            HashMap::with_capacity_and_hasher(room, foldhash::fast::RandomState::default());
+        let mut claims: Vec<KeyClaims<'a>> = Vec::with_capacity(room);
         // The store reads claims by key: a key's claims follow each other,
         // and its position is looked up once.
         let mut last: Option<(&str, usize)> = None;

@@ -2,6 +2,8 @@
 //! values and `now`, the [`Plan`] of a run (SPEC §4.1–4.3, 4.6), in named
 //! phases:
 //!
+//! 0. `selection`: the keys each rule selects, kept between plans by a
+//!    [`Planner`];
 //! 1. `verdicts`: each rule's truth for each key it selects (or its
 //!    standing result, when it is not due);
 //! 2. `wanted`: the rule that wins each field of each key, and the
@@ -18,6 +20,7 @@
 
 mod changes;
 mod guard;
+mod selection;
 mod verdicts;
 mod wanted;
 
@@ -77,7 +80,7 @@ pub struct Inputs<'a> {
 }
 
 /// The output of [`plan`]: the plan, and what the shell records besides it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reconciliation {
     /// The plan.
     pub plan: Plan,
@@ -93,36 +96,65 @@ pub struct Reconciliation {
     pub frozen: BTreeSet<(usize, Field)>,
 }
 
-/// Computes the plan of a run.
+/// Computes the plan of a run, keeping nothing for the next (a
+/// [`Planner`] used once).
 pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Reconciliation> {
-    let compiled: Vec<CompiledRule<'_>> = inputs
-        .rules
-        .iter()
-        .filter(|r| r.enabled)
-        .map(|r| CompiledRule::new(r, inputs.default_tz, inputs.guardrails))
-        .collect::<anyhow::Result<_>>()?;
-    let hashes = SharedHashes::new(inputs.keys);
-    let mut verdicts = verdicts::Verdicts::new(&compiled, inputs, &hashes);
-    let wanted = wanted::Wanted::new(&compiled, &verdicts.holders, inputs.keys.len());
-    let conflicts = wanted.conflicts(&compiled, &hashes, &verdicts.frozen);
-    let changes = changes::Differences {
-        inputs,
-        rules: &compiled,
-        verdicts: &verdicts,
-        wanted: &wanted,
+    Planner::default().plan(inputs)
+}
+
+/// Plans run after run, keeping between plans what does not change from
+/// one run to the next: which keys each rule selects (made again only for
+/// the keys that appeared or were renamed, or for all when the rules'
+/// selectors or the workspaces changed), and how many budget readings the
+/// last plan had. A plan is the same as one made from scratch.
+#[derive(Debug, Default)]
+pub struct Planner {
+    /// The last plan's selection, with what it was made from.
+    selection: Option<selection::KeptSelection>,
+    /// How many budget readings the last plan had (room made for as many).
+    readings: usize,
+}
+
+impl Planner {
+    /// Computes the plan of a run.
+    pub fn plan(&mut self, inputs: &Inputs<'_>) -> anyhow::Result<Reconciliation> {
+        let compiled: Vec<CompiledRule<'_>> = inputs
+            .rules
+            .iter()
+            .filter(|r| r.enabled)
+            .map(|r| CompiledRule::new(r, inputs.default_tz, inputs.guardrails))
+            .collect::<anyhow::Result<_>>()?;
+        let selected = selection::KeptSelection::refresh(
+            &mut self.selection,
+            &compiled,
+            inputs.keys,
+            inputs.workspaces,
+        );
+        let hashes = SharedHashes::new(inputs.keys);
+        let mut verdicts =
+            verdicts::Verdicts::new(&compiled, selected, inputs, &hashes, self.readings);
+        self.readings = verdicts.budgets.len();
+        let wanted = wanted::Wanted::new(&compiled, &verdicts.holders, inputs.keys.len());
+        let conflicts = wanted.conflicts(&compiled, &hashes, &verdicts.frozen);
+        let changes = changes::Differences {
+            inputs,
+            rules: &compiled,
+            verdicts: &verdicts,
+            wanted: &wanted,
+        }
+        .changes();
+        let mut plan = Plan {
+            changes,
+            skips: std::mem::take(&mut verdicts.skips),
+            conflicts,
+            budgets: std::mem::take(&mut verdicts.budgets),
+        };
+        let guard_tripped = guard::apply(&mut plan, inputs.keys.len(), inputs.guard);
+        Ok(Reconciliation {
+            plan,
+            holding: verdicts.take_holding(&compiled),
+            guard_tripped,
+            frozen: verdicts.frozen,
+        })
     }
-    .changes();
-    let mut plan = Plan {
-        changes,
-        skips: std::mem::take(&mut verdicts.skips),
-        conflicts,
-        budgets: std::mem::take(&mut verdicts.budgets),
-    };
-    let guard_tripped = guard::apply(&mut plan, inputs.keys.len(), inputs.guard);
-    Ok(Reconciliation {
-        plan,
-        holding: verdicts.take_holding(&compiled),
-        guard_tripped,
-        frozen: verdicts.frozen,
-    })
 }

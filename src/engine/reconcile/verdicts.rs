@@ -8,7 +8,6 @@ use crate::engine::evaluate::{
     CompiledRule, Evaluation, Observed, SharedHashes, Truth, Verdict, evaluate,
 };
 use crate::engine::plan::{BudgetReading, Skip};
-use crate::rules::selector::SelectorIndex;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The verdicts of every rule, and what their evaluation noted.
@@ -30,24 +29,23 @@ pub(super) struct Verdicts {
 }
 
 impl Verdicts {
-    /// Evaluates the due rules on the keys they select (keys are selected
-    /// for every rule in one pass).
+    /// Evaluates the due rules on the keys they select (`selected`, per
+    /// rule); room is made for `readings` budget readings.
     pub(super) fn new(
         rules: &[CompiledRule<'_>],
+        selected: &[Vec<usize>],
         inputs: &Inputs<'_>,
         hashes: &SharedHashes<'_>,
+        readings: usize,
     ) -> Verdicts {
-        let selected = SelectorIndex::new(rules.iter().map(|r| &r.rule.keys))
-            .select(inputs.keys, inputs.workspaces);
         let mut out = Verdicts {
             holders: Vec::with_capacity(rules.len()),
             evaluations: Vec::with_capacity(rules.len()),
             frozen: BTreeSet::new(),
             skips: Vec::new(),
-            budgets: Vec::new(),
+            budgets: Vec::with_capacity(readings),
             others: Vec::with_capacity(rules.len()),
         };
-        let mut readings: Vec<Vec<BudgetReading>> = Vec::with_capacity(rules.len());
         let observed = Observed {
             amounts: inputs.amounts,
             credits: inputs.credits,
@@ -62,7 +60,7 @@ impl Verdicts {
             if let Err(why) = &rule.set {
                 // Its settings do not resolve: the rule is not evaluated, and
                 // neither asserts nor releases anything on the keys it selects.
-                for &key in &selected {
+                for &key in selected {
                     for field in rule.rule.set.asserted() {
                         out.frozen.insert((key, field));
                     }
@@ -80,9 +78,16 @@ impl Verdicts {
                 out.evaluations.push(None);
                 continue;
             }
-            let mut eval = evaluate(rule, &selected, inputs.keys, hashes, &observed);
+            let mut eval = evaluate(
+                rule,
+                selected,
+                inputs.keys,
+                hashes,
+                &observed,
+                &mut out.budgets,
+            );
             let (holders, others) = if eval.verdicts.iter().all(|&t| t == Truth::Holds) {
-                (selected, Vec::new())
+                (selected.clone(), Vec::new())
             } else {
                 let mut holders = Vec::with_capacity(selected.len());
                 let mut others = Vec::new();
@@ -108,13 +113,10 @@ impl Verdicts {
                 (holders, others)
             };
             out.skips.append(&mut eval.skips);
-            readings.push(std::mem::take(&mut eval.budgets));
             out.holders.push(holders);
             out.others.push(others);
             out.evaluations.push(Some(eval));
         }
-        out.budgets = Vec::with_capacity(readings.iter().map(Vec::len).sum());
-        readings.into_iter().for_each(|r| out.budgets.extend(r));
         out
     }
 
