@@ -14,12 +14,14 @@
 
 mod support;
 
+use chrono::{DateTime, Utc};
 use keywarden::config::{Config, ManagementKey};
 use keywarden::openrouter::{Client, ClientSettings};
 use keywarden::run::{RunRequest, Runner, Trigger};
 use keywarden::sandbox::faults::Latency;
 use keywarden::sandbox::guardrail::CHEAP_MODELS_ONLY;
 use keywarden::sandbox::ids::DEFAULT_WORKSPACE;
+use keywarden::sandbox::journal::JournalEntry;
 use keywarden::sandbox::workspace::NewWorkspace;
 use keywarden::sandbox::{Account, Faults, NewKey, Sandbox, SandboxOptions};
 use keywarden::store::Store;
@@ -98,6 +100,57 @@ struct Measured {
     guardrail_calls: usize,
     guardrail_keys: usize,
     bound: Duration,
+    /// Where the wall time went, read from the sandbox's journal.
+    phases: Phases,
+}
+
+/// The run's wall time cut where the sandbox's journal (the instant each
+/// request arrived, to the millisecond) shows a step ending: each request
+/// is answered `LATENCY_MS` after it arrived.
+struct Phases {
+    /// From the run's start to the first request.
+    before: Duration,
+    /// From the first request to the answer of the last listing request
+    /// (every `GET`).
+    listing: Duration,
+    /// From there to the first PATCH: planning and recording.
+    planning: Duration,
+    /// From the first PATCH to the answer of the last.
+    patches: Duration,
+    /// From there to the run's end: completing and finishing.
+    after: Duration,
+}
+
+impl Phases {
+    /// The phases of a run that started at `started` and took `wall`,
+    /// from its `journal`.
+    fn of(started: DateTime<Utc>, wall: Duration, journal: &[JournalEntry]) -> Phases {
+        let latency = chrono::Duration::milliseconds(LATENCY_MS as i64);
+        let at = |r: &JournalEntry| {
+            DateTime::parse_from_rfc3339(&r.received_at)
+                .expect("an RFC 3339 instant")
+                .with_timezone(&Utc)
+        };
+        let since = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).to_std().unwrap_or_default();
+        let first = journal.iter().map(at).min().unwrap_or(started);
+        let listed = journal
+            .iter()
+            .filter(|r| r.method == "GET")
+            .map(at)
+            .max()
+            .map_or(first, |t| t + latency);
+        let patched = journal.iter().filter(|r| r.method == "PATCH").map(at);
+        let first_patch = patched.clone().min().unwrap_or(listed);
+        let last_answer = patched.max().map_or(listed, |t| t + latency);
+        let ended = started + chrono::Duration::from_std(wall).expect("a short run");
+        Phases {
+            before: since(started, first),
+            listing: since(first, listed),
+            planning: since(listed, first_patch),
+            patches: since(first_patch, last_answer),
+            after: since(last_answer, ended),
+        }
+    }
 }
 
 /// The ids of `n` workspaces of `account` (the default one first), made
@@ -180,6 +233,7 @@ async fn measure(case: Case, concurrency: usize) -> Measured {
         .expect("faults");
     account.clear_requests();
     let started = Instant::now();
+    let started_at = Utc::now();
     let report = runner
         .run(&RunRequest {
             trigger: Trigger::Manual,
@@ -214,6 +268,7 @@ async fn measure(case: Case, concurrency: usize) -> Measured {
         guardrail_calls: guardrail_calls.len(),
         guardrail_keys,
         bound: bound(journal.len(), concurrency, case.rate),
+        phases: Phases::of(started_at, wall, &journal),
     }
 }
 
@@ -321,6 +376,18 @@ fn report(case: Case, concurrent: &Measured, naive: &Measured) {
             ratio
         );
     }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let p = &concurrent.phases;
+    println!(
+        "  concurrency 8, from the journal: {:.0} ms before the first request, {:.0} ms listing, {:.0} ms planning, {:.0} ms of PATCHes ({} rounds of {LATENCY_MS} ms = {} ms), {:.0} ms after",
+        ms(p.before),
+        ms(p.listing),
+        ms(p.planning),
+        ms(p.patches),
+        changes.div_ceil(8),
+        changes.div_ceil(8) as u64 * LATENCY_MS,
+        ms(p.after)
+    );
     println!(
         "  naive / concurrency 8 = {:.2}x",
         naive.wall.as_secs_f64() / concurrent.wall.as_secs_f64()

@@ -22,7 +22,7 @@ use keywarden::engine::inputs::Series;
 use keywarden::engine::outlook::outlook;
 use keywarden::openrouter::{Client, ClientSettings, KeyListing};
 use keywarden::sandbox::{Sandbox, SandboxOptions};
-use keywarden::ui::{Dashboard, View, role};
+use keywarden::ui::{Dashboard, ForecastCache, View, role};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::history::{CHANGE_ROWS, fixture};
@@ -100,6 +100,7 @@ async fn dashboard() -> String {
         credits: None,
         observed_at: Some(now),
         error: None,
+        forecast_index: ForecastCache::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -9,7 +9,10 @@ use crate::config::Config;
 use crate::context::{Shell, client};
 use crate::domain::Key;
 use crate::engine::Claim;
-use crate::listing::keys::{Holdings, KeyHoldings, ListedKey, claim_text, forecast_cells};
+use crate::engine::outlook::ForecastRow;
+use crate::listing::keys::{
+    ForecastIndex, Forecasts, Holdings, KeyHoldings, ListedKey, claim_text, forecast_cells,
+};
 use crate::listing::rules::stored_rules;
 use crate::openrouter::{Client, KeyListing};
 use crate::output;
@@ -37,8 +40,12 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::Error::new(crate::exit::Failure(e.explain())))?;
     let keys = &listing.keys;
-    let holdings = holdings(ctx, config, client, &listing).await?;
-    let listed = keys.iter().map(|k| (k, holdings.of(k, &listing)));
+    let held = holdings(ctx, config, client, &listing).await?;
+    let index = ForecastIndex::new(&held.forecasts);
+    let holdings = held
+        .holdings
+        .with_forecasts(Forecasts::new(&held.forecasts, &index));
+    let listed = keys.iter().zip(holdings.of_each(keys, &listing));
     let text = match format {
         Format::Json => {
             let listed: Vec<ListedKey> = listed.map(ListedKey::from).collect();
@@ -62,6 +69,14 @@ async fn list(ctx: &Context, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `keys list` reads before it prints: what keywarden holds, and the
+/// forecast rows (which the holdings borrow once indexed).
+#[derive(Default)]
+struct Held {
+    holdings: Holdings<'static>,
+    forecasts: Vec<ForecastRow>,
+}
+
 /// Reads the rules (once), claims and forecasts from the database (and
 /// the budget sources); none when there is no database yet (listing keys does not
 /// create one).
@@ -70,11 +85,11 @@ async fn holdings(
     config: Config,
     client: Client,
     listing: &KeyListing,
-) -> anyhow::Result<Holdings> {
+) -> anyhow::Result<Held> {
     let keys = &listing.keys;
     let path = config.database_path();
     if keys.is_empty() || !path.exists() {
-        return Ok(Holdings::default());
+        return Ok(Held::default());
     }
     let shell = Shell::open(config, ctx.clock.clone()).await?;
     let rules = stored_rules(&shell.store).await?;
@@ -84,9 +99,12 @@ async fn holdings(
         .outlook_of(&enabled, keys, &listing.workspaces)
         .await?
         .forecasts;
-    let holdings = Holdings::read(&shell.store, &rules, forecasts).await?;
+    let holdings = Holdings::read(&shell.store, &rules).await?;
     shell.store.close().await;
-    Ok(holdings)
+    Ok(Held {
+        holdings,
+        forecasts,
+    })
 }
 
 const TABLE_HEADER: [&str; 13] = [

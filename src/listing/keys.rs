@@ -10,74 +10,99 @@ use crate::openrouter::KeyListing;
 use crate::output;
 use crate::rules::Rule;
 use crate::rules::model::Scope;
-use crate::rules::selector::CompiledSelector;
+use crate::rules::model::Selector;
+use crate::rules::selector::{CompiledSelector, SelectorIndex};
 use crate::store::Store;
 use serde::Serialize;
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// What keywarden holds on the account: its enabled rules' selectors, its
-/// claims by key and the forecasts of its budget and forecast rules.
-#[derive(Default)]
-pub struct Holdings {
+/// claims by key and the forecasts of its budget and forecast rules
+/// (borrowed from the outlook they are rows of).
+pub struct Holdings<'a> {
+    /// The enabled rules' names and selectors, in the rules' order.
     selectors: Vec<RuleSelector>,
+    /// The same selectors indexed: every rule that selects a key is found
+    /// in one pass over the key.
+    index: SelectorIndex,
     claims: HashMap<String, Vec<Claim>>,
-    forecasts: Forecasts,
+    forecasts: Option<Forecasts<'a>>,
 }
 
-/// The forecast rows in their order (soonest crossing first), indexed by
-/// the key a scope `each` row is of and the rule a scope `group` row is of,
-/// so that a key's rows are found without reading every row.
-#[derive(Default)]
-struct Forecasts {
-    rows: Vec<Arc<ForecastRow>>,
-    /// Positions in `rows` of each key's own rows, by key hash.
+impl Default for Holdings<'_> {
+    fn default() -> Self {
+        Holdings {
+            selectors: Vec::new(),
+            index: SelectorIndex::new([]),
+            claims: HashMap::new(),
+            forecasts: None,
+        }
+    }
+}
+
+/// Where an outlook's rows are, by the key a scope `each` row is of and
+/// the rule a scope `group` row is of, so that a key's rows are found
+/// without reading every row. Made once per outlook (the dashboard keeps
+/// it beside its view) and read through [`Forecasts`].
+#[derive(Debug, Default)]
+pub struct ForecastIndex {
+    /// Positions of each key's own rows, by key hash.
     by_key: HashMap<String, Vec<usize>>,
-    /// Positions in `rows` of each rule's group rows, by rule name.
+    /// Positions of each rule's group rows, by rule name.
     by_group: HashMap<String, Vec<usize>>,
 }
 
-impl Forecasts {
-    fn new(rows: Vec<ForecastRow>) -> Forecasts {
-        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_group: HashMap<String, Vec<usize>> = HashMap::new();
+impl ForecastIndex {
+    /// The index of `rows`.
+    pub fn new(rows: &[ForecastRow]) -> ForecastIndex {
+        let mut index = ForecastIndex::default();
         for (i, row) in rows.iter().enumerate() {
             match (row.scope, &row.key_hash) {
-                (Scope::Each, Some(hash)) => by_key.entry(hash.clone()).or_default().push(i),
-                (Scope::Group, _) => by_group.entry(row.rule.clone()).or_default().push(i),
+                (Scope::Each, Some(hash)) => index.by_key.entry(hash.clone()).or_default().push(i),
+                (Scope::Group, _) => index.by_group.entry(row.rule.clone()).or_default().push(i),
                 (Scope::Each, None) => {}
             }
         }
-        Forecasts {
-            rows: rows.into_iter().map(Arc::new).collect(),
-            by_key,
-            by_group,
-        }
+        index
+    }
+}
+
+/// An outlook's rows in their order (soonest crossing first) and their
+/// index, borrowed: nothing is copied per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Forecasts<'a> {
+    rows: &'a [ForecastRow],
+    index: &'a ForecastIndex,
+}
+
+impl<'a> Forecasts<'a> {
+    /// `rows` found through `index`, which must be [`ForecastIndex::new`]
+    /// of them.
+    pub fn new(rows: &'a [ForecastRow], index: &'a ForecastIndex) -> Forecasts<'a> {
+        Forecasts { rows, index }
     }
 
     /// The rows covering `key`, which the `rules` select, in their order.
-    fn of(&self, key: &Key, rules: &[String]) -> Vec<Arc<ForecastRow>> {
+    fn of(&self, key: &Key, rules: &[String]) -> Vec<&'a ForecastRow> {
         let mut positions: Vec<usize> = self
+            .index
             .by_key
             .get(&key.hash)
             .into_iter()
-            .chain(rules.iter().filter_map(|r| self.by_group.get(r)))
+            .chain(rules.iter().filter_map(|r| self.index.by_group.get(r)))
             .flatten()
             .copied()
             .collect();
         positions.sort_unstable();
-        positions
-            .into_iter()
-            .map(|i| self.rows[i].clone())
-            .collect()
+        positions.into_iter().map(|i| &self.rows[i]).collect()
     }
 }
 
-/// An enabled rule's name and compiled selector.
+/// An enabled rule's name and selector.
 struct RuleSelector {
     rule: String,
-    selector: CompiledSelector,
+    selector: Selector,
 }
 
 /// What keywarden knows of one key: its workspace's slug, the enabled
@@ -85,7 +110,7 @@ struct RuleSelector {
 /// forecasts that cover it (its own for scope `each`, its group's for scope
 /// `group`), soonest crossing first; absent from the JSON when none does.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct KeyHoldings {
+pub struct KeyHoldings<'a> {
     /// The slug of the key's workspace; `null` when the workspaces were not
     /// listed.
     pub workspace: Option<String>,
@@ -96,13 +121,13 @@ pub struct KeyHoldings {
     pub rules: Vec<String>,
     /// The fields keywarden set on it, and by which rule.
     pub claims: Vec<Claim>,
-    /// The forecasts that cover the key (shared with the other keys they
-    /// cover: a group's row covers each of its keys).
+    /// The forecasts that cover the key (rows of the outlook, which a
+    /// group's row shares among its keys).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub forecasts: Vec<Arc<ForecastRow>>,
+    pub forecasts: Vec<&'a ForecastRow>,
 }
 
-impl KeyHoldings {
+impl KeyHoldings<'_> {
     /// The key's workspace for people: its slug, else its id, else `-`.
     pub fn workspace_text(&self, key: &Key) -> String {
         self.workspace
@@ -112,23 +137,20 @@ impl KeyHoldings {
     }
 }
 
-impl Holdings {
+impl Holdings<'_> {
     /// The selectors of the enabled `rules` (every stored rule, read by
-    /// the caller, once), the claims read from `store`; `forecasts` are
-    /// where the budget and forecast rules' spend is heading.
-    pub async fn read(
-        store: &Store,
-        rules: &[Rule],
-        forecasts: Vec<ForecastRow>,
-    ) -> anyhow::Result<Holdings> {
-        let selectors = rules
+    /// the caller, once) and the claims read from `store`; no forecasts
+    /// until [`Holdings::with_forecasts`].
+    pub async fn read(store: &Store, rules: &[Rule]) -> anyhow::Result<Holdings<'static>> {
+        let selectors: Vec<RuleSelector> = rules
             .iter()
             .filter(|r| r.enabled)
             .map(|r| RuleSelector {
-                selector: CompiledSelector::new(&r.keys),
+                selector: r.keys.clone(),
                 rule: r.name.clone(),
             })
             .collect();
+        let index = SelectorIndex::new(selectors.iter().map(|s| &s.selector));
         let mut claims: HashMap<String, Vec<Claim>> = HashMap::new();
         for claim in store.claims().await? {
             claims
@@ -138,39 +160,60 @@ impl Holdings {
         }
         Ok(Holdings {
             selectors,
+            index,
             claims,
-            forecasts: Forecasts::new(forecasts),
+            forecasts: None,
         })
     }
 
-    /// What is held on `key`, one of the keys of `listing`.
-    pub fn of(&self, key: &Key, listing: &KeyListing) -> KeyHoldings {
-        let rules: Vec<String> = self
-            .selectors
-            .iter()
-            .filter(|s| s.selector.matches(key, &listing.workspaces))
-            .map(|s| s.rule.clone())
-            .collect();
-        let forecasts = self.forecasts.of(key, &rules);
-        KeyHoldings {
-            workspace: key
-                .workspace_id
-                .as_deref()
-                .and_then(|id| listing.slug_of(id))
-                .map(str::to_owned),
-            workspace_fallback: listing.fallback.as_ref().map(|f| f.note.clone()),
-            claims: self.claims.get(&key.hash).cloned().unwrap_or_default(),
-            rules,
-            forecasts,
+    /// The same holdings with `forecasts`: where the budget and forecast
+    /// rules' spend is heading.
+    pub fn with_forecasts(self, forecasts: Forecasts<'_>) -> Holdings<'_> {
+        Holdings {
+            selectors: self.selectors,
+            index: self.index,
+            claims: self.claims,
+            forecasts: Some(forecasts),
         }
     }
+}
 
-    /// Whether the enabled rule named `rule` selects `key`, one of the keys
-    /// of `listing` (matching that rule's selector only).
-    pub fn selects(&self, rule: &str, key: &Key, listing: &KeyListing) -> bool {
+impl<'a> Holdings<'a> {
+    /// What is held on each of `keys`, keys of `listing`, in their order.
+    pub fn of_each(&self, keys: &[Key], listing: &KeyListing) -> Vec<KeyHoldings<'a>> {
+        let mut rules: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+        let selected = self.index.select(keys, &listing.workspaces);
+        for (s, positions) in self.selectors.iter().zip(selected) {
+            for i in positions {
+                rules[i].push(s.rule.clone());
+            }
+        }
+        keys.iter()
+            .zip(rules)
+            .map(|(key, rules)| KeyHoldings {
+                workspace: key
+                    .workspace_id
+                    .as_deref()
+                    .and_then(|id| listing.slug_of(id))
+                    .map(str::to_owned),
+                workspace_fallback: listing.fallback.as_ref().map(|f| f.note.clone()),
+                claims: self.claims.get(&key.hash).cloned().unwrap_or_default(),
+                forecasts: self
+                    .forecasts
+                    .map(|f| f.of(key, &rules))
+                    .unwrap_or_default(),
+                rules,
+            })
+            .collect()
+    }
+
+    /// The selector of the enabled rule named `rule`, compiled to test
+    /// many keys; `None` when no enabled rule is so named.
+    pub fn selector_of(&self, rule: &str) -> Option<CompiledSelector> {
         self.selectors
             .iter()
-            .any(|s| s.rule == rule && s.selector.matches(key, &listing.workspaces))
+            .find(|s| s.rule == rule)
+            .map(|s| CompiledSelector::new(&s.selector))
     }
 
     /// Whether keywarden holds `key` disabled.
@@ -198,11 +241,11 @@ pub struct ListedKey<'a> {
     #[serde(flatten)]
     pub key: &'a Key,
     /// What keywarden holds on it.
-    pub keywarden: KeyHoldings,
+    pub keywarden: KeyHoldings<'a>,
 }
 
-impl<'a> From<(&'a Key, KeyHoldings)> for ListedKey<'a> {
-    fn from((key, keywarden): (&'a Key, KeyHoldings)) -> Self {
+impl<'a> From<(&'a Key, KeyHoldings<'a>)> for ListedKey<'a> {
+    fn from((key, keywarden): (&'a Key, KeyHoldings<'a>)) -> Self {
         ListedKey { key, keywarden }
     }
 }
@@ -277,13 +320,15 @@ mod tests {
     #[test]
     fn a_keys_forecasts_are_its_own_and_its_groups_in_the_outlooks_order() {
         let example = ForecastRow::example;
-        let forecasts = Forecasts::new(vec![
+        let rows = [
             example("team-a-monthly", None, Some(1.1), 31.3),
             example("ci-monthly", Some("ci-01"), Some(0.5), 20.0),
             example("ci-monthly", Some("ci-02"), Some(0.5), 20.0),
             example("all-monthly", None, Some(0.01), 10.0),
             example("ci-daily", Some("ci-01"), Some(0.01), 1.0),
-        ]);
+        ];
+        let index = ForecastIndex::new(&rows);
+        let forecasts = Forecasts::new(&rows, &index);
         let key: Key = serde_json::from_value(serde_json::json!({
             "hash": "hash-ci-01", "name": "ci-01", "disabled": false, "limit": null,
             "limit_remaining": null, "limit_reset": null, "usage": 0.0,

@@ -214,13 +214,18 @@ impl Client {
 
     /// Every key of one workspace (`None` = the default one), disabled ones
     /// included, in the API's order. Pages of 100 are fetched until one
-    /// comes back empty; after a full first page, up to `max_concurrency`
-    /// pages are requested ahead.
+    /// comes back empty (beginning with `first`, the first page, when it
+    /// was already fetched); after a full first page, up to
+    /// `max_concurrency` pages are requested ahead.
     pub(super) async fn list_workspace(
         &self,
         workspace: Option<&str>,
+        first: Option<Vec<Key>>,
     ) -> Result<Vec<Key>, ApiError> {
-        let mut keys = self.page(workspace, 0).await?;
+        let mut keys = match first {
+            Some(page) => page,
+            None => self.page(workspace, 0).await?,
+        };
         if keys.is_empty() {
             return Ok(keys);
         }
@@ -244,7 +249,13 @@ impl Client {
         Ok(keys)
     }
 
-    async fn page(&self, workspace: Option<&str>, offset: usize) -> Result<Vec<Key>, ApiError> {
+    /// One page of `GET /keys` from `offset` (`workspace` `None`: the
+    /// default workspace's, without `workspace_id`).
+    pub(super) async fn page(
+        &self,
+        workspace: Option<&str>,
+        offset: usize,
+    ) -> Result<Vec<Key>, ApiError> {
         let mut url = self.endpoint(&["keys"]);
         {
             let mut query = url.query_pairs_mut();

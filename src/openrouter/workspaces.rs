@@ -110,10 +110,26 @@ impl Client {
 
     /// Every key of the watched workspaces (see the module documentation).
     pub async fn list(&self) -> Result<KeyListing, ApiError> {
-        let scope = self.scope().await?;
-        let mut listings = futures::stream::iter(scope.ids)
-            .map(|id| async move {
-                let mut keys = self.list_workspace(id.as_deref()).await?;
+        let (scope, default_page) = self.scope_and_default_page().await?;
+        let mut default_page = match default_page {
+            // The default workspace is listed unnamed: the page is the
+            // first of its listing, and its failure the listing's.
+            Some(page) if scope.ids.contains(&None) => Some(DefaultPage { keys: page? }),
+            // Listed by id: the page is its first when its keys say so;
+            // else the listing asks by id, as without it.
+            Some(Ok(keys)) => Some(DefaultPage { keys }).filter(|page| page.covers(&scope.ids)),
+            _ => None,
+        };
+        let listings = scope.ids.into_iter().map(|id| {
+            let first = default_page.take_if(|page| page.is_of(id.as_deref()));
+            // The default workspace's listing goes on as it began: without
+            // `workspace_id`.
+            let listed_as = if first.is_some() { None } else { id.clone() };
+            (id, listed_as, first.map(|page| page.keys))
+        });
+        let mut listings = futures::stream::iter(listings)
+            .map(|(id, listed_as, first)| async move {
+                let mut keys = self.list_workspace(listed_as.as_deref(), first).await?;
                 if let Some(id) = id {
                     for key in &mut keys {
                         key.workspace_id.get_or_insert_with(|| id.clone());
@@ -132,6 +148,21 @@ impl Client {
             workspaces: scope.workspaces,
             fallback: scope.fallback,
         })
+    }
+
+    /// The scope, and the default workspace's first page (`GET /keys`
+    /// without `workspace_id`) asked for beside `GET /workspaces` when
+    /// every workspace is watched (the default one is then listed whatever
+    /// the workspaces are): the listing does not wait a round trip for the
+    /// workspaces before its first page. `None` when not asked for.
+    async fn scope_and_default_page(
+        &self,
+    ) -> Result<(Scope, Option<Result<Vec<Key>, ApiError>>), ApiError> {
+        if *self.workspaces() != Workspaces::All {
+            return Ok((self.scope().await?, None));
+        }
+        let (scope, page) = tokio::join!(self.scope(), self.page(None, 0));
+        Ok((scope?, Some(page)))
     }
 
     /// Every key of the watched workspaces, in the API's order, without
@@ -170,6 +201,30 @@ impl Client {
             workspaces,
             fallback: None,
         })
+    }
+}
+
+/// The first page of `GET /keys` without `workspace_id`: the default
+/// workspace's keys.
+struct DefaultPage {
+    keys: Vec<Key>,
+}
+
+impl DefaultPage {
+    /// The default workspace's id, as its keys carry it.
+    fn workspace(&self) -> Option<&str> {
+        self.keys.first()?.workspace_id.as_deref()
+    }
+
+    /// Whether this is the first page of the listing of `id` (`None`: the
+    /// default workspace, unnamed).
+    fn is_of(&self, id: Option<&str>) -> bool {
+        id.is_none() || id == self.workspace()
+    }
+
+    /// Whether one of the listings of `ids` begins with this page.
+    fn covers(&self, ids: &[Option<String>]) -> bool {
+        ids.iter().any(|id| self.is_of(id.as_deref()))
     }
 }
 

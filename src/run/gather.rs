@@ -84,7 +84,15 @@ impl Runner {
         now: DateTime<Utc>,
     ) -> Result<Gathered, RunError> {
         let rules = self.enabled_rules().await?;
-        let mut listing = match self.client.list().await {
+        // The usage series is read while the keys are being listed.
+        let series = async {
+            match series_lookback(&rules) {
+                Some(lookback) => self.store.usage_series(now - lookback, now).await,
+                None => Ok(Series::new()),
+            }
+        };
+        let (listing, series) = tokio::join!(self.client.list(), series);
+        let mut listing = match listing {
             Ok(listing) => listing,
             Err(e) if matches!(e, ApiError::AuthFailed { .. }) => {
                 return Err(RunError::AuthFailed(e));
@@ -108,10 +116,7 @@ impl Runner {
         };
         let guardrails = self.read_guardrails(&rules, &mut listing.keys).await?;
         let amounts = self.read_budget_sources(&rules, due, run_id, now).await?;
-        let series = match series_lookback(&rules) {
-            Some(lookback) => self.store.usage_series(now - lookback, now).await?,
-            None => Series::new(),
-        };
+        let series = series?;
         Ok(Gathered {
             forecast_keys: forecast_keys(&rules, &listing.keys, &listing.workspaces),
             keys: listing.keys,

@@ -230,12 +230,13 @@ impl Runner {
         now: DateTime<Utc>,
         force: bool,
     ) -> anyhow::Result<Reconciliation> {
-        let claims = self.store.claims().await?;
-        let exemptions = self.store.exemptions().await?;
-        let standing: HashMap<String, BTreeSet<String>> = self
-            .store
-            .rule_states()
-            .await?
+        // Three reads at once, on connections of the pool.
+        let (claims, exemptions, states) = tokio::try_join!(
+            self.store.claims(),
+            self.store.exemptions(),
+            self.store.rule_states()
+        )?;
+        let standing: HashMap<String, BTreeSet<String>> = states
             .into_iter()
             .map(|(rule, (_, holding))| (rule, holding))
             .collect();
@@ -277,7 +278,6 @@ impl Runner {
             Err(e) => return self.stop(report, e, now).await,
         };
         report.keys_seen = gathered.keys.len();
-        report.outlook = outlook::run_outlook(&gathered, due, now);
         report.resolved = self
             .resolve_open(&gathered.keys, &gathered.guardrails, run_id)
             .await?;
@@ -316,8 +316,8 @@ impl Runner {
         for id in plan.exemptions_first_held() {
             self.store.mark_exemption_held(id, now).await?;
         }
-        // The warnings and the usage snapshots do not depend on the answers:
-        // they are recorded while the requests are out.
+        // The figures, the warnings and the usage snapshots do not depend on
+        // the answers: they are made and recorded while the requests are out.
         let sending = async {
             if dry_run {
                 return Ok(None);
@@ -325,8 +325,9 @@ impl Runner {
             self.send(run_id, &plan, &ids, &mut finals).await
         };
         let noting = async {
+            let outlook = outlook::run_outlook(&gathered, due, now);
             let warnings = self
-                .record_warnings(run_id, now, &gathered, &plan, &report.outlook)
+                .record_warnings(run_id, now, &gathered, &plan, &outlook)
                 .await?;
             self.store
                 .record_snapshots_for(
@@ -336,11 +337,11 @@ impl Runner {
                     &gathered.forecast_keys,
                 )
                 .await?;
-            Ok::<_, anyhow::Error>(warnings)
+            Ok::<_, anyhow::Error>((outlook, warnings))
         };
-        let (stopped, warnings) = tokio::join!(sending, noting);
+        let (stopped, noted) = tokio::join!(sending, noting);
         report.error = stopped?;
-        report.forecast_warnings = warnings?;
+        (report.outlook, report.forecast_warnings) = noted?;
         report.rows = ids
             .into_iter()
             .zip(plan.changes.iter().cloned())

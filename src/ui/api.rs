@@ -9,7 +9,7 @@ use super::paging::{Page, PageQuery};
 use super::state::{Dashboard, View};
 use super::status::{Status, status as overview_status};
 use crate::domain::timestamp;
-use crate::engine::outlook::{ForecastRow, Outlook};
+use crate::engine::outlook::ForecastRow;
 use crate::listing::keys::{Holdings, ListedKey};
 use crate::listing::rules::{RuleListing, stored_rules};
 use crate::store::ChangeRow;
@@ -34,7 +34,9 @@ pub async fn keys(
     let view = d.view();
     let store = &d.shell.store;
     let rules = stored_rules(store).await?;
-    let holdings = Holdings::read(store, &rules, outlook(&d).forecasts).await?;
+    let holdings = Holdings::read(store, &rules)
+        .await?
+        .with_forecasts(view.forecasts());
     let selected = query.select(&view.listing, &holdings)?;
     let listed: Vec<ListedKey> = query
         .held_on_page(&selected, &view.listing, &holdings)
@@ -54,7 +56,7 @@ pub async fn forecasts(
     Query(query): Query<PageQuery>,
 ) -> Response {
     let view = d.view();
-    let rows = forecast_rows(&view);
+    let rows = view.forecast_rows();
     let page = Page::new(query.page, rows.len());
     let body = OutlookPage {
         at: observed_at(&d, &view),
@@ -67,7 +69,8 @@ pub async fn forecasts(
 /// page at a time (500 rows a page).
 pub async fn budgets(State(d): State<Arc<Dashboard>>, Query(query): Query<PageQuery>) -> Response {
     let view = d.view();
-    let known: Vec<&ForecastRow> = forecast_rows(&view)
+    let known: Vec<&ForecastRow> = view
+        .forecast_rows()
         .iter()
         .filter(|r| r.budget_usd.is_some())
         .collect();
@@ -98,22 +101,9 @@ struct OutlookPage<'a> {
     forecasts: &'a [ForecastRow],
 }
 
-/// The rows of the last observed outlook (none before the first).
-pub fn forecast_rows(view: &View) -> &[ForecastRow] {
-    view.outlook.as_ref().map_or(&[], |o| &o.forecasts)
-}
-
 /// The instant of the last observed outlook (now before the first).
 pub fn observed_at(d: &Dashboard, view: &View) -> DateTime<Utc> {
     view.outlook
         .as_ref()
         .map_or_else(|| d.shell.clock.now(), |o| o.at)
-}
-
-/// The last observed outlook (none yet: no rows, at now).
-pub fn outlook(d: &Dashboard) -> Outlook {
-    d.view().outlook.clone().unwrap_or_else(|| Outlook {
-        at: d.shell.clock.now(),
-        forecasts: Vec::new(),
-    })
 }

@@ -58,28 +58,37 @@ impl KeyQuery {
                 KEY_STATES.join(", ")
             )));
         }
+        // `None`: no rule filter; `Some(None)`: no enabled rule so named.
+        let rule = (!self.rule.is_empty()).then(|| holdings.selector_of(&self.rule));
         Ok(listing
             .keys
             .iter()
             .filter(|k| name.as_ref().is_none_or(|g| g.is_match(&k.name)))
             .filter(|k| self.workspace_matches(k, listing))
             .filter(|k| self.state_matches(k, holdings))
-            .filter(|k| self.rule.is_empty() || holdings.selects(&self.rule, k, listing))
+            .filter(|k| {
+                rule.as_ref().is_none_or(|selector| {
+                    selector
+                        .as_ref()
+                        .is_some_and(|s| s.matches(k, &listing.workspaces))
+                })
+            })
             .collect())
     }
 
     /// The `selected` keys on the page asked for, each with what keywarden
     /// holds on it.
-    pub fn held_on_page<'a>(
+    pub fn held_on_page<'a, 'f>(
         &self,
         selected: &[&'a Key],
         listing: &KeyListing,
-        holdings: &Holdings,
-    ) -> Vec<(&'a Key, KeyHoldings)> {
-        self.page(selected.len())
-            .of(selected)
-            .iter()
-            .map(|&k| (k, holdings.of(k, listing)))
+        holdings: &Holdings<'f>,
+    ) -> Vec<(&'a Key, KeyHoldings<'f>)> {
+        let page = self.page(selected.len()).of(selected);
+        let keys: Vec<Key> = page.iter().map(|&k| k.clone()).collect();
+        page.iter()
+            .copied()
+            .zip(holdings.of_each(&keys, listing))
             .collect()
     }
 

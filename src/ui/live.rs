@@ -4,7 +4,7 @@
 //! as the run itself saw it ([`run_ended`]) — and `/api/events` tells every
 //! open page, which fetches itself again.
 
-use super::state::{AfterRun, Dashboard, View};
+use super::state::{AfterRun, Dashboard, ForecastCache, View};
 use crate::domain::{FieldValue, Key};
 use crate::engine::Outcome;
 use crate::engine::evaluate::Observed;
@@ -62,6 +62,7 @@ pub async fn observe(dashboard: &Dashboard) {
             credits,
             observed_at: Some(now),
             error: None,
+            forecast_index: ForecastCache::default(),
         },
         Err(e) => {
             tracing::warn!("the dashboard cannot observe the account: {e}");
@@ -136,6 +137,7 @@ async fn view_after(dashboard: &Dashboard, mut report: RunReport) -> View {
         credits,
         observed_at: Some(seen.at),
         error: None,
+        forecast_index: ForecastCache::default(),
     }
 }
 

@@ -19,7 +19,7 @@ mod table;
 
 pub use live::{run_ended, watch_runs};
 pub use role::{Role, RoleSource, replica_role, role};
-pub use state::{AfterRun, Dashboard, Feed, NextRun, View};
+pub use state::{AfterRun, Dashboard, Feed, ForecastCache, NextRun, View};
 
 use crate::config::process_env;
 use crate::context::Shell;

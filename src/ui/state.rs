@@ -6,14 +6,15 @@ use crate::config::UiToken;
 use crate::context::Shell;
 use crate::domain::{Credits, Guardrail};
 use crate::engine::evaluate::Amounts;
-use crate::engine::outlook::Outlook;
+use crate::engine::outlook::{ForecastRow, Outlook};
+use crate::listing::keys::{ForecastIndex, Forecasts};
 use crate::openrouter::KeyListing;
 use crate::rules::Rule;
 use crate::run::Runner;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::watch;
 
 /// The next scheduled run of the enabled rules after an instant, given the
@@ -64,6 +65,39 @@ pub struct View {
     /// Why the last observation failed, if it did (the keys shown are then
     /// those of the one before).
     pub error: Option<String>,
+    /// The index of the outlook's rows, made by the first page that needs
+    /// it ([`View::forecasts`]).
+    pub forecast_index: ForecastCache,
+}
+
+impl View {
+    /// The rows of the outlook (none before the first observation).
+    pub fn forecast_rows(&self) -> &[ForecastRow] {
+        self.outlook.as_ref().map_or(&[], |o| &o.forecasts)
+    }
+
+    /// The outlook's rows with their index, made once per view: a page
+    /// borrows them instead of copying the rows.
+    pub fn forecasts(&self) -> Forecasts<'_> {
+        let rows = self.forecast_rows();
+        let index = self
+            .forecast_index
+            .0
+            .get_or_init(|| ForecastIndex::new(rows));
+        Forecasts::new(rows, index)
+    }
+}
+
+/// Where [`View::forecasts`] keeps the index of the view's rows. Empty
+/// until a page needs it; a copy of the view starts empty again (its
+/// outlook may be changed), so the index is always of the view it is in.
+#[derive(Debug, Default)]
+pub struct ForecastCache(OnceLock<ForecastIndex>);
+
+impl Clone for ForecastCache {
+    fn clone(&self) -> Self {
+        ForecastCache::default()
+    }
 }
 
 /// The dashboard's state, shared by every request.

@@ -354,10 +354,20 @@ async fn a_wrong_key_exits_1_and_says_what_to_do() {
         "{stderr}"
     );
     assert!(!stderr.contains(wrong) && !text(&out.stdout).contains(wrong));
+    // `GET /workspaces` and the default workspace's first page go out at
+    // once (issue 18); each is refused once, neither retried.
+    let asked: Vec<(String, Option<String>)> = sb
+        .account()
+        .requests()
+        .into_iter()
+        .map(|r| (r.path, r.query))
+        .collect();
+    let once: std::collections::BTreeSet<_> = asked.iter().collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
     assert_eq!(
-        sb.account().requests().len(),
-        1,
-        "a refused credential is not retried"
+        once.len(),
+        asked.len(),
+        "a refused credential is not retried: {asked:?}"
     );
 }
 

@@ -94,9 +94,33 @@ async fn by_default_every_workspace_and_every_key_in_it_is_listed() {
         workspace_pages[0].query.as_deref(),
         Some("offset=0&limit=100")
     );
-    let mut expected = vec![DEFAULT_WORKSPACE, RESEARCH_WORKSPACE, SUPPORT_WORKSPACE];
+    // The default workspace's first page is asked for beside
+    // `GET /workspaces`, without `workspace_id` (issue 18), and its listing
+    // goes on so; the other workspaces are listed by id.
+    let mut expected = vec![RESEARCH_WORKSPACE, SUPPORT_WORKSPACE];
     expected.sort();
     assert_eq!(listed_workspaces(&h), expected);
+    let unnamed: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == "/api/v1/keys")
+        .filter_map(|r| r.query.as_deref())
+        .filter(|q| !q.contains("workspace_id"))
+        .collect();
+    assert_eq!(
+        unnamed,
+        [
+            "include_disabled=true&offset=0",
+            "include_disabled=true&offset=100"
+        ],
+        "its three keys, then the empty page"
+    );
+    assert!(
+        listing
+            .keys
+            .iter()
+            .any(|k| k.workspace_id.as_deref() == Some(DEFAULT_WORKSPACE)),
+        "the default workspace's keys know it"
+    );
 }
 
 #[tokio::test]

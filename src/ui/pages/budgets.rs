@@ -10,7 +10,7 @@ use crate::listing::rules::stored_rules;
 use crate::report::charts::budget_chart;
 use crate::report::projection::projections;
 use crate::store::report::{Bucket, BudgetPoint};
-use crate::ui::api::{forecast_rows, observed_at};
+use crate::ui::api::observed_at;
 use crate::ui::error::UiError;
 use crate::ui::paging::{PAGE_ITEMS, Page, PageQuery};
 use crate::ui::state::Dashboard;
@@ -77,7 +77,7 @@ pub async fn show(
     Query(query): Query<PageQuery>,
 ) -> Result<Markup, UiError> {
     let view = d.view();
-    let rows = forecast_rows(&view);
+    let rows = view.forecast_rows();
     // The charts read the database up to now: its readings may be newer
     // than the last observation of the account.
     let now = d.shell.clock.now();

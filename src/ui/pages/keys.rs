@@ -9,7 +9,6 @@ use crate::engine::Exemption;
 use crate::listing::keys::{ForecastCells, Holdings, KeyHoldings, claim_text, forecast_cells};
 use crate::listing::rules::stored_rules;
 use crate::output::shorten;
-use crate::ui::api::outlook;
 use crate::ui::error::UiError;
 use crate::ui::filters::{KEY_STATES, KeyQuery};
 use crate::ui::state::Dashboard;
@@ -23,7 +22,7 @@ pub struct KeyRow<'a> {
     /// The key as listed.
     pub key: &'a Key,
     /// What keywarden holds on it.
-    pub held: KeyHoldings,
+    pub held: KeyHoldings<'a>,
     /// Its guardrail for people ([`guardrail_text`]).
     pub guardrail: String,
     /// Its burn rate and projection, as `keys list` prints them.
@@ -95,8 +94,9 @@ pub async fn show(
     let view = d.view();
     let store = &d.shell.store;
     let rules = stored_rules(store).await?;
-    let forecasts = outlook(&d).forecasts;
-    let holdings = Holdings::read(store, &rules, forecasts).await?;
+    let holdings = Holdings::read(store, &rules)
+        .await?
+        .with_forecasts(view.forecasts());
     let now = d.shell.clock.now();
     let exemptions: Vec<Exemption> = store
         .exemptions()

@@ -4,7 +4,7 @@
 use super::layout::{Nav, page};
 use crate::listing::keys::claim_text;
 use crate::listing::rules::RuleListing;
-use crate::rules::selector::CompiledSelector;
+use crate::rules::selector::SelectorIndex;
 use crate::ui::error::UiError;
 use crate::ui::state::Dashboard;
 use crate::ui::table::{Column, table};
@@ -66,22 +66,17 @@ pub async fn show(State(d): State<Arc<Dashboard>>) -> Result<Markup, UiError> {
             .or_default()
             .push(format!("{key}: {}", claim_text(&claim)));
     }
-    let rows: Vec<RuleRow> = store
-        .rules()
-        .await?
+    let stored = store.rules().await?;
+    // Every rule's keys in one pass over the keys.
+    let selected = SelectorIndex::new(stored.iter().map(|s| &s.rule.keys))
+        .select(&view.listing.keys, &view.listing.workspaces);
+    let rows: Vec<RuleRow> = stored
         .iter()
-        .map(|stored| {
-            let selector = CompiledSelector::new(&stored.rule.keys);
-            RuleRow {
-                listing: RuleListing::of(stored),
-                selected: view
-                    .listing
-                    .keys
-                    .iter()
-                    .filter(|k| selector.matches(k, &view.listing.workspaces))
-                    .count(),
-                holds: holds.remove(&stored.rule.name).unwrap_or_default(),
-            }
+        .zip(selected)
+        .map(|(stored, keys)| RuleRow {
+            listing: RuleListing::of(stored),
+            selected: keys.len(),
+            holds: holds.remove(&stored.rule.name).unwrap_or_default(),
         })
         .collect();
     let body = html! {
