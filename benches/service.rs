@@ -171,6 +171,10 @@ fn main() {
             seen = now;
         }
         let idle = rss_median(pid).await;
+        // What the idle figure is made of: pages of files (the binary's
+        // code and read-only data, the C library) and the process's own.
+        let idle_file = status_kib(pid, "RssFile:");
+        let idle_anon = status_kib(pid, "RssAnon:");
         let peak = status_kib(pid, "VmHWM:");
         drop(daemon);
         let binary = std::fs::metadata(env!("CARGO_BIN_EXE_keywarden"))
@@ -217,6 +221,16 @@ fn main() {
             idle as f64 / 1024.0,
             RSS_TARGET_KIB / 1024,
             verdict(idle < RSS_TARGET_KIB)
+        );
+        println!(
+            "{:<66} {:>8.1} MiB  (information)",
+            "… of it pages of files (the binary, libc: RssFile)",
+            idle_file as f64 / 1024.0
+        );
+        println!(
+            "{:<66} {:>8.1} MiB  (information)",
+            "… of it the process's own memory (heap, stacks, relocated data: RssAnon)",
+            idle_anon as f64 / 1024.0
         );
         println!(
             "{:<66} {:>8.1} MiB  (information)",
