@@ -215,14 +215,13 @@ fn applied_patches(sandbox: &Sandbox) -> BTreeMap<String, i64> {
 /// the other way round, a completion committed between the two reads was
 /// missed by the first and not counted open by the second).
 async fn applied_rows(conn: &mut sqlx::PgConnection) -> (BTreeMap<String, i64>, i64) {
-    let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM change_rows WHERE outcome IN ('pending', 'unknown')",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap();
+    let open: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM changes WHERE outcome IN ('pending', 'unknown')")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT key_hash, COUNT(*) FROM change_rows WHERE outcome = 'applied' GROUP BY key_hash",
+        "SELECT key_hash, COUNT(*) FROM changes WHERE outcome = 'applied' GROUP BY key_hash",
     )
     .fetch_all(&mut *conn)
     .await

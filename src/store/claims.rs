@@ -244,8 +244,7 @@ impl<'a> ClaimWrites<'a> {
                             c,
                             "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since) ",
                             " ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
-                                 value = excluded.value, change_id = excluded.change_id
-                             WHERE claims.change_id IS DISTINCT FROM excluded.change_id",
+                                 value = excluded.value, change_id = excluded.change_id",
                             7,
                             &claims,
                             |mut values, claim| {

@@ -106,22 +106,6 @@ const TABLES: &[Table] = &[
         identity: true,
     },
     Table {
-        name: "change_outcomes",
-        columns: &[
-            ("change_id", Int),
-            ("outcome", Text),
-            ("error", Text),
-            ("http_status", Int),
-            ("attempts", Int),
-        ],
-        identity: false,
-    },
-    Table {
-        name: "open_changes",
-        columns: &[("change_id", Int)],
-        identity: false,
-    },
-    Table {
         name: "claims",
         columns: &[
             ("key_hash", Text),

@@ -37,7 +37,7 @@ impl Store {
         });
         let changes: Vec<(String, String, i64)> = on_pool!(self, |db| {
             sqlx::query_as(
-                "SELECT kind, outcome, COUNT(*) FROM change_rows WHERE outcome <> 'pending'
+                "SELECT kind, outcome, COUNT(*) FROM changes WHERE outcome <> 'pending'
                  GROUP BY kind, outcome ORDER BY kind, outcome",
             )
             .fetch_all(db)
@@ -47,7 +47,7 @@ impl Store {
         let patches: Vec<(String, i64)> = on_pool!(self, |db| {
             sqlx::query_as(
                 "SELECT COALESCE(CAST(status AS TEXT), 'none'), COUNT(*) FROM (
-                     SELECT MAX(http_status) AS status FROM change_rows
+                     SELECT MAX(http_status) AS status FROM changes
                      WHERE attempts > 0 GROUP BY COALESCE(request_id, 'row-' || id)
                  ) AS requests GROUP BY status ORDER BY status NULLS FIRST",
             )

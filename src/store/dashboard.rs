@@ -108,8 +108,8 @@ impl Store {
     /// first (`migrations/sqlite/0009_dashboard_held_changes.sql` indexes them).
     pub async fn newest_held_changes(&self, limit: i64) -> anyhow::Result<Vec<ChangeRow>> {
         let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM change_rows
-             WHERE recorded_outcome = 'held' AND outcome = 'held' ORDER BY at DESC, id DESC LIMIT $1"
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome = 'held'
+             ORDER BY at DESC, id DESC LIMIT $1"
         );
         on_pool!(self, |db| {
             let rows = sqlx::query(&sql).bind(limit).fetch_all(db).await?;

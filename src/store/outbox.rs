@@ -522,7 +522,7 @@ impl OutboxBatch {
     /// oldest first, stopping at the first still `pending`; the cursor moves
     /// past them.
     pub async fn final_changes(&mut self) -> anyhow::Result<Vec<ChangeRow>> {
-        let sql = format!("SELECT {CHANGE_COLUMNS} FROM change_rows WHERE id > $1 ORDER BY id");
+        let sql = format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE id > $1 ORDER BY id");
         let rows: Vec<StoredChange> = on_conn!(self.tx.conn(), |c| {
             sqlx::query_as(&sql)
                 .bind(self.last_change)

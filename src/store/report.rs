@@ -191,10 +191,10 @@ impl Store {
         // Time buckets count per instant first, in the order of
         // `changes_report` (no sort of every row), then per group.
         let (count, source) = match bucket {
-            Bucket::Key | Bucket::Rule => ("COUNT(*)", "change_rows WHERE at >= $1 AND at < $2"),
+            Bucket::Key | Bucket::Rule => ("COUNT(*)", "changes WHERE at >= $1 AND at < $2"),
             Bucket::Day | Bucket::Week | Bucket::Month | Bucket::All => (
                 "CAST(SUM(n) AS BIGINT)",
-                "(SELECT at, kind, outcome, COUNT(*) AS n FROM change_rows
+                "(SELECT at, kind, outcome, COUNT(*) AS n FROM changes
                   WHERE at >= $1 AND at < $2 GROUP BY at, kind, outcome) AS per_instant",
             ),
         };
@@ -233,10 +233,11 @@ impl Store {
                  COUNT(DISTINCT CASE WHEN disabled_move IN (1, 2) THEN key_hash END) AS disabled,
                  COUNT(DISTINCT CASE WHEN disabled_move = 0 AND kind IN ('release', 'revert')
                                      THEN key_hash END) AS reenabled
-             FROM {} AND at >= $1 AND at < $2
+             FROM changes {}
+             WHERE disabled_move IS NOT NULL AND at >= $1 AND at < $2
              GROUP BY grp ORDER BY grp",
             bucket.sql(self.dialect()),
-            applied_moves(self.dialect())
+            self.dialect().pick(INDEXED_BY_DISABLED, "")
         );
         let rows: Vec<StoredKeyCounts> = self.in_period(&sql, since, until).await?;
         Ok(rows
@@ -307,9 +308,8 @@ impl Store {
         bucket: Bucket,
     ) -> anyhow::Result<Vec<(String, i64)>> {
         let sql = format!(
-            "SELECT {} AS grp, COUNT(DISTINCT run_id) FROM change_rows
-             WHERE at >= $1 AND at < $2 AND recorded_outcome = 'held' AND outcome = 'held'
-             GROUP BY grp ORDER BY grp",
+            "SELECT {} AS grp, COUNT(DISTINCT run_id) FROM changes
+             WHERE at >= $1 AND at < $2 AND outcome = 'held' GROUP BY grp ORDER BY grp",
             bucket.sql(self.dialect())
         );
         let rows = self.in_period(&sql, since, until).await?;
@@ -321,8 +321,7 @@ impl Store {
     /// time: those in the period, and for each key whose period is still
     /// open at `since` the change that opened it. Every lookup goes through
     /// the partial index `changes_disabled` over the rows' `disabled_move`
-    /// (index-only, no JSON read; a row recorded `pending` looks up its
-    /// completion by primary key): per key, back
+    /// (index-only, no JSON read): per key, back
     /// from `since` to its last closing change, then forward to the first
     /// opening one after it.
     pub async fn report_disabled_transitions(
@@ -334,13 +333,11 @@ impl Store {
             "WITH RECURSIVE
              moves AS NOT MATERIALIZED (
                  SELECT key_hash, key_name, rule, at, id, disabled_move AS opens
-                 FROM {} AND disabled_move IN (0, 1)),
-             marked AS NOT MATERIALIZED (
-                 SELECT key_hash FROM changes {} WHERE disabled_move IN (0, 1)),
+                 FROM changes {} WHERE disabled_move IN (0, 1)),
              keys(h) AS MATERIALIZED (
-                 SELECT MIN(key_hash) FROM marked
+                 SELECT MIN(key_hash) FROM moves
                  UNION ALL
-                 SELECT (SELECT MIN(key_hash) FROM marked WHERE key_hash > h)
+                 SELECT (SELECT MIN(key_hash) FROM moves WHERE key_hash > h)
                  FROM keys WHERE h IS NOT NULL),
              last_close(h, id) AS MATERIALIZED (
                  SELECT h, (SELECT id FROM moves WHERE key_hash = h AND at < $1 AND opens = 0
@@ -356,7 +353,6 @@ impl Store {
              UNION ALL
              SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE id IN (SELECT id FROM carried)
              ORDER BY key_hash, at, id",
-            applied_moves(self.dialect()),
             self.dialect().pick(INDEXED_BY_DISABLED, "")
         );
         let mut out = Vec::new();
@@ -482,19 +478,6 @@ impl Store {
                 .await?
         }))
     }
-}
-
-/// The rows of `changes` that move `disabled` and are applied (recorded so,
-/// or completed so in `change_outcomes`): a `FROM` clause and the start of
-/// its `WHERE`. SQLite is told to read `changes` through its partial index
-/// `changes_disabled`, which holds the recorded outcome beside the move
-/// (PostgreSQL's planner needs no hint).
-fn applied_moves(dialect: Dialect) -> String {
-    format!(
-        "changes {} LEFT JOIN change_outcomes o ON o.change_id = changes.id
-         WHERE disabled_move IS NOT NULL AND COALESCE(o.outcome, changes.outcome) = 'applied'",
-        dialect.pick(INDEXED_BY_DISABLED, "")
-    )
 }
 
 /// SQLite's hint to read `changes` through its partial index

@@ -2,13 +2,13 @@
 //! (SPEC §5). Recording and completing changes also settles their claims
 //! (SPEC §4.2, `ClaimWrites`).
 
-use super::backend::{Conn, on_conn, on_pool};
+use super::backend::{Conn, Dialect, on_conn, on_pool};
 use super::batch::in_chunks;
 use super::claims::{ClaimWrites, Settled};
 use super::{Store, parse_event_kind, parse_ts, ts};
+use crate::domain::Field;
 use crate::domain::event::EventKind;
 use crate::domain::timestamp;
-use crate::domain::{Field, FieldValue};
 use crate::engine::plan::{Change, FieldChange};
 use crate::engine::{ChangeKind, Hold, Outcome};
 use anyhow::{Context as _, anyhow};
@@ -117,32 +117,64 @@ pub struct HistoryFilter {
     pub offset: Option<i64>,
 }
 
-/// How `change` moves `disabled` once applied, as stored in
-/// `changes.disabled_move` (`migrations/sqlite/0007_disabled_transitions.sql`,
-/// `0010_change_outcomes.sql`): 1 an assert/reassert disables the key, 0 a
-/// release, drift or revert re-enables it or it is deleted, 2 a release or
-/// revert disables it, `None` it does not move `disabled`. Written when the
-/// row is recorded; readers count it only once the row is `applied`.
-fn disabled_move(change: &Change) -> Option<i64> {
-    use ChangeKind::*;
-    if change.kind == Deleted {
-        return Some(0);
-    }
-    let moved = change.fields.get(&Field::Disabled)?;
-    let (from, to) = (
-        moved.from == FieldValue::Disabled(true),
-        moved.to == FieldValue::Disabled(true),
-    );
-    match change.kind {
-        Assert | Reassert if to => Some(1),
-        Release | Drift | Revert if from && !to => Some(0),
-        Release | Revert if to => Some(2),
-        _ => None,
-    }
+/// A row's `disabled_move` (`migrations/sqlite/0007_disabled_transitions.sql`)
+/// once its outcome is `applied`: 1 an assert/reassert disabled the key, 0 a
+/// release, drift or revert re-enabled it or it was deleted, 2 a release or
+/// revert disabled it, NULL it did not move `disabled`. An SQL expression
+/// over the row's `kind` and `fields` in `dialect`'s JSON functions.
+fn disabled_move(dialect: Dialect) -> String {
+    let json = dialect.pick(DisabledJson::SQLITE, DisabledJson::POSTGRES);
+    let DisabledJson {
+        mentioned,
+        to,
+        from,
+        yes,
+        no,
+    } = json;
+    format!(
+        "CASE WHEN kind = 'deleted' THEN 0
+     WHEN {mentioned} = 0 THEN NULL
+     WHEN kind IN ('assert', 'reassert') AND {to} = {yes} THEN 1
+     WHEN kind IN ('release', 'drift', 'revert') AND {from} = {yes}
+          AND {to} = {no} THEN 0
+     WHEN kind IN ('release', 'revert') AND {to} = {yes} THEN 2
+END"
+    )
 }
 
-/// The columns of a change row, as [`StoredChange`] reads them from the
-/// view `change_rows` (the recorded row with its completion).
+/// How a dialect reads the `disabled` move of a row's `fields` JSON.
+struct DisabledJson {
+    /// Where `"disabled"` starts in `fields`, 0 when it is not there.
+    mentioned: &'static str,
+    /// The `to` of `disabled`.
+    to: &'static str,
+    /// The `from` of `disabled`.
+    from: &'static str,
+    /// `true` as the two above read it.
+    yes: &'static str,
+    /// `false` as the two above read it.
+    no: &'static str,
+}
+
+impl DisabledJson {
+    /// SQLite's JSON1 functions (`true` reads as 1).
+    const SQLITE: DisabledJson = DisabledJson {
+        mentioned: "instr(fields, '\"disabled\"')",
+        to: "json_extract(fields, '$.disabled.to')",
+        from: "json_extract(fields, '$.disabled.from')",
+        yes: "1",
+        no: "0",
+    };
+    /// PostgreSQL's `jsonb` path operator (`true` reads as `'true'`).
+    const POSTGRES: DisabledJson = DisabledJson {
+        mentioned: "strpos(fields, '\"disabled\"')",
+        to: "(fields::jsonb #>> '{disabled,to}')",
+        from: "(fields::jsonb #>> '{disabled,from}')",
+        yes: "'true'",
+        no: "'false'",
+    };
+}
+
 pub(super) const CHANGE_COLUMNS: &str = "id, run_id, at, rule, key_hash, key_name, kind, fields, reason, \
      outcome, error, http_status, attempts, request_id";
 
@@ -204,9 +236,8 @@ impl Store {
     /// (SPEC §4.5). Each row's outcome is the change's `held`, else
     /// `initial`, else `pending`; the rows of one key to be sent share a
     /// `request_id`. A pending `assert`/`reassert` writes its claims in the
-    /// same transaction (keeping the original of an existing claim), and a
-    /// `pending` row its id in `open_changes`. Returns the row ids in the
-    /// order of `changes`.
+    /// same transaction (keeping the original of an existing claim). Returns
+    /// the row ids in the order of `changes`.
     pub async fn record_changes(
         &self,
         run_id: Option<i64>,
@@ -217,18 +248,20 @@ impl Store {
         // The write lock first: the ids after the largest one read here stay
         // free until the commit.
         let mut tx = self.write().await?;
+        let disabled_move = disabled_move(self.dialect());
         let recorded_at = ts(at);
         let rows = on_conn!(tx.conn(), |c| {
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
                 .fetch_one(&mut *c)
                 .await?;
-            let rows = new_rows(changes, initial, last.unwrap_or(0));
+            let last = last.unwrap_or(0);
+            let rows = new_rows(changes, initial, last);
             in_chunks(
                 c,
                 "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields,
-                                      reason, outcome, request_id, disabled_move, attempts) ",
+                                      reason, outcome, request_id, attempts) ",
                 "",
-                12,
+                11,
                 &rows,
                 |mut values, row| {
                     let change = row.change;
@@ -244,27 +277,19 @@ impl Store {
                         .push_bind(&change.reason)
                         .push_bind(row.outcome.as_str())
                         .push_bind(&row.request_id)
-                        .push_bind(disabled_move(change))
                         .push("0");
                 },
             )
             .await?;
-            let open: Vec<i64> = rows
-                .iter()
-                .filter(|row| stays_open(row.outcome))
-                .map(|row| row.id)
-                .collect();
-            in_chunks(
-                c,
-                "INSERT INTO open_changes (change_id) ",
-                "",
-                1,
-                &open,
-                |mut values, id| {
-                    values.push_bind(*id);
-                },
-            )
-            .await?;
+            if rows.iter().any(|row| row.outcome == Outcome::Applied) {
+                sqlx::query(&format!(
+                    "UPDATE changes SET disabled_move = {disabled_move}
+                     WHERE id > $1 AND outcome = 'applied'"
+                ))
+                .bind(last)
+                .execute(&mut *c)
+                .await?;
+            }
             rows
         });
         let mut claims = ClaimWrites::default();
@@ -276,9 +301,7 @@ impl Store {
         Ok(rows.iter().map(|row| row.id).collect())
     }
 
-    /// Completes rows after their PATCH, in one transaction: their outcome
-    /// goes into `change_outcomes` (the recorded rows are not rewritten),
-    /// and out of `open_changes` unless it is `unknown`. A `failed` row
+    /// Completes rows after their PATCH, in one transaction. A `failed` row
     /// gives up the claims it wrote (the key still has the row's `from`);
     /// an applied `release`/`drift`/`revert` drops the claims of its fields,
     /// an applied `deleted` every claim of its key.
@@ -324,44 +347,28 @@ impl Store {
     ) -> anyhow::Result<()> {
         let mut tx = self.write().await?;
         let ids_in = self.dialect().pick(
-            "SELECT value FROM json_each($1)",
-            "SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)",
+            "SELECT value FROM json_each($5)",
+            "SELECT value::bigint FROM jsonb_array_elements_text($5::jsonb)",
         );
-        let ids_json = serde_json::to_string(ids)?;
-        let rows: Vec<StoredRecorded> = on_conn!(tx.conn(), |c| {
-            let rows = sqlx::query_as(&format!(
-                "SELECT id, at, rule, key_hash, kind, fields FROM changes WHERE id IN ({ids_in})"
-            ))
-            .bind(&ids_json)
-            .fetch_all(&mut *c)
-            .await?;
-            sqlx::query(&format!(
-                "INSERT INTO change_outcomes (change_id, outcome, http_status, attempts, error)
-                 SELECT id, $2, $3, $4, $5 FROM changes WHERE id IN ({ids_in})
-                 ON CONFLICT (change_id) DO UPDATE SET outcome = excluded.outcome,
-                     http_status = excluded.http_status, attempts = excluded.attempts,
-                     error = excluded.error"
-            ))
-            .bind(&ids_json)
-            .bind(outcome.as_str())
-            .bind(http_status.map(i64::from))
-            .bind(i64::from(attempts))
-            .bind(error)
-            .execute(&mut *c)
-            .await?;
-            if !stays_open(outcome) {
-                sqlx::query(&format!(
-                    "DELETE FROM open_changes WHERE change_id IN ({ids_in})"
-                ))
-                .bind(&ids_json)
-                .execute(&mut *c)
-                .await?;
-            }
-            rows
+        let sql = format!(
+            "UPDATE changes SET outcome = $1, http_status = $2, attempts = $3, error = $4,
+                 disabled_move = CASE WHEN $1 = 'applied' THEN {} END
+             WHERE id IN ({ids_in}) RETURNING {CHANGE_COLUMNS}",
+            disabled_move(self.dialect())
+        );
+        let rows: Vec<StoredChange> = on_conn!(tx.conn(), |c| {
+            sqlx::query_as(&sql)
+                .bind(outcome.as_str())
+                .bind(http_status.map(i64::from))
+                .bind(i64::from(attempts))
+                .bind(error)
+                .bind(serde_json::to_string(ids)?)
+                .fetch_all(&mut *c)
+                .await?
         });
         let completed = rows
             .into_iter()
-            .map(|row| recorded(row).map(|change| (change.id, change)))
+            .map(|row| stored_change(row).map(|change| (change.id, change)))
             .collect::<anyhow::Result<HashMap<_, _>>>()?;
         let mut parts: Vec<Parts<'_>> = Vec::with_capacity(ids.len());
         for id in ids {
@@ -403,8 +410,7 @@ impl Store {
     /// ambiguous failure left them for the next run to resolve.
     pub async fn open_changes(&self) -> anyhow::Result<Vec<ChangeRow>> {
         let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM change_rows
-             WHERE id IN (SELECT change_id FROM open_changes) ORDER BY id"
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE outcome IN ('pending', 'unknown') ORDER BY id"
         );
         let rows: Vec<StoredChange> =
             on_pool!(self, |db| sqlx::query_as(&sql).fetch_all(db).await?);
@@ -413,7 +419,7 @@ impl Store {
 
     /// One change by id.
     pub async fn change(&self, id: i64) -> anyhow::Result<Option<ChangeRow>> {
-        let sql = format!("SELECT {CHANGE_COLUMNS} FROM change_rows WHERE id = $1");
+        let sql = format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE id = $1");
         let row: Option<StoredChange> = on_pool!(self, |db| {
             sqlx::query_as(&sql).bind(id).fetch_optional(db).await?
         });
@@ -423,9 +429,8 @@ impl Store {
     /// The changes that pass `filter`, newest first.
     pub async fn changes(&self, filter: &HistoryFilter) -> anyhow::Result<Vec<ChangeRow>> {
         let rows: Vec<StoredChange> = on_pool!(self, |db| {
-            let mut query = QueryBuilder::new(format!(
-                "SELECT {CHANGE_COLUMNS} FROM change_rows WHERE 1 = 1"
-            ));
+            let mut query =
+                QueryBuilder::new(format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE 1 = 1"));
             if let Some(since) = filter.since {
                 query.push(" AND at >= ").push_bind(ts(since));
             }
@@ -568,12 +573,6 @@ fn new_rows(changes: &[Change], initial: Option<Outcome>, last_id: i64) -> Vec<N
             }
         })
         .collect()
-}
-
-/// Whether a row with `outcome` is one a later run resolves (SPEC §4.5):
-/// the rows of `open_changes`.
-fn stays_open(outcome: Outcome) -> bool {
-    matches!(outcome, Outcome::Pending | Outcome::Unknown)
 }
 
 /// The change row `id` recording `change` at `at`, as the claims see it.
@@ -731,45 +730,7 @@ pub(super) async fn insert_event(
 
 /// A completed row's fields: those whose request took, and the others.
 struct Parts<'a> {
-    change: &'a Recorded,
+    change: &'a ChangeRow,
     applied: BTreeMap<Field, FieldChange>,
     rest: BTreeMap<Field, FieldChange>,
-}
-
-/// What completing a row reads of it: what its claims need.
-struct Recorded {
-    id: i64,
-    at: DateTime<Utc>,
-    rule: String,
-    key_hash: String,
-    kind: ChangeKind,
-    fields: BTreeMap<Field, FieldChange>,
-}
-
-/// [`Recorded`] as stored.
-#[derive(FromRow)]
-struct StoredRecorded {
-    id: i64,
-    at: String,
-    rule: String,
-    key_hash: String,
-    kind: String,
-    fields: String,
-}
-
-/// Reads what completing a row needs of it.
-fn recorded(row: StoredRecorded) -> anyhow::Result<Recorded> {
-    let id = row.id;
-    let kind = &row.kind;
-    let fields = &row.fields;
-    Ok(Recorded {
-        id,
-        at: parse_ts(&row.at)?,
-        kind: ChangeKind::parse(kind)
-            .ok_or_else(|| anyhow!("change {id}: unknown kind {kind:?}"))?,
-        fields: parse_fields(fields)
-            .with_context(|| format!("change {id}: bad fields {fields}"))?,
-        rule: row.rule,
-        key_hash: row.key_hash,
-    })
 }

@@ -586,7 +586,7 @@ async fn hashes_with_path_characters_are_patched_at_their_own_encoded_path() {
     }
     let outcomes = setup
         .column(
-            "SELECT key_hash || ' ' || outcome || COALESCE(' ' || error, '') FROM change_rows ORDER BY key_hash",
+            "SELECT key_hash || ' ' || outcome || COALESCE(' ' || error, '') FROM changes ORDER BY key_hash",
         )
         .await;
     assert_eq!(

@@ -49,54 +49,6 @@ async fn run_row(place: &Place, run: i64) -> RunRow {
     rows.pop().expect("the run's row")
 }
 
-/// The history's `applied` rows, newest first.
-async fn applied_rows(store: &Store) -> Vec<keywarden::store::ChangeRow> {
-    store
-        .changes(&HistoryFilter {
-            outcome: Some(Outcome::Applied),
-            ..HistoryFilter::default()
-        })
-        .await
-        .unwrap()
-}
-
-/// The ids in `open_changes`, read past the store's API.
-async fn open_rows(place: &Place) -> Vec<i64> {
-    let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
-    let rows: Vec<(i64,)> = raw
-        .rows("SELECT change_id FROM open_changes ORDER BY change_id", &[])
-        .await;
-    raw.close().await;
-    rows.into_iter().map(|(id,)| id).collect()
-}
-
-/// Each row of `changes` as recorded: id, outcome, HTTP status, attempts.
-async fn recorded_rows(place: &Place) -> Vec<(i64, String, Option<i64>, i64)> {
-    let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
-    let rows = raw
-        .rows(
-            "SELECT id, outcome, http_status, attempts FROM changes ORDER BY id",
-            &[],
-        )
-        .await;
-    raw.close().await;
-    rows
-}
-
-/// Each row of `change_outcomes`: change, outcome, error, HTTP status, attempts.
-async fn outcome_rows(place: &Place) -> Vec<(i64, String, Option<String>, Option<i64>, i64)> {
-    let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
-    let rows = raw
-        .rows(
-            "SELECT change_id, outcome, error, http_status, attempts FROM change_outcomes
-             ORDER BY change_id",
-            &[],
-        )
-        .await;
-    raw.close().await;
-    rows
-}
-
 fn change(
     key: &str,
     rule: &str,
@@ -457,73 +409,6 @@ crate::on_both_backends! {
         assert_eq!((open[0].outcome, open[0].attempts), (Outcome::Unknown, 6));
     }
 
-    async fn completion_writes_its_outcome_row_and_leaves_the_recorded_row_as_it_was(backend) {
-        let (place, store) = fresh_store(backend).await.unwrap();
-        let ids = store
-            .record_changes(
-                None,
-                at(T0),
-                &[disable("k1", "r"), disable("k2", "r"), disable("k3", "r")],
-                None,
-            )
-            .await
-            .unwrap();
-        assert_eq!(open_rows(&place).await, ids);
-        store
-            .complete_changes(&ids[..1], Outcome::Applied, Some(200), 1, None)
-            .await
-            .unwrap();
-        store
-            .complete_changes(&ids[1..2], Outcome::Unknown, None, 2, Some("connection closed"))
-            .await
-            .unwrap();
-
-        // The recorded rows are as they were written; the outcomes are
-        // rows of their own; the unknown and the uncompleted rows stay open.
-        let recorded = |id: i64| (id, "pending".to_string(), None, 0);
-        assert_eq!(
-            recorded_rows(&place).await,
-            [recorded(ids[0]), recorded(ids[1]), recorded(ids[2])]
-        );
-        let completion = |id: i64, outcome: &str, error: Option<&str>, status, attempts| {
-            (id, outcome.to_string(), error.map(String::from), status, attempts)
-        };
-        assert_eq!(
-            outcome_rows(&place).await,
-            [
-                completion(ids[0], "applied", None, Some(200), 1),
-                completion(ids[1], "unknown", Some("connection closed"), None, 2),
-            ]
-        );
-        assert_eq!(open_rows(&place).await, [ids[1], ids[2]]);
-        let row = store.change(ids[0]).await.unwrap().unwrap();
-        assert_eq!(
-            (row.outcome, row.http_status, row.attempts, row.error),
-            (Outcome::Applied, Some(200), 1, None)
-        );
-
-        // Resolved later: the completion is replaced, the row no longer open.
-        store
-            .complete_changes(&ids[1..2], Outcome::Applied, Some(200), 3, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            outcome_rows(&place).await[1],
-            completion(ids[1], "applied", None, Some(200), 3)
-        );
-        assert_eq!(open_rows(&place).await, [ids[2]]);
-        let applied = applied_rows(&store).await;
-        assert_eq!(
-            applied.iter().map(|c| c.id).collect::<Vec<_>>(),
-            [ids[1], ids[0]]
-        );
-        let open = store.open_changes().await.unwrap();
-        assert_eq!(
-            open.iter().map(|c| (c.id, c.outcome)).collect::<Vec<_>>(),
-            [(ids[2], Outcome::Pending)]
-        );
-    }
-
     async fn applied_release_drift_and_deleted_drop_claims(backend) {
         let (_place, store) = fresh_store(backend).await.unwrap();
         record_applied(
@@ -662,7 +547,13 @@ crate::on_both_backends! {
             .await
             .unwrap();
         assert!(store.open_changes().await.unwrap().is_empty());
-        let applied = applied_rows(&store).await;
+        let applied = store
+            .changes(&HistoryFilter {
+                outcome: Some(Outcome::Applied),
+                ..HistoryFilter::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(applied.len(), 8_000);
         assert!(
             applied

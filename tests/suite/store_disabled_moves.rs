@@ -167,7 +167,7 @@ async fn reports(store: &Store) -> Vec<Report> {
 
 async fn moves(path: &Path) -> Vec<(String, String, Option<i64>)> {
     let pool = raw(path).await;
-    let rows = sqlx::query_as("SELECT key_hash, kind, disabled_move FROM change_rows ORDER BY id")
+    let rows = sqlx::query_as("SELECT key_hash, kind, disabled_move FROM changes ORDER BY id")
         .fetch_all(&pool)
         .await
         .unwrap();
@@ -215,38 +215,17 @@ async fn applied_changes_are_marked_and_the_report_reads_the_marks() {
 async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_unchanged() {
     // The same history recorded by today's store, and written row by row
     // into a database at the migration before 0007.
-    let (fresh_dir, expected) = recorded_today().await;
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Store::open(&fresh_dir.path().join("kw.db")).await.unwrap();
+    record(&fresh).await;
+    let expected = reports(&fresh).await;
+    fresh.close().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let path = older_database(dir.path(), 7, Outcome::Applied).await;
-    let store = Store::open(&path).await.unwrap();
-    assert_eq!(reports(&store).await, expected);
-    store.close().await;
-    assert_eq!(
-        moves(&path).await,
-        moves(&fresh_dir.path().join("kw.db")).await
-    );
-}
-
-/// [`history`] recorded by today's store into a fresh database, and its
-/// reports.
-async fn recorded_today() -> (tempfile::TempDir, Vec<Report>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
-    record(&store).await;
-    let expected = reports(&store).await;
-    store.close().await;
-    (dir, expected)
-}
-
-/// [`history`] written row by row, each row with its final outcome as the
-/// store wrote it before migration 0010 (k5's row `unknown_now`), into a
-/// database at the migration before `version`; returns its path.
-async fn older_database(dir: &Path, version: i64, unknown_now: Outcome) -> std::path::PathBuf {
-    let (path, pool) = migrated_before(dir, version).await;
+    let (path, pool) = migrated_before(dir.path(), 7).await;
     for (when, change, outcome) in history() {
         let outcome = match outcome {
-            Outcome::Unknown => unknown_now,
+            Outcome::Unknown => Outcome::Applied,
             other => other,
         };
         sqlx::query(
@@ -266,30 +245,8 @@ async fn older_database(dir: &Path, version: i64, unknown_now: Outcome) -> std::
         .unwrap();
     }
     pool.close().await;
-    path
-}
 
-#[tokio::test]
-async fn migration_10_keeps_an_open_row_open_and_the_report_is_unchanged_once_it_resolves() {
-    let (fresh_dir, expected) = recorded_today().await;
-
-    // k5's disable still `unknown` when the database is upgraded: 0007
-    // marked only applied rows, 0010 marks the open ones.
-    let dir = tempfile::tempdir().unwrap();
-    let path = older_database(dir.path(), 7, Outcome::Unknown).await;
     let store = Store::open(&path).await.unwrap();
-    let open = store.open_changes().await.unwrap();
-    assert_eq!(
-        open.iter()
-            .map(|c| (c.key_hash.as_str(), c.outcome))
-            .collect::<Vec<_>>(),
-        [("k5", Outcome::Unknown)]
-    );
-    store
-        .complete_changes(&[open[0].id], Outcome::Applied, Some(200), 2, None)
-        .await
-        .unwrap();
-    assert!(store.open_changes().await.unwrap().is_empty());
     assert_eq!(reports(&store).await, expected);
     store.close().await;
     assert_eq!(
@@ -461,7 +418,7 @@ async fn marks(place: &Place) -> Vec<(String, String, Option<i64>)> {
     let raw = RawDatabase::connect(&place.dir.path().join("kw.db"), place.postgres.as_ref()).await;
     let marks = raw
         .rows(
-            "SELECT key_hash, kind, disabled_move FROM change_rows ORDER BY id",
+            "SELECT key_hash, kind, disabled_move FROM changes ORDER BY id",
             &[],
         )
         .await;
