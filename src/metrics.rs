@@ -63,12 +63,30 @@ struct StateLabels {
     state: String,
 }
 
+/// The labels of a budget reading's two gauges, kept compactly (one a key
+/// of a scope `each` rule): the rule's name and the key's hash are shared
+/// with the plan, the window and the scope are static words.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BudgetLabels {
-    rule: String,
-    window: String,
-    scope: String,
-    key_hash: String,
+    rule: Arc<str>,
+    window: &'static str,
+    scope: &'static str,
+    /// Empty for a scope `group` budget.
+    key_hash: Option<Arc<str>>,
+}
+
+impl BudgetLabels {
+    fn of(reading: &BudgetReading) -> BudgetLabels {
+        BudgetLabels {
+            rule: reading.rule.clone(),
+            window: reading.window.as_str(),
+            scope: match reading.key_hash {
+                Some(_) => "each",
+                None => "group",
+            },
+            key_hash: reading.key_hash.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,8 +94,19 @@ struct WindowLabels {
     window: String,
 }
 
+/// Whether anything serves `/metrics` (`[metrics].listen`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposition {
+    /// `/metrics` is served: every series is kept.
+    Served,
+    /// Nothing serves `/metrics`: the budget and forecast series (one a key
+    /// of a scope `each` rule) are not kept, as nobody could read them.
+    Unserved,
+}
+
 /// The exported series.
 pub struct Metrics {
+    exposition: Exposition,
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     changes: Family<ChangeLabels, Counter>,
@@ -99,10 +128,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Every series, registered and empty.
-    pub fn new(clock: Arc<dyn Clock>) -> Metrics {
+    /// Every series, registered and empty; the budget and forecast series
+    /// are kept only if the exposition is served.
+    pub fn new(clock: Arc<dyn Clock>, exposition: Exposition) -> Metrics {
         let mut registry = Registry::with_prefix("keywarden");
         let m = Metrics {
+            exposition,
             runs: Family::default(),
             changes: Family::default(),
             patches: Family::default(),
@@ -257,31 +288,27 @@ impl Metrics {
         })
     }
 
-    /// Records a run's duration and its budget readings.
+    /// Records a run's duration and, if served, its budget readings.
     pub fn observe_run(&self, duration: Duration, budgets: &[BudgetReading]) {
         self.run_duration.observe(duration.as_secs_f64());
+        if self.exposition == Exposition::Unserved {
+            return;
+        }
         let mut windows = self.windows.lock().expect("metrics lock");
         for b in budgets {
-            let labels = BudgetLabels {
-                rule: b.rule.to_string(),
-                window: b.window.to_string(),
-                scope: if b.key_hash.is_some() {
-                    "each"
-                } else {
-                    "group"
-                }
-                .into(),
-                key_hash: b.key_hash.as_deref().unwrap_or_default().to_string(),
-            };
+            let labels = BudgetLabels::of(b);
             self.spend.get_or_create(&labels).set(b.spend_usd);
             self.budget.get_or_create(&labels).set(b.budget_usd);
             windows.insert(b.window);
         }
     }
 
-    /// Records where the spend of the rules a run evaluated is heading.
+    /// Records, if served, where the spend of the rules a run evaluated is
+    /// heading.
     pub fn observe_outlook(&self, outlook: &RunOutlook) {
-        self.forecasts.observe(outlook);
+        if self.exposition == Exposition::Served {
+            self.forecasts.observe(outlook);
+        }
     }
 
     /// The Prometheus text exposition.
@@ -405,9 +432,94 @@ async fn serve_health(State(s): State<Shared>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::FixedClock;
+    use crate::engine::outlook::ForecastRow;
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    /// A run's readings: two keys of a scope `each` rule, and a group.
+    fn readings() -> Vec<BudgetReading> {
+        let reading = |rule: &str, key_hash: Option<&str>, spend_usd: f64| BudgetReading {
+            rule: rule.into(),
+            key_hash: key_hash.map(Into::into),
+            window: Window::Daily,
+            spend_usd,
+            budget_usd: 1.0,
+        };
+        vec![
+            reading("per-key", Some("aaaa"), 0.25),
+            reading("per-key", Some("bbbb"), 2.5),
+            reading("team", None, 2.75),
+        ]
+    }
+
+    /// The sample lines of the exposition whose metric starts with `prefix`.
+    fn samples(text: &str, prefix: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn budget_and_forecast_series_are_kept_only_when_served() {
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(utc("2026-12-16T16:00:00Z")));
+        let served = Metrics::new(clock.clone(), Exposition::Served);
+        let unserved = Metrics::new(clock, Exposition::Unserved);
+        for m in [&served, &unserved] {
+            m.observe_run(Duration::from_secs(2), &readings());
+            m.observe_outlook(&RunOutlook {
+                rules: ["per-key".into()].into(),
+                rows: vec![ForecastRow::example(
+                    "per-key",
+                    Some("key-1"),
+                    Some(0.5),
+                    0.25,
+                )],
+            });
+        }
+
+        let text = served.encode();
+        let mut budgets = samples(&text, "keywarden_budget_usd{");
+        budgets.sort();
+        assert_eq!(
+            budgets,
+            [
+                r#"keywarden_budget_usd{rule="per-key",window="daily",scope="each",key_hash="aaaa"} 1.0"#,
+                r#"keywarden_budget_usd{rule="per-key",window="daily",scope="each",key_hash="bbbb"} 1.0"#,
+                r#"keywarden_budget_usd{rule="team",window="daily",scope="group",key_hash=""} 1.0"#,
+            ],
+            "{text}"
+        );
+        assert_eq!(
+            samples(&text, "keywarden_budget_spend_usd{").len(),
+            3,
+            "{text}"
+        );
+        assert_eq!(
+            samples(&text, "keywarden_budget_burn_rate_usd_per_hour{").len(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            samples(&text, "keywarden_budget_window_reset_seconds{").len(),
+            1,
+            "{text}"
+        );
+
+        // Nothing serves it: no series a key, but the run is still counted.
+        let text = unserved.encode();
+        assert_eq!(
+            samples(&text, "keywarden_budget_"),
+            Vec::<String>::new(),
+            "{text}"
+        );
+        assert!(
+            text.contains("keywarden_run_duration_seconds_count 1"),
+            "{text}"
+        );
     }
 
     #[test]

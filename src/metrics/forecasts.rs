@@ -114,7 +114,7 @@ impl ForecastGauges {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::metrics::Metrics;
+    use crate::metrics::{Exposition, Metrics};
     use chrono::{DateTime, Utc};
     use std::sync::Arc;
 
@@ -152,7 +152,10 @@ mod tests {
 
     #[test]
     fn known_figures_are_exported_and_unknown_ones_are_absent() {
-        let m = Metrics::new(Arc::new(FixedClock(utc("2026-12-16T16:00:00Z"))));
+        let m = Metrics::new(
+            Arc::new(FixedClock(utc("2026-12-16T16:00:00Z"))),
+            Exposition::Served,
+        );
         m.observe_outlook(&RunOutlook {
             rules: ["team-a".into(), "ci".into()].into(),
             rows: vec![
@@ -203,7 +206,10 @@ mod tests {
 
     #[test]
     fn a_crossing_after_the_window_ends_is_absent() {
-        let m = Metrics::new(Arc::new(FixedClock(utc("2026-12-16T16:00:00Z"))));
+        let m = Metrics::new(
+            Arc::new(FixedClock(utc("2026-12-16T16:00:00Z"))),
+            Exposition::Served,
+        );
         // 0.01 USD/h: 50 USD in five months, long after this one ends.
         let slow = row("team-a", None, Some(0.01), 31.3);
         assert!(slow.crossing_at.is_some(), "{slow:?}");

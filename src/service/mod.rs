@@ -19,7 +19,7 @@ use crate::config::Database;
 use crate::context::{Context, Shell};
 use crate::domain::event::EventKind;
 use crate::domain::{Field, FieldValue};
-use crate::metrics::{Health, Metrics};
+use crate::metrics::{Exposition, Health, Metrics};
 use crate::notify::{Backoff, Notifier, Webhook};
 use crate::rules::Rule;
 use crate::run::{RunReport, RunRequest, Runner, Trigger};
@@ -81,7 +81,11 @@ async fn serve(opts: ServiceOptions) -> anyhow::Result<()> {
     rules_files::sync_rules_files(&shell.store, &config.daemon.rules_files, shell.clock.now())
         .await?;
     let default_tz = config.daemon.default_timezone()?;
-    let metrics = Arc::new(Metrics::new(shell.clock.clone()));
+    let exposition = match config.metrics.listen {
+        Some(_) => Exposition::Served,
+        None => Exposition::Unserved,
+    };
+    let metrics = Arc::new(Metrics::new(shell.clock.clone(), exposition));
     let (leading, campaign) = match &database {
         Database::Sqlite(_) => (Leading::always(), None),
         Database::Postgres(_) => {
