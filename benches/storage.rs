@@ -167,10 +167,30 @@ async fn postgres_figures(cluster: &Cluster, fixture: &Path) -> Figures {
     }
 }
 
+/// `KEYWARDEN_BENCH_PROFILE=year`: the year's report by month over the
+/// SQLite fixture, once, and nothing else: for `valgrind --tool=callgrind`
+/// over the whole process (SQLite runs on sqlx's worker thread, outside
+/// the report's own calls).
+async fn profile(fixture: &Path) {
+    let store = Store::open(fixture).await.expect("opens the fixture");
+    let end = fixture_start() + Days::seconds(CHANGE_ROWS / CHANGES_PER_RUN * RUN_EVERY_SECS);
+    let report = keywarden::report::build(&store, fixture_start(), end, GroupBy::Month)
+        .await
+        .expect("the report builds");
+    store.close().await;
+    println!(
+        "profiled the year's report: {} changes",
+        report.totals.changes
+    );
+}
+
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let path = fixture().await;
+        if std::env::var("KEYWARDEN_BENCH_PROFILE").as_deref() == Ok("year") {
+            return profile(&path).await;
+        }
         let sqlite = sqlite_figures(&path).await;
         let postgres = match Cluster::from_env() {
             Some(cluster) => Some(postgres_figures(&cluster, &path).await),

@@ -8,6 +8,7 @@
 //! render them.
 
 pub mod charts;
+pub mod disabled;
 pub mod html;
 pub mod periods;
 pub mod projection;
@@ -20,6 +21,7 @@ use crate::rules::model::{DEFAULT_LOOKBACK_SECS, Rule};
 use crate::store::Store;
 use crate::store::report::{BUDGET_TOLERANCE_USD, Bucket};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use disabled::DisabledFigures;
 use projection::Projection;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -82,8 +84,11 @@ impl Counters {
         }
     }
 
-    fn add_disabled_seconds(&mut self, seconds: i64) {
-        self.disabled_seconds += seconds;
+    /// Takes the disabled figures folded for this group.
+    fn set_disabled(&mut self, figures: &DisabledFigures) {
+        self.keys_disabled = figures.keys_disabled;
+        self.keys_reenabled = figures.keys_reenabled;
+        self.disabled_seconds = figures.seconds;
         // Four decimals keep every minute exact.
         self.disabled_hours = (self.disabled_seconds as f64 / 36.0).round() / 100.0;
     }
@@ -197,19 +202,6 @@ pub async fn build(
             }
         }
     }
-    for k in store.report_key_counts(since, until, bucket).await? {
-        let g = tally.group(&k.group);
-        g.keys_disabled = k.disabled;
-        g.keys_reenabled = k.reenabled;
-    }
-    if let Some(all) = store
-        .report_key_counts(since, until, Bucket::All)
-        .await?
-        .first()
-    {
-        totals.keys_disabled = all.disabled;
-        totals.keys_reenabled = all.reenabled;
-    }
     for (group, kind, n) in store.report_event_counts(since, until, bucket).await? {
         let g = tally.group(&group);
         match kind {
@@ -232,18 +224,13 @@ pub async fn build(
         }
     }
 
-    let transitions = store.report_disabled_transitions(since, until).await?;
-    let mut names: HashMap<String, String> = HashMap::new();
-    for period in periods::disabled_periods(&transitions) {
-        let Some((start, end)) = period.clip(since, until) else {
-            continue;
-        };
-        for (group, seconds) in periods::split_seconds(&period, start, end, bucket) {
-            tally.group(&group).add_disabled_seconds(seconds);
-        }
-        totals.add_disabled_seconds((end - start).num_seconds());
-        names.insert(period.key_hash.clone(), period.key_name.clone());
+    let moves = store.report_disabled_moves(since, until).await?;
+    let held = disabled::fold(&moves, since, until, bucket);
+    for (id, figures) in &held.groups {
+        tally.group(id).set_disabled(figures);
     }
+    totals.set_disabled(&held.totals);
+    let mut names = held.names;
 
     let mut budgets: BTreeMap<String, Vec<BudgetLine>> = BTreeMap::new();
     for line in store.report_budget_lines(since, until, bucket).await? {

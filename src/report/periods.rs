@@ -6,7 +6,7 @@
 use crate::domain::{Field, FieldValue};
 use crate::engine::ChangeKind;
 use crate::store::ChangeRow;
-use crate::store::report::{Bucket, DisabledTransition};
+use crate::store::report::Bucket;
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
@@ -84,19 +84,6 @@ impl Tracker {
     }
 }
 
-/// The periods in which keywarden held keys disabled.
-pub fn disabled_periods(transitions: &[DisabledTransition]) -> Vec<Period> {
-    let mut tracker = Tracker::default();
-    for t in transitions {
-        if t.opens {
-            tracker.open(&t.key_hash, &t.key_name, &t.rule, Field::Disabled, t.at);
-        } else {
-            tracker.close(&t.key_hash, Field::Disabled, t.at);
-        }
-    }
-    tracker.finish()
-}
-
 /// The periods of every field keywarden held (disabled, or a setting such
 /// as a seasonal limit), from applied changes in time order.
 pub fn held_periods<'a>(changes: impl IntoIterator<Item = &'a ChangeRow>) -> Vec<Period> {
@@ -127,7 +114,7 @@ pub fn held_periods<'a>(changes: impl IntoIterator<Item = &'a ChangeRow>) -> Vec
 
 /// The time bucket holding `at`: its start, its end and its group id (as
 /// [`Bucket`]'s SQL names it). `None` for the key, rule and total buckets.
-fn time_bucket(
+pub(super) fn time_bucket(
     at: DateTime<Utc>,
     bucket: Bucket,
 ) -> Option<(DateTime<Utc>, DateTime<Utc>, String)> {
@@ -155,35 +142,6 @@ fn time_bucket(
     ))
 }
 
-/// The seconds of `[start, end)` per group of `bucket`: the whole span in
-/// the period's key or rule group, or split at day, week or month boundaries.
-pub fn split_seconds(
-    period: &Period,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    bucket: Bucket,
-) -> Vec<(String, i64)> {
-    let whole = |group: &str| vec![(group.to_string(), (end - start).num_seconds())];
-    match bucket {
-        Bucket::Key => whole(&period.key_hash),
-        Bucket::Rule => whole(&period.rule),
-        Bucket::All => whole(""),
-        Bucket::Day | Bucket::Week | Bucket::Month => {
-            let mut out = Vec::new();
-            let mut at = start;
-            while at < end {
-                let Some((_, bucket_end, id)) = time_bucket(at, bucket) else {
-                    break;
-                };
-                let stop = bucket_end.min(end);
-                out.push((id, (stop - at).num_seconds()));
-                at = stop;
-            }
-            out
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,35 +150,16 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    fn tr(key: &str, at: &str, opens: bool) -> DisabledTransition {
-        DisabledTransition {
-            key_hash: key.into(),
-            key_name: format!("{key}-name"),
-            rule: "r".into(),
-            at: t(at),
-            opens,
-        }
-    }
-
-    #[test]
-    fn a_period_opens_at_the_first_disable_and_closes_at_the_next_release() {
-        let periods = disabled_periods(&[
-            tr("a", "2026-11-27T10:00:03Z", true),
-            tr("a", "2026-11-28T10:00:00Z", true), // reassert: still the same period
-            tr("a", "2026-12-01T00:05:00Z", false),
-            tr("a", "2026-12-02T00:00:00Z", false), // nothing open: ignored
-            tr("b", "2026-12-03T00:00:00Z", true),
-        ]);
-        assert_eq!(periods.len(), 2);
-        assert_eq!(periods[0].start, t("2026-11-27T10:00:03Z"));
-        assert_eq!(periods[0].end, Some(t("2026-12-01T00:05:00Z")));
-        assert_eq!(periods[1].key_hash, "b");
-        assert_eq!(periods[1].end, None);
-    }
-
     #[test]
     fn open_periods_count_up_to_until_and_are_clipped_to_since() {
-        let p = &disabled_periods(&[tr("a", "2026-11-30T22:00:00Z", true)])[0];
+        let p = Period {
+            key_hash: "a".into(),
+            key_name: "a-name".into(),
+            rule: "r".into(),
+            field: Field::Disabled,
+            start: t("2026-11-30T22:00:00Z"),
+            end: None,
+        };
         let since = t("2026-12-01T00:00:00Z");
         let until = t("2026-12-01T01:30:00Z");
         let (s, e) = p.clip(since, until).unwrap();
@@ -232,32 +171,19 @@ mod tests {
     }
 
     #[test]
-    fn spans_are_split_at_day_week_and_month_boundaries() {
-        let p = &disabled_periods(&[
-            tr("a", "2026-11-29T23:00:00Z", true),
-            tr("a", "2026-12-01T01:00:00Z", false),
-        ])[0];
-        let (s, e) = (p.start, p.end.unwrap());
+    fn time_buckets_are_days_iso_weeks_and_months() {
+        let at = t("2026-12-02T15:00:00Z"); // a Wednesday
+        let id = |bucket| time_bucket(at, bucket);
         assert_eq!(
-            split_seconds(p, s, e, Bucket::Day),
-            vec![
-                ("2026-11-29".into(), 3600),
-                ("2026-11-30".into(), 86400),
-                ("2026-12-01".into(), 3600)
-            ]
+            id(Bucket::Week),
+            Some((
+                t("2026-11-30T00:00:00Z"),
+                t("2026-12-07T00:00:00Z"),
+                "2026-11-30".into()
+            ))
         );
-        // 2026-11-30 is a Monday.
-        assert_eq!(
-            split_seconds(p, s, e, Bucket::Week),
-            vec![("2026-11-23".into(), 3600), ("2026-11-30".into(), 90000)]
-        );
-        assert_eq!(
-            split_seconds(p, s, e, Bucket::Month),
-            vec![("2026-11".into(), 90000), ("2026-12".into(), 3600)]
-        );
-        assert_eq!(
-            split_seconds(p, s, e, Bucket::Rule),
-            vec![("r".into(), 93600)]
-        );
+        assert_eq!(id(Bucket::Month).unwrap().2, "2026-12");
+        assert_eq!(id(Bucket::Day).unwrap().1, t("2026-12-03T00:00:00Z"));
+        assert_eq!(id(Bucket::Rule), None);
     }
 }

@@ -11,9 +11,10 @@ use crate::engine::{ChangeKind, Outcome};
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
-use sqlx::FromRow;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, Row as _};
+use std::collections::{BTreeMap, HashMap};
 
 /// How report rows are put into groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,32 +65,148 @@ pub struct KindOutcomeCount {
     pub count: i64,
 }
 
-/// Distinct keys disabled and re-enabled by applied changes in one group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyCounts {
-    /// The group.
-    pub group: String,
-    /// Keys an applied change set `disabled = true` on.
-    pub disabled: i64,
-    /// Keys an applied release or revert moved from disabled to enabled.
-    pub reenabled: i64,
+/// How an applied change moved a key's `disabled` (`changes.disabled_move`
+/// with the change's kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisabledMove {
+    /// An assert/reassert disabled the key: opens a period in which
+    /// keywarden held it disabled.
+    Opens,
+    /// A release or revert disabled it: counted as a disable, holds nothing.
+    Disables,
+    /// A release or revert moved it from disabled to enabled: closes a
+    /// period, and counts as a re-enable.
+    Reenables,
+    /// A drift moved it away from disabled, or it was deleted: closes a period.
+    Closes,
 }
 
-/// An applied change that opens or closes a period in which keywarden held
-/// a key disabled, in key then time order.
+impl DisabledMove {
+    /// The move of [`MOVE_CODE`]; `None` for a code the report does not know.
+    fn of(code: i64) -> Option<DisabledMove> {
+        match code {
+            1 => Some(DisabledMove::Opens),
+            2 => Some(DisabledMove::Disables),
+            3 => Some(DisabledMove::Reenables),
+            0 => Some(DisabledMove::Closes),
+            _ => None,
+        }
+    }
+}
+
+/// A row's move as one number: its `disabled_move` (1 opens, 2 disables,
+/// 0 closes), and 3 for a close by a release or revert (a re-enable).
+const MOVE_CODE: &str =
+    "CASE WHEN disabled_move = 0 AND kind IN ('release', 'revert') THEN 3 ELSE disabled_move END";
+
+/// One applied change that moved a key's `disabled`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DisabledTransition {
-    /// The key.
-    pub key_hash: String,
-    /// Its name at the time.
-    pub key_name: String,
-    /// The rule of the change.
-    pub rule: String,
+pub struct KeyMove {
     /// When.
     pub at: DateTime<Utc>,
-    /// `true`: an assert/reassert disabled the key; `false`: a release,
-    /// drift or revert moved it away from disabled, or it was deleted.
-    pub opens: bool,
+    /// The change's rule, as its place in [`DisabledMoves::rules`].
+    pub rule: usize,
+    /// How it moved `disabled`.
+    pub moved: DisabledMove,
+    /// The key's name at the time, for a move before the period that
+    /// opened a period still open at its start (the report's names of the
+    /// keys moved within it are read with the changes').
+    pub key_name: Option<String>,
+}
+
+/// The moves of one key, in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyMoves {
+    /// The key.
+    pub key_hash: String,
+    /// Its moves.
+    pub moves: Vec<KeyMove>,
+}
+
+/// The applied changes that moved `disabled` and matter for a report of
+/// `[since, until)`: those in the period, and for each key whose period
+/// was still open at `since` the move that opened it (before `since`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DisabledMoves {
+    /// The rules the moves name, each once.
+    pub rules: Vec<String>,
+    /// The moves, per key.
+    pub keys: Vec<KeyMoves>,
+}
+
+impl DisabledMoves {
+    /// The place of `rule` in [`DisabledMoves::rules`], added when new.
+    fn rule(&mut self, rule: &str) -> usize {
+        match self.rules.iter().position(|r| r == rule) {
+            Some(i) => i,
+            None => {
+                self.rules.push(rule.to_string());
+                self.rules.len() - 1
+            }
+        }
+    }
+
+    /// Adds the moves of `key_hash` aggregated by the period's query
+    /// ([`move_record`] each, separated by [`RS`]), in time order, after
+    /// the key's move `carried` over from before the period if it has one.
+    fn add_key(
+        &mut self,
+        key_hash: &str,
+        records: &str,
+        carried: Option<KeyMove>,
+    ) -> anyhow::Result<()> {
+        let mut moves: Vec<(i64, KeyMove)> = Vec::new();
+        for record in records.split(RS) {
+            let bad =
+                || anyhow!("unexpected disabled move {record:?} of key {key_hash} in the database");
+            let mut fields = record.splitn(4, US);
+            let (Some(at), Some(id), Some(code), Some(rule)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Err(bad());
+            };
+            let id: i64 = id.parse().map_err(|_| bad())?;
+            let moved = code
+                .parse()
+                .ok()
+                .and_then(DisabledMove::of)
+                .ok_or_else(bad)?;
+            let key_move = KeyMove {
+                at: parse_ts(at)?,
+                rule: self.rule(rule),
+                moved,
+                key_name: None,
+            };
+            moves.push((id, key_move));
+        }
+        // The aggregate comes in the scan's order; the rows' is asked for.
+        if !moves.is_sorted_by_key(|(id, m)| (m.at, *id)) {
+            moves.sort_by_key(|(id, m)| (m.at, *id));
+        }
+        self.keys.push(KeyMoves {
+            key_hash: key_hash.to_string(),
+            moves: carried
+                .into_iter()
+                .chain(moves.into_iter().map(|(_, m)| m))
+                .collect(),
+        });
+        Ok(())
+    }
+}
+
+/// The separator of the moves of one key in the period's aggregate (the
+/// ASCII record separator: in no instant, number or rule name).
+const RS: char = '\u{1e}';
+
+/// The separator of a move's fields (the ASCII unit separator).
+const US: char = '\u{1f}';
+
+/// One move in the period's aggregate, in `dialect`: `at`, `id`, its
+/// [`MOVE_CODE`] and its rule, separated by [`US`] (the rule last: only
+/// it is free text).
+fn move_record(dialect: Dialect) -> String {
+    let us = dialect.pick("char(31)", "chr(31)");
+    format!("at || {us} || id || {us} || ({MOVE_CODE}) || {us} || rule")
 }
 
 /// A budget reading of one run, per group, rule and window: the highest
@@ -140,24 +257,6 @@ struct StoredCount {
     n: i64,
 }
 
-/// Distinct keys disabled and re-enabled in a group, as counted.
-#[derive(FromRow)]
-struct StoredKeyCounts {
-    grp: String,
-    disabled: i64,
-    reenabled: i64,
-}
-
-/// A change that moved `disabled`, as the query reads it.
-#[derive(FromRow)]
-struct StoredTransition {
-    key_hash: String,
-    key_name: String,
-    rule: String,
-    at: String,
-    opens: i64,
-}
-
 /// A budget point as the query reads it.
 #[derive(FromRow)]
 struct StoredPoint {
@@ -167,17 +266,6 @@ struct StoredPoint {
     at: String,
     spend: f64,
     budget: f64,
-}
-
-/// A budget line as the query reads it.
-#[derive(FromRow)]
-struct StoredLine {
-    grp: String,
-    rule: String,
-    win: String,
-    spend: f64,
-    budget: f64,
-    reached_at: Option<String>,
 }
 
 impl Store {
@@ -218,36 +306,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Distinct keys disabled and re-enabled by applied changes in
-    /// `[since, until)`, per group.
-    pub async fn report_key_counts(
-        &self,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        bucket: Bucket,
-    ) -> anyhow::Result<Vec<KeyCounts>> {
-        let sql = format!(
-            "SELECT {} AS grp,
-                 COUNT(DISTINCT CASE WHEN disabled_move IN (1, 2) THEN key_hash END) AS disabled,
-                 COUNT(DISTINCT CASE WHEN disabled_move = 0 AND kind IN ('release', 'revert')
-                                     THEN key_hash END) AS reenabled
-             FROM changes {}
-             WHERE disabled_move IS NOT NULL AND at >= $1 AND at < $2
-             GROUP BY grp ORDER BY grp",
-            bucket.sql(self.dialect()),
-            self.dialect().pick(INDEXED_BY_DISABLED, "")
-        );
-        let rows: Vec<StoredKeyCounts> = self.in_period(&sql, since, until).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| KeyCounts {
-                group: row.grp,
-                disabled: row.disabled,
-                reenabled: row.reenabled,
-            })
-            .collect())
     }
 
     /// The latest name recorded for each key changed in `[since, until)`.
@@ -316,24 +374,34 @@ impl Store {
         Ok(rows)
     }
 
-    /// The applied changes that open or close a period in which keywarden
-    /// held a key disabled and that matter for `[since, until)`, by key then
-    /// time: those in the period, and for each key whose period is still
-    /// open at `since` the change that opened it. Every lookup goes through
-    /// the partial index `changes_disabled` over the rows' `disabled_move`
-    /// (index-only, no JSON read): per key, back
-    /// from `since` to its last closing change, then forward to the first
-    /// opening one after it.
-    pub async fn report_disabled_transitions(
+    /// The applied changes that moved `disabled` and matter for a report
+    /// of `[since, until)`, per key in time order: every one in the period
+    /// (one index-only scan of the partial index `changes_disabled`, in its
+    /// order: no sort), and for each key whose period was still open at
+    /// `since` the change that opened it — per key, back from `since` to its
+    /// last closing change, then forward to the first opening one after it.
+    pub async fn report_disabled_moves(
         &self,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<DisabledTransition>> {
-        let sql = format!(
+    ) -> anyhow::Result<DisabledMoves> {
+        let dialect = self.dialect();
+        let indexed = dialect.pick(INDEXED_BY_DISABLED, "");
+        // One row a key, its moves aggregated: a year's are hundreds of
+        // thousands, each a driver's row of its own otherwise.
+        let in_period = format!(
+            "SELECT key_hash, {}({}, {}) FROM changes {indexed}
+             WHERE disabled_move IS NOT NULL AND at >= $1 AND at < $2
+             GROUP BY key_hash",
+            dialect.pick("group_concat", "string_agg"),
+            move_record(dialect),
+            dialect.pick("char(30)", "chr(30)"),
+        );
+        let carried = format!(
             "WITH RECURSIVE
              moves AS NOT MATERIALIZED (
-                 SELECT key_hash, key_name, rule, at, id, disabled_move AS opens
-                 FROM changes {} WHERE disabled_move IN (0, 1)),
+                 SELECT key_hash, at, id, disabled_move AS opens
+                 FROM changes {indexed} WHERE disabled_move IN (0, 1)),
              keys(h) AS MATERIALIZED (
                  SELECT MIN(key_hash) FROM moves
                  UNION ALL
@@ -349,28 +417,45 @@ impl Store {
                            AND m.opens = 1 AND (c.id IS NULL OR (m.at, m.id) > (c.at, c.id))
                          ORDER BY m.at, m.id LIMIT 1)
                  FROM last_close l LEFT JOIN changes c ON c.id = l.id)
-             SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE at >= $1 AND at < $2
-             UNION ALL
-             SELECT key_hash, key_name, rule, at, id, opens FROM moves WHERE id IN (SELECT id FROM carried)
-             ORDER BY key_hash, at, id",
-            self.dialect().pick(INDEXED_BY_DISABLED, "")
+             SELECT key_hash, key_name, rule, at, {MOVE_CODE} FROM changes
+             WHERE id IN (SELECT id FROM carried)"
         );
-        let mut out = Vec::new();
+        let mut out = DisabledMoves::default();
+        let mut carried_moves: BTreeMap<String, KeyMove> = BTreeMap::new();
         on_pool!(self, |db| {
-            let mut rows = sqlx::query_as::<_, StoredTransition>(&sql)
+            let mut rows = sqlx::query(&carried).bind(ts(since)).fetch(db);
+            while let Some(row) = rows.try_next().await? {
+                let code: i64 = row.try_get(4)?;
+                let moved = DisabledMove::of(code)
+                    .ok_or_else(|| anyhow!("unknown disabled move {code} in the database"))?;
+                let key_move = KeyMove {
+                    at: parse_ts(row.try_get(3)?)?,
+                    rule: out.rule(row.try_get(2)?),
+                    moved,
+                    key_name: Some(row.try_get(1)?),
+                };
+                carried_moves.insert(row.try_get(0)?, key_move);
+            }
+            drop(rows);
+            let mut rows = sqlx::query(&in_period)
                 .bind(ts(since))
                 .bind(ts(until))
                 .fetch(db);
             while let Some(row) = rows.try_next().await? {
-                out.push(DisabledTransition {
-                    at: parse_ts(&row.at)?,
-                    opens: row.opens == 1,
-                    key_hash: row.key_hash,
-                    key_name: row.key_name,
-                    rule: row.rule,
-                });
+                let key_hash: &str = row.try_get(0)?;
+                let carried = carried_moves.remove(key_hash);
+                out.add_key(key_hash, row.try_get(1)?, carried)?;
             }
         });
+        // Keys held disabled through the whole period, with no move in it.
+        out.keys.extend(
+            carried_moves
+                .into_iter()
+                .map(|(key_hash, key_move)| KeyMoves {
+                    key_hash,
+                    moves: vec![key_move],
+                }),
+        );
         Ok(out)
     }
 
@@ -413,48 +498,101 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<BudgetLineRow>> {
-        let latest = self.dialect().pick(
-            // SQLite's bare column: the budget of the row with MAX(at).
-            "SELECT grp, rule, win, budget, MAX(at) FROM points GROUP BY grp, rule, win",
-            "SELECT DISTINCT ON (grp, rule, win) grp, rule, win, budget FROM points
-             ORDER BY grp, rule, win, at DESC",
-        );
+        // The points come in the index's order and are folded here: an
+        // SQL grouping by line would sort them all, twice.
         let sql = format!(
-            "{},
-             lines AS (
-                 SELECT grp, rule, win, MAX(spend) AS spend,
-                        MIN(CASE WHEN spend + $3 >= budget THEN at END) AS reached_at
-                 FROM points GROUP BY grp, rule, win),
-             latest AS ({latest})
-             SELECT grp, rule, win, l.spend, latest.budget, l.reached_at
-             FROM lines l JOIN latest USING (grp, rule, win)
-             ORDER BY grp, rule, win",
-            points_sql(bucket, self.dialect()).replacen(
-                "WITH points AS (",
-                "WITH points AS MATERIALIZED (",
-                1
-            )
+            "{} SELECT grp, rule, win, at, spend, budget FROM points",
+            points_sql(bucket, self.dialect())
         );
-        let rows: Vec<StoredLine> = on_pool!(self, |db| {
-            sqlx::query_as(&sql)
-                .bind(ts(since))
-                .bind(ts(until))
-                .bind(BUDGET_TOLERANCE_USD)
-                .fetch_all(db)
-                .await?
+        let mut lines = LineFold::default();
+        on_pool!(self, |db| {
+            let mut rows = sqlx::query(&sql).bind(ts(since)).bind(ts(until)).fetch(db);
+            while let Some(row) = rows.try_next().await? {
+                lines.add(
+                    [row.try_get(0)?, row.try_get(1)?, row.try_get(2)?],
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                );
+            }
         });
-        rows.into_iter()
-            .map(|row| {
+        lines.finish()
+    }
+}
+
+/// Budget points folded into lines, per group, rule and window: the
+/// highest spend, the budget of the latest point, the earliest point whose
+/// spend reached its budget. Points may come in any order (instants are
+/// compared as text: every stored one has the same RFC 3339 form).
+#[derive(Default)]
+struct LineFold {
+    /// Line by `group \0 rule \0 window`.
+    lines: HashMap<String, Line>,
+    /// The key of the point being added, reused.
+    key: String,
+}
+
+/// A line being folded.
+struct Line {
+    names: [String; 3],
+    spend: f64,
+    budget: f64,
+    latest: String,
+    reached_at: Option<String>,
+}
+
+impl LineFold {
+    /// Adds the point of `[group, rule, window]` at `at`.
+    fn add(&mut self, names: [&str; 3], at: &str, spend: f64, budget: f64) {
+        self.key.clear();
+        for name in names {
+            self.key.push_str(name);
+            self.key.push('\0');
+        }
+        let reached = spend + BUDGET_TOLERANCE_USD >= budget;
+        let Some(line) = self.lines.get_mut(self.key.as_str()) else {
+            self.lines.insert(
+                self.key.clone(),
+                Line {
+                    names: names.map(str::to_string),
+                    spend,
+                    budget,
+                    latest: at.to_string(),
+                    reached_at: reached.then(|| at.to_string()),
+                },
+            );
+            return;
+        };
+        line.spend = line.spend.max(spend);
+        if at > line.latest.as_str() {
+            line.budget = budget;
+            line.latest.clear();
+            line.latest.push_str(at);
+        }
+        if reached && line.reached_at.as_deref().is_none_or(|r| at < r) {
+            line.reached_at = Some(at.to_string());
+        }
+    }
+
+    /// The lines by group, rule and window.
+    fn finish(self) -> anyhow::Result<Vec<BudgetLineRow>> {
+        let mut out = self
+            .lines
+            .into_values()
+            .map(|line| {
+                let [group, rule, window] = line.names;
                 Ok(BudgetLineRow {
-                    reached_at: row.reached_at.as_deref().map(parse_ts).transpose()?,
-                    group: row.grp,
-                    rule: row.rule,
-                    window: row.win,
-                    spend_usd: row.spend,
-                    budget_usd: row.budget,
+                    reached_at: line.reached_at.as_deref().map(parse_ts).transpose()?,
+                    group,
+                    rule,
+                    window,
+                    spend_usd: line.spend,
+                    budget_usd: line.budget,
                 })
             })
-            .collect()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (&a.group, &a.rule, &a.window).cmp(&(&b.group, &b.rule, &b.window)));
+        Ok(out)
     }
 }
 
@@ -491,11 +629,18 @@ fn points_sql(bucket: Bucket, dialect: Dialect) -> String {
     let group = bucket.sql(dialect);
     // PostgreSQL's HAVING does not see the output's names.
     let having = dialect.pick("grp", group);
+    // The group is a function of the instant, the rule or the key: grouped
+    // in the index's order, no sort.
+    let by_key = if bucket == Bucket::Key {
+        ", key_hash"
+    } else {
+        ""
+    };
     format!(
         "WITH points AS (
              SELECT {group} AS grp, rule, \"window\" AS win, at,
                     MAX(spend_usd) AS spend, MAX(budget_usd) AS budget
              FROM budget_readings WHERE at >= $1 AND at < $2
-             GROUP BY at, rule, win, grp HAVING {having} IS NOT NULL)"
+             GROUP BY at, rule, \"window\"{by_key} HAVING {having} IS NOT NULL)"
     )
 }

@@ -260,22 +260,18 @@ async fn migration_7_marks_the_rows_of_an_older_database_and_the_report_is_uncha
 async fn report_queries(store: &Store, bucket: Bucket) -> String {
     let (since, until) = (at("2026-11-01T00:00:00Z"), at("2026-11-12T00:00:00Z"));
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         store
             .report_change_counts(since, until, bucket)
             .await
             .unwrap(),
-        store.report_key_counts(since, until, bucket).await.unwrap(),
         store.report_key_names(since, until).await.unwrap(),
         store
             .report_event_counts(since, until, bucket)
             .await
             .unwrap(),
         store.report_held_runs(since, until, bucket).await.unwrap(),
-        store
-            .report_disabled_transitions(since, until)
-            .await
-            .unwrap(),
+        store.report_disabled_moves(since, until).await.unwrap(),
         store
             .report_budget_points(since, until, bucket)
             .await
@@ -385,14 +381,9 @@ async fn the_report_queries_read_the_same_on_postgresql_as_on_sqlite() {
             ("r2", 3.0, None)
         ]
     );
-    assert_eq!(
-        postgres
-            .report_disabled_transitions(since, until)
-            .await
-            .unwrap()
-            .len(),
-        9
-    );
+    // Nine that open or close a period, and the revert that disabled k5.
+    let moves = postgres.report_disabled_moves(since, until).await.unwrap();
+    assert_eq!(moves.keys.iter().map(|k| k.moves.len()).sum::<usize>(), 10);
     let weeks: BTreeSet<String> = postgres
         .report_change_counts(
             at("2026-11-01T00:00:00Z"),
