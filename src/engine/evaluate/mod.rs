@@ -134,6 +134,9 @@ pub struct Evaluation {
     /// Truth per selected key, in the order of the selected positions
     /// (`verdicts[j]` is the truth for `keys[selected[j]]`).
     pub verdicts: Vec<Truth>,
+    /// The truth for every selected key when it is the same for all of
+    /// them (found once; `verdicts` holds it for each key as well).
+    pub same: Option<Truth>,
     /// Conditions not evaluated, and why.
     pub skips: Vec<Skip>,
     /// The combined verdict of the conditions that are the same for every
@@ -273,13 +276,22 @@ pub fn evaluate(
         .and_then(BudgetView::each);
     out.verdicts = match (selected.first(), each) {
         // The same for every key: found once.
-        (Some(&first), _) if !per_key => vec![truth_of_key(first); selected.len()],
+        (Some(&first), _) if !per_key => {
+            let truth = truth_of_key(first);
+            out.same = Some(truth);
+            vec![truth; selected.len()]
+        }
         // A budget of scope `each` alone: the common case, judged in a
         // tight loop.
         (_, Some(each)) => each.judge(&rule.name, common_truth, selected, keys, hashes, readings),
         _ => selected.iter().map(|&i| truth_of_key(i)).collect(),
     };
-    for (&i, _) in selected
+    // A truth known for every key at once leaves no key unknown to look for.
+    let unknowns = match out.same {
+        Some(Truth::Holds | Truth::DoesNotHold) => &[][..],
+        _ => selected,
+    };
+    for (&i, _) in unknowns
         .iter()
         .zip(&out.verdicts)
         .filter(|(_, t)| **t == Truth::Unknown)
