@@ -134,6 +134,9 @@ pub struct Evaluation {
     /// Truth per selected key, in the order of the selected positions
     /// (`verdicts[j]` is the truth for `keys[selected[j]]`).
     pub verdicts: Vec<Truth>,
+    /// The truth for every selected key when it is the same for all of
+    /// them (found once; `verdicts` holds it for each key as well).
+    pub same: Option<Truth>,
     /// Conditions not evaluated, and why.
     pub skips: Vec<Skip>,
     /// The combined verdict of the conditions that are the same for every
@@ -266,12 +269,29 @@ pub fn evaluate(
         }
         truth
     };
-    out.verdicts = match selected.first() {
+    let each = out
+        .budget
+        .as_ref()
+        .filter(|_| out.forecast.is_none())
+        .and_then(BudgetView::each);
+    out.verdicts = match (selected.first(), each) {
         // The same for every key: found once.
-        Some(&first) if !per_key => vec![truth_of_key(first); selected.len()],
+        (Some(&first), _) if !per_key => {
+            let truth = truth_of_key(first);
+            out.same = Some(truth);
+            vec![truth; selected.len()]
+        }
+        // A budget of scope `each` alone: the common case, judged in a
+        // tight loop.
+        (_, Some(each)) => each.judge(&rule.name, common_truth, selected, keys, hashes, readings),
         _ => selected.iter().map(|&i| truth_of_key(i)).collect(),
     };
-    for (&i, _) in selected
+    // A truth known for every key at once leaves no key unknown to look for.
+    let unknowns = match out.same {
+        Some(Truth::Holds | Truth::DoesNotHold) => &[][..],
+        _ => selected,
+    };
+    for (&i, _) in unknowns
         .iter()
         .zip(&out.verdicts)
         .filter(|(_, t)| **t == Truth::Unknown)
@@ -538,6 +558,18 @@ impl BudgetView {
         }
     }
 
+    /// The budget of scope `each` whose amount is known, ready to judge
+    /// keys in a tight loop; `None` for scope `group` or an unknown amount.
+    fn each(&self) -> Option<EachBudget<'_>> {
+        match (&self.usd, &self.group) {
+            (Ok(usd), None) => Some(EachBudget {
+                view: self,
+                usd: *usd,
+            }),
+            _ => None,
+        }
+    }
+
     /// The group's spend, worth keeping (scope `group`, when known).
     fn group_reading(&self, rule: &Arc<str>, out: &mut Vec<BudgetReading>) {
         if let (Ok(usd), Some(Ok(total))) = (&self.usd, &self.group) {
@@ -576,5 +608,50 @@ impl BudgetView {
             spend_usd,
             budget_usd,
         }
+    }
+}
+
+/// A budget of scope `each` whose amount is known: what [`BudgetView::judge`]
+/// and [`BudgetView::key_reading`] decide for every key, with the scope and
+/// the amount checked once instead of per key.
+#[derive(Debug, Clone, Copy)]
+struct EachBudget<'v> {
+    view: &'v BudgetView,
+    /// The budget, USD.
+    usd: f64,
+}
+
+impl EachBudget<'_> {
+    /// The truth of the rule (after the `common` conditions) for each key
+    /// of `selected`, from one read of its spend; the spends at or over the
+    /// lowest warning are added to `readings`.
+    fn judge(
+        self,
+        rule: &Arc<str>,
+        common: Truth,
+        selected: &[usize],
+        keys: &[Key],
+        hashes: &SharedHashes<'_>,
+        readings: &mut Vec<BudgetReading>,
+    ) -> Vec<Truth> {
+        let view = self.view;
+        let [holds, short, unknown] =
+            [Truth::Holds, Truth::DoesNotHold, Truth::Unknown].map(|t| both_truths(common, t));
+        selected
+            .iter()
+            .map(|&i| {
+                let Some(spent) = spend(&keys[i], view.window, view.include_byok) else {
+                    return unknown;
+                };
+                if spent + EPSILON >= view.reading_floor {
+                    readings.push(view.reading(rule, Some(hashes.get(i)), spent, self.usd));
+                }
+                if spent + EPSILON >= view.threshold {
+                    holds
+                } else {
+                    short
+                }
+            })
+            .collect()
     }
 }

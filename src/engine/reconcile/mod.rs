@@ -105,14 +105,17 @@ pub fn plan(inputs: &Inputs<'_>) -> anyhow::Result<Reconciliation> {
 /// Plans run after run, keeping between plans what does not change from
 /// one run to the next: which keys each rule selects (made again only for
 /// the keys that appeared or were renamed, or for all when the rules'
-/// selectors or the workspaces changed), and how many budget readings the
-/// last plan had. A plan is the same as one made from scratch.
+/// selectors or the workspaces changed), and how many budget readings and
+/// equal-priority losers the last plan had. A plan is the same as one made
+/// from scratch.
 #[derive(Debug, Default)]
 pub struct Planner {
     /// The last plan's selection, with what it was made from.
     selection: Option<selection::KeptSelection>,
     /// How many budget readings the last plan had (room made for as many).
     readings: usize,
+    /// How many equal-priority losers the last plan had (room made for as many).
+    losers: usize,
 }
 
 impl Planner {
@@ -132,9 +135,16 @@ impl Planner {
         );
         let hashes = SharedHashes::new(inputs.keys);
         let mut verdicts =
-            verdicts::Verdicts::new(&compiled, selected, inputs, &hashes, self.readings);
+            verdicts::Verdicts::new(&compiled, selected.lists, inputs, &hashes, self.readings);
         self.readings = verdicts.budgets.len();
-        let wanted = wanted::Wanted::new(&compiled, &verdicts.holders, inputs.keys.len());
+        let wanted = wanted::Wanted::new(
+            &compiled,
+            &verdicts.holders,
+            selected,
+            inputs.keys.len(),
+            self.losers,
+        );
+        self.losers = wanted.losers();
         let conflicts = wanted.conflicts(&compiled, &hashes, &verdicts.frozen);
         let changes = changes::Differences {
             inputs,

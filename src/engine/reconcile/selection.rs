@@ -11,6 +11,7 @@ use crate::domain::{Key, Workspace};
 use crate::engine::evaluate::CompiledRule;
 use crate::rules::model::Selector;
 use crate::rules::selector::{Selection, SelectorIndex};
+use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
 
 /// The keys as selectors see them — each key's hash, name, label and
@@ -31,7 +32,7 @@ fn end(text: &str) -> u32 {
 
 /// Marks a key's workspace in [`Identities`] (a key without one has an
 /// empty part).
-const IN_WORKSPACE: char = '+';
+const IN_WORKSPACE: u8 = b'+';
 
 impl Identities {
     /// The identities of `keys`, in their order.
@@ -49,7 +50,7 @@ impl Identities {
             text.push_str(&key.label);
             let label = end(text);
             if let Some(id) = &key.workspace_id {
-                text.push(IN_WORKSPACE);
+                text.push(char::from(IN_WORKSPACE));
                 text.push_str(id);
             }
             out.ends.push([hash, name, label, end(text)]);
@@ -76,14 +77,22 @@ impl Identities {
         self.parts(i)[0]
     }
 
-    /// Whether `key` is key `i`, as selectors see it.
+    /// Whether `key` is key `i`, as selectors see it: its parts compared
+    /// as bytes, one after another (no text boundaries to check).
     fn is(&self, i: usize, key: &Key) -> bool {
-        let [hash, name, label, workspace] = self.parts(i);
-        hash == key.hash
-            && name == key.name
-            && label == key.label
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1][3] as usize
+        };
+        let [hash, name, label, end] = self.ends[i].map(|e| e as usize);
+        let text = self.text.as_bytes();
+        let workspace = &text[label..end];
+        text[start..hash] == *key.hash.as_bytes()
+            && text[hash..name] == *key.name.as_bytes()
+            && text[name..label] == *key.label.as_bytes()
             && match key.workspace_id.as_deref() {
-                Some(id) => workspace.strip_prefix(IN_WORKSPACE) == Some(id),
+                Some(id) => workspace.strip_prefix(&[IN_WORKSPACE]) == Some(id.as_bytes()),
                 None => workspace.is_empty(),
             }
     }
@@ -102,6 +111,18 @@ pub(super) struct KeptSelection {
     keys: Identities,
     /// The selection.
     selection: Selection,
+    /// Each rule's selected keys as a set of bits (a bit a rule and key):
+    /// the holders of a rule that holds for every key it selects.
+    sets: Vec<FixedBitSet>,
+}
+
+/// The keys each rule selects, in the order of the compiled rules.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Selected<'k> {
+    /// The positions of the keys, ascending.
+    pub(super) lists: &'k [Vec<usize>],
+    /// The same keys as sets of bits over every key.
+    pub(super) sets: &'k [FixedBitSet],
 }
 
 impl KeptSelection {
@@ -115,7 +136,7 @@ impl KeptSelection {
         rules: &[CompiledRule<'_>],
         keys: &[Key],
         workspaces: &[Workspace],
-    ) -> &'k [Vec<usize>] {
+    ) -> Selected<'k> {
         let same_rules = kept.as_ref().is_some_and(|k| {
             k.workspaces == workspaces
                 && k.selectors.len() == rules.len()
@@ -146,10 +167,15 @@ impl KeptSelection {
                 workspaces: workspaces.to_vec(),
                 index,
                 keys: Identities::of(keys),
+                sets: as_sets(&selection.selected, keys.len()),
                 selection,
             });
         }
-        &kept.as_ref().expect("kept above").selection.selected
+        let kept = kept.as_ref().expect("kept above");
+        Selected {
+            lists: &kept.selection.selected,
+            sets: &kept.sets,
+        }
     }
 
     /// The selection of `keys` by the same selectors, matching only the
@@ -163,4 +189,16 @@ impl KeptSelection {
             self.keys.is(at, &keys[i]).then(|| self.selection.row(at))
         })
     }
+}
+
+/// Each list of key positions as a set of bits over `keys` keys.
+fn as_sets(lists: &[Vec<usize>], keys: usize) -> Vec<FixedBitSet> {
+    lists
+        .iter()
+        .map(|list| {
+            let mut set = FixedBitSet::with_capacity(keys);
+            list.iter().for_each(|&key| set.insert(key));
+            set
+        })
+        .collect()
 }

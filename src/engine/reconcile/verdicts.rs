@@ -86,7 +86,11 @@ impl Verdicts {
                 &observed,
                 &mut out.budgets,
             );
-            let (holders, others) = if eval.verdicts.iter().all(|&t| t == Truth::Holds) {
+            let (holders, others) = if eval.same == Some(Truth::DoesNotHold) {
+                (Vec::new(), selected.clone())
+            } else if eval.same == Some(Truth::Holds)
+                || eval.verdicts.iter().all(|&t| t == Truth::Holds)
+            {
                 (selected.clone(), Vec::new())
             } else {
                 let mut holders = Vec::with_capacity(selected.len());

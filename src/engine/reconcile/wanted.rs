@@ -2,6 +2,7 @@
 //! of the rules holding for the key that set the field, ties to the name
 //! first — and the equal-priority conflicts (SPEC §4.2).
 
+use super::selection::Selected;
 use crate::domain::{Field, FieldValue};
 use crate::engine::evaluate::{CompiledRule, SharedHashes};
 use crate::engine::plan::Conflict;
@@ -75,9 +76,16 @@ impl Wanted {
     /// Goes through the rules best first, so the first rule to set a field
     /// of a key wins it; a later rule of the same priority setting another
     /// value is a loser (recorded as a conflict). Each rule's keys are a set
-    /// of bits, and each field's winners and conflicts are found a word of
-    /// keys at a time.
-    pub(super) fn new(rules: &[CompiledRule<'_>], holders: &[Vec<usize>], keys: usize) -> Wanted {
+    /// of bits (its selected keys' when it holds for all of them), and each
+    /// field's winners and conflicts are found a word of keys at a time.
+    /// Room is made for `room` losers.
+    pub(super) fn new(
+        rules: &[CompiledRule<'_>],
+        holders: &[Vec<usize>],
+        selected: Selected<'_>,
+        keys: usize,
+        room: usize,
+    ) -> Wanted {
         let mut order: Vec<usize> = (0..rules.len()).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (rules[a].rule, rules[b].rule);
@@ -103,7 +111,7 @@ impl Wanted {
             .collect();
         let priorities: Vec<i64> = rules.iter().map(|r| r.rule.priority).collect();
         let mut winners = vec![[NONE; Field::ALL.len()]; keys];
-        let mut losers = Vec::new();
+        let mut losers = Vec::with_capacity(room);
         // Per field, the keys whose field is won.
         let mut won: Vec<FixedBitSet> = vec![FixedBitSet::with_capacity(keys); Field::ALL.len()];
         // Per field, the keys won by a rule of the priority gone through, by value.
@@ -116,8 +124,14 @@ impl Wanted {
                 tier_priority = Some(priorities[n]);
                 tier.iter_mut().for_each(Vec::clear);
             }
-            holding.clear();
-            holders[n].iter().for_each(|&key| holding.insert(key));
+            // The holders are some of the rule's selected keys: all of them
+            // when as many.
+            if holders[n].len() == selected.lists[n].len() {
+                holding.clone_from(&selected.sets[n]);
+            } else {
+                holding.clear();
+                holders[n].iter().for_each(|&key| holding.insert(key));
+            }
             for &(field, value) in &sets[n] {
                 // A key whose field a rule of this priority gave another value
                 // is a conflict, lost by this rule.
@@ -170,16 +184,24 @@ impl Wanted {
         hashes: &SharedHashes<'_>,
         frozen: &BTreeSet<(usize, Field)>,
     ) -> Vec<Conflict> {
-        self.losers
-            .iter()
-            .filter(|l| !frozen.contains(&(l.key, Field::ALL[l.field])))
-            .map(|l| Conflict {
-                key_hash: hashes.get(l.key),
-                field: Field::ALL[l.field],
-                winner: Arc::clone(&rules[l.winner].name),
-                loser: Arc::clone(&rules[l.loser].name),
-            })
-            .collect()
+        let mut conflicts = Vec::with_capacity(self.losers.len());
+        conflicts.extend(
+            self.losers
+                .iter()
+                .filter(|l| !frozen.contains(&(l.key, Field::ALL[l.field])))
+                .map(|l| Conflict {
+                    key_hash: hashes.get(l.key),
+                    field: Field::ALL[l.field],
+                    winner: Arc::clone(&rules[l.winner].name),
+                    loser: Arc::clone(&rules[l.loser].name),
+                }),
+        );
+        conflicts
+    }
+
+    /// How many equal-priority losers (conflicts, frozen fields included).
+    pub(super) fn losers(&self) -> usize {
+        self.losers.len()
     }
 }
 
