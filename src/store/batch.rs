@@ -60,7 +60,7 @@ pub(super) async fn in_chunks<'a, C: BatchConnection, T: Sync>(
 
 /// Rows passed as one bound parameter, a JSON array of arrays, and read
 /// back in SQL as a table with one row per element: one bind instead of
-/// one a value, and one small statement for any number of rows.
+/// one per value, and one small statement for any number of rows.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct JsonRows {
     /// The backend's JSON functions.

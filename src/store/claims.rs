@@ -1,8 +1,7 @@
 //! The `claims` and `exemptions` tables (SPEC §4.2, §4.3), and the claim
 //! writes that follow the outcome of change rows.
 
-use super::backend::Dialect;
-use super::backend::{Conn, Tx, on_conn, on_pool};
+use super::backend::{Conn, Dialect, Tx, on_conn, on_pool};
 use super::batch::{JsonRows, in_chunks};
 use super::{Store, parse_ts, ts};
 use crate::domain::{Field, FieldValue};
