@@ -7,6 +7,11 @@
 //! big database is generated in SQL once and kept in
 //! `target/bench-fixtures/`, and copied once into a database of the cluster
 //! kept there (`support::postgres`).
+//!
+//! `cargo bench --bench storage -- recording [ROUNDS]` times only the
+//! recording, ROUNDS times (10 unless said) on each backend, a fresh
+//! database each round, and prints the least, median and most of each
+//! figure (no fixture needed).
 
 mod support;
 
@@ -186,6 +191,18 @@ async fn profile(fixture: &Path) {
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    // `cargo bench` passes `--bench`; the other arguments pick the mode.
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if words.first().map(String::as_str) == Some("recording") {
+        let rounds = words
+            .get(1)
+            .map_or(10, |n| n.parse().expect("a number of rounds"));
+        runtime.block_on(recording_rounds(rounds));
+        return;
+    }
     runtime.block_on(async {
         let path = fixture().await;
         if std::env::var("KEYWARDEN_BENCH_PROFILE").as_deref() == Ok("year") {
@@ -198,6 +215,64 @@ fn main() {
         };
         print_figures(&sqlite, postgres.as_ref());
     });
+}
+
+/// Times the recording `rounds` times on SQLite (a fresh file each round)
+/// and on PostgreSQL when the test cluster is there (a fresh database each
+/// round), and prints each figure's least, median and most.
+async fn recording_rounds(rounds: usize) {
+    let mut sqlite = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let fresh = Store::open(&dir.path().join("keywarden.db"))
+            .await
+            .expect("opens");
+        sqlite.push(record_run(fresh).await);
+    }
+    let mut postgres = Vec::with_capacity(rounds);
+    if let Some(cluster) = Cluster::from_env() {
+        for _ in 0..rounds {
+            let scratch = cluster.fresh("kw_bench_record").await;
+            let fresh = Store::open_postgres(&scratch.target())
+                .await
+                .expect("opens a fresh PostgreSQL database");
+            postgres.push(record_run(fresh).await);
+            scratch.drop_now().await;
+        }
+    }
+    println!("\nrecording {RUN_CHANGES} changes, {rounds} rounds: least / median / most");
+    let spread = |mut times: Vec<Duration>| {
+        times.sort();
+        let ms = |t: &Duration| format!("{:.1}", t.as_secs_f64() * 1e3);
+        match (times.first(), times.last()) {
+            (Some(least), Some(most)) => format!(
+                "{} / {} / {} ms",
+                ms(least),
+                ms(&times[times.len() / 2]),
+                ms(most)
+            ),
+            _ => "skipped".to_string(),
+        }
+    };
+    type Pick = fn(&Recording) -> Duration;
+    let figures: [(&str, &[Recording], Pick); 7] = [
+        ("record_changes, SQLite CPU", &sqlite, |r| r.recorded.cpu),
+        ("complete_changes, SQLite CPU", &sqlite, |r| {
+            r.completed.cpu.saturating_sub(r.recorded.cpu)
+        }),
+        ("both, SQLite CPU", &sqlite, |r| r.completed.cpu),
+        ("both, SQLite wall", &sqlite, |r| r.completed.wall),
+        ("record_changes, PostgreSQL wall", &postgres, |r| {
+            r.recorded.wall
+        }),
+        ("complete_changes, PostgreSQL wall", &postgres, |r| {
+            r.completed.wall.saturating_sub(r.recorded.wall)
+        }),
+        ("both, PostgreSQL wall", &postgres, |r| r.completed.wall),
+    ];
+    for (what, runs, pick) in figures {
+        println!("{what:<34} {}", spread(runs.iter().map(pick).collect()));
+    }
 }
 
 /// Prints each figure on each backend beside its target, and

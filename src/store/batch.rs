@@ -1,6 +1,7 @@
 //! Batched statements within the limit both backends put on the parameters
-//! of one statement.
+//! of one statement, and row sets passed as one JSON parameter.
 
+use super::backend::Dialect;
 use sqlx::query_builder::Separated;
 use sqlx::{Database, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 use std::future::Future;
@@ -55,4 +56,36 @@ pub(super) async fn in_chunks<'a, C: BatchConnection, T: Sync>(
         conn.run(&mut query).await?;
     }
     Ok(())
+}
+
+/// Rows passed as one bound parameter, a JSON array of arrays, and read
+/// back in SQL as a table with one row per element: one bind instead of
+/// one per value, and one small statement for any number of rows.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct JsonRows {
+    /// The backend's JSON functions.
+    pub dialect: Dialect,
+    /// The parameter holding the array (`$param`).
+    pub param: usize,
+}
+
+impl JsonRows {
+    /// The table of the array's elements, each as the column `value`.
+    pub fn table(self) -> String {
+        let param = self.param;
+        self.dialect.pick(
+            format!("json_each(${param})"),
+            format!("jsonb_array_elements(${param}::jsonb)"),
+        )
+    }
+
+    /// The element's `i`th item as text (NULL for a JSON `null`).
+    pub fn text(self, i: usize) -> String {
+        format!("(value ->> {i})")
+    }
+
+    /// The element's `i`th item as an integer.
+    pub fn int(self, i: usize) -> String {
+        format!("CAST(value ->> {i} AS BIGINT)")
+    }
 }

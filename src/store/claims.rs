@@ -1,8 +1,8 @@
 //! The `claims` and `exemptions` tables (SPEC §4.2, §4.3), and the claim
 //! writes that follow the outcome of change rows.
 
-use super::backend::{Conn, Tx, on_conn, on_pool};
-use super::batch::in_chunks;
+use super::backend::{Conn, Dialect, Tx, on_conn, on_pool};
+use super::batch::{JsonRows, in_chunks};
 use super::{Store, parse_ts, ts};
 use crate::domain::{Field, FieldValue};
 use crate::engine::plan::FieldChange;
@@ -11,7 +11,7 @@ use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A claim as stored.
 #[derive(FromRow)]
@@ -177,7 +177,14 @@ pub(super) struct Settled<'a> {
     pub fields: &'a BTreeMap<Field, FieldChange>,
     /// When it was recorded (the `since` of a claim it makes).
     pub at: DateTime<Utc>,
+    /// The fields whose claim was this row's when the row was read, in the
+    /// write transaction before any claim write: writing them again as the
+    /// first writes would change nothing.
+    pub held: &'a BTreeSet<Field>,
 }
+
+/// The fields a row just recorded holds: none.
+pub(super) const HOLDS_NONE: &BTreeSet<Field> = &BTreeSet::new();
 
 /// One field of a change row.
 #[derive(Debug, Clone, Copy)]
@@ -233,34 +240,28 @@ impl<'a> ClaimWrites<'a> {
         }
     }
 
-    /// Makes the writes, in order, in the write transaction `tx`.
-    pub async fn apply(&self, tx: &mut Tx) -> anyhow::Result<()> {
-        for batch in &self.batches {
+    /// Makes the writes, in order, in the write transaction `tx` on a
+    /// database of `dialect`.
+    pub async fn apply(&self, tx: &mut Tx, dialect: Dialect) -> anyhow::Result<()> {
+        for (i, batch) in self.batches.iter().enumerate() {
             match batch {
                 Batch::Claim(fields) => {
-                    let claims = claim_rows(fields);
+                    // Before the first write the claims are as the rows were
+                    // read: a claim the batch's last row holds stays as it is.
+                    let claims: Vec<_> = claim_rows(fields)
+                        .into_iter()
+                        .filter(|claim| i > 0 || !claim.last.row.held.contains(&claim.last.field))
+                        .collect();
+                    if claims.is_empty() {
+                        continue;
+                    }
+                    let sql = upsert_claims_sql(dialect);
                     on_conn!(tx.conn(), |c| {
-                        in_chunks(
-                            c,
-                            "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since) ",
-                            " ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
-                                 value = excluded.value, change_id = excluded.change_id",
-                            7,
-                            &claims,
-                            |mut values, claim| {
-                                let (first, last) = (claim.first, claim.last);
-                                values
-                                    .push_bind(first.row.key_hash)
-                                    .push_bind(first.field.as_str())
-                                    .push_bind(last.row.rule)
-                                    .push_bind(first.change.from.to_json().to_string())
-                                    .push_bind(last.change.to.to_json().to_string())
-                                    .push_bind(last.row.id)
-                                    .push_bind(ts(first.row.at));
-                            },
-                        )
-                        .await?
-                    })
+                        sqlx::query(&sql)
+                            .bind(claims_json(&claims))
+                            .execute(&mut *c)
+                            .await?;
+                    });
                 }
                 Batch::GiveBack(fields) => {
                     for f in fields {
@@ -323,6 +324,50 @@ fn claim_rows<'b, 'a>(fields: &'b [RowField<'a>]) -> Vec<ClaimRow<'b, 'a>> {
         }
     }
     rows
+}
+
+/// The statement a `Claim` batch writes its claims with, `$1` the claims as
+/// [`claims_json`] writes them. A claim the same row wrote already (when
+/// the row was recorded, and now completes) is not written again: its rule
+/// and value are that row's.
+fn upsert_claims_sql(dialect: Dialect) -> String {
+    let rows = JsonRows { dialect, param: 1 };
+    format!(
+        "INSERT INTO claims (key_hash, field, rule, original, value, change_id, since)
+         SELECT {}, {}, {}, {}, {}, {}, {} FROM {} WHERE true
+         ON CONFLICT (key_hash, field) DO UPDATE SET rule = excluded.rule,
+             value = excluded.value, change_id = excluded.change_id
+         WHERE claims.change_id IS DISTINCT FROM excluded.change_id",
+        rows.text(0),
+        rows.text(1),
+        rows.text(2),
+        rows.text(3),
+        rows.text(4),
+        rows.int(5),
+        rows.text(6),
+        rows.table(),
+    )
+}
+
+/// The claims of a `Claim` batch as one JSON array for [`upsert_claims_sql`]:
+/// `[key_hash, field, rule, original, value, change_id, since]` each.
+fn claims_json(claims: &[ClaimRow<'_, '_>]) -> String {
+    let claims: Vec<_> = claims
+        .iter()
+        .map(|claim| {
+            let (first, last) = (claim.first, claim.last);
+            (
+                first.row.key_hash,
+                first.field.as_str(),
+                last.row.rule,
+                first.change.from.to_json().to_string(),
+                last.change.to.to_json().to_string(),
+                last.row.id,
+                ts(first.row.at),
+            )
+        })
+        .collect();
+    serde_json::to_string(&claims).expect("claims serialize")
 }
 
 /// After a failed PATCH the key still has `from`: a claim the row made from

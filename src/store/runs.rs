@@ -3,8 +3,8 @@
 //! (SPEC §4.2, `ClaimWrites`).
 
 use super::backend::{Conn, Dialect, on_conn, on_pool};
-use super::batch::in_chunks;
-use super::claims::{ClaimWrites, Settled};
+use super::batch::JsonRows;
+use super::claims::{ClaimWrites, HOLDS_NONE, Settled};
 use super::{Store, parse_event_kind, parse_ts, ts};
 use crate::domain::Field;
 use crate::domain::event::EventKind;
@@ -248,47 +248,19 @@ impl Store {
         // The write lock first: the ids after the largest one read here stay
         // free until the commit.
         let mut tx = self.write().await?;
-        let disabled_move = disabled_move(self.dialect());
-        let recorded_at = ts(at);
+        let sql = insert_changes_sql(self.dialect());
         let rows = on_conn!(tx.conn(), |c| {
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM changes")
                 .fetch_one(&mut *c)
                 .await?;
-            let last = last.unwrap_or(0);
-            let rows = new_rows(changes, initial, last);
-            in_chunks(
-                c,
-                "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields,
-                                      reason, outcome, request_id, attempts) ",
-                "",
-                11,
-                &rows,
-                |mut values, row| {
-                    let change = row.change;
-                    values
-                        .push_bind(row.id)
-                        .push_bind(run_id)
-                        .push_bind(&recorded_at)
-                        .push_bind(&change.rule)
-                        .push_bind(&change.key_hash)
-                        .push_bind(&change.key_name)
-                        .push_bind(change.kind.as_str())
-                        .push_bind(fields_json(&change.fields))
-                        .push_bind(&change.reason)
-                        .push_bind(row.outcome.as_str())
-                        .push_bind(&row.request_id)
-                        .push("0");
-                },
-            )
-            .await?;
-            if rows.iter().any(|row| row.outcome == Outcome::Applied) {
-                sqlx::query(&format!(
-                    "UPDATE changes SET disabled_move = {disabled_move}
-                     WHERE id > $1 AND outcome = 'applied'"
-                ))
-                .bind(last)
-                .execute(&mut *c)
-                .await?;
+            let rows = new_rows(changes, initial, last.unwrap_or(0));
+            if !rows.is_empty() {
+                sqlx::query(&sql)
+                    .bind(rows_json(&rows))
+                    .bind(run_id)
+                    .bind(ts(at))
+                    .execute(&mut *c)
+                    .await?;
             }
             rows
         });
@@ -296,7 +268,7 @@ impl Store {
         for row in &rows {
             claims.add(settled(row.id, row.change, at), row.outcome);
         }
-        claims.apply(&mut tx).await?;
+        claims.apply(&mut tx, self.dialect()).await?;
         tx.commit().await?;
         Ok(rows.iter().map(|row| row.id).collect())
     }
@@ -353,10 +325,17 @@ impl Store {
         let sql = format!(
             "UPDATE changes SET outcome = $1, http_status = $2, attempts = $3, error = $4,
                  disabled_move = CASE WHEN $1 = 'applied' THEN {} END
-             WHERE id IN ({ids_in}) RETURNING {CHANGE_COLUMNS}",
-            disabled_move(self.dialect())
+             WHERE id IN ({ids_in})
+             RETURNING id, at, rule, key_hash, kind, fields,
+                 (SELECT {held} FROM claims
+                  WHERE claims.key_hash = changes.key_hash AND claims.change_id = changes.id)
+                 AS held",
+            disabled_move(self.dialect()),
+            held = self
+                .dialect()
+                .pick("group_concat(field, ',')", "string_agg(field, ',')"),
         );
-        let rows: Vec<StoredChange> = on_conn!(tx.conn(), |c| {
+        let rows: Vec<StoredCompleted> = on_conn!(tx.conn(), |c| {
             sqlx::query_as(&sql)
                 .bind(outcome.as_str())
                 .bind(http_status.map(i64::from))
@@ -368,7 +347,7 @@ impl Store {
         });
         let completed = rows
             .into_iter()
-            .map(|row| stored_change(row).map(|change| (change.id, change)))
+            .map(|row| completed_row(row).map(|change| (change.id, change)))
             .collect::<anyhow::Result<HashMap<_, _>>>()?;
         let mut parts: Vec<Parts<'_>> = Vec::with_capacity(ids.len());
         for id in ids {
@@ -395,13 +374,14 @@ impl Store {
                 rule: &part.change.rule,
                 fields,
                 at: part.change.at,
+                held: &part.change.held,
             };
             if !part.applied.is_empty() {
                 claims.add(settled(&part.applied), Outcome::Applied);
             }
             claims.add(settled(&part.rest), outcome);
         }
-        claims.apply(&mut tx).await?;
+        claims.apply(&mut tx, self.dialect()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -575,6 +555,59 @@ fn new_rows(changes: &[Change], initial: Option<Outcome>, last_id: i64) -> Vec<N
         .collect()
 }
 
+/// The statement `record_changes` inserts its rows with: `$1` the rows as
+/// [`rows_json`] writes them, `$2` the run, `$3` when. A row recorded
+/// `applied` gets its `disabled_move` in the same statement.
+fn insert_changes_sql(dialect: Dialect) -> String {
+    let rows = JsonRows { dialect, param: 1 };
+    let (id, rule, key_hash, key_name, kind, fields, reason, outcome, request_id) = (
+        rows.int(0),
+        rows.text(1),
+        rows.text(2),
+        rows.text(3),
+        rows.text(4),
+        rows.text(5),
+        rows.text(6),
+        rows.text(7),
+        rows.text(8),
+    );
+    format!(
+        "INSERT INTO changes (id, run_id, at, rule, key_hash, key_name, kind, fields, reason,
+                              outcome, request_id, attempts, disabled_move)
+         SELECT id, $2, $3, rule, key_hash, key_name, kind, fields, reason, outcome,
+                request_id, 0, CASE WHEN outcome = 'applied' THEN {disabled_move} END
+         FROM (SELECT {id} AS id, {rule} AS rule, {key_hash} AS key_hash,
+                      {key_name} AS key_name, {kind} AS kind, {fields} AS fields,
+                      {reason} AS reason, {outcome} AS outcome, {request_id} AS request_id
+               FROM {table}) AS recorded",
+        disabled_move = disabled_move(dialect),
+        table = rows.table(),
+    )
+}
+
+/// The rows of `record_changes` as one JSON array for [`insert_changes_sql`]:
+/// `[id, rule, key_hash, key_name, kind, fields, reason, outcome, request_id]` each.
+fn rows_json(rows: &[NewRow<'_>]) -> String {
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            let change = row.change;
+            (
+                row.id,
+                &change.rule,
+                &change.key_hash,
+                &change.key_name,
+                change.kind.as_str(),
+                fields_json(&change.fields),
+                &change.reason,
+                row.outcome.as_str(),
+                &row.request_id,
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("change rows serialize")
+}
+
 /// The change row `id` recording `change` at `at`, as the claims see it.
 fn settled(id: i64, change: &Change, at: DateTime<Utc>) -> Settled<'_> {
     Settled {
@@ -584,6 +617,7 @@ fn settled(id: i64, change: &Change, at: DateTime<Utc>) -> Settled<'_> {
         rule: &change.rule,
         fields: &change.fields,
         at,
+        held: HOLDS_NONE,
     }
 }
 
@@ -650,17 +684,13 @@ where
 /// Reads a change row as stored.
 pub(super) fn stored_change(row: StoredChange) -> anyhow::Result<ChangeRow> {
     let id = row.id;
-    let kind = &row.kind;
     let outcome = &row.outcome;
-    let fields = &row.fields;
     Ok(ChangeRow {
         id,
         run_id: row.run_id,
         at: parse_ts(&row.at)?,
-        kind: ChangeKind::parse(kind)
-            .ok_or_else(|| anyhow!("change {id}: unknown kind {kind:?}"))?,
-        fields: parse_fields(fields)
-            .with_context(|| format!("change {id}: bad fields {fields}"))?,
+        kind: change_kind(id, &row.kind)?,
+        fields: change_fields(id, &row.fields)?,
         outcome: Outcome::parse(outcome)
             .ok_or_else(|| anyhow!("change {id}: unknown outcome {outcome:?}"))?,
         http_status: row
@@ -677,6 +707,63 @@ pub(super) fn stored_change(row: StoredChange) -> anyhow::Result<ChangeRow> {
         error: row.error,
         request_id: row.request_id,
     })
+}
+
+/// A completed row as the completing `UPDATE` returns it: the columns its
+/// claims need, as stored, and the fields whose claim it holds
+/// (comma-separated, NULL for none).
+#[derive(FromRow)]
+struct StoredCompleted {
+    id: i64,
+    at: String,
+    rule: String,
+    key_hash: String,
+    kind: String,
+    fields: String,
+    held: Option<String>,
+}
+
+/// A completed row as its claims see it.
+struct Completed {
+    id: i64,
+    at: DateTime<Utc>,
+    rule: String,
+    key_hash: String,
+    kind: ChangeKind,
+    fields: BTreeMap<Field, FieldChange>,
+    held: BTreeSet<Field>,
+}
+
+/// Reads a completed row as stored.
+fn completed_row(row: StoredCompleted) -> anyhow::Result<Completed> {
+    let id = row.id;
+    Ok(Completed {
+        id,
+        at: parse_ts(&row.at)?,
+        kind: change_kind(id, &row.kind)?,
+        fields: change_fields(id, &row.fields)?,
+        held: row
+            .held
+            .iter()
+            .flat_map(|held| held.split(','))
+            .map(|name| {
+                Field::parse(name)
+                    .ok_or_else(|| anyhow!("change {id}: unknown field {name:?} in a claim"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        rule: row.rule,
+        key_hash: row.key_hash,
+    })
+}
+
+/// The stored `kind` of the change `id`.
+fn change_kind(id: i64, kind: &str) -> anyhow::Result<ChangeKind> {
+    ChangeKind::parse(kind).ok_or_else(|| anyhow!("change {id}: unknown kind {kind:?}"))
+}
+
+/// The stored `fields` of the change `id`.
+fn change_fields(id: i64, fields: &str) -> anyhow::Result<BTreeMap<Field, FieldChange>> {
+    parse_fields(fields).with_context(|| format!("change {id}: bad fields {fields}"))
 }
 
 fn parse_fields(json: &str) -> anyhow::Result<BTreeMap<Field, FieldChange>> {
@@ -730,7 +817,7 @@ pub(super) async fn insert_event(
 
 /// A completed row's fields: those whose request took, and the others.
 struct Parts<'a> {
-    change: &'a ChangeRow,
+    change: &'a Completed,
     applied: BTreeMap<Field, FieldChange>,
     rest: BTreeMap<Field, FieldChange>,
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use keywarden::domain::event::EventKind;
 use keywarden::domain::{Field, FieldValue};
 use keywarden::engine::plan::{Change, FieldChange};
-use keywarden::engine::{ChangeKind, Hold, Outcome};
+use keywarden::engine::{ChangeKind, Claim, Hold, Outcome};
 use keywarden::store::{HistoryFilter, RunSummary, Store};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -322,6 +322,60 @@ crate::on_both_backends! {
             ),
             ("stricter", limit(Some(100.0)), limit(Some(1.0)), at(T0))
         );
+    }
+
+    async fn an_applied_row_takes_back_a_claim_a_later_row_took(backend) {
+        let (_place, store) = fresh_store(backend).await.unwrap();
+        let season = change(
+            "k",
+            "season",
+            ChangeKind::Assert,
+            Field::Limit,
+            limit(Some(100.0)),
+            limit(Some(5.0)),
+        );
+        let stricter = change(
+            "k",
+            "stricter",
+            ChangeKind::Assert,
+            Field::Limit,
+            limit(Some(100.0)),
+            limit(Some(1.0)),
+        );
+        let first = store
+            .record_changes(None, at(T0), &[season], None)
+            .await
+            .unwrap();
+        let later = at(T0) + Duration::hours(1);
+        let second = store
+            .record_changes(None, later, &[stricter], None)
+            .await
+            .unwrap();
+        let claim = |claims: Vec<Claim>| {
+            let claim = &claims[0];
+            (
+                claims.len(),
+                claim.rule.clone(),
+                claim.original,
+                claim.value,
+                claim.since,
+            )
+        };
+        for (ids, rule, value) in [
+            (&first, "season", limit(Some(5.0))),
+            (&second, "stricter", limit(Some(1.0))),
+            (&second, "stricter", limit(Some(1.0))),
+        ] {
+            store
+                .complete_changes(ids, Outcome::Applied, Some(200), 1, None)
+                .await
+                .unwrap();
+            assert_eq!(
+                claim(store.claims().await.unwrap()),
+                (1, rule.to_string(), limit(Some(100.0)), value, at(T0)),
+                "the last applied row holds the claim, with the first original"
+            );
+        }
     }
 
     async fn completing_changes_sets_outcome_and_a_failure_gives_back_its_claim(backend) {
