@@ -1,8 +1,10 @@
-//! The aggregate queries of `keywarden report` (SPEC §5). Everything is
-//! counted in SQL over the indexes of `migrations/sqlite/0002_report_indexes.sql`
-//! `0004_budget_readings.sql` and `0007_disabled_transitions.sql`;
-//! only the per-group figures come back, never the rows themselves. The
-//! period is `at >= since AND at < until`, exactly as `history` filters.
+//! The aggregate queries of `keywarden report` (SPEC §5), over the indexes
+//! of `migrations/sqlite/0002_report_indexes.sql`, `0004_budget_readings.sql`
+//! and `0007_disabled_transitions.sql`. Counts come back per group; the
+//! moves of `disabled` come back one row a key (its moves aggregated) and
+//! the budget points one row a run, rule and window, folded in Rust (an SQL
+//! grouping of them would sort them all). The period is `at >= since AND
+//! at < until`, exactly as `history` filters.
 
 use super::backend::{Dialect, on_pool};
 use super::{Store, parse_event_kind, parse_ts, ts};
@@ -179,10 +181,9 @@ impl DisabledMoves {
             };
             moves.push((id, key_move));
         }
-        // The aggregate comes in the scan's order; the rows' is asked for.
-        if !moves.is_sorted_by_key(|(id, m)| (m.at, *id)) {
-            moves.sort_by_key(|(id, m)| (m.at, *id));
-        }
+        // The aggregate's order is not the rows' on every backend (a stable
+        // sort of moves already in order is one pass).
+        moves.sort_by_key(|(id, m)| (m.at, *id));
         self.keys.push(KeyMoves {
             key_hash: key_hash.to_string(),
             moves: carried
