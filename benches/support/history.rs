@@ -30,7 +30,8 @@ pub fn fixture_start() -> DateTime<Utc> {
 /// changes a run over 2,000 keys (disable / re-enable / limit / release
 /// cycles, one in fifty failed), and 5,000,000 snapshots. Each applied
 /// change that moves `disabled` carries its `disabled_move` as
-/// `record_changes`/`complete_changes` set it (1 opens, 0 closes a period).
+/// `record_changes`/`complete_changes` set it (1 opens, 0 closes a period),
+/// and the changes are tallied as they would tally them (all are settled).
 pub fn fixture_sql() -> String {
     let start = fixture_start().timestamp();
     let runs = CHANGE_ROWS / CHANGES_PER_RUN;
@@ -80,6 +81,9 @@ SELECT i / {CHANGES_PER_RUN} + 1,
             WHEN (i / {FIXTURE_KEYS}) % 4 = 1 THEN 0 END
 FROM n;
 
+INSERT INTO change_tallies (at, kind, outcome, n)
+SELECT at, kind, outcome, COUNT(*) FROM changes GROUP BY at, kind, outcome;
+
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {SNAPSHOT_ROWS} - 1)
 INSERT INTO snapshots (at, key_hash, disabled, limit_usd, limit_remaining, usage, usage_daily,
                        usage_weekly, usage_monthly, byok_usage, byok_usage_daily,
@@ -98,7 +102,7 @@ FROM n;
 pub async fn fixture() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-fixtures");
     let path = dir.join(format!(
-        "report-v3-{CHANGE_ROWS}-changes-{SNAPSHOT_ROWS}-snapshots.db"
+        "report-v4-{CHANGE_ROWS}-changes-{SNAPSHOT_ROWS}-snapshots.db"
     ));
     if path.exists() {
         return path;

@@ -106,6 +106,11 @@ const TABLES: &[Table] = &[
         identity: true,
     },
     Table {
+        name: "change_tallies",
+        columns: &[("at", Text), ("kind", Text), ("outcome", Text), ("n", Int)],
+        identity: false,
+    },
+    Table {
         name: "claims",
         columns: &[
             ("key_hash", Text),

@@ -31,6 +31,7 @@ pub mod runs;
 pub mod snapshots;
 pub mod sources;
 pub mod state;
+mod tallies;
 
 pub use backend::Dialect;
 pub use rules::{Revision, StoredRule, SyncSummary};

@@ -1,6 +1,7 @@
 //! The aggregate queries of `keywarden report` (SPEC §5), over the indexes
 //! of `migrations/sqlite/0002_report_indexes.sql`, `0004_budget_readings.sql`
-//! and `0007_disabled_transitions.sql`. Counts come back per group; the
+//! and `0007_disabled_transitions.sql`, and the tallies of
+//! `0010_change_tallies.sql`. Counts come back per group; the
 //! moves of `disabled` come back one row a key (its moves aggregated) and
 //! the budget points one row a run, rule and window, folded in Rust (an SQL
 //! grouping of them would sort them all). The period is `at >= since AND
@@ -277,14 +278,18 @@ impl Store {
         until: DateTime<Utc>,
         bucket: Bucket,
     ) -> anyhow::Result<Vec<KindOutcomeCount>> {
-        // Time buckets count per instant first, in the order of
-        // `changes_report` (no sort of every row), then per group.
+        // Time buckets add up the settled rows' tallies per instant
+        // (`change_tallies`: a row a run, not a row a change) and the rows
+        // still open, counted through `changes_open`.
         let (count, source) = match bucket {
             Bucket::Key | Bucket::Rule => ("COUNT(*)", "changes WHERE at >= $1 AND at < $2"),
             Bucket::Day | Bucket::Week | Bucket::Month | Bucket::All => (
                 "CAST(SUM(n) AS BIGINT)",
-                "(SELECT at, kind, outcome, COUNT(*) AS n FROM changes
-                  WHERE at >= $1 AND at < $2 GROUP BY at, kind, outcome) AS per_instant",
+                "(SELECT at, kind, outcome, n FROM change_tallies WHERE at >= $1 AND at < $2
+                  UNION ALL
+                  SELECT at, kind, outcome, COUNT(*) AS n FROM changes
+                  WHERE outcome IN ('pending', 'unknown') AND at >= $1 AND at < $2
+                  GROUP BY at, kind, outcome) AS per_instant",
             ),
         };
         let sql = format!(

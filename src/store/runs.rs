@@ -5,6 +5,7 @@
 use super::backend::{Conn, Dialect, on_conn, on_pool};
 use super::batch::JsonRows;
 use super::claims::{ClaimWrites, HOLDS_NONE, Settled};
+use super::tallies::Tallies;
 use super::{Store, parse_event_kind, parse_ts, ts};
 use crate::domain::Field;
 use crate::domain::event::EventKind;
@@ -265,10 +266,14 @@ impl Store {
             rows
         });
         let mut claims = ClaimWrites::default();
+        let mut tallies = Tallies::default();
+        let stored_at = ts(at);
         for row in &rows {
             claims.add(settled(row.id, row.change, at), row.outcome);
+            tallies.add(&stored_at, row.change.kind, row.outcome);
         }
         claims.apply(&mut tx, self.dialect()).await?;
+        tallies.apply(&mut tx, self.dialect()).await?;
         tx.commit().await?;
         Ok(rows.iter().map(|row| row.id).collect())
     }
@@ -276,7 +281,9 @@ impl Store {
     /// Completes rows after their PATCH, in one transaction. A `failed` row
     /// gives up the claims it wrote (the key still has the row's `from`);
     /// an applied `release`/`drift`/`revert` drops the claims of its fields,
-    /// an applied `deleted` every claim of its key.
+    /// an applied `deleted` every claim of its key. Only open rows
+    /// (`pending`, `unknown`) complete: a settled outcome is never
+    /// rewritten, and naming a settled row is an error.
     pub async fn complete_changes(
         &self,
         ids: &[i64],
@@ -325,7 +332,7 @@ impl Store {
         let sql = format!(
             "UPDATE changes SET outcome = $1, http_status = $2, attempts = $3, error = $4,
                  disabled_move = CASE WHEN $1 = 'applied' THEN {} END
-             WHERE id IN ({ids_in})
+             WHERE id IN ({ids_in}) AND outcome IN ('pending', 'unknown')
              RETURNING id, at, rule, key_hash, kind, fields,
                  (SELECT {held} FROM claims
                   WHERE claims.key_hash = changes.key_hash AND claims.change_id = changes.id)
@@ -345,15 +352,21 @@ impl Store {
                 .fetch_all(&mut *c)
                 .await?
         });
+        let mut tallies = Tallies::default();
         let completed = rows
             .into_iter()
+            .inspect(|row| {
+                if let Some(kind) = ChangeKind::parse(&row.kind) {
+                    tallies.add(&row.at, kind, outcome);
+                }
+            })
             .map(|row| completed_row(row).map(|change| (change.id, change)))
             .collect::<anyhow::Result<HashMap<_, _>>>()?;
         let mut parts: Vec<Parts<'_>> = Vec::with_capacity(ids.len());
         for id in ids {
             let change = completed
                 .get(id)
-                .ok_or_else(|| anyhow!("no change {id} to complete"))?;
+                .ok_or_else(|| anyhow!("no open change {id} to complete"))?;
             let (applied, rest): (BTreeMap<_, _>, BTreeMap<_, _>) = change
                 .fields
                 .iter()
@@ -382,6 +395,7 @@ impl Store {
             claims.add(settled(&part.rest), outcome);
         }
         claims.apply(&mut tx, self.dialect()).await?;
+        tallies.apply(&mut tx, self.dialect()).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -50,6 +50,7 @@ mod store;
 mod store_both_a;
 mod store_both_b;
 mod store_disabled_moves;
+mod store_tallies;
 mod systemd_unit;
 mod ui;
 mod ui_browser;

@@ -364,7 +364,6 @@ crate::on_both_backends! {
         for (ids, rule, value) in [
             (&first, "season", limit(Some(5.0))),
             (&second, "stricter", limit(Some(1.0))),
-            (&second, "stricter", limit(Some(1.0))),
         ] {
             store
                 .complete_changes(ids, Outcome::Applied, Some(200), 1, None)
@@ -376,6 +375,24 @@ crate::on_both_backends! {
                 "the last applied row holds the claim, with the first original"
             );
         }
+        // A settled row is never completed again: a late `failed` for it
+        // is refused and gives back nothing.
+        let again = store
+            .complete_changes(&second, Outcome::Failed, Some(500), 1, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            again.to_string(),
+            format!("no open change {} to complete", second[0])
+        );
+        assert_eq!(
+            claim(store.claims().await.unwrap()),
+            (1, "stricter".into(), limit(Some(100.0)), limit(Some(1.0)), at(T0))
+        );
+        assert_eq!(
+            store.change(second[0]).await.unwrap().unwrap().outcome,
+            Outcome::Applied
+        );
     }
 
     async fn completing_changes_sets_outcome_and_a_failure_gives_back_its_claim(backend) {
