@@ -237,8 +237,13 @@ impl Metrics {
         self.leader_changes.inc();
     }
 
-    /// Brings the history counters up to the counts in `store`.
+    /// Brings the history counters up to the counts in `store`, if served
+    /// (nothing reads them otherwise, and counting a long history after
+    /// every run is not free).
     pub async fn refresh(&self, store: &Store) -> anyhow::Result<()> {
+        if self.exposition == Exposition::Unserved {
+            return Ok(());
+        }
         let counts = store.history_counts().await?;
         for (trigger, status, n) in counts.runs {
             raise(&self.runs.get_or_create(&RunLabels { trigger, status }), n);
@@ -461,6 +466,32 @@ mod tests {
             .filter(|l| l.starts_with(prefix))
             .map(str::to_string)
             .collect()
+    }
+
+    #[tokio::test]
+    async fn the_history_is_counted_only_when_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kw.db")).await.unwrap();
+        let at = utc("2026-12-16T16:00:00Z");
+        let run = store.start_run("manual", at, false).await.unwrap();
+        let summary = crate::store::RunSummary {
+            status: "ok".into(),
+            ..Default::default()
+        };
+        store.finish_run(run, at, &summary).await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(at));
+        let served = Metrics::new(clock.clone(), Exposition::Served);
+        let unserved = Metrics::new(clock, Exposition::Unserved);
+        for m in [&served, &unserved] {
+            m.refresh(&store).await.unwrap();
+        }
+        let counted = r#"keywarden_runs_total{trigger="manual",status="ok"} 1"#;
+        assert!(served.encode().contains(counted), "{}", served.encode());
+        assert_eq!(
+            samples(&unserved.encode(), "keywarden_runs_total{"),
+            Vec::<String>::new()
+        );
+        store.close().await;
     }
 
     #[test]

@@ -36,9 +36,16 @@ impl Store {
             .await?
         });
         let changes: Vec<(String, String, i64)> = on_pool!(self, |db| {
+            // The settled rows' tallies, and the `unknown` rows (through
+            // `changes_open`): not a scan of every change.
             sqlx::query_as(
-                "SELECT kind, outcome, COUNT(*) FROM changes WHERE outcome <> 'pending'
-                 GROUP BY kind, outcome ORDER BY kind, outcome",
+                "SELECT kind, outcome, CAST(SUM(n) AS BIGINT) FROM (
+                     SELECT kind, outcome, n FROM change_tallies
+                     UNION ALL
+                     SELECT kind, outcome, COUNT(*) FROM changes
+                     WHERE outcome IN ('pending', 'unknown') AND outcome = 'unknown'
+                     GROUP BY kind, outcome
+                 ) AS counted GROUP BY kind, outcome ORDER BY kind, outcome",
             )
             .fetch_all(db)
             .await?
@@ -61,12 +68,19 @@ impl Store {
                 .await?
         });
         let keys: Vec<(String, i64)> = on_pool!(self, |db| {
+            // Key by key through `snapshots_key_at` (a seek a key, not a
+            // scan of every snapshot): each key's latest snapshot.
             sqlx::query_as(
-                "SELECT CASE s.disabled WHEN 0 THEN 'enabled' ELSE 'disabled' END AS state,
+                "WITH RECURSIVE keys(h) AS (
+                     SELECT MIN(key_hash) FROM snapshots
+                     UNION ALL
+                     SELECT (SELECT MIN(key_hash) FROM snapshots WHERE key_hash > h)
+                     FROM keys WHERE h IS NOT NULL)
+                 SELECT CASE s.disabled WHEN 0 THEN 'enabled' ELSE 'disabled' END AS state,
                         COUNT(*)
-                 FROM snapshots s
-                 JOIN (SELECT key_hash, MAX(id) AS id FROM snapshots GROUP BY key_hash) last
-                   ON s.id = last.id
+                 FROM keys JOIN snapshots s
+                   ON s.id = (SELECT id FROM snapshots WHERE key_hash = keys.h
+                              ORDER BY at DESC, id DESC LIMIT 1)
                  GROUP BY state ORDER BY state",
             )
             .fetch_all(db)

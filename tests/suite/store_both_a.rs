@@ -501,6 +501,13 @@ crate::on_both_backends! {
                  (4, 3, '2026-11-27T10:10:00Z', 'r', 'k3', 'k3', 'assert', '{}', '', 'failed', NULL, 1, NULL),
                  (5, 4, '2026-11-27T10:15:00Z', 'r', 'k4', 'k4', 'assert', '{}', '', 'pending', NULL, 0, NULL),
                  (6, 4, '2026-11-27T10:15:00Z', 'r', 'k5', 'k5', 'assert', '{}', '', 'held', NULL, 0, NULL);
+             -- What the store tallies as it records and completes such rows
+             -- (the pending row is not tallied until it settles).
+             INSERT INTO change_tallies (at, kind, outcome, n) VALUES
+                 ('2026-11-27T10:00:00Z', 'assert', 'applied', 2),
+                 ('2026-11-27T10:00:00Z', 'release', 'failed', 1),
+                 ('2026-11-27T10:10:00Z', 'assert', 'failed', 1),
+                 ('2026-11-27T10:15:00Z', 'assert', 'held', 1);
              INSERT INTO events (run_id, at, kind, detail) VALUES
                  (1, '2026-11-27T10:00:00Z', 'source_error', '{}'),
                  (2, '2026-11-27T10:05:00Z', 'source_error', '{}'),
