@@ -9,9 +9,10 @@ use super::batch::JsonRows;
 use crate::engine::{ChangeKind, Outcome};
 use std::collections::BTreeMap;
 
-/// Rows settled in one transaction, counted by (instant, kind, outcome).
+/// Rows settled in one transaction, counted by instant, then by (kind,
+/// outcome).
 #[derive(Debug, Default)]
-pub(super) struct Tallies(BTreeMap<(String, &'static str, &'static str), i64>);
+pub(super) struct Tallies(BTreeMap<String, BTreeMap<(&'static str, &'static str), i64>>);
 
 impl Tallies {
     /// Counts a row of `kind` at `at` (as stored) that is recorded or
@@ -20,9 +21,13 @@ impl Tallies {
         if matches!(outcome, Outcome::Pending | Outcome::Unknown) {
             return;
         }
-        *self
-            .0
-            .entry((at.to_owned(), kind.as_str(), outcome.as_str()))
+        // A run's rows share their instant: look it up before copying it.
+        let at_once = match self.0.get_mut(at) {
+            Some(counts) => counts,
+            None => self.0.entry(at.to_owned()).or_default(),
+        };
+        *at_once
+            .entry((kind.as_str(), outcome.as_str()))
             .or_insert(0) += 1;
     }
 
@@ -45,8 +50,12 @@ impl Tallies {
         );
         let json: Vec<_> = self
             .0
-            .into_iter()
-            .map(|((at, kind, outcome), n)| (at, kind, outcome, n))
+            .iter()
+            .flat_map(|(at, counts)| {
+                counts
+                    .iter()
+                    .map(move |((kind, outcome), n)| (at, kind, outcome, n))
+            })
             .collect();
         let json = serde_json::to_string(&json)?;
         on_conn!(tx.conn(), |c| {
