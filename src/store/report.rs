@@ -159,6 +159,8 @@ impl DisabledMoves {
         carried: Option<KeyMove>,
     ) -> anyhow::Result<()> {
         let mut moves: Vec<(i64, KeyMove)> = Vec::new();
+        // A key's moves are mostly its one rule's: compared before searched.
+        let mut last_rule: Option<usize> = None;
         for record in records.split(RS) {
             let bad =
                 || anyhow!("unexpected disabled move {record:?} of key {key_hash} in the database");
@@ -174,9 +176,14 @@ impl DisabledMoves {
                 .ok()
                 .and_then(DisabledMove::of)
                 .ok_or_else(bad)?;
+            let rule = match last_rule {
+                Some(i) if self.rules[i] == rule => i,
+                _ => self.rule(rule),
+            };
+            last_rule = Some(rule);
             let key_move = KeyMove {
                 at: parse_ts(at)?,
-                rule: self.rule(rule),
+                rule,
                 moved,
                 key_name: None,
             };
