@@ -37,7 +37,7 @@ pub(crate) enum Conn<'a> {
 /// Which SQL a backend speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// SQLite 3.45 (bundled).
+    /// SQLite 3.46 (bundled by libsqlite3-sys).
     Sqlite,
     /// PostgreSQL 13 and later.
     Postgres,
