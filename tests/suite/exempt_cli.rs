@@ -4,12 +4,10 @@ use crate::common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{offline as keywarden, stdout};
-use keywarden::domain::{Field, FieldValue, Settings};
-use keywarden::engine::plan::{Change, FieldChange};
+use keywarden::domain::Settings;
 use keywarden::engine::{ChangeKind, Outcome};
 use keywarden::rules::model::{Conditions, Origin, Rule, Selector};
 use keywarden::store::Store;
-use std::collections::BTreeMap;
 use std::process::Output;
 
 const H1: &str = "f01d52606dc8f0a8303a7b5cc3fa07109c2e346cec7c0a16b40de462992ce943";
@@ -50,21 +48,7 @@ async fn seeded() -> (tempfile::TempDir, Store) {
         .sync_rules(&Origin::Cli, &[rule], false, Utc::now())
         .await
         .unwrap();
-    let change = Change {
-        key_hash: H1.into(),
-        key_name: "team-a-ci".into(),
-        rule: "team-a-monthly".into(),
-        kind: ChangeKind::Assert,
-        fields: BTreeMap::from([(
-            Field::Disabled,
-            FieldChange {
-                from: FieldValue::Disabled(false),
-                to: FieldValue::Disabled(true),
-            },
-        )]),
-        reason: "over budget".into(),
-        held: None,
-    };
+    let change = common::disable_change(H1, "team-a-ci", "team-a-monthly", ChangeKind::Assert);
     store
         .record_changes(None, Utc::now(), &[change], Some(Outcome::DryRun))
         .await

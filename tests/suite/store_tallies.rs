@@ -3,9 +3,9 @@
 //! completed, they count what the rows themselves say, open rows included.
 
 use crate::common::backends::fresh_store;
+use crate::common::disable_change;
 use chrono::{DateTime, Duration, Utc};
-use keywarden::domain::{Field, FieldValue};
-use keywarden::engine::plan::{Change, FieldChange};
+use keywarden::engine::plan::Change;
 use keywarden::engine::{ChangeKind, Hold, Outcome};
 use keywarden::store::report::Bucket;
 use keywarden::store::{HistoryFilter, Store};
@@ -16,21 +16,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn disable(key: &str, kind: ChangeKind) -> Change {
-    Change {
-        key_hash: key.into(),
-        key_name: format!("name-{key}"),
-        rule: "r".into(),
-        kind,
-        fields: BTreeMap::from([(
-            Field::Disabled,
-            FieldChange {
-                from: FieldValue::Disabled(false),
-                to: FieldValue::Disabled(true),
-            },
-        )]),
-        reason: "over budget".into(),
-        held: None,
-    }
+    disable_change(key, &format!("name-{key}"), "r", kind)
 }
 
 /// Runs across two months: rows settled as they are recorded (dry run,

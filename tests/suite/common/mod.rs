@@ -7,6 +7,9 @@ pub mod backends;
 use backends::{Backend, TestDatabase};
 use chrono::{DateTime, TimeZone, Utc};
 use keywarden::config::{Config, ManagementKey};
+use keywarden::domain::{Field, FieldValue};
+use keywarden::engine::ChangeKind;
+use keywarden::engine::plan::{Change, FieldChange};
 use keywarden::openrouter::Client;
 use keywarden::openrouter::client::ClientSettings;
 use keywarden::rules::model::Origin;
@@ -14,7 +17,28 @@ use keywarden::run::{RunReport, RunRequest, Runner, Trigger};
 use keywarden::sandbox::{JournalEntry, Sandbox, SandboxOptions, SeedKey};
 use keywarden::store::Store;
 use keywarden::store::runs::{ChangeRow, HistoryFilter};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// A change that disables the key `key_hash` (named `key_name`) for
+/// `rule`, "over budget", not held.
+pub fn disable_change(key_hash: &str, key_name: &str, rule: &str, kind: ChangeKind) -> Change {
+    Change {
+        key_hash: key_hash.into(),
+        key_name: key_name.into(),
+        rule: rule.into(),
+        kind,
+        fields: BTreeMap::from([(
+            Field::Disabled,
+            FieldChange {
+                from: FieldValue::Disabled(false),
+                to: FieldValue::Disabled(true),
+            },
+        )]),
+        reason: "over budget".into(),
+        held: None,
+    }
+}
 
 /// The sandbox, a database and a runner wired together.
 pub struct Harness {
