@@ -1,6 +1,6 @@
 -- `changes_report` held each change's outcome, so completing a run's rows
 -- (`pending` -> `applied`) deleted and re-inserted 10,000 of its entries:
--- a third of the time of recording and completing a 10,000-change run.
+-- about half the time of recording and completing a 10,000-change run.
 -- Since 0010 the reports by time count `change_tallies`; the reports by key
 -- and by rule still read a period's changes through this index and now
 -- take each row's outcome from the table (the rows of a period are
